@@ -1,0 +1,116 @@
+// Shared portable C99 pieces of every mpyml native module: error codes and
+// their messages, feature dtypes, and float helpers that need neither libm nor
+// libgcc's float division (which MicroPython's mpy_ld cannot link on armv6m).
+// Never includes MicroPython headers, so it also builds for the host.
+#ifndef MPYML_COMMON_H
+#define MPYML_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum {
+    MPYML_DTYPE_INT16 = 1,
+    MPYML_DTYPE_FLOAT32 = 2,
+} mpyml_dtype_t;
+
+// X-macro: one home for every error code and its message.
+#define MPYML_ERRORS(X) \
+    X(OK, "ok") \
+    X(BAD_KIND, "unknown model kind") \
+    X(BAD_DTYPE, "unknown feature dtype") \
+    X(BAD_N_FEATURES, "n_features must be 1..65535") \
+    X(BAD_N_CLASSES, "n_classes must be at least 1 for a classifier and 0 for a regressor") \
+    X(NO_TREES, "a forest needs at least one tree") \
+    X(BAD_N_LEAVES, "n_leaves must be 1..32768") \
+    X(TOO_BIG, "model too big for this device") \
+    X(NODE_REF_RANGE, "node reference past the last node") \
+    X(LEAF_REF_RANGE, "leaf reference past the last leaf") \
+    X(CHILD_BEFORE_PARENT, "child offset must be positive: a child node comes after its parent") \
+    X(CHILD_TOO_FAR, "child offset above 32767") \
+    X(FEATURE_RANGE, "feature index not below n_features") \
+    X(THRESHOLD_RANGE, "int16 threshold out of range -32768..32767") \
+    X(NAN, "threshold is NaN") \
+    X(NOT_FINITE, "leaf value is not finite") \
+    X(CLASS_RANGE, "leaf class not an integer below n_classes") \
+    X(LEAF_WIDTH, "wrong number of values in leaf") \
+    X(TOO_MANY_TREES, "more tree records than the header's n_trees") \
+    X(TOO_MANY_NODES, "more node records than the header's n_nodes") \
+    X(TOO_MANY_LEAVES, "more leaf records than the header's n_leaves") \
+    X(MISSING_TREES, "fewer tree records than the header's n_trees") \
+    X(MISSING_NODES, "fewer node records than the header's n_nodes") \
+    X(MISSING_LEAVES, "fewer leaf records than the header's n_leaves") \
+    X(BAD_HEX, "expected 8 hex digits (IEEE-754 float32 bits)")
+
+#define MPYML_ERROR_ENUM(name, message) MPYML_ERR_##name,
+typedef enum {
+    MPYML_ERRORS(MPYML_ERROR_ENUM)
+    MPYML_ERR_COUNT
+} mpyml_err_t;
+#define MPYML_OK MPYML_ERR_OK
+#undef MPYML_ERROR_ENUM
+
+static inline const char *mpyml_error_message(mpyml_err_t err) {
+    #define MPYML_ERROR_MESSAGE(name, message) message,
+    static const char *const messages[] = { MPYML_ERRORS(MPYML_ERROR_MESSAGE) };
+    #undef MPYML_ERROR_MESSAGE
+    return (unsigned)err < MPYML_ERR_COUNT ? messages[err] : "unknown error";
+}
+
+static inline float mpyml_f32_from_bits(uint32_t bits) {
+    union { uint32_t u; float f; } v;
+    v.u = bits;
+    return v.f;
+}
+
+static inline uint32_t mpyml_f32_to_bits(float f) {
+    union { uint32_t u; float f; } v;
+    v.f = f;
+    return v.u;
+}
+
+static inline int mpyml_is_finite(float f) {
+    return (mpyml_f32_to_bits(f) & 0x7f800000u) != 0x7f800000u;
+}
+
+// Unsigned division by shift-and-subtract. armv6m has no divide instruction
+// and libgcc's division helpers do not link into natmods there.
+static inline uint32_t mpyml_udiv(uint32_t n, uint32_t d, uint32_t *remainder) {
+    uint32_t q = 0, r = 0;
+    for (int bit = 31; bit >= 0; bit--) {
+        r = (r << 1) | ((n >> bit) & 1u);
+        if (r >= d) {
+            r -= d;
+            q |= 1u << bit;
+        }
+    }
+    if (remainder != NULL) {
+        *remainder = r;
+    }
+    return q;
+}
+
+// Parses exactly 8 hex digits (either case) into *bits.
+static inline mpyml_err_t mpyml_parse_hex32(const char *text, size_t len, uint32_t *bits) {
+    if (len != 8) {
+        return MPYML_ERR_BAD_HEX;
+    }
+    uint32_t value = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = text[i];
+        uint32_t digit;
+        if (c >= '0' && c <= '9') {
+            digit = (uint32_t)(c - '0');
+        } else if (c >= 'a' && c <= 'f') {
+            digit = (uint32_t)(c - 'a' + 10);
+        } else if (c >= 'A' && c <= 'F') {
+            digit = (uint32_t)(c - 'A' + 10);
+        } else {
+            return MPYML_ERR_BAD_HEX;
+        }
+        value = (value << 4) | digit;
+    }
+    *bits = value;
+    return MPYML_OK;
+}
+
+#endif // MPYML_COMMON_H

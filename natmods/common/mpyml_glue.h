@@ -1,0 +1,96 @@
+// MicroPython-side helpers shared by the glue files of all mpyml natmods:
+// raising exceptions with formatted messages and checking array arguments.
+// Include only from a natmod's glue file, after "py/dynruntime.h".
+#ifndef MPYML_GLUE_H
+#define MPYML_GLUE_H
+
+#include <stdarg.h>
+
+#include "mpyml_common.h"
+
+// mpy_ld starts a module with a jump to mpy_init that reaches only 2 KB on
+// armv6m, so mpy_init comes first in every glue file and calls the module's
+// own mpyml_module_init, which the glue file defines (anywhere).
+static mp_obj_t mpyml_module_init(mp_obj_fun_bc_t *self, size_t n_args, size_t n_kw, mp_obj_t *args);
+
+mp_obj_t mpy_init(mp_obj_fun_bc_t *self, size_t n_args, size_t n_kw, mp_obj_t *args) {
+    return mpyml_module_init(self, n_args, n_kw, args);
+}
+
+static size_t mpyml_strlen(const char *s) {
+    size_t n = 0;
+    while (s[n]) {
+        n++;
+    }
+    return n;
+}
+
+static inline mp_obj_t mpyml_str(const char *s) {
+    return mp_obj_new_str(s, mpyml_strlen(s));
+}
+
+// Raises type(fmt % (args...)) with n_args object arguments, formatted by
+// MicroPython's own str % tuple. Pass ints with mp_obj_new_int, strings with mpyml_str.
+static NORETURN void mpyml_raise_fmt(const mp_obj_type_t *type, const char *fmt, size_t n_args, ...) {
+    mp_obj_t items[4];
+    va_list ap;
+    va_start(ap, n_args);
+    for (size_t i = 0; i < n_args && i < 4; i++) {
+        items[i] = va_arg(ap, mp_obj_t);
+    }
+    va_end(ap);
+    mp_obj_t message = mpyml_str(fmt);
+    if (n_args > 0) {
+        message = mp_binary_op(MP_BINARY_OP_MODULO, message, mp_obj_new_tuple(n_args < 4 ? n_args : 4, items));
+    }
+    mp_raise_type_arg(type, message);
+}
+
+static NORETURN void mpyml_raise_err(mpyml_err_t err) {
+    mp_raise_ValueError(mpyml_error_message(err));
+}
+
+static inline void mpyml_check(mpyml_err_t err) {
+    if (err != MPYML_OK) {
+        mpyml_raise_err(err);
+    }
+}
+
+// log2 of the bytes per item of the array typecodes mpyml natmods accept; -1 for any other.
+static inline int mpyml_typecode_shift(int typecode) {
+    switch (typecode) {
+        case 'b': case 'B': return 0;
+        case 'h': case 'H': return 1;
+        case 'i': case 'I': case 'f': return 2;
+        default: return -1;
+    }
+}
+
+static inline mp_obj_t mpyml_type_name(mp_obj_t obj) {
+    return MP_OBJ_NEW_QSTR(mp_obj_get_type(obj)->name);
+}
+
+// Buffer of an array argument; returns its length in items. `what` names the argument in errors.
+static size_t mpyml_get_array_any(mp_obj_t obj, const char *what, mp_buffer_info_t *buf) {
+    if (!mp_get_buffer(obj, buf, MP_BUFFER_RW)) {
+        mpyml_raise_fmt(&mp_type_TypeError, "%s: expected a writable array, got %s", 2, mpyml_str(what), mpyml_type_name(obj));
+    }
+    int shift = mpyml_typecode_shift(buf->typecode);
+    if (shift < 0) {
+        mpyml_raise_fmt(&mp_type_TypeError, "%s: unsupported array typecode '%c'", 2, mpyml_str(what), mp_obj_new_int(buf->typecode));
+    }
+    return buf->len >> shift;
+}
+
+// As mpyml_get_array_any, and checks that the typecode is `typecode`.
+static size_t mpyml_get_array(mp_obj_t obj, int typecode, const char *what, mp_buffer_info_t *buf) {
+    if (!mp_get_buffer(obj, buf, MP_BUFFER_RW)) {
+        mpyml_raise_fmt(&mp_type_TypeError, "%s: expected array('%c'), got %s", 3, mpyml_str(what), mp_obj_new_int(typecode), mpyml_type_name(obj));
+    }
+    if (buf->typecode != typecode) {
+        mpyml_raise_fmt(&mp_type_TypeError, "%s: expected array('%c'), got typecode '%c'", 3, mpyml_str(what), mp_obj_new_int(typecode), mp_obj_new_int(buf->typecode));
+    }
+    return buf->len >> mpyml_typecode_shift(typecode);
+}
+
+#endif // MPYML_GLUE_H

@@ -1,0 +1,386 @@
+// emltrees: MicroPython glue for the portable forest core (../common/mpyml_trees.h).
+// Parses arguments, checks buffers, owns the model's one memory block and raises
+// exceptions; the file parser is emltrees_load.py, linked into the same .mpy.
+#include "py/dynruntime.h"
+
+#include "mpyml_glue.h"
+#include "mpyml_trees.h"
+
+enum { MODEL_EMPTY, MODEL_LOADING, MODEL_READY };
+
+typedef struct {
+    mp_obj_base_t base;
+    uint32_t max_trees, max_nodes, max_leaves;
+    uint32_t state;
+    void *block;                // owns every array of `forest`
+    mpyml_forest_t forest;
+} model_t;
+
+// Not static: mpy_ld cannot relocate static bss variables.
+mp_obj_full_type_t model_type;
+
+static model_t *get_model(mp_obj_t self_in) {
+    return (model_t *)MP_OBJ_TO_PTR(self_in);
+}
+
+static void model_unload(model_t *self) {
+    self->state = MODEL_EMPTY;
+    if (self->block != NULL) {
+        m_free(self->block);
+        self->block = NULL;
+    }
+}
+
+static const mpyml_forest_t *ready_forest(model_t *self) {
+    if (self->state != MODEL_READY) {
+        mp_raise_msg(&mp_type_RuntimeError, "no model loaded: call emltrees.load_model(model, file) first (a failed load leaves the model empty)");
+    }
+    return &self->forest;
+}
+
+static int feature_typecode(const mpyml_forest_t *f) {
+    return f->shape.dtype == MPYML_DTYPE_FLOAT32 ? 'f' : 'h';
+}
+
+// The feature rows in `x_in`: checks typecode and that its length is a whole number of rows.
+static size_t get_rows(const mpyml_forest_t *f, mp_obj_t x_in, const char *what, mp_buffer_info_t *buf) {
+    size_t n = mpyml_get_array(x_in, feature_typecode(f), what, buf);
+    uint32_t remainder;
+    size_t n_rows = mpyml_udiv((uint32_t)n, f->shape.n_features, &remainder);
+    if (n == 0 || remainder != 0) {
+        mpyml_raise_fmt(&mp_type_ValueError, "%s: expected a multiple of n_features=%d values, got %d", 3,
+            mpyml_str(what), mp_obj_new_int(f->shape.n_features), mp_obj_new_int(n));
+    }
+    return n_rows;
+}
+
+static const void *get_one_row(const mpyml_forest_t *f, mp_obj_t x_in) {
+    mp_buffer_info_t buf;
+    size_t n = mpyml_get_array(x_in, feature_typecode(f), "x", &buf);
+    if (n != f->shape.n_features) {
+        mpyml_raise_fmt(&mp_type_ValueError, "x: expected %d features, got %d", 2, mp_obj_new_int(f->shape.n_features), mp_obj_new_int(n));
+    }
+    return buf.buf;
+}
+
+static void check_out_length(const char *what, size_t expected, size_t got) {
+    if (expected != got) {
+        mpyml_raise_fmt(&mp_type_ValueError, "%s: expected %d items, got %d", 3, mpyml_str(what), mp_obj_new_int(expected), mp_obj_new_int(got));
+    }
+}
+
+static void check_classifier(const mpyml_forest_t *f, const char *method) {
+    if (f->shape.kind == MPYML_TREES_REGRESSOR) {
+        mpyml_raise_fmt(&mp_type_TypeError, "%s: the loaded model is a regressor; use predict", 1, mpyml_str(method));
+    }
+}
+
+// emltrees.new(max_trees, max_nodes, max_leaves)
+static mp_obj_t emltrees_new(mp_obj_t trees_in, mp_obj_t nodes_in, mp_obj_t leaves_in) {
+    mp_int_t capacity[3] = { mp_obj_get_int(trees_in), mp_obj_get_int(nodes_in), mp_obj_get_int(leaves_in) };
+    static const char *const names[3] = { "max_trees", "max_nodes", "max_leaves" };
+    for (int i = 0; i < 3; i++) {
+        if (capacity[i] < (i == 1 ? 0 : 1)) {
+            mpyml_raise_fmt(&mp_type_ValueError, "emltrees.new: %s must be at least %d, got %d", 3,
+                mpyml_str(names[i]), mp_obj_new_int(i == 1 ? 0 : 1), mp_obj_new_int(capacity[i]));
+        }
+    }
+    model_t *self = m_malloc(sizeof(model_t));
+    if (self == NULL) {
+        mp_raise_msg(&mp_type_RuntimeError, "emltrees.new: out of memory");
+    }
+    self->base.type = (const mp_obj_type_t *)&model_type;
+    self->max_trees = (uint32_t)capacity[0];
+    self->max_nodes = (uint32_t)capacity[1];
+    self->max_leaves = (uint32_t)capacity[2];
+    self->state = MODEL_EMPTY;
+    self->block = NULL;
+    return MP_OBJ_FROM_PTR(self);
+}
+static MP_DEFINE_CONST_FUN_OBJ_3(emltrees_new_obj, emltrees_new);
+
+static void check_capacity(const char *what, uint32_t needed, uint32_t capacity) {
+    if (needed > capacity) {
+        mpyml_raise_fmt(&mp_type_ValueError, "model needs %d %s but emltrees.new() was given capacity for %d (%d short)", 4,
+            mp_obj_new_int(needed), mpyml_str(what), mp_obj_new_int(capacity), mp_obj_new_int(needed - capacity));
+    }
+}
+
+// model._begin(kind, dtype, n_features, n_classes, n_trees, n_nodes, n_leaves, tree_weight)
+static mp_obj_t model_begin(size_t n_args, const mp_obj_t *args) {
+    model_t *self = get_model(args[0]);
+    model_unload(self);
+    mp_int_t v[7];
+    for (int i = 0; i < 7; i++) {
+        v[i] = mp_obj_get_int(args[i + 1]);
+        if (v[i] < 0 || v[i] > 0x7fffffff) {
+            mp_raise_ValueError("header values must be non-negative integers");
+        }
+    }
+    mpyml_forest_shape_t shape;
+    shape.kind = v[0] > 255 ? 0 : (uint8_t)v[0];
+    shape.dtype = v[1] > 255 ? 0 : (uint8_t)v[1];
+    shape.n_features = (uint32_t)v[2];
+    shape.n_classes = v[3] > MPYML_TREES_MAX_CLASSES ? 0 : (uint16_t)v[3];
+    shape.n_trees = (uint32_t)v[4];
+    shape.n_nodes = (uint32_t)v[5];
+    shape.n_leaves = (uint32_t)v[6];
+    if (v[3] > (mp_int_t)MPYML_TREES_MAX_CLASSES) {
+        mpyml_raise_err(MPYML_ERR_BAD_N_CLASSES);
+    }
+    mpyml_check(mpyml_forest_check_shape(&shape));
+    check_capacity("trees", shape.n_trees, self->max_trees);
+    check_capacity("decision nodes", shape.n_nodes, self->max_nodes);
+    check_capacity("leaves", shape.n_leaves, self->max_leaves);
+    size_t bytes = mpyml_forest_bytes(&shape);
+    self->block = m_malloc(bytes);
+    if (self->block == NULL) {
+        mpyml_raise_fmt(&mp_type_ValueError, "not enough memory for the model: %d bytes needed", 1, mp_obj_new_int(bytes));
+    }
+    mpyml_forest_bind(&self->forest, &shape, mp_obj_get_float_to_f(args[8]), self->block);
+    self->state = MODEL_LOADING;
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(model_begin_obj, 9, 9, model_begin);
+
+static mpyml_forest_t *loading_forest(mp_obj_t self_in) {
+    model_t *self = get_model(self_in);
+    if (self->state != MODEL_LOADING) {
+        mp_raise_msg(&mp_type_RuntimeError, "model is not being loaded");
+    }
+    return &self->forest;
+}
+
+// model._tree(root)
+static mp_obj_t model_tree(mp_obj_t self_in, mp_obj_t root_in) {
+    mpyml_forest_t *f = loading_forest(self_in);
+    mpyml_check(mpyml_forest_add_tree(f, (int32_t)mp_obj_get_int(root_in)));
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_2(model_tree_obj, model_tree);
+
+static int32_t get_ref(mp_obj_t ref_in) {
+    mp_int_t ref = mp_obj_get_int(ref_in);
+    if (ref < -0x7fffffff || ref > 0x7fffffff) {
+        mpyml_raise_err(MPYML_ERR_NODE_REF_RANGE);
+    }
+    return (int32_t)ref;
+}
+
+// model._node(feature, threshold, left, right): threshold is an int for int16
+// models and the 8 hex digits of the float32 bits (a str) for float32 models.
+static mp_obj_t model_node(size_t n_args, const mp_obj_t *args) {
+    mpyml_forest_t *f = loading_forest(args[0]);
+    mp_int_t feature = mp_obj_get_int(args[1]);
+    if (feature < 0 || feature > (mp_int_t)MPYML_TREES_MAX_FEATURES) {
+        mpyml_raise_err(MPYML_ERR_FEATURE_RANGE);
+    }
+    int32_t threshold;
+    if (f->shape.dtype == MPYML_DTYPE_FLOAT32) {
+        size_t len;
+        const char *text = mp_obj_str_get_data(args[2], &len);
+        uint32_t bits = 0;
+        mpyml_check(mpyml_parse_hex32(text, len, &bits));
+        threshold = (int32_t)bits;
+    } else {
+        mp_int_t t = mp_obj_get_int(args[2]);
+        if (t < INT16_MIN || t > INT16_MAX) {
+            mpyml_raise_err(MPYML_ERR_THRESHOLD_RANGE);
+        }
+        threshold = (int32_t)t;
+    }
+    mpyml_check(mpyml_forest_add_node(f, (uint32_t)feature, threshold, get_ref(args[3]), get_ref(args[4])));
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(model_node_obj, 5, 5, model_node);
+
+// model._leaf(values): values is an array('f')
+static mp_obj_t model_leaf(mp_obj_t self_in, mp_obj_t values_in) {
+    mpyml_forest_t *f = loading_forest(self_in);
+    mp_buffer_info_t buf;
+    size_t n = mpyml_get_array(values_in, 'f', "leaf values", &buf);
+    mpyml_check(mpyml_forest_add_leaf(f, (const float *)buf.buf, n));
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_2(model_leaf_obj, model_leaf);
+
+static mp_obj_t model_finish(mp_obj_t self_in) {
+    model_t *self = get_model(self_in);
+    mpyml_check(mpyml_forest_check_complete(loading_forest(self_in)));
+    self->state = MODEL_READY;
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_1(model_finish_obj, model_finish);
+
+static mp_obj_t model_unload_method(mp_obj_t self_in) {
+    model_unload(get_model(self_in));
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_1(model_unload_obj, model_unload_method);
+
+// model.predict(x) -> class index (classifier) or float (regressor)
+static mp_obj_t model_predict(mp_obj_t self_in, mp_obj_t x_in) {
+    const mpyml_forest_t *f = ready_forest(get_model(self_in));
+    const void *x = get_one_row(f, x_in);
+    if (f->shape.kind == MPYML_TREES_REGRESSOR) {
+        return mp_obj_new_float_from_f(mpyml_forest_predict_value(f, x));
+    }
+    return mp_obj_new_int(mpyml_forest_predict_class(f, x));
+}
+static MP_DEFINE_CONST_FUN_OBJ_2(model_predict_obj, model_predict);
+
+// model.predict_proba(x, out) fills out (array('f') of n_classes) and returns it
+static mp_obj_t model_predict_proba(mp_obj_t self_in, mp_obj_t x_in, mp_obj_t out_in) {
+    const mpyml_forest_t *f = ready_forest(get_model(self_in));
+    check_classifier(f, "predict_proba");
+    const void *x = get_one_row(f, x_in);
+    mp_buffer_info_t out;
+    check_out_length("out", f->shape.n_classes, mpyml_get_array(out_in, 'f', "out", &out));
+    mpyml_forest_predict_proba(f, x, (float *)out.buf);
+    return out_in;
+}
+static MP_DEFINE_CONST_FUN_OBJ_3(model_predict_proba_obj, model_predict_proba);
+
+static void store_class(const mp_buffer_info_t *out, size_t i, uint32_t value) {
+    switch (out->typecode) {
+        case 'b': ((int8_t *)out->buf)[i] = (int8_t)value; break;
+        case 'B': ((uint8_t *)out->buf)[i] = (uint8_t)value; break;
+        case 'h': ((int16_t *)out->buf)[i] = (int16_t)value; break;
+        case 'H': ((uint16_t *)out->buf)[i] = (uint16_t)value; break;
+        default: ((int32_t *)out->buf)[i] = (int32_t)value; break;
+    }
+}
+
+// The largest class index each integer typecode holds.
+static uint32_t typecode_max(int typecode) {
+    switch (typecode) {
+        case 'b': return 127;
+        case 'B': return 255;
+        case 'h': return 32767;
+        default: return 65535;
+    }
+}
+
+// model.predict_many(X, out): X holds n rows back to back; out gets one
+// prediction per row (integer array for classifiers, array('f') for regressors)
+static mp_obj_t model_predict_many(mp_obj_t self_in, mp_obj_t x_in, mp_obj_t out_in) {
+    const mpyml_forest_t *f = ready_forest(get_model(self_in));
+    mp_buffer_info_t xs, out;
+    size_t n_rows = get_rows(f, x_in, "X", &xs);
+    size_t row_bytes = f->shape.n_features * (f->shape.dtype == MPYML_DTYPE_FLOAT32 ? 4 : 2);
+    const uint8_t *row = (const uint8_t *)xs.buf;
+    if (f->shape.kind == MPYML_TREES_REGRESSOR) {
+        check_out_length("out", n_rows, mpyml_get_array(out_in, 'f', "out", &out));
+        for (size_t i = 0; i < n_rows; i++, row += row_bytes) {
+            ((float *)out.buf)[i] = mpyml_forest_predict_value(f, row);
+        }
+        return out_in;
+    }
+    check_out_length("out", n_rows, mpyml_get_array_any(out_in, "out", &out));
+    if (out.typecode == 'f' || (uint32_t)(f->shape.n_classes - 1) > typecode_max(out.typecode)) {
+        mpyml_raise_fmt(&mp_type_TypeError, "out: array('%c') cannot hold class indices up to %d", 2,
+            mp_obj_new_int(out.typecode), mp_obj_new_int(f->shape.n_classes - 1));
+    }
+    for (size_t i = 0; i < n_rows; i++, row += row_bytes) {
+        store_class(&out, i, mpyml_forest_predict_class(f, row));
+    }
+    return out_in;
+}
+static MP_DEFINE_CONST_FUN_OBJ_3(model_predict_many_obj, model_predict_many);
+
+// model.predict_proba_many(X, out): out is array('f') of n_rows * n_classes
+static mp_obj_t model_predict_proba_many(mp_obj_t self_in, mp_obj_t x_in, mp_obj_t out_in) {
+    const mpyml_forest_t *f = ready_forest(get_model(self_in));
+    check_classifier(f, "predict_proba_many");
+    mp_buffer_info_t xs, out;
+    size_t n_rows = get_rows(f, x_in, "X", &xs);
+    size_t n_classes = f->shape.n_classes;
+    check_out_length("out", n_rows * n_classes, mpyml_get_array(out_in, 'f', "out", &out));
+    size_t row_bytes = f->shape.n_features * (f->shape.dtype == MPYML_DTYPE_FLOAT32 ? 4 : 2);
+    const uint8_t *row = (const uint8_t *)xs.buf;
+    for (size_t i = 0; i < n_rows; i++, row += row_bytes) {
+        mpyml_forest_predict_proba(f, row, (float *)out.buf + i * n_classes);
+    }
+    return out_in;
+}
+static MP_DEFINE_CONST_FUN_OBJ_3(model_predict_proba_many_obj, model_predict_proba_many);
+
+static mp_obj_t kind_name(const mpyml_forest_t *f) {
+    return MP_OBJ_NEW_QSTR(f->shape.kind == MPYML_TREES_REGRESSOR ? MP_QSTR_regressor : MP_QSTR_classifier);
+}
+
+// Read-only attributes; anything else falls through to the methods.
+static void model_attr(mp_obj_t self_in, qstr attr, mp_obj_t *dest) {
+    if (dest[0] != MP_OBJ_NULL) {
+        return; // no stores or deletes
+    }
+    model_t *self = get_model(self_in);
+    const mpyml_forest_t *f = &self->forest;
+    int ready = self->state == MODEL_READY;
+    if (attr == MP_QSTR_max_trees) {
+        dest[0] = mp_obj_new_int(self->max_trees);
+    } else if (attr == MP_QSTR_max_nodes) {
+        dest[0] = mp_obj_new_int(self->max_nodes);
+    } else if (attr == MP_QSTR_max_leaves) {
+        dest[0] = mp_obj_new_int(self->max_leaves);
+    } else if (attr == MP_QSTR_loaded) {
+        dest[0] = mp_obj_new_bool(ready);
+    } else if (!ready && (attr == MP_QSTR_n_features || attr == MP_QSTR_n_classes || attr == MP_QSTR_n_outputs ||
+                          attr == MP_QSTR_n_trees || attr == MP_QSTR_n_nodes || attr == MP_QSTR_n_leaves ||
+                          attr == MP_QSTR_kind || attr == MP_QSTR_typecode || attr == MP_QSTR_voting)) {
+        dest[0] = mp_const_none;
+    } else if (attr == MP_QSTR_n_features) {
+        dest[0] = mp_obj_new_int(f->shape.n_features);
+    } else if (attr == MP_QSTR_n_classes) {
+        dest[0] = mp_obj_new_int(f->shape.n_classes);
+    } else if (attr == MP_QSTR_n_outputs) {
+        dest[0] = mp_obj_new_int(1);
+    } else if (attr == MP_QSTR_n_trees) {
+        dest[0] = mp_obj_new_int(f->shape.n_trees);
+    } else if (attr == MP_QSTR_n_nodes) {
+        dest[0] = mp_obj_new_int(f->shape.n_nodes);
+    } else if (attr == MP_QSTR_n_leaves) {
+        dest[0] = mp_obj_new_int(f->shape.n_leaves);
+    } else if (attr == MP_QSTR_kind) {
+        dest[0] = kind_name(f);
+    } else if (attr == MP_QSTR_voting) {
+        dest[0] = f->shape.kind == MPYML_TREES_SOFT_VOTE ? MP_OBJ_NEW_QSTR(MP_QSTR_soft)
+            : (f->shape.kind == MPYML_TREES_HARD_VOTE ? MP_OBJ_NEW_QSTR(MP_QSTR_hard) : mp_const_none);
+    } else if (attr == MP_QSTR_typecode) {
+        dest[0] = MP_OBJ_NEW_QSTR(f->shape.dtype == MPYML_DTYPE_FLOAT32 ? MP_QSTR_f : MP_QSTR_h);
+    } else {
+        dest[1] = MP_OBJ_SENTINEL;
+    }
+}
+
+mp_map_elem_t model_locals_table[10];
+static MP_DEFINE_CONST_DICT(model_locals, model_locals_table);
+
+static void add_method(int i, qstr name, const void *fun) {
+    model_locals_table[i] = (mp_map_elem_t){ MP_OBJ_NEW_QSTR(name), MP_OBJ_FROM_PTR(fun) };
+}
+
+static mp_obj_t mpyml_module_init(mp_obj_fun_bc_t *self, size_t n_args, size_t n_kw, mp_obj_t *args) {
+    MP_DYNRUNTIME_INIT_ENTRY
+
+    model_type.base.type = (void *)&mp_type_type;
+    model_type.flags = MP_TYPE_FLAG_NONE;
+    model_type.name = MP_QSTR_Model;
+    add_method(0, MP_QSTR_predict, &model_predict_obj);
+    add_method(1, MP_QSTR_predict_proba, &model_predict_proba_obj);
+    add_method(2, MP_QSTR_predict_many, &model_predict_many_obj);
+    add_method(3, MP_QSTR_predict_proba_many, &model_predict_proba_many_obj);
+    add_method(4, MP_QSTR__begin, &model_begin_obj);
+    add_method(5, MP_QSTR__tree, &model_tree_obj);
+    add_method(6, MP_QSTR__node, &model_node_obj);
+    add_method(7, MP_QSTR__leaf, &model_leaf_obj);
+    add_method(8, MP_QSTR__finish, &model_finish_obj);
+    add_method(9, MP_QSTR_unload, &model_unload_obj);
+    MP_OBJ_TYPE_SET_SLOT(&model_type, attr, model_attr, 0);
+    MP_OBJ_TYPE_SET_SLOT(&model_type, locals_dict, (void *)&model_locals, 1);
+
+    mp_store_global(MP_QSTR_new, MP_OBJ_FROM_PTR(&emltrees_new_obj));
+    mp_store_global(MP_QSTR_Model, MP_OBJ_FROM_PTR(&model_type));
+
+    MP_DYNRUNTIME_INIT_EXIT
+}

@@ -1,0 +1,128 @@
+# Reads the mpyml-trees text format (docs/formats.md) into a model made by
+# emltrees.new(). Linked into emltrees.mpy beside the C glue; it streams the
+# file one line at a time and hands each record to C, which validates it.
+from array import array
+
+FORMAT = "mpyml-trees"
+FORMAT_VERSION = 1
+_KINDS = {("classifier", "soft"): 1, ("classifier", "hard"): 2, ("regressor", "mean"): 3}
+_DTYPES = {"int16": 1, "float32": 2}
+
+
+class _Records:
+    def __init__(self, f):
+        self.f = f
+        self.lineno = 0
+
+    def _line(self):
+        # The next line that is neither blank nor a comment, or None at the end.
+        while True:
+            line = self.f.readline()
+            if not line:
+                return None
+            self.lineno += 1
+            if isinstance(line, bytes):
+                line = line.decode()
+            line = line.strip()
+            if line and line[0] != "#":
+                return line
+
+    def fields(self, n_fields, what):
+        line = self._line()
+        if line is None:
+            raise ValueError("file ends here: expected %s" % what)
+        fields = line.split(",")
+        if n_fields and len(fields) != n_fields:
+            raise ValueError("%s needs %d fields, got %d: '%s'" % (what, n_fields, len(fields), line[:40]))
+        return fields
+
+    def value(self, key):
+        fields = self.fields(2, "'%s,<value>'" % key)
+        if fields[0] != key:
+            raise ValueError("expected '%s,<value>', got '%s'" % (key, ",".join(fields)[:40]))
+        return fields[1]
+
+    def count(self, key):
+        return int(self.value(key))
+
+    def section(self, name):
+        fields = self.fields(1, "the '%s' section line" % name)
+        if fields[0] != name:
+            raise ValueError("expected the '%s' section line, got '%s'" % (name, fields[0][:40]))
+
+    def end(self):
+        line = self._line()
+        if line is not None:
+            raise ValueError("unexpected line after the last leaf: '%s'" % line[:40])
+
+
+def _soft_leaf(fields, n_classes):
+    # class:weight pairs; probability = weight / sum of weights
+    weights = [0] * n_classes
+    total = 0
+    for pair in fields:
+        c, w = pair.split(":")
+        c, w = int(c), int(w)
+        if not 0 <= c < n_classes or w < 0:
+            raise ValueError("leaf '%s': class must be 0..%d and weight >= 0" % (pair, n_classes - 1))
+        weights[c] += w
+        total += w
+    return array("f", [w / total for w in weights] if total else weights)
+
+
+def _read(model, records):
+    if records.value(FORMAT) != str(FORMAT_VERSION):
+        raise ValueError("this file's format version is not supported (this emltrees reads version %d)" % FORMAT_VERSION)
+    kind = (records.value("kind"), records.value("voting"))
+    if kind not in _KINDS:
+        raise ValueError("unknown model kind '%s' with voting '%s'" % kind)
+    dtype = records.value("dtype")
+    if dtype not in _DTYPES:
+        raise ValueError("unknown feature dtype '%s' (expected int16 or float32)" % dtype)
+    n_features = records.count("n_features")
+    if kind[0] == "classifier":
+        n_classes = records.count("n_classes")
+    else:
+        n_classes = 0
+        if records.count("n_outputs") != 1:
+            raise ValueError("n_outputs must be 1 (single-output regressors only)")
+    n_trees = records.count("n_trees")
+    n_nodes = records.count("n_nodes")
+    n_leaves = records.count("n_leaves")
+    weight = 1.0 / n_trees if n_trees > 0 else 0.0
+    model._begin(_KINDS[kind], _DTYPES[dtype], n_features, n_classes, n_trees, n_nodes, n_leaves, weight)
+    records.section("trees")
+    for _ in range(n_trees):
+        model._tree(int(records.fields(1, "a tree root")[0]))
+    records.section("nodes")
+    float32 = dtype == "float32"
+    for _ in range(n_nodes):
+        feature, threshold, left, right = records.fields(4, "a node")
+        model._node(int(feature), threshold if float32 else int(threshold), int(left), int(right))
+    records.section("leaves")
+    soft = kind[1] == "soft"
+    for _ in range(n_leaves):
+        fields = records.fields(0 if soft else 1, "a leaf")
+        model._leaf(_soft_leaf(fields, n_classes) if soft else array("f", [float(fields[0])]))
+    records.end()
+    model._finish()
+
+
+def load_model(model, f):
+    """Loads a model file (an open file, or a path) into `model` from emltrees.new()."""
+    if not isinstance(model, Model):
+        raise TypeError("load_model: expected a model from emltrees.new(), got %s" % type(model).__name__)
+    if isinstance(f, str):
+        with open(f) as opened:
+            return load_model(model, opened)
+    if not hasattr(f, "readline"):
+        raise TypeError("load_model: expected a file opened for reading or a path, got %s" % type(f).__name__)
+    records = _Records(f)
+    try:
+        _read(model, records)
+    except (ValueError, TypeError, RuntimeError) as e:
+        model.unload()
+        raise ValueError("model file line %d: %s" % (records.lineno, e))
+    except BaseException:
+        model.unload()
+        raise

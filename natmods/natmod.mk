@@ -1,0 +1,20 @@
+# Build rules shared by every mpyml natmod. A natmod's Makefile sets MOD and SRC
+# and includes this file; `mpyml build` (exporter/mpyml/build.py) passes MPY_DIR,
+# ARCH, BUILD and, for targets without an FPU, LINK_OBJS: libgcc members that
+# MicroPython's mpy_ld must link as plain object files.
+NATMODS_DIR := $(dir $(lastword $(MAKEFILE_LIST)))
+CFLAGS_EXTRA += -I$(NATMODS_DIR)common
+# No libc in a natmod: keep gcc from turning loops into memset/strlen calls.
+CFLAGS_EXTRA += -fno-tree-loop-distribute-patterns
+# Emit functions in source order, so mpy_init (first in every glue file) stays
+# within reach of the 2 KB jump mpy_ld puts at the start of an armv6m module.
+CFLAGS_EXTRA += -fno-toplevel-reorder
+
+include $(MPY_DIR)/py/dynruntime.mk
+
+# A second rule for the same target appends LINK_OBJS after the module's own objects.
+$(BUILD)/$(MOD).native.mpy: $(LINK_OBJS)
+
+# Compile only: lets the build find which libgcc members the objects need.
+objects: $(SRC_O)
+.PHONY: objects
