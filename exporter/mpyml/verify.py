@@ -1,0 +1,61 @@
+"""Compares what the device predicts with scikit-learn and with mpyml's numpy reference."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import trees, treesfile
+
+PROBA_TOLERANCE = 1e-6
+REGRESSION_RTOL = 1e-5
+
+
+@dataclass
+class Report:
+    name: str
+    kind: str
+    n_rows: int
+    n_agree: int  # rows where the device's prediction matches scikit-learn's (within REGRESSION_RTOL for regressors)
+    max_proba_error: float | None  # classifiers: largest |device - scikit-learn| probability
+    matches_reference: bool  # device output bit-identical to StoredForest.predict / predict_proba
+    file_bytes: int
+    ram_bytes: int
+
+    @property
+    def ok(self) -> bool:
+        proba_ok = self.max_proba_error is None or self.max_proba_error <= PROBA_TOLERANCE
+        return self.n_agree == self.n_rows and proba_ok and self.matches_reference
+
+    def summary(self) -> str:
+        proba = "" if self.max_proba_error is None else ", max |proba error| %.2g" % self.max_proba_error
+        return "%s: %d/%d rows agree with scikit-learn%s, %s numpy reference; file %d B, model RAM %d B: %s" % (
+            self.name, self.n_agree, self.n_rows, proba,
+            "matches" if self.matches_reference else "DIFFERS FROM", self.file_bytes, self.ram_bytes,
+            "OK" if self.ok else "MISMATCH")
+
+
+def regression_agrees(device: np.ndarray, expected: np.ndarray) -> np.ndarray:
+    """|device - expected| <= 1e-5 relative to the value (or to the largest |expected| for values near 0)."""
+    scale = np.maximum(np.abs(expected), np.abs(expected).max(initial=0.0) * 1e-3)
+    return np.abs(device.astype(np.float64) - expected) <= REGRESSION_RTOL * scale
+
+
+def verify_trees(estimator, X, path, feature_dtype="int16", voting="soft", run=None, name=None) -> Report:
+    """Exports `estimator` to `path`, predicts X with `run(path, X, stored)` and compares."""
+    stored = trees.lower(trees.forest_from_sklearn(estimator), dtype=feature_dtype, voting=voting)
+    file_bytes = treesfile.save(stored, path)
+    pred, proba = run(path, X, stored)
+    X_sklearn = stored.cast_features(X).astype(np.float32)
+    if stored.kind == trees.CLASSIFIER:
+        expected = estimator.predict(X_sklearn)
+        n_agree = int(np.sum(stored.classes[pred] == expected))
+        max_error = float(np.abs(proba - estimator.predict_proba(X_sklearn)).max())
+        same = np.array_equal(pred, stored.predict(X)) and np.array_equal(proba, stored.predict_proba(X))
+    else:
+        n_agree = int(np.sum(regression_agrees(pred, estimator.predict(X_sklearn))))
+        max_error = None
+        same = np.array_equal(pred, stored.predict(X))
+    return Report(name or type(estimator).__name__, stored.kind, len(X), n_agree, max_error, bool(same),
+                  file_bytes, stored.ram_bytes())

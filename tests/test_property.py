@@ -1,0 +1,66 @@
+"""Random forests on random data, with inputs placed exactly on (and next to) the stored thresholds."""
+
+import numpy as np
+import pytest
+from sklearn.ensemble import ExtraTreesClassifier, ExtraTreesRegressor, RandomForestClassifier, RandomForestRegressor
+from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+
+from mpyml import device, trees, treesfile, verify
+
+ESTIMATORS = [DecisionTreeClassifier, RandomForestClassifier, ExtraTreesClassifier,
+              DecisionTreeRegressor, RandomForestRegressor, ExtraTreesRegressor]
+
+
+def random_case(seed):
+    rng = np.random.default_rng(seed)
+    dtype = ("int16", "float32")[seed % 2]
+    cls = ESTIMATORS[seed % len(ESTIMATORS)]
+    n_features = int(rng.integers(1, 40))
+    n_rows = int(rng.integers(20, 400))
+    if dtype == "int16":
+        # Full int16 range, including values at the extremes.
+        X = rng.integers(-32768, 32768, size=(n_rows, n_features)).astype(np.int16)
+    else:
+        X = (rng.standard_normal((n_rows, n_features)) * 10 ** rng.uniform(-3, 3)).astype(np.float32)
+    if cls in (DecisionTreeClassifier, RandomForestClassifier, ExtraTreesClassifier):
+        y = rng.integers(0, int(rng.integers(2, 7)), size=n_rows)
+    else:
+        y = rng.standard_normal(n_rows) * 100
+    params = {"random_state": seed, "max_depth": int(rng.integers(1, 12))}
+    if cls not in (DecisionTreeClassifier, DecisionTreeRegressor):
+        params["n_estimators"] = int(rng.integers(1, 25))
+    return cls(**params).fit(X, y), X, dtype, rng
+
+
+def inputs_on_thresholds(stored, X, rng):
+    """Rows whose features sit exactly on stored thresholds and one step above them."""
+    rows = [X[rng.integers(0, len(X), size=50)]]
+    for i in rng.integers(0, max(stored.n_nodes, 1), size=min(stored.n_nodes, 100)):
+        row = X[rng.integers(0, len(X))].copy()
+        t = stored.threshold[i]
+        f = stored.feature[i]
+        for value in (t, t + 1 if stored.dtype == "int16" else np.nextafter(np.float32(t), np.float32(np.inf))):
+            if stored.dtype == "int16" and not -32768 <= value <= 32767:
+                continue
+            row = row.copy()
+            row[f] = value
+            rows.append(row[None, :])
+    return np.concatenate(rows).astype(X.dtype)
+
+
+@pytest.mark.parametrize("seed", range(36))
+def test_random_forest_random_inputs(emltrees_x64, tmp_path, seed):
+    estimator, X, dtype, rng = random_case(seed)
+    stored = trees.lower(trees.forest_from_sklearn(estimator), dtype=dtype)
+    X_test = inputs_on_thresholds(stored, X, rng)
+    path = tmp_path / "model.csv"
+    treesfile.save(stored, path)
+    pred, proba = device.predict_trees(path, X_test, stored)
+    X_sklearn = X_test.astype(np.float32)
+    np.testing.assert_array_equal(pred, stored.predict(X_test))
+    if stored.kind == "classifier":
+        np.testing.assert_array_equal(proba, stored.predict_proba(X_test))
+        np.testing.assert_allclose(proba, estimator.predict_proba(X_sklearn), rtol=0, atol=1e-6)
+        np.testing.assert_array_equal(stored.classes[pred], estimator.predict(X_sklearn))
+    else:
+        assert verify.regression_agrees(pred, estimator.predict(X_sklearn)).all()
