@@ -64,3 +64,23 @@ def test_random_forest_random_inputs(emltrees_x64, tmp_path, seed):
         np.testing.assert_array_equal(stored.classes[pred], estimator.predict(X_sklearn))
     else:
         assert verify.regression_agrees(pred, estimator.predict(X_sklearn)).all()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_int16_thresholds_outside_the_int16_range(emltrees_x64, tmp_path, seed):
+    """Trained on values beyond int16, predicted on int16 rows: always-left/right nodes are removed."""
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(-200000, 200000, size=(400, 3))
+    X[:, 0] = rng.uniform(-33500, 33500, size=400)
+    y = (X[:, 0] > 0).astype(int) + (X[:, 1] > 1000).astype(int)
+    estimator = RandomForestClassifier(n_estimators=8, random_state=seed).fit(X, y)
+    stored = trees.lower(trees.forest_from_sklearn(estimator), dtype="int16")
+    sklearn_nodes = sum(e.tree_.node_count - e.tree_.n_leaves for e in estimator.estimators_)
+    assert stored.n_nodes < sklearn_nodes
+    X_test = rng.integers(-32768, 32768, size=(500, 3)).astype(np.int16)
+    X_test[:10] = [[-32768, -32768, 32767]] * 5 + [[32767, 32767, -32768]] * 5
+    path = tmp_path / "model.csv"
+    treesfile.save(stored, path)
+    pred, proba = device.predict_trees(path, X_test, stored)
+    np.testing.assert_array_equal(stored.classes[pred], estimator.predict(X_test.astype(np.float32)))
+    np.testing.assert_allclose(proba, estimator.predict_proba(X_test.astype(np.float32)), atol=1e-6)

@@ -97,7 +97,8 @@ def forest_from_sklearn(estimator) -> Forest:
 
 def float32_threshold(threshold: float) -> np.float32:
     """The largest float32 not above `threshold`: for float32 x, x <= it exactly when x <= threshold."""
-    t32 = np.float32(threshold)
+    with np.errstate(over="ignore"):
+        t32 = np.float32(threshold)
     if float(t32) > threshold:
         t32 = np.nextafter(t32, np.float32(-np.inf))
     return t32

@@ -87,7 +87,8 @@ class FormatError(ValueError):
 
 def read(f) -> StoredForest:
     """Reads a model file written by :func:`write` (used by tests and `mpyml inspect`)."""
-    records = iter([(i + 1, line.strip()) for i, line in enumerate(f) if line.strip() and not line.startswith("#")])
+    stripped = [(i + 1, line.strip()) for i, line in enumerate(f)]
+    records = iter([(n, line) for n, line in stripped if line and not line.startswith("#")])
 
     def take(n_fields=None, section=None):
         try:

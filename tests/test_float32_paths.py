@@ -1,0 +1,66 @@
+"""What a float32 port computes differently from the unix port (whose Python floats are doubles).
+
+The C core always computes in float32 (tests/test_c_core.py runs it on the host). The only float
+work done by Python on the device is in the loader: soft-vote probabilities weight / sum and the
+tree weight 1 / n_trees. These tests check that float32 and double arithmetic give the same float32.
+"""
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_breast_cancer, load_digits, load_wine
+from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier, RandomForestRegressor
+
+from mpyml import trees, treesfile
+
+
+def test_tree_weight_same_in_float32_and_double():
+    n = np.arange(1, 20001, dtype=np.float64)
+    in_float32 = np.float32(1.0) / n.astype(np.float32)
+    in_double = (1.0 / n).astype(np.float32)
+    np.testing.assert_array_equal(in_float32, in_double)
+
+
+@pytest.mark.parametrize("load", [load_digits, load_wine, load_breast_cancer])
+def test_soft_vote_probabilities_same_in_float32_and_double(load):
+    X, y = load(return_X_y=True)
+    for estimator in (RandomForestClassifier(n_estimators=20, max_depth=6, random_state=0),
+                      ExtraTreesClassifier(n_estimators=20, max_depth=5, random_state=0),
+                      RandomForestClassifier(n_estimators=5, class_weight="balanced", random_state=0)):
+        stored = trees.lower(trees.forest_from_sklearn(estimator.fit(X, y)))
+        weights = stored.leaves
+        totals = weights.sum(axis=1, keepdims=True)
+        assert totals.max() < 2**24
+        in_float32 = weights.astype(np.float32) / totals.astype(np.float32)
+        np.testing.assert_array_equal(in_float32, stored.leaf_values())
+
+
+def test_random_weights_same_in_float32_and_double():
+    rng = np.random.default_rng(0)
+    totals = rng.integers(1, 2**24, size=200000)
+    weights = (rng.random(200000) * totals).astype(np.int64)
+    np.testing.assert_array_equal(weights.astype(np.float32) / totals.astype(np.float32),
+                                  (weights / totals).astype(np.float32))
+
+
+def test_float32_values_written_exactly():
+    X, y = load_digits(return_X_y=True)
+    reg = RandomForestRegressor(n_estimators=5, max_depth=6, random_state=0).fit(X.astype(np.float32), y * 1.37)
+    stored = trees.lower(trees.forest_from_sklearn(reg), dtype="float32")
+    again = treesfile.read(treesfile.dumps(stored).splitlines(True))
+    np.testing.assert_array_equal(again.threshold, stored.threshold)
+    np.testing.assert_array_equal(again.leaf_values(), stored.leaf_values())
+
+
+def test_threshold_rules():
+    assert trees.float32_threshold(7.5) == np.float32(7.5)
+    t = 0.1  # not a float32: the stored value is the float32 just below
+    t32 = trees.float32_threshold(t)
+    assert float(t32) <= t < float(np.nextafter(t32, np.float32(np.inf)))
+    assert trees.float32_threshold(1e39) == np.finfo(np.float32).max
+    assert trees.float32_threshold(-1e39) == -np.inf
+    assert trees.int16_threshold(7.5) == 7
+    assert trees.int16_threshold(-7.5) == -8
+    assert trees.int16_threshold(32766.5) == 32766
+    assert trees.int16_threshold(32767.0) == "left"
+    assert trees.int16_threshold(-32768.0) == -32768
+    assert trees.int16_threshold(-32768.5) == "right"
