@@ -12,6 +12,9 @@ CFLAGS_EXTRA += -fno-toplevel-reorder
 
 include $(MPY_DIR)/py/dynruntime.mk
 
+# Objects also depend on the shared headers and these rules, which dynruntime.mk does not track.
+$(filter %.o,$(SRC_O)): $(wildcard $(NATMODS_DIR)common/*.h) $(NATMODS_DIR)natmod.mk
+
 # A second rule for the same target appends LINK_OBJS after the module's own objects.
 $(BUILD)/$(MOD).native.mpy: $(LINK_OBJS)
 

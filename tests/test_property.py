@@ -84,3 +84,29 @@ def test_int16_thresholds_outside_the_int16_range(emltrees_x64, tmp_path, seed):
     pred, proba = device.predict_trees(path, X_test, stored)
     np.testing.assert_array_equal(stored.classes[pred], estimator.predict(X_test.astype(np.float32)))
     np.testing.assert_allclose(proba, estimator.predict_proba(X_test.astype(np.float32)), atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", ["int16", "float32"])
+def test_many_features(emltrees_x64, tmp_path, dtype):
+    """No 127-feature limit: 3000 features, the informative ones beyond index 1024."""
+    rng = np.random.default_rng(1)
+    X = rng.integers(-1000, 1000, size=(300, 3000)).astype(np.int16)
+    y = (X[:, 2999] > 0).astype(int) + (X[:, 1500] > 200).astype(int)
+    estimator = RandomForestClassifier(n_estimators=5, random_state=0).fit(X, y)
+    stored = trees.lower(trees.forest_from_sklearn(estimator), dtype=dtype)
+    assert stored.feature.max() > 1024
+    path = tmp_path / "model.csv"
+    treesfile.save(stored, path)
+    pred, proba = device.predict_trees(path, X[:100], stored)
+    np.testing.assert_array_equal(stored.classes[pred], estimator.predict(X[:100].astype(np.float32)))
+
+
+def test_node_storage_is_8_bytes_with_int16_features():
+    X = np.random.default_rng(0).integers(0, 100, size=(500, 4))
+    estimator = RandomForestClassifier(n_estimators=4, random_state=0).fit(X, X[:, 0] % 3)
+    forest = trees.forest_from_sklearn(estimator)
+    for dtype, per_node in (("int16", 8), ("float32", 10)):
+        stored = trees.lower(forest, dtype=dtype)
+        fixed = 4 * stored.n_trees + 4 * stored.n_leaves * stored.n_classes + 4 * stored.n_classes
+        assert stored.ram_bytes() - fixed <= per_node * stored.n_nodes + 12
+        assert stored.ram_bytes() - fixed >= per_node * stored.n_nodes

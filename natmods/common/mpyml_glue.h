@@ -70,10 +70,11 @@ static inline mp_obj_t mpyml_type_name(mp_obj_t obj) {
     return MP_OBJ_NEW_QSTR(mp_obj_get_type(obj)->name);
 }
 
-// Buffer of an array argument; returns its length in items. `what` names the argument in errors.
-static size_t mpyml_get_array_any(mp_obj_t obj, const char *what, mp_buffer_info_t *buf) {
-    if (!mp_get_buffer(obj, buf, MP_BUFFER_RW)) {
-        mpyml_raise_fmt(&mp_type_TypeError, "%s: expected a writable array, got %s", 2, mpyml_str(what), mpyml_type_name(obj));
+// Buffer of an array argument; returns its length in items. `what` names the
+// argument in errors; flags is MP_BUFFER_READ for inputs, MP_BUFFER_WRITE for outputs.
+static size_t mpyml_get_array_any(mp_obj_t obj, const char *what, mp_uint_t flags, mp_buffer_info_t *buf) {
+    if (!mp_get_buffer(obj, buf, flags)) {
+        mpyml_raise_fmt(&mp_type_TypeError, "%s: expected an array, got %s", 2, mpyml_str(what), mpyml_type_name(obj));
     }
     int shift = mpyml_typecode_shift(buf->typecode);
     if (shift < 0) {
@@ -83,8 +84,8 @@ static size_t mpyml_get_array_any(mp_obj_t obj, const char *what, mp_buffer_info
 }
 
 // As mpyml_get_array_any, and checks that the typecode is `typecode`.
-static size_t mpyml_get_array(mp_obj_t obj, int typecode, const char *what, mp_buffer_info_t *buf) {
-    if (!mp_get_buffer(obj, buf, MP_BUFFER_RW)) {
+static size_t mpyml_get_array(mp_obj_t obj, int typecode, const char *what, mp_uint_t flags, mp_buffer_info_t *buf) {
+    if (!mp_get_buffer(obj, buf, flags)) {
         mpyml_raise_fmt(&mp_type_TypeError, "%s: expected array('%c'), got %s", 3, mpyml_str(what), mp_obj_new_int(typecode), mpyml_type_name(obj));
     }
     if (buf->typecode != typecode) {

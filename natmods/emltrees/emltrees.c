@@ -44,7 +44,7 @@ static int feature_typecode(const mpyml_forest_t *f) {
 
 // The feature rows in `x_in`: checks typecode and that its length is a whole number of rows.
 static size_t get_rows(const mpyml_forest_t *f, mp_obj_t x_in, const char *what, mp_buffer_info_t *buf) {
-    size_t n = mpyml_get_array(x_in, feature_typecode(f), what, buf);
+    size_t n = mpyml_get_array(x_in, feature_typecode(f), what, MP_BUFFER_READ, buf);
     uint32_t remainder;
     size_t n_rows = mpyml_udiv((uint32_t)n, f->shape.n_features, &remainder);
     if (n == 0 || remainder != 0) {
@@ -56,7 +56,7 @@ static size_t get_rows(const mpyml_forest_t *f, mp_obj_t x_in, const char *what,
 
 static const void *get_one_row(const mpyml_forest_t *f, mp_obj_t x_in) {
     mp_buffer_info_t buf;
-    size_t n = mpyml_get_array(x_in, feature_typecode(f), "x", &buf);
+    size_t n = mpyml_get_array(x_in, feature_typecode(f), "x", MP_BUFFER_READ, &buf);
     if (n != f->shape.n_features) {
         mpyml_raise_fmt(&mp_type_ValueError, "x: expected %d features, got %d", 2, mp_obj_new_int(f->shape.n_features), mp_obj_new_int(n));
     }
@@ -198,7 +198,7 @@ static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(model_node_obj, 5, 5, model_node);
 static mp_obj_t model_leaf(mp_obj_t self_in, mp_obj_t values_in) {
     mpyml_forest_t *f = loading_forest(self_in);
     mp_buffer_info_t buf;
-    size_t n = mpyml_get_array(values_in, 'f', "leaf values", &buf);
+    size_t n = mpyml_get_array(values_in, 'f', "leaf values", MP_BUFFER_READ, &buf);
     mpyml_check(mpyml_forest_add_leaf(f, (const float *)buf.buf, n));
     return mp_const_none;
 }
@@ -235,7 +235,7 @@ static mp_obj_t model_predict_proba(mp_obj_t self_in, mp_obj_t x_in, mp_obj_t ou
     check_classifier(f, "predict_proba");
     const void *x = get_one_row(f, x_in);
     mp_buffer_info_t out;
-    check_out_length("out", f->shape.n_classes, mpyml_get_array(out_in, 'f', "out", &out));
+    check_out_length("out", f->shape.n_classes, mpyml_get_array(out_in, 'f', "out", MP_BUFFER_WRITE, &out));
     mpyml_forest_predict_proba(f, x, (float *)out.buf);
     return out_in;
 }
@@ -270,13 +270,13 @@ static mp_obj_t model_predict_many(mp_obj_t self_in, mp_obj_t x_in, mp_obj_t out
     size_t row_bytes = f->shape.n_features * (f->shape.dtype == MPYML_DTYPE_FLOAT32 ? 4 : 2);
     const uint8_t *row = (const uint8_t *)xs.buf;
     if (f->shape.kind == MPYML_TREES_REGRESSOR) {
-        check_out_length("out", n_rows, mpyml_get_array(out_in, 'f', "out", &out));
+        check_out_length("out", n_rows, mpyml_get_array(out_in, 'f', "out", MP_BUFFER_WRITE, &out));
         for (size_t i = 0; i < n_rows; i++, row += row_bytes) {
             ((float *)out.buf)[i] = mpyml_forest_predict_value(f, row);
         }
         return out_in;
     }
-    check_out_length("out", n_rows, mpyml_get_array_any(out_in, "out", &out));
+    check_out_length("out", n_rows, mpyml_get_array_any(out_in, "out", MP_BUFFER_WRITE, &out));
     if (out.typecode == 'f' || (uint32_t)(f->shape.n_classes - 1) > typecode_max(out.typecode)) {
         mpyml_raise_fmt(&mp_type_TypeError, "out: array('%c') cannot hold class indices up to %d", 2,
             mp_obj_new_int(out.typecode), mp_obj_new_int(f->shape.n_classes - 1));
@@ -295,7 +295,7 @@ static mp_obj_t model_predict_proba_many(mp_obj_t self_in, mp_obj_t x_in, mp_obj
     mp_buffer_info_t xs, out;
     size_t n_rows = get_rows(f, x_in, "X", &xs);
     size_t n_classes = f->shape.n_classes;
-    check_out_length("out", n_rows * n_classes, mpyml_get_array(out_in, 'f', "out", &out));
+    check_out_length("out", n_rows * n_classes, mpyml_get_array(out_in, 'f', "out", MP_BUFFER_WRITE, &out));
     size_t row_bytes = f->shape.n_features * (f->shape.dtype == MPYML_DTYPE_FLOAT32 ? 4 : 2);
     const uint8_t *row = (const uint8_t *)xs.buf;
     for (size_t i = 0; i < n_rows; i++, row += row_bytes) {
