@@ -24,6 +24,7 @@ MAX_FEATURES = 65535
 MAX_CLASSES = 65535
 MAX_LEAVES = 32768
 MAX_CHILD_OFFSET = 32767
+MAX_NODES = 2**24  # also the limit of trees and of soft-vote leaves x classes
 INT16_MIN, INT16_MAX = -32768, 32767
 
 
@@ -335,6 +336,9 @@ def lower(forest: Forest, dtype: str = "int16", voting: str = "soft") -> StoredF
     if len(leaves) > MAX_LEAVES:
         raise ExportError("%d distinct leaves, the format supports at most %d (use voting='hard', fewer or smaller trees)"
                           % (len(leaves), MAX_LEAVES))
+    if len(nodes) > MAX_NODES or len(roots) > MAX_NODES or (voting == "soft" and len(leaves) * forest.n_classes > MAX_NODES):
+        raise ExportError("model too big: %d trees, %d nodes, %d leaves x %d classes (each at most %d)"
+                          % (len(roots), len(nodes), len(leaves), forest.n_classes, MAX_NODES))
     width = forest.n_classes if voting == "soft" else 1
     threshold_dtype = np.float32 if dtype == "float32" else np.int64
     return StoredForest(

@@ -86,7 +86,7 @@ static inline mpyml_err_t mpyml_forest_check_shape(const mpyml_forest_shape_t *s
     }
     // mpyml_forest_bytes() must not overflow a 32-bit size_t.
     if (s->n_trees > MPYML_TREES_MAX_NODES || s->n_nodes > MPYML_TREES_MAX_NODES ||
-        (s->n_classes > 0 && s->n_leaves > mpyml_udiv(MPYML_TREES_MAX_NODES, s->n_classes, NULL))) {
+        (s->kind == MPYML_TREES_SOFT_VOTE && s->n_leaves > mpyml_udiv(MPYML_TREES_MAX_NODES, s->n_classes, NULL))) {
         return MPYML_ERR_TOO_BIG;
     }
     return MPYML_OK;

@@ -1,0 +1,387 @@
+// Host test driver for the portable C core (natmods/common/mpyml_trees.h and
+// mpyml_common.h), run by tests/test_c_core.py under ASan and UBSan.
+//
+// `trees_driver [--keep-going]` reads forests from stdin, one record a line,
+// whitespace-separated tokens (a test format, not the model file format):
+//
+//   forest KIND DTYPE N_FEATURES N_CLASSES N_TREES N_NODES N_LEAVES WEIGHT
+//                        shape (decimal) and the float32 bits of the tree weight
+//                        (8 hex digits); checks the shape, then binds the forest
+//                        to a malloc'd block of exactly mpyml_forest_bytes()
+//                        bytes; prints "bytes N"
+//   tree ROOT            mpyml_forest_add_tree (decimal int32)
+//   node FEATURE THRESHOLD LEFT RIGHT
+//                        mpyml_forest_add_node; children relative as in the model
+//                        file; THRESHOLD is a decimal int32 for int16 forests, and
+//                        for float32 forests text handed to mpyml_parse_hex32
+//                        first (as the natmod glue does)
+//   leaf [V ...]         mpyml_forest_add_leaf with the given float32 bits
+//                        (8 hex digits each), in a malloc'd array of exactly that
+//                        many floats
+//   done                 mpyml_forest_check_complete; prints "ready"
+//   row X ...            n_features values (decimal for int16, float32 bits for
+//                        float32) in a malloc'd array of exactly that size; prints
+//                        "CLASS P0 P1 ..." (classifiers: predict_class, then the
+//                        float32 bits of predict_proba) or "VALUE" (regressors:
+//                        the float32 bits of predict_value)
+//   end                  frees the forest; prints "end"
+//   shape KIND DTYPE N_FEATURES N_CLASSES N_TREES N_NODES N_LEAVES
+//                        mpyml_forest_check_shape only; prints "shape BYTES"
+//
+// A record the core rejects prints "error CODE LINE MESSAGE" (LINE: 1-based
+// line of stdin) and exits with status 10 + CODE; with --keep-going the driver
+// instead skips to the forest's "end" line (printing "end") and goes on.
+// Input that breaks the test format itself exits with status 2.
+//
+// `trees_driver helpers` reads lines of
+//   udiv N D             prints "Q R" from mpyml_udiv (decimal uint32)
+//   hex TEXT             TEXT is the rest of the line after "hex ", passed to
+//                        mpyml_parse_hex32 from a malloc'd copy without a NUL;
+//                        prints "ok BITS" (8 lowercase hex digits) or "error CODE"
+//   finite BITS          prints "F B": mpyml_is_finite of the float with those bits
+//                        and the bits read back through mpyml_f32_to_bits
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mpyml_trees.h"
+
+#define MAX_TOKENS 70000
+
+static unsigned long lineno = 0;
+static char *line_buf = NULL;
+static size_t line_cap = 0;
+static char *tokens[MAX_TOKENS];
+
+static void *forest_block = NULL;  // the bound forest's block, freed on every exit path
+
+static void fail(const char *what) {
+    fprintf(stderr, "trees_driver: line %lu: %s\n", lineno, what);
+    free(forest_block);
+    free(line_buf);
+    exit(2);
+}
+
+// Reads one line without its '\n' into line_buf; returns its length, or -1 at EOF.
+static long read_line(FILE *in) {
+    size_t len = 0;
+    int c;
+    while ((c = fgetc(in)) != EOF && c != '\n') {
+        if (len + 2 > line_cap) {
+            line_cap = line_cap ? line_cap * 2 : 256;
+            char *grown = (char *)realloc(line_buf, line_cap);
+            if (grown == NULL) {
+                fail("out of memory");
+            }
+            line_buf = grown;
+        }
+        line_buf[len++] = (char)c;
+    }
+    if (c == EOF && len == 0) {
+        return -1;
+    }
+    if (line_buf == NULL) {
+        line_buf = (char *)malloc(1);
+        line_cap = 1;
+        if (line_buf == NULL) {
+            fail("out of memory");
+        }
+    }
+    line_buf[len] = '\0';
+    lineno++;
+    return (long)len;
+}
+
+static size_t split(char *s) {
+    size_t n = 0;
+    for (char *tok = strtok(s, " \t\r"); tok != NULL; tok = strtok(NULL, " \t\r")) {
+        if (n == MAX_TOKENS) {
+            fail("too many tokens");
+        }
+        tokens[n++] = tok;
+    }
+    return n;
+}
+
+static long long parse_int(const char *tok, long long lo, long long hi) {
+    char *end;
+    errno = 0;
+    long long v = strtoll(tok, &end, 10);
+    if (errno != 0 || end == tok || *end != '\0' || v < lo || v > hi) {
+        fail("bad decimal number");
+    }
+    return v;
+}
+
+static uint32_t parse_bits(const char *tok) {
+    uint32_t bits;
+    if (mpyml_parse_hex32(tok, strlen(tok), &bits) != MPYML_OK) {
+        fail("bad float32 bits");
+    }
+    return bits;
+}
+
+static int run_helpers(void) {
+    long len;
+    while ((len = read_line(stdin)) >= 0) {
+        if (strncmp(line_buf, "hex ", 4) == 0) {
+            size_t n = (size_t)len - 4;
+            char *text = (char *)malloc(n);  // no NUL: any read past n is an overrun
+            if (text == NULL && n > 0) {
+                fail("out of memory");
+            }
+            if (n > 0) {
+                memcpy(text, line_buf + 4, n);
+            }
+            uint32_t bits = 0xdeadbeefu;
+            mpyml_err_t err = mpyml_parse_hex32(text, n, &bits);
+            free(text);
+            if (err == MPYML_OK) {
+                printf("ok %08lx\n", (unsigned long)bits);
+            } else {
+                printf("error %d %08lx\n", (int)err, (unsigned long)bits);
+            }
+            continue;
+        }
+        size_t n = split(line_buf);
+        if (n == 3 && strcmp(tokens[0], "udiv") == 0) {
+            uint32_t num = (uint32_t)parse_int(tokens[1], 0, UINT32_MAX);
+            uint32_t den = (uint32_t)parse_int(tokens[2], 0, UINT32_MAX);
+            uint32_t rem = 0;
+            uint32_t q = mpyml_udiv(num, den, &rem);
+            uint32_t q2 = mpyml_udiv(num, den, NULL);
+            if (q2 != q) {
+                fail("mpyml_udiv gives another quotient without a remainder pointer");
+            }
+            printf("%lu %lu\n", (unsigned long)q, (unsigned long)rem);
+        } else if (n == 2 && strcmp(tokens[0], "finite") == 0) {
+            float f = mpyml_f32_from_bits(parse_bits(tokens[1]));
+            printf("%d %08lx\n", mpyml_is_finite(f), (unsigned long)mpyml_f32_to_bits(f));
+        } else {
+            fail("unknown helpers record");
+        }
+    }
+    free(line_buf);
+    return 0;
+}
+
+typedef struct {
+    int bound;       // a forest record was accepted and the block is bound
+    int skipping;    // --keep-going after a rejection: skip to "end"
+    int complete;    // "done" accepted: rows may be predicted
+    mpyml_forest_t forest;
+} state_t;
+
+static void reset(state_t *st) {
+    free(forest_block);
+    forest_block = NULL;
+    st->bound = 0;
+    st->skipping = 0;
+    st->complete = 0;
+}
+
+static int keep_going = 0;
+
+static void reject(state_t *st, mpyml_err_t err) {
+    printf("error %d %lu %s\n", (int)err, lineno, mpyml_error_message(err));
+    if (!keep_going) {
+        fflush(stdout);
+        reset(st);
+        free(line_buf);
+        exit(10 + (int)err);
+    }
+    free(forest_block);
+    forest_block = NULL;
+    st->bound = 0;
+    st->complete = 0;
+    st->skipping = 1;
+}
+
+// The shape tokens of a "forest" or "shape" record, converted as the glue's model._begin does.
+static mpyml_err_t read_shape(char **tok, mpyml_forest_shape_t *shape) {
+    uint32_t v[7];
+    for (int i = 0; i < 7; i++) {
+        v[i] = (uint32_t)parse_int(tok[i], 0, UINT32_MAX);
+    }
+    shape->kind = v[0] > 255 ? 0 : (uint8_t)v[0];
+    shape->dtype = v[1] > 255 ? 0 : (uint8_t)v[1];
+    shape->n_features = v[2];
+    shape->n_classes = v[3] > MPYML_TREES_MAX_CLASSES ? 0 : (uint16_t)v[3];
+    shape->n_trees = v[4];
+    shape->n_nodes = v[5];
+    shape->n_leaves = v[6];
+    if (v[3] > MPYML_TREES_MAX_CLASSES) {
+        return MPYML_ERR_BAD_N_CLASSES;
+    }
+    return mpyml_forest_check_shape(shape);
+}
+
+static void predict_row(state_t *st, size_t n_values) {
+    mpyml_forest_t *f = &st->forest;
+    const mpyml_forest_shape_t *s = &f->shape;
+    if (n_values != s->n_features) {
+        fail("row: wrong number of features");
+    }
+    void *x;
+    if (s->dtype == MPYML_DTYPE_FLOAT32) {
+        float *xf = (float *)malloc(n_values * sizeof(float));
+        if (xf == NULL) {
+            fail("out of memory");
+        }
+        for (size_t i = 0; i < n_values; i++) {
+            xf[i] = mpyml_f32_from_bits(parse_bits(tokens[i + 1]));
+        }
+        x = xf;
+    } else {
+        int16_t *xi = (int16_t *)malloc(n_values * sizeof(int16_t));
+        if (xi == NULL) {
+            fail("out of memory");
+        }
+        for (size_t i = 0; i < n_values; i++) {
+            xi[i] = (int16_t)parse_int(tokens[i + 1], INT16_MIN, INT16_MAX);
+        }
+        x = xi;
+    }
+    if (s->kind == MPYML_TREES_REGRESSOR) {
+        float value = mpyml_forest_predict_value(f, x);
+        printf("%08lx\n", (unsigned long)mpyml_f32_to_bits(value));
+    } else {
+        size_t n_out = mpyml_trees_n_outputs(s);
+        float *proba = (float *)malloc(n_out * sizeof(float));
+        if (proba == NULL) {
+            fail("out of memory");
+        }
+        uint32_t cls = mpyml_forest_predict_class(f, x);
+        mpyml_forest_predict_proba(f, x, proba);
+        printf("%lu", (unsigned long)cls);
+        for (size_t i = 0; i < n_out; i++) {
+            printf(" %08lx", (unsigned long)mpyml_f32_to_bits(proba[i]));
+        }
+        printf("\n");
+        free(proba);
+    }
+    free(x);
+}
+
+static int run_forests(void) {
+    state_t st;
+    reset(&st);
+    while (read_line(stdin) >= 0) {
+        size_t n = split(line_buf);
+        if (n == 0) {
+            continue;
+        }
+        const char *tag = tokens[0];
+        if (strcmp(tag, "end") == 0) {
+            reset(&st);
+            printf("end\n");
+            continue;
+        }
+        if (st.skipping) {
+            continue;
+        }
+        mpyml_forest_t *f = &st.forest;
+        mpyml_err_t err = MPYML_OK;
+        if (strcmp(tag, "shape") == 0) {
+            if (n != 8) {
+                fail("shape needs 7 numbers");
+            }
+            mpyml_forest_shape_t shape;
+            err = read_shape(tokens + 1, &shape);
+            if (err == MPYML_OK) {
+                printf("shape %lu\n", (unsigned long)mpyml_forest_bytes(&shape));
+            }
+        } else if (strcmp(tag, "forest") == 0) {
+            if (n != 9) {
+                fail("forest needs 7 numbers and the tree weight bits");
+            }
+            if (st.bound) {
+                fail("forest: the previous forest has no end line");
+            }
+            mpyml_forest_shape_t shape;
+            err = read_shape(tokens + 1, &shape);
+            if (err == MPYML_OK) {
+                float weight = mpyml_f32_from_bits(parse_bits(tokens[8]));
+                size_t bytes = mpyml_forest_bytes(&shape);
+                // Exactly the bytes asked for, so ASan flags any access past them.
+                forest_block = malloc(bytes);
+                if (forest_block == NULL) {
+                    fail("out of memory");
+                }
+                mpyml_forest_bind(f, &shape, weight, forest_block);
+                st.bound = 1;
+                printf("bytes %lu\n", (unsigned long)bytes);
+            }
+        } else if (!st.bound) {
+            fail("record outside a forest");
+        } else if (strcmp(tag, "tree") == 0) {
+            if (n != 2) {
+                fail("tree needs 1 number");
+            }
+            err = mpyml_forest_add_tree(f, (int32_t)parse_int(tokens[1], INT32_MIN, INT32_MAX));
+        } else if (strcmp(tag, "node") == 0) {
+            if (n != 5) {
+                fail("node needs 4 fields");
+            }
+            uint32_t feature = (uint32_t)parse_int(tokens[1], 0, UINT32_MAX);
+            int32_t threshold = 0;
+            if (f->shape.dtype == MPYML_DTYPE_FLOAT32) {
+                uint32_t bits = 0;
+                err = mpyml_parse_hex32(tokens[2], strlen(tokens[2]), &bits);
+                threshold = (int32_t)bits;
+            } else {
+                threshold = (int32_t)parse_int(tokens[2], INT32_MIN, INT32_MAX);
+            }
+            int32_t left = (int32_t)parse_int(tokens[3], INT32_MIN, INT32_MAX);
+            int32_t right = (int32_t)parse_int(tokens[4], INT32_MIN, INT32_MAX);
+            if (err == MPYML_OK) {
+                err = mpyml_forest_add_node(f, feature, threshold, left, right);
+            }
+        } else if (strcmp(tag, "leaf") == 0) {
+            size_t n_values = n - 1;
+            float *values = (float *)malloc(n_values * sizeof(float));
+            if (values == NULL && n_values > 0) {
+                fail("out of memory");
+            }
+            for (size_t i = 0; i < n_values; i++) {
+                values[i] = mpyml_f32_from_bits(parse_bits(tokens[i + 1]));
+            }
+            err = mpyml_forest_add_leaf(f, values, n_values);
+            free(values);
+        } else if (strcmp(tag, "done") == 0) {
+            err = mpyml_forest_check_complete(f);
+            if (err == MPYML_OK) {
+                st.complete = 1;
+                printf("ready\n");
+            }
+        } else if (strcmp(tag, "row") == 0) {
+            if (!st.complete) {
+                fail("row before an accepted done");
+            }
+            predict_row(&st, n - 1);
+        } else {
+            fail("unknown record");
+        }
+        if (err != MPYML_OK) {
+            reject(&st, err);
+        }
+    }
+    reset(&st);
+    free(line_buf);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc == 2 && strcmp(argv[1], "helpers") == 0) {
+        return run_helpers();
+    }
+    if (argc == 2 && strcmp(argv[1], "--keep-going") == 0) {
+        keep_going = 1;
+    } else if (argc != 1) {
+        fprintf(stderr, "usage: trees_driver [--keep-going | helpers] < input\n");
+        return 2;
+    }
+    return run_forests();
+}
