@@ -18,7 +18,7 @@ sklearn's predict, model size on disk, and RAM after load (gc.mem_alloc() delta
 around loading the model or importing the generated module, gc.collect() before
 each reading). Targets are checked and reported; missing one does not fail the run.
 
-    python benchmarks/trees.py [--quick] [--json PATH] [--reps N] [--rounds N] [--heapsize 8M]
+    python benchmarks/trees.py [--quick] [--json PATH] [--reps N] [--rounds N] [--heapsize 8M] [--collect-each-pass]
 """
 
 from __future__ import annotations
@@ -58,6 +58,7 @@ import gc, time, array, json
 N_ROWS = {n_rows}
 N_FEATURES = {n_features}
 REPS = {reps}
+COLLECT_EACH_PASS = {collect_each_pass}
 
 X = array.array('h', bytes(2 * N_ROWS * N_FEATURES))
 with open({x_path!r}, 'rb') as f:
@@ -78,10 +79,16 @@ def time_rows(fn, rows):
 
 
 def bench(fn, rows):
-    # One gc.collect() before the passes, none between them: a collection sweeps the whole heap and
-    # would leave the caches cold for the next pass; allocating contenders pay their own collections.
+    # By default one gc.collect() before the passes, none between them: a collection sweeps the whole
+    # heap and would leave the caches cold for the next pass; allocating contenders pay their own
+    # collections. --collect-each-pass collects before every pass instead.
+    times = []
     gc.collect()
-    return [time_rows(fn, rows) for _ in range(REPS)]
+    for _ in range(REPS):
+        if COLLECT_EACH_PASS:
+            gc.collect()
+        times.append(time_rows(fn, rows))
+    return times
 
 
 def list_rows():
@@ -110,6 +117,8 @@ single_times = bench(predict, rows)
 many_times = []
 gc.collect()
 for _ in range(REPS):
+    if COLLECT_EACH_PASS:
+        gc.collect()
     t0 = time.ticks_us()
     model.predict_many(X, many)
     many_times.append(time.ticks_diff(time.ticks_us(), t0))
@@ -310,6 +319,8 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, help="micropython runs per contender (interleaved)")
     parser.add_argument("--json", metavar="PATH", help="also write the numbers as JSON")
     parser.add_argument("--heapsize", default="8M", help="micropython -X heapsize (default 8M)")
+    parser.add_argument("--collect-each-pass", action="store_true",
+                        help="gc.collect() before every timed pass (default: once before all passes)")
     args = parser.parse_args(argv)
     reps = args.reps or (REPS_QUICK if args.quick else REPS_NORMAL)
     rounds = args.rounds or (ROUNDS_QUICK if args.quick else ROUNDS_NORMAL)
@@ -369,7 +380,8 @@ def main(argv=None) -> int:
         for name, src in sources.items():
             (work / (module_names[name] + ".py")).write_text(src)
 
-        common = _COMMON.format(n_rows=n_rows, n_features=n_features, reps=reps, x_path=str(x_path))
+        common = _COMMON.format(n_rows=n_rows, n_features=n_features, reps=reps, x_path=str(x_path),
+                                collect_each_pass=bool(args.collect_each_pass))
         scripts = {
             "emltrees": common + _EMLTREES.format(n_trees=stored.n_trees, n_nodes=stored.n_nodes,
                                                   n_leaves=stored.n_leaves, model_path=str(model_path)),
