@@ -171,6 +171,10 @@ BAD_CALLS = [
     ("emltrees.load_model(m, '/nonexistent/model.csv')", "OSError", ""),
     ("emltrees.new(1, 1, 1).predict(x)", "RuntimeError", "no model loaded"),
     ("m._node(1, 2, 3, 4)", "RuntimeError", "model is not being loaded"),
+    # MicroPython 1.29 checks self itself; the natmod checks too, for runtimes that do not.
+    ("emltrees.Model.predict(None, x)", "TypeError", "NoneType"),
+    ("emltrees.Model.predict_many(x, x, x)", "TypeError", "array"),
+    ("emltrees.Model()", "TypeError", ""),
 ]
 
 
@@ -237,3 +241,20 @@ for p in {paths!r}:
 print('done')
 """).splitlines()
     assert out[-1] == "done" and len(out) == 31
+
+
+def test_model_bigger_than_memory(run_device, tmp_path):
+    """A header asking for more memory than the heap has: MemoryError, model left empty, interpreter fine."""
+    path = tmp_path / "huge.csv"
+    path.write_text("mpyml-trees,1\nkind,classifier\nvoting,soft\ndtype,float32\nn_features,4\nn_classes,500\n"
+                    "n_trees,1\nn_nodes,16000000\nn_leaves,32000\ntrees\n0\nnodes\n")
+    out = run_device(f"""
+import emltrees
+m = emltrees.new(1, 20000000, 40000)
+try:
+    emltrees.load_model(m, {str(path)!r})
+except MemoryError as e:
+    print('MemoryError', e)
+print(m.loaded)
+""").splitlines()
+    assert out[0].startswith("MemoryError not enough memory for the model") and out[1] == "False"

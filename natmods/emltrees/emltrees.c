@@ -20,6 +20,10 @@ typedef struct {
 mp_obj_full_type_t model_type;
 
 static model_t *get_model(mp_obj_t self_in) {
+    // Methods taken from the type (emltrees.Model.predict(obj, x)) can be handed any object.
+    if (mp_obj_get_type(self_in) != (const mp_obj_type_t *)&model_type) {
+        mpyml_raise_fmt(&mp_type_TypeError, "expected an emltrees model, got %s", 1, mpyml_type_name(self_in));
+    }
     return (model_t *)MP_OBJ_TO_PTR(self_in);
 }
 
@@ -117,17 +121,17 @@ static mp_obj_t model_begin(size_t n_args, const mp_obj_t *args) {
             mp_raise_ValueError("header values must be non-negative integers");
         }
     }
+    if (v[0] > 255 || v[1] > 255 || v[3] > (mp_int_t)MPYML_TREES_MAX_CLASSES) {
+        mpyml_raise_err(v[3] > (mp_int_t)MPYML_TREES_MAX_CLASSES ? MPYML_ERR_BAD_N_CLASSES : MPYML_ERR_BAD_KIND);
+    }
     mpyml_forest_shape_t shape;
-    shape.kind = v[0] > 255 ? 0 : (uint8_t)v[0];
-    shape.dtype = v[1] > 255 ? 0 : (uint8_t)v[1];
+    shape.kind = (uint8_t)v[0];
+    shape.dtype = (uint8_t)v[1];
     shape.n_features = (uint32_t)v[2];
-    shape.n_classes = v[3] > MPYML_TREES_MAX_CLASSES ? 0 : (uint16_t)v[3];
+    shape.n_classes = (uint16_t)v[3];
     shape.n_trees = (uint32_t)v[4];
     shape.n_nodes = (uint32_t)v[5];
     shape.n_leaves = (uint32_t)v[6];
-    if (v[3] > (mp_int_t)MPYML_TREES_MAX_CLASSES) {
-        mpyml_raise_err(MPYML_ERR_BAD_N_CLASSES);
-    }
     mpyml_check(mpyml_forest_check_shape(&shape));
     check_capacity("trees", shape.n_trees, self->max_trees);
     check_capacity("decision nodes", shape.n_nodes, self->max_nodes);
@@ -135,7 +139,8 @@ static mp_obj_t model_begin(size_t n_args, const mp_obj_t *args) {
     size_t bytes = mpyml_forest_bytes(&shape);
     self->block = m_malloc(bytes);
     if (self->block == NULL) {
-        mpyml_raise_fmt(&mp_type_ValueError, "not enough memory for the model: %d bytes needed", 1, mp_obj_new_int(bytes));
+        const mp_obj_type_t *memory_error = (const mp_obj_type_t *)MP_OBJ_TO_PTR(mp_load_global(MP_QSTR_MemoryError));
+        mpyml_raise_fmt(memory_error, "not enough memory for the model: %d bytes needed", 1, mp_obj_new_int(bytes));
     }
     mpyml_forest_bind(&self->forest, &shape, mp_obj_get_float_to_f(args[8]), self->block);
     self->state = MODEL_LOADING;
@@ -151,14 +156,6 @@ static mpyml_forest_t *loading_forest(mp_obj_t self_in) {
     return &self->forest;
 }
 
-// model._tree(root)
-static mp_obj_t model_tree(mp_obj_t self_in, mp_obj_t root_in) {
-    mpyml_forest_t *f = loading_forest(self_in);
-    mpyml_check(mpyml_forest_add_tree(f, (int32_t)mp_obj_get_int(root_in)));
-    return mp_const_none;
-}
-static MP_DEFINE_CONST_FUN_OBJ_2(model_tree_obj, model_tree);
-
 static int32_t get_ref(mp_obj_t ref_in) {
     mp_int_t ref = mp_obj_get_int(ref_in);
     if (ref < -0x7fffffff || ref > 0x7fffffff) {
@@ -166,6 +163,14 @@ static int32_t get_ref(mp_obj_t ref_in) {
     }
     return (int32_t)ref;
 }
+
+// model._tree(root)
+static mp_obj_t model_tree(mp_obj_t self_in, mp_obj_t root_in) {
+    mpyml_forest_t *f = loading_forest(self_in);
+    mpyml_check(mpyml_forest_add_tree(f, get_ref(root_in)));
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_2(model_tree_obj, model_tree);
 
 // model._node(feature, threshold, left, right): threshold is an int for int16
 // models and the 8 hex digits of the float32 bits (a str) for float32 models.
