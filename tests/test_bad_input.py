@@ -57,6 +57,7 @@ FILE_CASES = [
     ("wrong voting", "int16", set_header("voting", "mean"), "ValueError", ["line 3", "unknown model kind"]),
     ("wrong dtype", "int16", set_header("dtype", "int8"), "ValueError", ["line 4", "int8"]),
     ("zero features", "int16", set_header("n_features", 0), "ValueError", ["line 9", "n_features"]),
+    ("no trees", "int16", set_header("n_trees", 0), "ValueError", ["line 9", "at least one tree"]),
     ("negative count", "int16", set_header("n_nodes", -3), "ValueError", ["line 9", "non-negative"]),
     ("truncated in nodes", "int16", lambda l: l[: first_line(l, "nodes") + 5], "ValueError", ["file ends here", "a node"]),
     ("truncated mid-line", "int16", lambda l: l[: first_line(l, "nodes") + 5] + [l[first_line(l, "nodes") + 5][:3]],

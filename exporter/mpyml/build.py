@@ -8,6 +8,8 @@ git-ignored .cache/. Set MPY_DIR to use your own MicroPython checkout instead.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -162,12 +164,27 @@ def _libgcc_objects(arch: str, objects: list[Path], work: Path) -> list[Path]:
     return [libdir / m for m in needed]
 
 
+@contextlib.contextmanager
+def _locked(name: str):
+    """Serializes builds that share files (make writes <module>.mpy into the module's source folder)."""
+    BUILD_DIR.mkdir(parents=True, exist_ok=True)
+    with open(BUILD_DIR / (name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def build(module: str, arch: str = "x64") -> Path:
     """Builds one natmod for one architecture; returns the .mpy path."""
     if module not in NATMODS:
         raise BuildError("unknown module %r; modules: %s" % (module, ", ".join(NATMODS)))
     prefix = _check_compiler(arch)
-    mpy = mpy_dir()
+    with _locked("toolchain"):
+        mpy = mpy_dir()
+    with _locked(module):
+        return _build_locked(module, arch, prefix, mpy)
+
+
+def _build_locked(module: str, arch: str, prefix: str, mpy: Path) -> Path:
     source = NATMODS_DIR / module
     work = BUILD_DIR / arch / module
     make = ["make", "-C", str(source), "MPY_DIR=%s" % mpy, "ARCH=%s" % arch, "BUILD=%s" % work, "PYTHON=%s" % sys.executable]
