@@ -11,7 +11,7 @@ setup-host:
 
 # Tests also build the Cortex-M targets (Debian's gcc-arm-none-eabi) and compare against m2cgen/everywhereml.
 setup-test: setup-host
-	$(PYTHON) -m pip install --quiet -e ".[test,bench,examples]"
+	$(PYTHON) -m pip install --quiet -e ".[test,bench,examples,nets]"
 	@command -v arm-none-eabi-gcc >/dev/null || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq gcc-arm-none-eabi >/dev/null; }

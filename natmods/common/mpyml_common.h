@@ -39,7 +39,35 @@ typedef enum {
     X(MISSING_TREES, "fewer tree records than the header's n_trees") \
     X(MISSING_NODES, "fewer node records than the header's n_nodes") \
     X(MISSING_LEAVES, "fewer leaf records than the header's n_leaves") \
-    X(BAD_HEX, "expected 8 hex digits (IEEE-754 float32 bits)")
+    X(BAD_HEX, "expected 8 hex digits (IEEE-754 float32 bits)") \
+    X(SOS_LENGTH, "sos length must be a positive multiple of 6 (b0, b1, b2, a0, a1, a2 per stage)") \
+    X(IIR_TOO_MANY_STAGES, "more than 65535 filter stages") \
+    X(SOS_NOT_FINITE, "sos coefficient is NaN or infinite") \
+    X(SOS_A0, "a0 (the 4th number of the stage) must be 1") \
+    X(Q15_A0, "a0 (the 4th number of the stage) must be 2**frac with frac 0..14") \
+    X(Q15_COEFF_SUM, "|b0|+|b1|+|b2|+|a1|+|a2| above 65535 could overflow the int32 accumulator") \
+    X(FFT_SIZE, "FFT size must be a power of two from 8 to 4096") \
+    X(NB_BAD_METRIC, "unknown metric") \
+    X(NB_BAD_WEIGHTS, "unknown weights") \
+    X(NB_BAD_MAX_ITEMS, "max_items must be 1..16777216") \
+    X(NB_BAD_K, "k must be 1..65535 and at most the k given to new()") \
+    X(NB_FULL, "over capacity: no room for another item") \
+    X(NB_ITEM_INDEX, "item index out of range") \
+    X(NB_LABEL_RANGE, "label out of range") \
+    X(NB_TOO_FEW_ITEMS, "k is larger than the number of items stored") \
+    X(NET_ALIGN, "model payload must be 4-byte aligned") \
+    X(NET_CRC, "CRC32 of the payload does not match the file header: the file is corrupt") \
+    X(NET_TRUNCATED, "payload shorter than its header and layer table") \
+    X(NET_DTYPE, "unknown network dtype (1 float32, 2 int8)") \
+    X(NET_OUTPUT_ACTIVATION, "unknown output activation (0 linear, 1 softmax, 2 sigmoid)") \
+    X(NET_N_LAYERS, "a network needs 1..255 layers") \
+    X(NET_LAYER_KIND, "unknown layer kind") \
+    X(NET_ACTIVATION, "unknown fused activation (0 linear, 1 relu, 2 relu6)") \
+    X(NET_SHAPE, "shape does not follow from the previous layer, kernel, stride and padding") \
+    X(NET_PARAMS, "parameter block misaligned, outside the payload or of the wrong size for the layer") \
+    X(NET_QUANT, "int8 parameter out of range (zero point, clamp, scale, multiplier or shift)") \
+    X(NET_ACC_RANGE, "int8 bias and products could overflow the int32 accumulator") \
+    X(NET_HEADER, "header's n_outputs, arena_bytes or weights_bytes disagree with the layers")
 
 #define MPYML_ERROR_ENUM(name, message) MPYML_ERR_##name,
 typedef enum {

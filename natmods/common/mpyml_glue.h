@@ -72,7 +72,7 @@ static inline mp_obj_t mpyml_type_name(mp_obj_t obj) {
 
 // Buffer of an array argument; returns its length in items. `what` names the
 // argument in errors; flags is MP_BUFFER_READ for inputs, MP_BUFFER_WRITE for outputs.
-static size_t mpyml_get_array_any(mp_obj_t obj, const char *what, mp_uint_t flags, mp_buffer_info_t *buf) {
+static inline size_t mpyml_get_array_any(mp_obj_t obj, const char *what, mp_uint_t flags, mp_buffer_info_t *buf) {
     if (!mp_get_buffer(obj, buf, flags)) {
         mpyml_raise_fmt(&mp_type_TypeError, "%s: expected an array, got %s", 2, mpyml_str(what), mpyml_type_name(obj));
     }

@@ -1,0 +1,156 @@
+# Reads and writes the mpyml-neighbors text format (docs/formats.md) for a
+# model made by emlneighbors.new(). Linked into emlneighbors.mpy beside the C
+# glue; it streams the file one line at a time and hands each item to C.
+from array import array
+
+FORMAT = "mpyml-neighbors"
+FORMAT_VERSION = 1
+_DTYPES = {"int16": 1, "float32": 2}
+_METRICS = {"euclidean": 1, "manhattan": 2, "chebyshev": 3}
+_WEIGHTS = {"uniform": 1, "distance": 2}
+
+
+class _Records:
+    def __init__(self, f):
+        self.f = f
+        self.lineno = 0
+
+    def line(self):
+        # The next line that is neither blank nor a comment, or None at the end.
+        while True:
+            line = self.f.readline()
+            if not line:
+                return None
+            self.lineno += 1
+            if isinstance(line, bytes):
+                line = line.decode()
+            line = line.strip()
+            if line and line[0] != "#":
+                return line
+
+    def fields(self, n_fields, what):
+        line = self.line()
+        if line is None:
+            raise ValueError("file ends here: expected %s" % what)
+        fields = line.split(",")
+        if len(fields) != n_fields:
+            raise ValueError("%s needs %d fields, got %d: '%s'" % (what, n_fields, len(fields), line[:40]))
+        return fields
+
+    def value(self, key):
+        fields = self.fields(2, "'%s,<value>'" % key)
+        if fields[0] != key:
+            raise ValueError("expected '%s,<value>', got '%s'" % (key, ",".join(fields)[:40]))
+        return fields[1]
+
+    def choice(self, key, choices):
+        value = self.value(key)
+        if value not in choices:
+            raise ValueError("unknown %s '%s' (expected %s)" % (key, value[:20], " or ".join(sorted(choices))))
+        return value
+
+
+def _hex32(text):
+    if len(text) != 8:
+        raise ValueError("expected 8 hex digits (IEEE-754 float32 bits), got '%s'" % text[:20])
+    return int(text, 16)
+
+
+def _bits_to_float32(bits):
+    return array("f", bytearray(array("I", bits)))
+
+
+def _float32_to_bits(values):
+    return array("I", bytearray(values))
+
+
+def _read(model, records):
+    if records.value(FORMAT) != str(FORMAT_VERSION):
+        raise ValueError("this file's format version is not supported (this emlneighbors reads version %d)" % FORMAT_VERSION)
+    labeled = records.choice("kind", ("classifier", "neighbors")) == "classifier"
+    dtype = records.choice("dtype", _DTYPES)
+    metric = records.choice("metric", _METRICS)
+    weights = records.choice("weights", _WEIGHTS)
+    n_features = int(records.value("n_features"))
+    n_classes = int(records.value("n_classes"))
+    if labeled != (n_classes > 0):
+        raise ValueError("n_classes must be at least 1 for a classifier and 0 for neighbors")
+    k = int(records.value("k"))
+    n_items = int(records.value("n_items"))
+    if n_items < k or n_items > model.max_items:
+        raise ValueError("n_items=%d: must be k=%d..%d (the max_items of emlneighbors.new())" % (n_items, k, model.max_items))
+    threshold = records.value("threshold")
+    threshold = None if threshold == "none" else _bits_to_float32([_hex32(threshold)])[0]
+    model._begin(_DTYPES[dtype], _METRICS[metric], _WEIGHTS[weights], n_features, k, n_classes, threshold)
+    fields = records.fields(1, "the 'items' section line")
+    if fields[0] != "items":
+        raise ValueError("expected the 'items' section line, got '%s'" % fields[0][:40])
+    float32 = dtype == "float32"
+    n_fields = n_features + 1 if labeled else n_features
+    for _ in range(n_items):
+        fields = records.fields(n_fields, "an item")
+        label = int(fields[0]) if labeled else None
+        values = fields[1:] if labeled else fields
+        if float32:
+            x = _bits_to_float32([_hex32(v) for v in values])
+        else:
+            ints = [int(v) for v in values]
+            for v in ints:
+                if not -32768 <= v <= 32767:
+                    raise ValueError("int16 feature %d out of range -32768..32767" % v)
+            x = array("h", ints)
+        model.additem(x, label)
+    line = records.line()
+    if line is not None:
+        raise ValueError("unexpected line after the last item: '%s'" % line[:40])
+
+
+def load_model(model, f):
+    """Loads a model file (an open file, or a path) into `model` from emlneighbors.new(); replaces its items."""
+    if not isinstance(model, Model):
+        raise TypeError("load_model: expected a model from emlneighbors.new(), got %s" % type(model).__name__)
+    if isinstance(f, str):
+        with open(f) as opened:
+            return load_model(model, opened)
+    if not hasattr(f, "readline"):
+        raise TypeError("load_model: expected a file opened for reading or a path, got %s" % type(f).__name__)
+    records = _Records(f)
+    try:
+        _read(model, records)
+    except (ValueError, TypeError, RuntimeError, IndexError) as e:
+        model.clear()
+        raise ValueError("model file line %d: %s" % (records.lineno, e))
+    except BaseException:
+        model.clear()
+        raise
+
+
+def save_model(model, f):
+    """Writes the model's items (an open text file, or a path) in the format load_model reads."""
+    if not isinstance(model, Model):
+        raise TypeError("save_model: expected a model from emlneighbors.new(), got %s" % type(model).__name__)
+    if isinstance(f, str):
+        with open(f, "w") as opened:
+            return save_model(model, opened)
+    if model.n_items == 0:
+        raise RuntimeError("save_model: no items stored")
+    labeled = bool(model.labeled)
+    float32 = model.typecode == "f"
+    threshold = model.threshold
+    f.write("%s,%d\n" % (FORMAT, FORMAT_VERSION))
+    f.write("kind,%s\n" % ("classifier" if labeled else "neighbors"))
+    f.write("dtype,%s\n" % ("float32" if float32 else "int16"))
+    f.write("metric,%s\nweights,%s\n" % (model.metric, model.weights))
+    f.write("n_features,%d\nn_classes,%d\nk,%d\nn_items,%d\n" % (model.n_features, model.n_classes, model.k, model.n_items))
+    if threshold is None:
+        f.write("threshold,none\n")
+    else:
+        f.write("threshold,%08x\n" % _float32_to_bits(array("f", [threshold]))[0])
+    f.write("items\n")
+    row = array(model.typecode, [0] * model.n_features)
+    for i in range(model.n_items):
+        label = model.getitem(i, row)
+        values = ["%08x" % b for b in _float32_to_bits(row)] if float32 else [str(v) for v in row]
+        if labeled:
+            values.insert(0, str(label))
+        f.write(",".join(values) + "\n")
