@@ -32,7 +32,7 @@ SDIST_FILE = "mpy_cross_v6_3-1.1.1.tar.gz"
 SDIST_SHA256 = "55414c358f5844c784e76d3b253cbd7af5f243ddd4c0b47a26d3875d628df300"
 MICROPYTHON_CACHE = CACHE / "micropython-1.23.0"
 
-NATMODS = ("emltrees", "emlfft", "emliir", "emlneighbors", "emlcnn")
+NATMODS = ("emltrees", "emlfft", "emliir", "emlneighbors", "emlcnn", "emllinear")
 
 # Cross-compiler prefix and the flags dynruntime.mk uses (to find the matching libgcc).
 ARCHES = {
@@ -165,10 +165,11 @@ def _libgcc_objects(arch: str, objects: list[Path], work: Path) -> list[Path]:
 
 
 @contextlib.contextmanager
-def _locked(name: str):
-    """Serializes builds that share files (make writes <module>.mpy into the module's source folder)."""
+def _build_lock():
+    """One build at a time: make writes <module>.mpy into the module's source folder, and the
+    Python parts shared by several modules (natmods/common/*.py) compile to build/<arch>/common/."""
     BUILD_DIR.mkdir(parents=True, exist_ok=True)
-    with open(BUILD_DIR / (name + ".lock"), "w") as lock:
+    with open(BUILD_DIR / "build.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
 
@@ -178,10 +179,8 @@ def build(module: str, arch: str = "x64") -> Path:
     if module not in NATMODS:
         raise BuildError("unknown module %r; modules: %s" % (module, ", ".join(NATMODS)))
     prefix = _check_compiler(arch)
-    with _locked("toolchain"):
-        mpy = mpy_dir()
-    with _locked(module):
-        return _build_locked(module, arch, prefix, mpy)
+    with _build_lock():
+        return _build_locked(module, arch, prefix, mpy_dir())
 
 
 def _build_locked(module: str, arch: str, prefix: str, mpy: Path) -> Path:

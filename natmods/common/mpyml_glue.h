@@ -46,6 +46,16 @@ static NORETURN void mpyml_raise_fmt(const mp_obj_type_t *type, const char *fmt,
     mp_raise_type_arg(type, message);
 }
 
+// m_malloc that raises MemoryError naming what did not fit (the dynruntime m_malloc returns NULL).
+static inline void *mpyml_malloc(size_t bytes, const char *what) {
+    void *block = m_malloc(bytes);
+    if (block == NULL) {
+        const mp_obj_type_t *memory_error = (const mp_obj_type_t *)MP_OBJ_TO_PTR(mp_load_global(MP_QSTR_MemoryError));
+        mpyml_raise_fmt(memory_error, "not enough memory for %s: %d bytes needed", 2, mpyml_str(what), mp_obj_new_int(bytes));
+    }
+    return block;
+}
+
 static NORETURN void mpyml_raise_err(mpyml_err_t err) {
     mp_raise_ValueError(mpyml_error_message(err));
 }

@@ -43,13 +43,8 @@ static mp_obj_t fft_make_new(const mp_obj_type_t *type, size_t n_args, size_t n_
         mpyml_raise_fmt(&mp_type_ValueError, "emlfft.FFT: n must be a power of two from %d to %d, got %d", 3,
             mp_obj_new_int(1 << MPYML_FFT_MIN_LOG2), mp_obj_new_int(1 << MPYML_FFT_MAX_LOG2), args[0]);
     }
-    fft_obj_t *self = m_malloc(sizeof(fft_obj_t));
-    size_t bytes = mpyml_fft_bytes((uint32_t)n);
-    void *block = m_malloc(bytes);
-    if (self == NULL || block == NULL) {
-        const mp_obj_type_t *memory_error = (const mp_obj_type_t *)MP_OBJ_TO_PTR(mp_load_global(MP_QSTR_MemoryError));
-        mpyml_raise_fmt(memory_error, "emlfft.FFT: not enough memory: %d bytes needed", 1, mp_obj_new_int(bytes));
-    }
+    fft_obj_t *self = mpyml_malloc(sizeof(fft_obj_t), "the FFT object");
+    void *block = mpyml_malloc(mpyml_fft_bytes((uint32_t)n), "the FFT tables");
     self->base.type = type;
     mpyml_fft_init(&self->fft, (uint32_t)n, log2n, block);
     return MP_OBJ_FROM_PTR(self);

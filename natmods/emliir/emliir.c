@@ -37,23 +37,13 @@ static uint32_t count_stages(const char *what, size_t n_values) {
     return n_stages;
 }
 
-static void *checked_malloc(size_t bytes) {
-    // The dynruntime m_malloc returns NULL instead of raising.
-    void *block = m_malloc(bytes);
-    if (block == NULL) {
-        const mp_obj_type_t *memory_error = (const mp_obj_type_t *)MP_OBJ_TO_PTR(mp_load_global(MP_QSTR_MemoryError));
-        mpyml_raise_fmt(memory_error, "not enough memory for the filter: %d bytes needed", 1, mp_obj_new_int(bytes));
-    }
-    return block;
-}
-
 static filter_t *new_filter(uint32_t n_stages, int typecode, size_t bytes) {
-    filter_t *self = checked_malloc(sizeof(filter_t));
+    filter_t *self = mpyml_malloc(sizeof(filter_t), "the filter object");
     self->base.type = (const mp_obj_type_t *)&filter_type;
     self->n_stages = n_stages;
     self->typecode = typecode;
     self->stages = NULL;
-    self->stages = checked_malloc(bytes);
+    self->stages = mpyml_malloc(bytes, "the filter");
     return self;
 }
 

@@ -56,12 +56,7 @@ static void configure(model_t *self, uint8_t dtype, uint8_t metric, uint8_t weig
     shape.max_k = self->max_k;
     mpyml_check(mpyml_neighbors_check_shape(&shape));
     uint32_t bytes = mpyml_neighbors_bytes(&shape);
-    self->block = m_malloc(bytes);
-    if (self->block == NULL) {
-        const mp_obj_type_t *memory_error = (const mp_obj_type_t *)MP_OBJ_TO_PTR(mp_load_global(MP_QSTR_MemoryError));
-        mpyml_raise_fmt(memory_error, "not enough memory for %d items: %d bytes needed", 2,
-            mp_obj_new_int(self->max_items), mp_obj_new_int(bytes));
-    }
+    self->block = mpyml_malloc(bytes, "the items");
     mpyml_neighbors_bind(&self->nb, &shape, self->max_k, self->block);
 }
 
@@ -121,7 +116,7 @@ static mp_obj_t emlneighbors_new(mp_obj_t items_in, mp_obj_t features_in, mp_obj
         mpyml_raise_fmt(&mp_type_ValueError, "emlneighbors.new: k must be 1..max_items (%d), got %d", 2,
             mp_obj_new_int(max_items), mp_obj_new_int(k));
     }
-    model_t *self = m_malloc(sizeof(model_t));
+    model_t *self = mpyml_malloc(sizeof(model_t), "the model object");
     self->base.type = (const mp_obj_type_t *)&model_type;
     self->max_items = (uint32_t)max_items;
     self->n_features = (uint32_t)n_features;

@@ -1,6 +1,7 @@
 # Reads and writes the mpyml-neighbors text format (docs/formats.md) for a
 # model made by emlneighbors.new(). Linked into emlneighbors.mpy beside the C
-# glue; it streams the file one line at a time and hands each item to C.
+# glue and ../common/mpyml_records.py (_Records); it streams the file one
+# line at a time and hands each item to C.
 from array import array
 
 FORMAT = "mpyml-neighbors"
@@ -8,46 +9,6 @@ FORMAT_VERSION = 1
 _DTYPES = {"int16": 1, "float32": 2}
 _METRICS = {"euclidean": 1, "manhattan": 2, "chebyshev": 3}
 _WEIGHTS = {"uniform": 1, "distance": 2}
-
-
-class _Records:
-    def __init__(self, f):
-        self.f = f
-        self.lineno = 0
-
-    def line(self):
-        # The next line that is neither blank nor a comment, or None at the end.
-        while True:
-            line = self.f.readline()
-            if not line:
-                return None
-            self.lineno += 1
-            if isinstance(line, bytes):
-                line = line.decode()
-            line = line.strip()
-            if line and line[0] != "#":
-                return line
-
-    def fields(self, n_fields, what):
-        line = self.line()
-        if line is None:
-            raise ValueError("file ends here: expected %s" % what)
-        fields = line.split(",")
-        if len(fields) != n_fields:
-            raise ValueError("%s needs %d fields, got %d: '%s'" % (what, n_fields, len(fields), line[:40]))
-        return fields
-
-    def value(self, key):
-        fields = self.fields(2, "'%s,<value>'" % key)
-        if fields[0] != key:
-            raise ValueError("expected '%s,<value>', got '%s'" % (key, ",".join(fields)[:40]))
-        return fields[1]
-
-    def choice(self, key, choices):
-        value = self.value(key)
-        if value not in choices:
-            raise ValueError("unknown %s '%s' (expected %s)" % (key, value[:20], " or ".join(sorted(choices))))
-        return value
 
 
 def _hex32(text):
@@ -71,20 +32,18 @@ def _read(model, records):
     dtype = records.choice("dtype", _DTYPES)
     metric = records.choice("metric", _METRICS)
     weights = records.choice("weights", _WEIGHTS)
-    n_features = int(records.value("n_features"))
-    n_classes = int(records.value("n_classes"))
+    n_features = records.count("n_features")
+    n_classes = records.count("n_classes")
     if labeled != (n_classes > 0):
         raise ValueError("n_classes must be at least 1 for a classifier and 0 for neighbors")
-    k = int(records.value("k"))
-    n_items = int(records.value("n_items"))
+    k = records.count("k")
+    n_items = records.count("n_items")
     if n_items < k or n_items > model.max_items:
         raise ValueError("n_items=%d: must be k=%d..%d (the max_items of emlneighbors.new())" % (n_items, k, model.max_items))
     threshold = records.value("threshold")
     threshold = None if threshold == "none" else _bits_to_float32([_hex32(threshold)])[0]
     model._begin(_DTYPES[dtype], _METRICS[metric], _WEIGHTS[weights], n_features, k, n_classes, threshold)
-    fields = records.fields(1, "the 'items' section line")
-    if fields[0] != "items":
-        raise ValueError("expected the 'items' section line, got '%s'" % fields[0][:40])
+    records.section("items")
     float32 = dtype == "float32"
     n_fields = n_features + 1 if labeled else n_features
     for _ in range(n_items):
@@ -100,9 +59,7 @@ def _read(model, records):
                     raise ValueError("int16 feature %d out of range -32768..32767" % v)
             x = array("h", ints)
         model.additem(x, label)
-    line = records.line()
-    if line is not None:
-        raise ValueError("unexpected line after the last item: '%s'" % line[:40])
+    records.end("item")
 
 
 def load_model(model, f):

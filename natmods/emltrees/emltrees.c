@@ -89,10 +89,7 @@ static mp_obj_t emltrees_new(mp_obj_t trees_in, mp_obj_t nodes_in, mp_obj_t leav
                 mpyml_str(names[i]), mp_obj_new_int(i == 1 ? 0 : 1), mp_obj_new_int(capacity[i]));
         }
     }
-    model_t *self = m_malloc(sizeof(model_t));
-    if (self == NULL) {
-        mp_raise_msg(&mp_type_RuntimeError, "emltrees.new: out of memory");
-    }
+    model_t *self = mpyml_malloc(sizeof(model_t), "the model object");
     self->base.type = (const mp_obj_type_t *)&model_type;
     self->max_trees = (uint32_t)capacity[0];
     self->max_nodes = (uint32_t)capacity[1];
@@ -137,11 +134,7 @@ static mp_obj_t model_begin(size_t n_args, const mp_obj_t *args) {
     check_capacity("decision nodes", shape.n_nodes, self->max_nodes);
     check_capacity("leaves", shape.n_leaves, self->max_leaves);
     size_t bytes = mpyml_forest_bytes(&shape);
-    self->block = m_malloc(bytes);
-    if (self->block == NULL) {
-        const mp_obj_type_t *memory_error = (const mp_obj_type_t *)MP_OBJ_TO_PTR(mp_load_global(MP_QSTR_MemoryError));
-        mpyml_raise_fmt(memory_error, "not enough memory for the model: %d bytes needed", 1, mp_obj_new_int(bytes));
-    }
+    self->block = mpyml_malloc(bytes, "the model");
     mpyml_forest_bind(&self->forest, &shape, mp_obj_get_float_to_f(args[8]), self->block);
     self->state = MODEL_LOADING;
     return mp_const_none;

@@ -1,59 +1,13 @@
 # Reads the mpyml-trees text format (docs/formats.md) into a model made by
-# emltrees.new(). Linked into emltrees.mpy beside the C glue; it streams the
-# file one line at a time and hands each record to C, which validates it.
+# emltrees.new(). Linked into emltrees.mpy beside the C glue and
+# ../common/mpyml_records.py (_Records); it streams the file one line at a
+# time and hands each record to C, which validates it.
 from array import array
 
 FORMAT = "mpyml-trees"
 FORMAT_VERSION = 1
 _KINDS = {("classifier", "soft"): 1, ("classifier", "hard"): 2, ("regressor", "mean"): 3}
 _DTYPES = {"int16": 1, "float32": 2}
-
-
-class _Records:
-    def __init__(self, f):
-        self.f = f
-        self.lineno = 0
-
-    def _line(self):
-        # The next line that is neither blank nor a comment, or None at the end.
-        while True:
-            line = self.f.readline()
-            if not line:
-                return None
-            self.lineno += 1
-            if isinstance(line, bytes):
-                line = line.decode()
-            line = line.strip()
-            if line and line[0] != "#":
-                return line
-
-    def fields(self, n_fields, what):
-        line = self._line()
-        if line is None:
-            raise ValueError("file ends here: expected %s" % what)
-        fields = line.split(",")
-        if n_fields and len(fields) != n_fields:
-            raise ValueError("%s needs %d fields, got %d: '%s'" % (what, n_fields, len(fields), line[:40]))
-        return fields
-
-    def value(self, key):
-        fields = self.fields(2, "'%s,<value>'" % key)
-        if fields[0] != key:
-            raise ValueError("expected '%s,<value>', got '%s'" % (key, ",".join(fields)[:40]))
-        return fields[1]
-
-    def count(self, key):
-        return int(self.value(key))
-
-    def section(self, name):
-        fields = self.fields(1, "the '%s' section line" % name)
-        if fields[0] != name:
-            raise ValueError("expected the '%s' section line, got '%s'" % (name, fields[0][:40]))
-
-    def end(self):
-        line = self._line()
-        if line is not None:
-            raise ValueError("unexpected line after the last leaf: '%s'" % line[:40])
 
 
 def _soft_leaf(fields, n_classes):
@@ -104,7 +58,7 @@ def _read(model, records):
     for _ in range(n_leaves):
         fields = records.fields(0 if soft else 1, "a leaf")
         model._leaf(_soft_leaf(fields, n_classes) if soft else array("f", [float(fields[0])]))
-    records.end()
+    records.end("leaf")
     model._finish()
 
 
