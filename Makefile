@@ -7,7 +7,7 @@ ARCH ?= x64
 .PHONY: demo test bench build setup-host setup-test
 
 setup-host:
-	$(PYTHON) -m pip install --quiet -e .
+	$(PYTHON) -m pip install --quiet -e ".[examples]"
 
 # Tests also build the Cortex-M targets (Debian's gcc-arm-none-eabi) and compare against m2cgen/everywhereml.
 setup-test: setup-host

@@ -48,7 +48,22 @@ def main() -> int:
         print(report.summary())
         all_ok &= report.ok
     print("all predictions match scikit-learn" if all_ok else "MISMATCHES FOUND")
+    all_ok &= _har_example()
     return 0 if all_ok else 1
+
+
+def _har_example() -> bool:
+    """Activity recognition on real accelerometer recordings (examples/har_trees), when the dataset is there."""
+    import subprocess
+
+    from .build import REPO
+
+    data = REPO.parent / "shared" / "datasets" / "har_exercise_1"
+    if not data.is_dir():
+        print("examples/har_trees skipped: no dataset at %s" % data)
+        return True
+    print("\nexamples/har_trees: train on accelerometer recordings, replay held-out recordings on the unix port ...")
+    return subprocess.run([sys.executable, str(REPO / "examples" / "har_trees" / "run.py")]).returncode == 0
 
 
 if __name__ == "__main__":
