@@ -50,9 +50,11 @@ def _compile(out_dir: Path, extra: list[str]) -> Path:
     return exe
 
 
-@pytest.fixture(scope="module", params=["O0", "O2"])
+# O2-scalar: the kernels Cortex-M builds use, which x64 otherwise replaces with SSE2 ones.
+@pytest.fixture(scope="module", params=["O0", "O2", "O2-scalar"])
 def driver(request, tmp_path_factory) -> Path:
-    return _compile(tmp_path_factory.mktemp("nets_" + request.param), [] if request.param == "O0" else ["-O2"])
+    flags = {"O0": [], "O2": ["-O2"], "O2-scalar": ["-O2", "-DMPYML_NO_SIMD"]}[request.param]
+    return _compile(tmp_path_factory.mktemp("nets_" + request.param), flags)
 
 
 def run(exe: Path, data: bytes, *args: str) -> subprocess.CompletedProcess:
@@ -150,6 +152,43 @@ def test_every_layer_kind_matches_numpy(driver, tmp_path, output_activation):
     out = c_predict(driver, tmp_path / "q.bin", X)
     assert np.array_equal(out.view(np.uint32), i8.predict(X).view(np.uint32))
     codes = rng.integers(-128, 128, (20, 180)).astype(np.int8)
+    out = c_predict(driver, tmp_path / "q.bin", codes, int8_input=True)
+    assert np.array_equal(out.view(np.uint32), i8.predict(codes, int8_input=True).view(np.uint32))
+
+
+def wide_channel_net(rng) -> nets.Net:
+    """Channel counts around multiples of 4 and 8: the core sums blocks of channels (x64: 8, scalar: 4), then the rest."""
+    layers, cur = [], (7, 9, 3)
+
+    def add(kind, kernel, stride, padding, out_c, activation="linear"):
+        nonlocal cur
+        layer = nets.spatial_layer(kind, "l%d" % len(layers), cur, kernel, stride, padding, out_c, activation=activation)
+        layers.append(_random_layer_weights(layer, rng))
+        cur = layer.out_shape
+
+    add(nets.CONV2D, (3, 3), (1, 1), "same", 11, "relu")
+    add(nets.DEPTHWISE_CONV2D, (3, 3), (2, 2), "same", 11, "relu6")
+    add(nets.CONV2D, (1, 3), (1, 2), "same", 16)
+    add(nets.DEPTHWISE_CONV2D, (2, 2), (1, 1), "valid", 16)
+    add(nets.CONV2D, (2, 1), (1, 1), "valid", 8, "relu")
+    layers.append(_random_layer_weights(nets.Layer(nets.DENSE, "dense", cur, (1, 1, 5)), rng))
+    return nets._checked(nets.Net((7, 9, 3), layers, "linear", source="test"))
+
+
+def test_channel_blocks_match_numpy(driver, tmp_path):
+    rng = np.random.default_rng(8)
+    net = wide_channel_net(rng)
+    X = rng.normal(0.2, 1.0, (50, 7 * 9 * 3)).astype(np.float32)
+    f32 = nets.lower(net)
+    netsfile.save(f32, tmp_path / "f.bin")
+    assert np.abs(c_predict(driver, tmp_path / "f.bin", X) - net.predict(X)).max() < 1e-5
+    i8 = nets.lower(net, "int8", X[:30])
+    netsfile.save(i8, tmp_path / "q.bin")
+    assert np.array_equal(netsfile.load(tmp_path / "q.bin").predict(X), i8.predict(X))
+    out = c_predict(driver, tmp_path / "q.bin", X)
+    assert np.array_equal(out.view(np.uint32), i8.predict(X).view(np.uint32))
+    # Extreme codes: the largest |x - zero point| the layers can see, for the int16 products of the x64 kernels.
+    codes = rng.choice(np.array([-128, 127, -127, 0], dtype=np.int8), (30, 7 * 9 * 3))
     out = c_predict(driver, tmp_path / "q.bin", codes, int8_input=True)
     assert np.array_equal(out.view(np.uint32), i8.predict(codes, int8_input=True).view(np.uint32))
 

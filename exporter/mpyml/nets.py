@@ -504,8 +504,11 @@ class StoredLayer:
             return [np.asarray(self.weights, dtype="<f4").ravel(), np.asarray(self.bias, dtype="<f4")]
         if self.kind == AVG_POOL:
             return [np.asarray(self.mult, dtype="<i4"), np.asarray(self.shift, dtype="<i4")]
+        weights = np.asarray(self.weights, dtype="i1")
+        if self.kind == CONV2D:  # int8 conv2d is stored [kh][kw][in_c][out_c]: the device sums channel blocks
+            weights = np.transpose(weights, (1, 2, 3, 0))
         return [np.asarray(self.bias, dtype="<i4"), np.asarray(self.mult, dtype="<i4"),
-                np.asarray(self.shift, dtype="<i4"), np.asarray(self.weights, dtype="i1").ravel()]
+                np.asarray(self.shift, dtype="<i4"), np.ascontiguousarray(weights).ravel()]
 
     def params_bytes(self, dtype) -> int:
         n = sum(a.nbytes for a in self.params(dtype))

@@ -99,7 +99,10 @@ def loads(data: bytes) -> StoredNet:
             layer.bias = np.frombuffer(block, "<i4", oc).astype(np.int32)
             layer.mult = np.frombuffer(block, "<i4", oc, 4 * oc).astype(np.int64)
             layer.shift = np.frombuffer(block, "<i4", oc, 8 * oc).astype(np.int64)
-            layer.weights = np.frombuffer(block, "i1", n_w, 12 * oc).astype(np.int8).reshape(w_shape)
+            weights = np.frombuffer(block, "i1", n_w, 12 * oc).astype(np.int8)
+            if kind == CONV2D:  # stored [kh][kw][in_c][out_c]
+                weights = np.transpose(weights.reshape(kh, kw, in_shape[2], oc), (3, 0, 1, 2))
+            layer.weights = np.ascontiguousarray(weights.reshape(w_shape))
         layers.append(layer)
     return StoredNet(dtype, (h, w, c), layers, _OUT_ACTS[out_act], input_scale=in_scale, input_zero_point=in_zp,
                      output_scale=out_scale, output_zero_point=out_zp)

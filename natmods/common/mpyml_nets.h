@@ -13,6 +13,15 @@
 #include "mpyml_common.h"
 #include "mpyml_math.h"
 
+// x64 builds use SSE2 for the int8 kernels; MPYML_NO_SIMD selects the scalar
+// kernels of the Cortex-M builds instead (tests/test_nets_core.py runs both).
+#if defined(__SSE2__) && !defined(MPYML_NO_SIMD)
+#define MPYML_NETS_SSE2 1
+#include <emmintrin.h>
+#else
+#define MPYML_NETS_SSE2 0
+#endif
+
 enum { MPYML_NET_FLOAT32 = 1, MPYML_NET_INT8 = 2 };
 enum { MPYML_LAYER_DENSE = 1, MPYML_LAYER_CONV2D, MPYML_LAYER_DEPTHWISE, MPYML_LAYER_MAX_POOL, MPYML_LAYER_AVG_POOL };
 enum { MPYML_ACT_LINEAR, MPYML_ACT_RELU, MPYML_ACT_RELU6 };
@@ -394,6 +403,119 @@ static inline int8_t mpyml_requantize(int32_t acc, int32_t mult, int32_t shift, 
     return (int8_t)(v < lo ? lo : (v > hi ? hi : v));
 }
 
+#if MPYML_NETS_SSE2
+// x64: eight output channels at a time in two int32x4 sums. Every product
+// |(x - zp) * w| <= 255 * 128 fits an int16, so one 16-bit multiply is exact.
+#define MPYML_I8_BLOCK 8
+
+static inline __m128i mpyml_widen_i8(const int8_t *p) {
+    __m128i b = _mm_loadl_epi64((const __m128i *)(const void *)p);
+    return _mm_srai_epi16(_mm_unpacklo_epi8(b, b), 8);
+}
+
+// Adds the eight int16 products to the two int32x4 sums.
+static inline void mpyml_add_products(__m128i products, __m128i *lo, __m128i *hi) {
+    *lo = _mm_add_epi32(*lo, _mm_srai_epi32(_mm_unpacklo_epi16(products, products), 16));
+    *hi = _mm_add_epi32(*hi, _mm_srai_epi32(_mm_unpackhi_epi16(products, products), 16));
+}
+
+// Sums of output channels oc0..oc0+7 at one output position into acc[0..8), bias included.
+MPYML_ALWAYS_INLINE static inline void mpyml_block_i8(const mpyml_layer_t *l, const int8_t *x, const int8_t *w,
+                                                      const int32_t *bias, int32_t oc0, int32_t iy0, int32_t ix0,
+                                                      int32_t ky_lo, int32_t ky_hi, int32_t kx_lo, int32_t kx_hi,
+                                                      int kind, int32_t *acc) {
+    int32_t kw = l->kernel_w, in_c = l->in_c, n_c = l->out_c;
+    __m128i lo = _mm_loadu_si128((const __m128i *)(const void *)(bias + oc0));
+    __m128i hi = _mm_loadu_si128((const __m128i *)(const void *)(bias + oc0 + 4));
+    __m128i zp = _mm_set1_epi16((int16_t)l->in_zp);
+    for (int32_t ky = ky_lo; ky < ky_hi; ky++) {
+        const int8_t *xp = x + ((iy0 + ky) * l->in_w + ix0 + kx_lo) * in_c;
+        if (kind == MPYML_LAYER_CONV2D) {
+            // The window's taps in this row and their input channels are consecutive in x and in w.
+            const int8_t *wp = w + (ky * kw + kx_lo) * in_c * n_c + oc0;
+            int32_t run = (kx_hi - kx_lo) * in_c;
+            for (int32_t r = 0; r < run; r++, wp += n_c) {
+                __m128i xv = _mm_set1_epi16((int16_t)(xp[r] - l->in_zp));
+                mpyml_add_products(_mm_mullo_epi16(xv, mpyml_widen_i8(wp)), &lo, &hi);
+            }
+        } else {
+            const int8_t *wp = w + (ky * kw + kx_lo) * n_c + oc0;
+            xp += oc0;
+            for (int32_t kx = kx_lo; kx < kx_hi; kx++, xp += n_c, wp += n_c) {
+                __m128i xv = _mm_sub_epi16(mpyml_widen_i8(xp), zp);
+                mpyml_add_products(_mm_mullo_epi16(xv, mpyml_widen_i8(wp)), &lo, &hi);
+            }
+        }
+    }
+    _mm_storeu_si128((__m128i *)(void *)acc, lo);
+    _mm_storeu_si128((__m128i *)(void *)(acc + 4), hi);
+}
+#else
+// Scalar cores: four output channels at a time, so each input value is loaded
+// and centred once for four multiply-accumulates into registers.
+#define MPYML_I8_BLOCK 4
+
+MPYML_ALWAYS_INLINE static inline void mpyml_block_i8(const mpyml_layer_t *l, const int8_t *x, const int8_t *w,
+                                                      const int32_t *bias, int32_t oc0, int32_t iy0, int32_t ix0,
+                                                      int32_t ky_lo, int32_t ky_hi, int32_t kx_lo, int32_t kx_hi,
+                                                      int kind, int32_t *acc) {
+    int32_t kw = l->kernel_w, in_c = l->in_c, n_c = l->out_c, zp = l->in_zp;
+    int32_t a0 = bias[oc0], a1 = bias[oc0 + 1], a2 = bias[oc0 + 2], a3 = bias[oc0 + 3];
+    for (int32_t ky = ky_lo; ky < ky_hi; ky++) {
+        const int8_t *xp = x + ((iy0 + ky) * l->in_w + ix0 + kx_lo) * in_c;
+        if (kind == MPYML_LAYER_CONV2D) {
+            const int8_t *wp = w + (ky * kw + kx_lo) * in_c * n_c + oc0;
+            const int8_t *end = xp + (kx_hi - kx_lo) * in_c;
+            for (; xp < end; xp++, wp += n_c) {
+                int32_t xv = (int32_t)*xp - zp;
+                a0 += xv * wp[0];
+                a1 += xv * wp[1];
+                a2 += xv * wp[2];
+                a3 += xv * wp[3];
+            }
+        } else {
+            const int8_t *wp = w + (ky * kw + kx_lo) * n_c + oc0;
+            xp += oc0;
+            for (int32_t kx = kx_lo; kx < kx_hi; kx++, xp += n_c, wp += n_c) {
+                a0 += ((int32_t)xp[0] - zp) * wp[0];
+                a1 += ((int32_t)xp[1] - zp) * wp[1];
+                a2 += ((int32_t)xp[2] - zp) * wp[2];
+                a3 += ((int32_t)xp[3] - zp) * wp[3];
+            }
+        }
+    }
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
+}
+#endif
+
+// Conv2d (weights [kh][kw][in_c][C]) or depthwise (weights [kh][kw][C]) sum of one output channel, bias included.
+MPYML_ALWAYS_INLINE static inline int32_t mpyml_channel_i8(const mpyml_layer_t *l, const int8_t *x, const int8_t *w,
+                                                          int32_t acc, int32_t oc, int32_t iy0, int32_t ix0,
+                                                          int32_t ky_lo, int32_t ky_hi, int32_t kx_lo, int32_t kx_hi,
+                                                          int kind) {
+    int32_t kw = l->kernel_w, in_c = l->in_c, n_c = l->out_c, zp = l->in_zp;
+    for (int32_t ky = ky_lo; ky < ky_hi; ky++) {
+        const int8_t *xp = x + ((iy0 + ky) * l->in_w + ix0 + kx_lo) * in_c;
+        if (kind == MPYML_LAYER_CONV2D) {
+            const int8_t *wp = w + (ky * kw + kx_lo) * in_c * n_c + oc;
+            int32_t run = (kx_hi - kx_lo) * in_c;
+            for (int32_t r = 0; r < run; r++, wp += n_c) {
+                acc += ((int32_t)xp[r] - zp) * (int32_t)*wp;
+            }
+        } else {
+            const int8_t *wp = w + (ky * kw + kx_lo) * n_c + oc;
+            xp += oc;
+            for (int32_t kx = kx_lo; kx < kx_hi; kx++, xp += n_c, wp += n_c) {
+                acc += ((int32_t)*xp - zp) * (int32_t)*wp;
+            }
+        }
+    }
+    return acc;
+}
+
 MPYML_ALWAYS_INLINE static inline void mpyml_spatial_i8(const mpyml_layer_t *l, const int8_t *x, int8_t *y, const uint8_t *params, int kind) {
     int32_t n_c = l->out_c;
     // Parameter block: int8 conv2d/depthwise: bias, mult, shift (int32 per channel), weights; avg pool: mult, shift.
@@ -412,24 +534,30 @@ MPYML_ALWAYS_INLINE static inline void mpyml_spatial_i8(const mpyml_layer_t *l, 
             int32_t ix0 = ox * l->stride_w - l->pad_left, kx_lo, kx_hi;
             mpyml_window(ix0, kw, in_w, &kx_lo, &kx_hi);
             int8_t *out = y + (oy * l->out_w + ox) * n_c;
+            if (kind == MPYML_LAYER_CONV2D || kind == MPYML_LAYER_DEPTHWISE) {
+                int32_t oc = 0;
+                for (; oc + MPYML_I8_BLOCK <= n_c; oc += MPYML_I8_BLOCK) {
+                    int32_t acc[MPYML_I8_BLOCK];
+                    mpyml_block_i8(l, x, w, bias, oc, iy0, ix0, ky_lo, ky_hi, kx_lo, kx_hi, kind, acc);
+                    for (int32_t j = 0; j < MPYML_I8_BLOCK; j++) {
+                        out[oc + j] = mpyml_requantize(acc[j], mult[oc + j], shift[oc + j], l->out_zp, l->act_min, l->act_max);
+                    }
+                }
+                for (; oc < n_c; oc++) {
+                    int32_t acc = mpyml_channel_i8(l, x, w, bias[oc], oc, iy0, ix0, ky_lo, ky_hi, kx_lo, kx_hi, kind);
+                    out[oc] = mpyml_requantize(acc, mult[oc], shift[oc], l->out_zp, l->act_min, l->act_max);
+                }
+                continue;
+            }
             for (int32_t oc = 0; oc < n_c; oc++) {
                 int32_t acc = 0;
                 if (kind == MPYML_LAYER_MAX_POOL) {
                     acc = x[((iy0 + ky_lo) * in_w + ix0 + kx_lo) * in_c + oc];
-                } else if (kind != MPYML_LAYER_AVG_POOL) {
-                    acc = bias[oc];
                 }
                 for (int32_t ky = ky_lo; ky < ky_hi; ky++) {
                     for (int32_t kx = kx_lo; kx < kx_hi; kx++) {
                         const int8_t *xp = x + ((iy0 + ky) * in_w + ix0 + kx) * in_c;
-                        if (kind == MPYML_LAYER_CONV2D) {
-                            const int8_t *wp = w + ((oc * kh + ky) * kw + kx) * in_c;
-                            for (int32_t ci = 0; ci < in_c; ci++) {
-                                acc += ((int32_t)xp[ci] - zp) * (int32_t)wp[ci];
-                            }
-                        } else if (kind == MPYML_LAYER_DEPTHWISE) {
-                            acc += ((int32_t)xp[oc] - zp) * (int32_t)w[(ky * kw + kx) * in_c + oc];
-                        } else if (kind == MPYML_LAYER_MAX_POOL) {
+                        if (kind == MPYML_LAYER_MAX_POOL) {
                             acc = xp[oc] > acc ? xp[oc] : acc;
                         } else {
                             acc += (int32_t)xp[oc] - zp;
@@ -438,10 +566,8 @@ MPYML_ALWAYS_INLINE static inline void mpyml_spatial_i8(const mpyml_layer_t *l, 
                 }
                 if (kind == MPYML_LAYER_MAX_POOL) {
                     out[oc] = (int8_t)(acc < l->act_min ? l->act_min : (acc > l->act_max ? l->act_max : acc));
-                } else if (kind == MPYML_LAYER_AVG_POOL) {
-                    out[oc] = mpyml_requantize(acc, mult[0], shift[0], l->out_zp, l->act_min, l->act_max);
                 } else {
-                    out[oc] = mpyml_requantize(acc, mult[oc], shift[oc], l->out_zp, l->act_min, l->act_max);
+                    out[oc] = mpyml_requantize(acc, mult[0], shift[0], l->out_zp, l->act_min, l->act_max);
                 }
             }
         }
@@ -453,11 +579,45 @@ static void mpyml_dense_i8(const mpyml_layer_t *l, const int8_t *x, int8_t *y, c
     const int32_t *bias = (const int32_t *)(const void *)params;
     const int32_t *mult = bias + n_c, *shift = mult + n_c;
     const int8_t *w = (const int8_t *)(shift + n_c);
-    for (int32_t o = 0; o < n_c; o++) {
-        const int8_t *wp = w + (size_t)o * (size_t)n_in;
-        int32_t acc = bias[o];
+    int32_t o = 0;
+#if !MPYML_NETS_SSE2
+    // Scalar cores: four outputs at a time, each input loaded once for four multiply-accumulates.
+    for (; o + 4 <= n_c; o += 4) {
+        const int8_t *w0 = w + (size_t)o * (size_t)n_in, *w1 = w0 + n_in, *w2 = w1 + n_in, *w3 = w2 + n_in;
+        int32_t a0 = bias[o], a1 = bias[o + 1], a2 = bias[o + 2], a3 = bias[o + 3];
         for (int32_t i = 0; i < n_in; i++) {
-            acc += (int32_t)x[i] * (int32_t)wp[i];  // the bias holds -in_zp * sum(w)
+            int32_t xv = x[i];
+            a0 += xv * w0[i];
+            a1 += xv * w1[i];
+            a2 += xv * w2[i];
+            a3 += xv * w3[i];
+        }
+        y[o] = mpyml_requantize(a0, mult[o], shift[o], l->out_zp, l->act_min, l->act_max);
+        y[o + 1] = mpyml_requantize(a1, mult[o + 1], shift[o + 1], l->out_zp, l->act_min, l->act_max);
+        y[o + 2] = mpyml_requantize(a2, mult[o + 2], shift[o + 2], l->out_zp, l->act_min, l->act_max);
+        y[o + 3] = mpyml_requantize(a3, mult[o + 3], shift[o + 3], l->out_zp, l->act_min, l->act_max);
+    }
+#endif
+    for (; o < n_c; o++) {
+        const int8_t *wp = w + (size_t)o * (size_t)n_in;
+        int32_t acc = bias[o], i = 0;  // the bias holds -in_zp * sum(w)
+#if MPYML_NETS_SSE2
+        // 16 products at a time: two multiply-adds of int16 pairs into int32x4 sums.
+        __m128i sum = _mm_setzero_si128();
+        for (; i + 16 <= n_in; i += 16) {
+            __m128i xv = _mm_loadu_si128((const __m128i *)(const void *)(x + i));
+            __m128i wv = _mm_loadu_si128((const __m128i *)(const void *)(wp + i));
+            sum = _mm_add_epi32(sum, _mm_madd_epi16(_mm_srai_epi16(_mm_unpacklo_epi8(xv, xv), 8),
+                                                    _mm_srai_epi16(_mm_unpacklo_epi8(wv, wv), 8)));
+            sum = _mm_add_epi32(sum, _mm_madd_epi16(_mm_srai_epi16(_mm_unpackhi_epi8(xv, xv), 8),
+                                                    _mm_srai_epi16(_mm_unpackhi_epi8(wv, wv), 8)));
+        }
+        sum = _mm_add_epi32(sum, _mm_shuffle_epi32(sum, 0x4e));
+        sum = _mm_add_epi32(sum, _mm_shuffle_epi32(sum, 0xb1));
+        acc += _mm_cvtsi128_si32(sum);
+#endif
+        for (; i < n_in; i++) {
+            acc += (int32_t)x[i] * (int32_t)wp[i];
         }
         y[o] = mpyml_requantize(acc, mult[o], shift[o], l->out_zp, l->act_min, l->act_max);
     }
@@ -497,6 +657,32 @@ static inline int8_t mpyml_quantize_input(const mpyml_net_t *net, float x) {
     return (int8_t)(q < -128 ? -128 : (q > 127 ? 127 : q));
 }
 
+static void mpyml_quantize_inputs(const mpyml_net_t *net, const float *x, int8_t *q) {
+    uint32_t i = 0;
+#if MPYML_NETS_SSE2
+    // 16 at a time, the same float32 operations as mpyml_quantize_input; the packs saturate to -128..127.
+    __m128 inv = _mm_set1_ps(net->input_inv_scale), big = _mm_set1_ps(1.0e9f), zero = _mm_setzero_ps();
+    __m128 half = _mm_set1_ps(0.5f), minus_half = _mm_set1_ps(-0.5f);
+    __m128i zp = _mm_set1_epi32(net->input_zp);
+    for (; i + 16 <= net->n_inputs; i += 16) {
+        __m128i codes[4];
+        for (int k = 0; k < 4; k++) {
+            __m128 v = _mm_mul_ps(_mm_loadu_ps(x + i + 4 * k), inv);
+            v = _mm_andnot_ps(_mm_cmpunord_ps(v, v), v);  // NaN -> 0
+            v = _mm_max_ps(_mm_min_ps(v, big), _mm_sub_ps(zero, big));
+            __m128 non_negative = _mm_cmpge_ps(v, zero);
+            v = _mm_add_ps(v, _mm_or_ps(_mm_and_ps(non_negative, half), _mm_andnot_ps(non_negative, minus_half)));
+            codes[k] = _mm_add_epi32(_mm_cvttps_epi32(v), zp);
+        }
+        __m128i packed = _mm_packs_epi16(_mm_packs_epi32(codes[0], codes[1]), _mm_packs_epi32(codes[2], codes[3]));
+        _mm_storeu_si128((__m128i *)(void *)(q + i), packed);
+    }
+#endif
+    for (; i < net->n_inputs; i++) {
+        q[i] = mpyml_quantize_input(net, x[i]);
+    }
+}
+
 // Softmax or sigmoid of the outputs, in place.
 static void mpyml_output_activation(uint8_t activation, float *out, uint32_t n) {
     if (activation == MPYML_OUT_SOFTMAX) {
@@ -529,9 +715,7 @@ static void mpyml_net_predict(const mpyml_net_t *net, const void *x, int x_is_in
     const void *src = x;
     if (net->dtype == MPYML_NET_INT8 && !x_is_int8) {
         int8_t *q = (int8_t *)(arena + net->buffer_bytes);
-        for (uint32_t i = 0; i < net->n_inputs; i++) {
-            q[i] = mpyml_quantize_input(net, ((const float *)x)[i]);
-        }
+        mpyml_quantize_inputs(net, (const float *)x, q);
         src = q;
     }
     for (uint32_t i = 0; i < net->n_layers; i++) {
