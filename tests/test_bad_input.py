@@ -51,7 +51,7 @@ def set_node_field(field, value, offset=0):
 # (name, dtype of the base file, edit of its lines, expected exception, words the message must contain)
 FILE_CASES = [
     ("empty file", "int16", lambda lines: [], "ValueError", ["line 1", "file ends here", "mpyml-trees"]),
-    ("wrong version", "int16", set_header("mpyml-trees", 2), "ValueError", ["line 1", "version", "1"]),
+    ("wrong version", "int16", set_header("mpyml-trees", 3), "ValueError", ["line 1", "version", "1"]),
     ("other format", "int16", lambda l: ["mpyml-neighbors,1"] + l[1:], "ValueError", ["line 1", "mpyml-trees", "mpyml-neighbors"]),
     ("wrong kind", "int16", set_header("kind", "clusterer"), "ValueError", ["line 3", "unknown model kind", "clusterer"]),
     ("wrong voting", "int16", set_header("voting", "mean"), "ValueError", ["line 3", "unknown model kind"]),

@@ -9,8 +9,10 @@ from .trees import ExportError
 
 def convert(estimator):
     """The intermediate representation of a fitted estimator (see mpyml.trees.Forest)."""
-    from . import neighbors, trees
+    from . import neighbors, pipeline, trees
 
+    if pipeline.is_pipeline(estimator):
+        return pipeline.pipeline_from_sklearn(estimator)
     if _is_neighbors(estimator):
         return neighbors.neighbors_from_sklearn(estimator)
     return trees.forest_from_sklearn(estimator)
@@ -46,7 +48,21 @@ def export(estimator, path, feature_dtype: str = "int16", voting: str = "soft", 
     apply): quantize=None stores float32, quantize='int8' calibrates int8 scales
     on representative_data (typical input rows). stored.summary() reports the
     weights (flash) and arena (RAM) bytes.
+
+    sklearn Pipelines (docs/formats.md, "Pipelines"): scalers and column selection in
+    front of a tree model are folded into its thresholds (an mpyml-trees file on raw
+    features of feature_dtype; predict identical to the pipeline's). Steps with a linear
+    model or no final estimator go to one mpyml-linear file for emllinear (float32;
+    mpyml.linear.StoredChain). PCA/TruncatedSVD in front of trees: one mpyml-trees
+    version 2 file whose steps emltrees runs in float32 before the forest. Any steps in
+    front of kNN: the mpyml-neighbors file (float32 features) at `path` and an
+    mpyml-linear file of the steps beside it (mpyml.linear.steps_path). Both return a
+    mpyml.linear.StoredPipeline.
     """
+    from . import pipeline
+
+    if pipeline.is_pipeline(estimator):
+        return _export_pipeline(estimator, path, feature_dtype, voting)
     if _is_net(estimator):
         from . import nets, netsfile
 
@@ -64,6 +80,36 @@ def export(estimator, path, feature_dtype: str = "int16", voting: str = "soft", 
     stored = trees.lower(convert(estimator), dtype=feature_dtype, voting=voting)
     treesfile.save(stored, path)
     return stored
+
+
+def _export_pipeline(estimator, path, feature_dtype, voting):
+    """Pipelines: per-feature steps folded into a tree model's thresholds (an mpyml-trees file),
+    or float32 steps with a linear model or no final estimator (an mpyml-linear file for emllinear)."""
+    from . import linear, linearfile, pipeline, trees, treesfile
+
+    ir = pipeline.pipeline_from_sklearn(estimator)
+    if isinstance(ir.final, trees.Forest) and pipeline.foldable(ir):
+        stored = trees.lower(pipeline.fold_into_forest(ir, feature_dtype), dtype=feature_dtype, voting=voting)
+        treesfile.save(stored, path)
+        return stored
+    if ir.final is None or isinstance(ir.final, linear.Linear):
+        stored = linear.lower(ir)
+        linearfile.save(stored, path)
+        return stored
+    # Steps that mix features run in float32 on the device before the estimator: for trees in the
+    # steps section of an mpyml-trees version 2 file; for kNN in an emllinear file beside the
+    # estimator's (composed on the device with emllinear.Pipeline).
+    from . import neighbors, neighborsfile
+
+    steps = linear.lower(pipeline.PipelineIR(n_features=ir.n_features, steps=ir.steps))
+    if isinstance(ir.final, trees.Forest):
+        model = trees.lower(ir.final, dtype="float32", voting=voting)
+        treesfile.save(model, path, steps=steps)
+        return linear.StoredPipeline(steps=steps, model=model)
+    model = neighbors.lower(ir.final, dtype="float32", novelty_percentile=None)
+    neighborsfile.save(model, path)
+    linearfile.save(steps, linear.steps_path(path))
+    return linear.StoredPipeline(steps=steps, model=model)
 
 
 __all__ = ["ExportError", "convert", "export", "__version__"]

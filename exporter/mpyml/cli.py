@@ -45,9 +45,24 @@ def _print_summary(stored, path) -> None:
 
 
 def _cmd_inspect(args) -> int:
-    from . import treesfile
+    from . import linearfile, treesfile
 
-    _print_summary(treesfile.load(args.model), args.model)
+    with open(args.model) as f:
+        first = f.readline()
+    if first.startswith(linearfile.FORMAT + ","):
+        stored = linearfile.load(args.model)
+        print("%s: %s, %d features -> %d outputs, steps %s, %d values; device RAM %d B; "
+              "emllinear.new(%d, %d)" % (args.model, stored.kind, stored.n_features, stored.steps[-1].n_out,
+                                         " ".join(s.kind for s in stored.steps), stored.n_values, stored.ram_bytes(),
+                                         len(stored.steps), stored.n_values))
+        return 0
+    stored = treesfile.load(args.model)
+    if hasattr(stored, "steps"):  # version 2: pipeline steps before the forest
+        print("%s: steps %s, %d raw features -> %d, %d values; steps RAM %d B" % (
+            args.model, " ".join(s.kind for s in stored.steps.steps), stored.steps.n_features,
+            stored.steps.steps[-1].n_out, stored.steps.n_values, stored.steps.ram_bytes()))
+        stored = stored.model
+    _print_summary(stored, args.model)
     return 0
 
 

@@ -14,6 +14,8 @@ from .trees import CLASSIFIER, StoredForest
 
 FORMAT = "mpyml-trees"
 FORMAT_VERSION = 1
+# Version 2 adds a steps section (pipeline steps run before the forest); version 1 files are written when there are none.
+FORMAT_VERSION_STEPS = 2
 
 
 def _float_text(value: np.float32) -> str:
@@ -48,11 +50,12 @@ def _leaf_text(stored: StoredForest, leaf: np.ndarray) -> str:
     return _float_text(leaf[0])
 
 
-def write(stored: StoredForest, f) -> None:
-    """Writes `stored` to an open text file."""
+def write(stored: StoredForest, f, steps=None) -> None:
+    """Writes `stored` to an open text file; with `steps` (a transformer mpyml.linear.StoredChain
+    whose output is the forest's input), version 2 with the steps section."""
     n_values_key = ("n_classes", stored.n_classes) if stored.kind == CLASSIFIER else ("n_outputs", 1)
     header = [
-        (FORMAT, FORMAT_VERSION),
+        (FORMAT, FORMAT_VERSION if steps is None else FORMAT_VERSION_STEPS),
         ("kind", stored.kind),
         ("voting", stored.voting or "mean"),
         ("dtype", stored.dtype),
@@ -63,6 +66,13 @@ def write(stored: StoredForest, f) -> None:
         ("n_leaves", stored.n_leaves),
     ]
     lines = ["%s,%s" % kv for kv in header]
+    if steps is not None:
+        from .linearfile import step_lines
+
+        if stored.dtype != "float32" or steps.steps[-1].n_out != stored.n_features:
+            raise ValueError("steps need a float32 forest whose n_features is the steps' output width")
+        lines.append("steps,%d,%d,%d,%d" % (steps.n_features, len(steps.steps), steps.n_values, steps.max_width))
+        lines += step_lines(steps.steps)
     lines.append("trees")
     lines += [str(root) for root in stored.roots]
     lines.append("nodes")
@@ -74,10 +84,10 @@ def write(stored: StoredForest, f) -> None:
     f.write("\n".join(lines) + "\n")
 
 
-def save(stored: StoredForest, path: str | os.PathLike) -> int:
+def save(stored: StoredForest, path: str | os.PathLike, steps=None) -> int:
     """Writes the model file; returns its size in bytes."""
     with open(path, "w", newline="\n") as f:
-        write(stored, f)
+        write(stored, f, steps)
     return os.path.getsize(path)
 
 
@@ -85,8 +95,9 @@ class FormatError(ValueError):
     pass
 
 
-def read(f) -> StoredForest:
-    """Reads a model file written by :func:`write` (used by tests and `mpyml inspect`)."""
+def read(f):
+    """Reads a model file written by :func:`write` (used by tests and `mpyml inspect`): a StoredForest,
+    or for version 2 a mpyml.linear.StoredPipeline of its steps and forest."""
     stripped = [(i + 1, line.strip()) for i, line in enumerate(f)]
     records = iter([(n, line) for n, line in stripped if line and not line.startswith("#")])
 
@@ -104,12 +115,21 @@ def read(f) -> StoredForest:
         return take(2, key)[1]
 
     version = value(FORMAT)
-    if version != str(FORMAT_VERSION):
-        raise FormatError("format version %s is not supported (expected %d)" % (version, FORMAT_VERSION))
+    if version not in (str(FORMAT_VERSION), str(FORMAT_VERSION_STEPS)):
+        raise FormatError("format version %s is not supported (expected %d or %d)" % (version, FORMAT_VERSION,
+                                                                                    FORMAT_VERSION_STEPS))
     kind, voting, dtype = value("kind"), value("voting"), value("dtype")
     n_features = int(value("n_features"))
     n_classes = int(value("n_classes")) if kind == CLASSIFIER else int(value("n_outputs")) - 1
     n_trees, n_nodes, n_leaves = (int(value(key)) for key in ("n_trees", "n_nodes", "n_leaves"))
+    steps = None
+    if version == str(FORMAT_VERSION_STEPS):
+        from .linear import TRANSFORMER, StoredChain
+        from .linearfile import read_steps
+
+        fields = take(5, "steps")
+        steps = read_steps(lambda: next(records), int(fields[2]))
+        steps = StoredChain(kind=TRANSFORMER, n_features=int(fields[1]), n_outputs=n_features, proba="none", steps=steps)
     take(1, "trees")
     roots = [int(take(1)[0]) for _ in range(n_trees)]
     take(1, "nodes")
@@ -134,7 +154,7 @@ def read(f) -> StoredForest:
         child = int(child)
         return index + child if child > 0 else child
 
-    return StoredForest(
+    forest = StoredForest(
         kind=kind,
         voting=None if voting == "mean" else voting,
         dtype=dtype,
@@ -147,6 +167,11 @@ def read(f) -> StoredForest:
         right=np.array([absolute(i, n[3]) for i, n in enumerate(nodes)], dtype=np.int64),
         leaves=leaves,
     )
+    if steps is None:
+        return forest
+    from .linear import StoredPipeline
+
+    return StoredPipeline(steps=steps, model=forest)
 
 
 def load(path: str | os.PathLike) -> StoredForest:

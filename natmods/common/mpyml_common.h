@@ -67,7 +67,17 @@ typedef enum {
     X(NET_PARAMS, "parameter block misaligned, outside the payload or of the wrong size for the layer") \
     X(NET_QUANT, "int8 parameter out of range (zero point, clamp, scale, multiplier or shift)") \
     X(NET_ACC_RANGE, "int8 bias and products could overflow the int32 accumulator") \
-    X(NET_HEADER, "header's n_outputs, arena_bytes or weights_bytes disagree with the layers")
+    X(NET_HEADER, "header's n_outputs, arena_bytes or weights_bytes disagree with the layers") \
+    X(LIN_HEADER, "bad header: kind, proba, n_features, n_outputs, n_steps (1..255) or max_width (1..65535)") \
+    X(LIN_STEP_KIND, "unknown step kind (affine, select or matrix)") \
+    X(LIN_STEP_CHAIN, "a step's input width differs from the previous step's output width (or n_features)") \
+    X(LIN_STEP_WIDTH, "a step is wider than the header's max_width, or an affine step changes the width") \
+    X(LIN_TOO_MANY_STEPS, "more step records than the header's n_steps") \
+    X(LIN_TOO_MANY_VALUES, "more values than the step or the header's n_values hold") \
+    X(LIN_MISSING, "fewer steps or values than the header says") \
+    X(LIN_INDEX, "select index not below the step's input width") \
+    X(LIN_NOT_FINITE, "step value is NaN or infinite") \
+    X(LIN_OUTPUT, "the last step's width does not fit the model kind, n_outputs and proba")
 
 #define MPYML_ERROR_ENUM(name, message) MPYML_ERR_##name,
 typedef enum {

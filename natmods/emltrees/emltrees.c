@@ -4,6 +4,7 @@
 #include "py/dynruntime.h"
 
 #include "mpyml_glue.h"
+#include "mpyml_linear.h"
 #include "mpyml_trees.h"
 
 enum { MODEL_EMPTY, MODEL_LOADING, MODEL_READY };
@@ -14,6 +15,9 @@ typedef struct {
     uint32_t state;
     void *block;                // owns every array of `forest`
     mpyml_forest_t forest;
+    // Pipeline steps that run before the forest (format version 2), or NULL.
+    void *steps_block;          // owns every array of `steps`
+    mpyml_linear_t steps;
 } model_t;
 
 // Not static: mpy_ld cannot relocate static bss variables.
@@ -33,6 +37,10 @@ static void model_unload(model_t *self) {
         m_free(self->block);
         self->block = NULL;
     }
+    if (self->steps_block != NULL) {
+        m_free(self->steps_block);
+        self->steps_block = NULL;
+    }
 }
 
 static const mpyml_forest_t *ready_forest(model_t *self) {
@@ -42,29 +50,43 @@ static const mpyml_forest_t *ready_forest(model_t *self) {
     return &self->forest;
 }
 
-static int feature_typecode(const mpyml_forest_t *f) {
-    return f->shape.dtype == MPYML_DTYPE_FLOAT32 ? 'f' : 'h';
+// The caller's rows are raw features: the steps' input when the model has steps, else the forest's.
+static int feature_typecode(const model_t *self) {
+    return self->steps_block != NULL || self->forest.shape.dtype == MPYML_DTYPE_FLOAT32 ? 'f' : 'h';
+}
+
+static uint32_t input_features(const model_t *self) {
+    return self->steps_block != NULL ? self->steps.shape.n_features : self->forest.shape.n_features;
+}
+
+static size_t row_bytes(const model_t *self) {
+    return input_features(self) * (feature_typecode(self) == 'f' ? 4 : 2);
+}
+
+// The forest's input for one raw row: the row itself, or the steps' output (in the steps' work rows).
+static inline const void *forest_input(const model_t *self, const void *row) {
+    return self->steps_block != NULL ? (const void *)mpyml_linear_run(&self->steps, (const float *)row) : row;
 }
 
 // The feature rows in `x_in`: checks typecode and that its length is a whole number of rows.
-static size_t get_rows(const mpyml_forest_t *f, mp_obj_t x_in, const char *what, mp_buffer_info_t *buf) {
-    size_t n = mpyml_get_array(x_in, feature_typecode(f), what, MP_BUFFER_READ, buf);
+static size_t get_rows(const model_t *self, mp_obj_t x_in, const char *what, mp_buffer_info_t *buf) {
+    size_t n = mpyml_get_array(x_in, feature_typecode(self), what, MP_BUFFER_READ, buf);
     uint32_t remainder;
-    size_t n_rows = mpyml_udiv((uint32_t)n, f->shape.n_features, &remainder);
+    size_t n_rows = mpyml_udiv((uint32_t)n, input_features(self), &remainder);
     if (n == 0 || remainder != 0) {
         mpyml_raise_fmt(&mp_type_ValueError, "%s: expected a multiple of n_features=%d values, got %d", 3,
-            mpyml_str(what), mp_obj_new_int(f->shape.n_features), mp_obj_new_int(n));
+            mpyml_str(what), mp_obj_new_int(input_features(self)), mp_obj_new_int(n));
     }
     return n_rows;
 }
 
-static const void *get_one_row(const mpyml_forest_t *f, mp_obj_t x_in) {
+static const void *get_one_row(const model_t *self, mp_obj_t x_in) {
     mp_buffer_info_t buf;
-    size_t n = mpyml_get_array(x_in, feature_typecode(f), "x", MP_BUFFER_READ, &buf);
-    if (n != f->shape.n_features) {
-        mpyml_raise_fmt(&mp_type_ValueError, "x: expected %d features, got %d", 2, mp_obj_new_int(f->shape.n_features), mp_obj_new_int(n));
+    size_t n = mpyml_get_array(x_in, feature_typecode(self), "x", MP_BUFFER_READ, &buf);
+    if (n != input_features(self)) {
+        mpyml_raise_fmt(&mp_type_ValueError, "x: expected %d features, got %d", 2, mp_obj_new_int(input_features(self)), mp_obj_new_int(n));
     }
-    return buf.buf;
+    return forest_input(self, buf.buf);
 }
 
 static void check_out_length(const char *what, size_t expected, size_t got) {
@@ -96,6 +118,7 @@ static mp_obj_t emltrees_new(mp_obj_t trees_in, mp_obj_t nodes_in, mp_obj_t leav
     self->max_leaves = (uint32_t)capacity[2];
     self->state = MODEL_EMPTY;
     self->block = NULL;
+    self->steps_block = NULL;
     return MP_OBJ_FROM_PTR(self);
 }
 static MP_DEFINE_CONST_FUN_OBJ_3(emltrees_new_obj, emltrees_new);
@@ -202,9 +225,90 @@ static mp_obj_t model_leaf(mp_obj_t self_in, mp_obj_t values_in) {
 }
 static MP_DEFINE_CONST_FUN_OBJ_2(model_leaf_obj, model_leaf);
 
+// model._steps(n_input_features, n_steps, n_values, max_width): the steps that run before the forest
+static mp_obj_t model_steps(size_t n_args, const mp_obj_t *args) {
+    const mpyml_forest_t *f = loading_forest(args[0]);
+    model_t *self = get_model(args[0]);
+    if (self->steps_block != NULL || f->shape.dtype != MPYML_DTYPE_FLOAT32) {
+        mp_raise_ValueError("steps need a float32 forest and come once");
+    }
+    mp_int_t v[4];
+    for (int i = 0; i < 4; i++) {
+        v[i] = mp_obj_get_int(args[i + 1]);
+        if (v[i] < 0 || v[i] > 0x3fffffff) {
+            mp_raise_ValueError("header values must be integers 0..1073741823");
+        }
+    }
+    mpyml_linear_shape_t shape = { MPYML_LINEAR_TRANSFORMER, MPYML_PROBA_NONE, (uint32_t)v[0], f->shape.n_features,
+                                   (uint32_t)v[1], (uint32_t)v[2], (uint32_t)v[3] };
+    mpyml_check(mpyml_linear_check_shape(&shape));
+    size_t bytes = mpyml_linear_bytes(&shape);
+    self->steps_block = mpyml_malloc(bytes, "the steps");
+    mpyml_linear_bind(&self->steps, &shape, self->steps_block);
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(model_steps_obj, 5, 5, model_steps);
+
+static mpyml_linear_t *loading_steps(mp_obj_t self_in) {
+    loading_forest(self_in);
+    model_t *self = get_model(self_in);
+    if (self->steps_block == NULL) {
+        mp_raise_msg(&mp_type_RuntimeError, "no steps are being loaded");
+    }
+    return &self->steps;
+}
+
+// model._step(kind, n_in, n_out)
+static mp_obj_t model_step(size_t n_args, const mp_obj_t *args) {
+    mpyml_linear_t *m = loading_steps(args[0]);
+    mp_int_t v[3];
+    for (int i = 0; i < 3; i++) {
+        v[i] = mp_obj_get_int(args[i + 1]);
+        if (v[i] < 0 || v[i] > (mp_int_t)MPYML_LINEAR_MAX_WIDTH) {
+            mpyml_raise_err(i == 0 ? MPYML_ERR_LIN_STEP_KIND : MPYML_ERR_LIN_STEP_WIDTH);
+        }
+    }
+    mpyml_check(mpyml_linear_add_step(m, (uint32_t)v[0], (uint32_t)v[1], (uint32_t)v[2]));
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(model_step_obj, 4, 4, model_step);
+
+// model._floats(line): comma-separated float32 bits of the current step, 8 hex digits each
+static mp_obj_t model_floats(mp_obj_t self_in, mp_obj_t line_in) {
+    mpyml_linear_t *m = loading_steps(self_in);
+    size_t len;
+    const char *text = mp_obj_str_get_data(line_in, &len);
+    size_t start = 0;
+    for (size_t i = 0; i <= len; i++) {
+        if (i == len || text[i] == ',') {
+            uint32_t bits = 0;
+            mpyml_check(mpyml_parse_hex32(text + start, i - start, &bits));
+            mpyml_check(mpyml_linear_add_value(m, bits));
+            start = i + 1;
+        }
+    }
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_2(model_floats_obj, model_floats);
+
+// model._index(i): one column index of a select step
+static mp_obj_t model_index(mp_obj_t self_in, mp_obj_t index_in) {
+    mpyml_linear_t *m = loading_steps(self_in);
+    mp_int_t index = mp_obj_get_int(index_in);
+    if (index < 0 || index > (mp_int_t)MPYML_LINEAR_MAX_WIDTH) {
+        mpyml_raise_err(MPYML_ERR_LIN_INDEX);
+    }
+    mpyml_check(mpyml_linear_add_value(m, (uint32_t)index));
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_2(model_index_obj, model_index);
+
 static mp_obj_t model_finish(mp_obj_t self_in) {
     model_t *self = get_model(self_in);
     mpyml_check(mpyml_forest_check_complete(loading_forest(self_in)));
+    if (self->steps_block != NULL) {
+        mpyml_check(mpyml_linear_check_complete(&self->steps));
+    }
     self->state = MODEL_READY;
     return mp_const_none;
 }
@@ -218,8 +322,9 @@ static MP_DEFINE_CONST_FUN_OBJ_1(model_unload_obj, model_unload_method);
 
 // model.predict(x) -> class index (classifier) or float (regressor)
 static mp_obj_t model_predict(mp_obj_t self_in, mp_obj_t x_in) {
-    const mpyml_forest_t *f = ready_forest(get_model(self_in));
-    const void *x = get_one_row(f, x_in);
+    model_t *self = get_model(self_in);
+    const mpyml_forest_t *f = ready_forest(self);
+    const void *x = get_one_row(self, x_in);
     if (f->shape.kind == MPYML_TREES_REGRESSOR) {
         return mp_obj_new_float_from_f(mpyml_forest_predict_value(f, x));
     }
@@ -229,9 +334,10 @@ static MP_DEFINE_CONST_FUN_OBJ_2(model_predict_obj, model_predict);
 
 // model.predict_proba(x, out) fills out (array('f') of n_classes) and returns it
 static mp_obj_t model_predict_proba(mp_obj_t self_in, mp_obj_t x_in, mp_obj_t out_in) {
-    const mpyml_forest_t *f = ready_forest(get_model(self_in));
+    model_t *self = get_model(self_in);
+    const mpyml_forest_t *f = ready_forest(self);
     check_classifier(f, "predict_proba");
-    const void *x = get_one_row(f, x_in);
+    const void *x = get_one_row(self, x_in);
     mp_buffer_info_t out;
     check_out_length("out", f->shape.n_classes, mpyml_get_array(out_in, 'f', "out", MP_BUFFER_WRITE, &out));
     mpyml_forest_predict_proba(f, x, (float *)out.buf);
@@ -262,15 +368,16 @@ static uint32_t typecode_max(int typecode) {
 // model.predict_many(X, out): X holds n rows back to back; out gets one
 // prediction per row (integer array for classifiers, array('f') for regressors)
 static mp_obj_t model_predict_many(mp_obj_t self_in, mp_obj_t x_in, mp_obj_t out_in) {
-    const mpyml_forest_t *f = ready_forest(get_model(self_in));
+    model_t *self = get_model(self_in);
+    const mpyml_forest_t *f = ready_forest(self);
     mp_buffer_info_t xs, out;
-    size_t n_rows = get_rows(f, x_in, "X", &xs);
-    size_t row_bytes = f->shape.n_features * (f->shape.dtype == MPYML_DTYPE_FLOAT32 ? 4 : 2);
+    size_t n_rows = get_rows(self, x_in, "X", &xs);
+    size_t step = row_bytes(self);
     const uint8_t *row = (const uint8_t *)xs.buf;
     if (f->shape.kind == MPYML_TREES_REGRESSOR) {
         check_out_length("out", n_rows, mpyml_get_array(out_in, 'f', "out", MP_BUFFER_WRITE, &out));
-        for (size_t i = 0; i < n_rows; i++, row += row_bytes) {
-            ((float *)out.buf)[i] = mpyml_forest_predict_value(f, row);
+        for (size_t i = 0; i < n_rows; i++, row += step) {
+            ((float *)out.buf)[i] = mpyml_forest_predict_value(f, forest_input(self, row));
         }
         return out_in;
     }
@@ -279,8 +386,8 @@ static mp_obj_t model_predict_many(mp_obj_t self_in, mp_obj_t x_in, mp_obj_t out
         mpyml_raise_fmt(&mp_type_TypeError, "out: array('%c') cannot hold class indices up to %d", 2,
             mp_obj_new_int(out.typecode), mp_obj_new_int(f->shape.n_classes - 1));
     }
-    for (size_t i = 0; i < n_rows; i++, row += row_bytes) {
-        store_class(&out, i, mpyml_forest_predict_class(f, row));
+    for (size_t i = 0; i < n_rows; i++, row += step) {
+        store_class(&out, i, mpyml_forest_predict_class(f, forest_input(self, row)));
     }
     return out_in;
 }
@@ -288,16 +395,17 @@ static MP_DEFINE_CONST_FUN_OBJ_3(model_predict_many_obj, model_predict_many);
 
 // model.predict_proba_many(X, out): out is array('f') of n_rows * n_classes
 static mp_obj_t model_predict_proba_many(mp_obj_t self_in, mp_obj_t x_in, mp_obj_t out_in) {
-    const mpyml_forest_t *f = ready_forest(get_model(self_in));
+    model_t *self = get_model(self_in);
+    const mpyml_forest_t *f = ready_forest(self);
     check_classifier(f, "predict_proba_many");
     mp_buffer_info_t xs, out;
-    size_t n_rows = get_rows(f, x_in, "X", &xs);
+    size_t n_rows = get_rows(self, x_in, "X", &xs);
     size_t n_classes = f->shape.n_classes;
     check_out_length("out", n_rows * n_classes, mpyml_get_array(out_in, 'f', "out", MP_BUFFER_WRITE, &out));
-    size_t row_bytes = f->shape.n_features * (f->shape.dtype == MPYML_DTYPE_FLOAT32 ? 4 : 2);
+    size_t step = row_bytes(self);
     const uint8_t *row = (const uint8_t *)xs.buf;
-    for (size_t i = 0; i < n_rows; i++, row += row_bytes) {
-        mpyml_forest_predict_proba(f, row, (float *)out.buf + i * n_classes);
+    for (size_t i = 0; i < n_rows; i++, row += step) {
+        mpyml_forest_predict_proba(f, forest_input(self, row), (float *)out.buf + i * n_classes);
     }
     return out_in;
 }
@@ -325,10 +433,13 @@ static void model_attr(mp_obj_t self_in, qstr attr, mp_obj_t *dest) {
         dest[0] = mp_obj_new_bool(ready);
     } else if (!ready && (attr == MP_QSTR_n_features || attr == MP_QSTR_n_classes || attr == MP_QSTR_n_outputs ||
                           attr == MP_QSTR_n_trees || attr == MP_QSTR_n_nodes || attr == MP_QSTR_n_leaves ||
-                          attr == MP_QSTR_kind || attr == MP_QSTR_typecode || attr == MP_QSTR_voting)) {
+                          attr == MP_QSTR_kind || attr == MP_QSTR_typecode || attr == MP_QSTR_voting ||
+                          attr == MP_QSTR_n_steps)) {
         dest[0] = mp_const_none;
     } else if (attr == MP_QSTR_n_features) {
-        dest[0] = mp_obj_new_int(f->shape.n_features);
+        dest[0] = mp_obj_new_int(input_features(self));
+    } else if (attr == MP_QSTR_n_steps) {
+        dest[0] = mp_obj_new_int(self->steps_block != NULL ? self->steps.shape.n_steps : 0);
     } else if (attr == MP_QSTR_n_classes) {
         dest[0] = mp_obj_new_int(f->shape.n_classes);
     } else if (attr == MP_QSTR_n_outputs) {
@@ -345,13 +456,13 @@ static void model_attr(mp_obj_t self_in, qstr attr, mp_obj_t *dest) {
         dest[0] = f->shape.kind == MPYML_TREES_SOFT_VOTE ? MP_OBJ_NEW_QSTR(MP_QSTR_soft)
             : (f->shape.kind == MPYML_TREES_HARD_VOTE ? MP_OBJ_NEW_QSTR(MP_QSTR_hard) : mp_const_none);
     } else if (attr == MP_QSTR_typecode) {
-        dest[0] = MP_OBJ_NEW_QSTR(f->shape.dtype == MPYML_DTYPE_FLOAT32 ? MP_QSTR_f : MP_QSTR_h);
+        dest[0] = MP_OBJ_NEW_QSTR(feature_typecode(self) == 'f' ? MP_QSTR_f : MP_QSTR_h);
     } else {
         dest[1] = MP_OBJ_SENTINEL;
     }
 }
 
-mp_map_elem_t model_locals_table[10];
+mp_map_elem_t model_locals_table[14];
 static MP_DEFINE_CONST_DICT(model_locals, model_locals_table);
 
 static void add_method(int i, qstr name, const void *fun) {
@@ -374,6 +485,10 @@ static mp_obj_t mpyml_module_init(mp_obj_fun_bc_t *self, size_t n_args, size_t n
     add_method(7, MP_QSTR__leaf, &model_leaf_obj);
     add_method(8, MP_QSTR__finish, &model_finish_obj);
     add_method(9, MP_QSTR_unload, &model_unload_obj);
+    add_method(10, MP_QSTR__steps, &model_steps_obj);
+    add_method(11, MP_QSTR__step, &model_step_obj);
+    add_method(12, MP_QSTR__floats, &model_floats_obj);
+    add_method(13, MP_QSTR__index, &model_index_obj);
     MP_OBJ_TYPE_SET_SLOT(&model_type, attr, model_attr, 0);
     MP_OBJ_TYPE_SET_SLOT(&model_type, locals_dict, (void *)&model_locals, 1);
 

@@ -19,7 +19,8 @@ class Model:
     kind: Optional[Literal["classifier", "regressor"]]
     voting: Optional[Literal["soft", "hard"]]  # None for regressors
     typecode: Optional[Literal["h", "f"]]  # array typecode of the features: int16 or float32
-    n_features: Optional[int]
+    n_features: Optional[int]  # raw features per row (the steps' input when the file has steps)
+    n_steps: Optional[int]  # pipeline steps run before the forest (format version 2), else 0
     n_classes: Optional[int]  # 0 for regressors
     n_outputs: Optional[int]  # always 1
     n_trees: Optional[int]

@@ -1,11 +1,12 @@
 # Reads the mpyml-trees text format (docs/formats.md) into a model made by
-# emltrees.new(). Linked into emltrees.mpy beside the C glue and
-# ../common/mpyml_records.py (_Records); it streams the file one line at a
-# time and hands each record to C, which validates it.
+# emltrees.new(). Linked into emltrees.mpy beside the C glue,
+# ../common/mpyml_records.py (_Records) and ../common/mpyml_steps.py
+# (_read_steps, for version 2's pipeline steps); it streams the file one line
+# at a time and hands each record to C, which validates it.
 from array import array
 
 FORMAT = "mpyml-trees"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # the newest this reader knows; version 1 has no steps section
 _KINDS = {("classifier", "soft"): 1, ("classifier", "hard"): 2, ("regressor", "mean"): 3}
 _DTYPES = {"int16": 1, "float32": 2}
 
@@ -25,8 +26,9 @@ def _soft_leaf(fields, n_classes):
 
 
 def _read(model, records):
-    if records.value(FORMAT) != str(FORMAT_VERSION):
-        raise ValueError("this file's format version is not supported (this emltrees reads version %d)" % FORMAT_VERSION)
+    version = records.value(FORMAT)
+    if version not in ("1", "2"):
+        raise ValueError("this file's format version is not supported (this emltrees reads versions 1 and 2)")
     kind = (records.value("kind"), records.value("voting"))
     if kind not in _KINDS:
         raise ValueError("unknown model kind '%s' with voting '%s'" % kind)
@@ -45,6 +47,13 @@ def _read(model, records):
     n_leaves = records.count("n_leaves")
     weight = 1.0 / n_trees if n_trees > 0 else 0.0
     model._begin(_KINDS[kind], _DTYPES[dtype], n_features, n_classes, n_trees, n_nodes, n_leaves, weight)
+    if version == "2":
+        fields = records.fields(5, "'steps,<n_input_features>,<n_steps>,<n_values>,<max_width>'")
+        if fields[0] != "steps":
+            raise ValueError("expected the 'steps,...' line, got '%s'" % ",".join(fields)[:40])
+        n_steps = int(fields[2])
+        model._steps(int(fields[1]), n_steps, int(fields[3]), int(fields[4]))
+        _read_steps(model, records, n_steps)
     records.section("trees")
     for _ in range(n_trees):
         model._tree(int(records.fields(1, "a tree root")[0]))

@@ -1,0 +1,236 @@
+"""Linear models and float32 step chains for emllinear: the IR, its lowering and the numpy reference.
+
+A linear model is one matrix-vector product (:class:`Linear`: coef, intercept and
+how decision values become a prediction). :func:`lower` turns a pipeline IR
+(mpyml.pipeline) whose final estimator is a Linear, or None, into the
+:class:`StoredChain` that the mpyml-linear file holds: float32 affine, select
+and matrix steps, and the output rule. StoredChain.transform/predict/predict_proba
+mirror the device's float32 arithmetic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .trees import CLASSIFIER, REGRESSOR, ExportError
+
+TRANSFORMER = "transformer"
+# How a classifier's decision values become probabilities.
+PROBA_NONE, PROBA_LOGISTIC, PROBA_SOFTMAX, PROBA_OVR = "none", "logistic", "softmax", "ovr"
+MAX_WIDTH = 65535
+MAX_STEPS = 255
+
+_CLASSIFIERS = ("LogisticRegression", "LinearSVC", "RidgeClassifier", "SGDClassifier")
+_REGRESSORS = ("LinearRegression", "Ridge", "SGDRegressor")
+
+
+@dataclass
+class Linear:
+    kind: str  # CLASSIFIER or REGRESSOR
+    coef: np.ndarray  # float64 (n_out, n_features); binary classifiers have one row
+    intercept: np.ndarray  # float64 (n_out,)
+    proba: str = PROBA_NONE
+    classes: np.ndarray | None = None
+
+    @property
+    def n_features(self) -> int:
+        return self.coef.shape[1]
+
+
+def is_linear(estimator) -> bool:
+    return type(estimator).__name__ in _CLASSIFIERS + _REGRESSORS
+
+
+def linear_from_sklearn(estimator, name: str = "estimator") -> Linear:
+    cls = type(estimator).__name__
+    coef = np.atleast_2d(np.asarray(estimator.coef_, dtype=np.float64))
+    intercept = np.atleast_1d(np.asarray(estimator.intercept_, dtype=np.float64)) * np.ones(len(coef))
+    if not (np.all(np.isfinite(coef)) and np.all(np.isfinite(intercept))):
+        raise ExportError("step '%s' (%s): fitted coef_ or intercept_ holds NaN or infinity" % (name, cls))
+    if cls in _REGRESSORS:
+        if coef.shape[0] != 1:
+            raise ExportError("step '%s' (%s): only single-output regressors are supported, got %d outputs"
+                              % (name, cls, coef.shape[0]))
+        return Linear(REGRESSOR, coef, intercept)
+    classes = np.asarray(estimator.classes_)
+    proba = PROBA_NONE
+    if cls == "LogisticRegression":
+        multinomial = len(classes) > 2 and getattr(estimator, "multi_class", "auto") in ("auto", "multinomial", "deprecated")
+        proba = PROBA_LOGISTIC if len(classes) == 2 else (PROBA_SOFTMAX if multinomial else PROBA_OVR)
+    return Linear(CLASSIFIER, coef, intercept, proba=proba, classes=classes)
+
+
+@dataclass
+class StoredStep:
+    kind: str  # "affine" (y = x * a + b), "select" (y = x[indices]) or "matrix" (y = W x + b)
+    n_in: int
+    n_out: int
+    a: np.ndarray | None = None  # float32: affine scales, or matrix weights (n_out, n_in)
+    b: np.ndarray | None = None  # float32: affine shifts or matrix biases
+    indices: np.ndarray | None = None  # int64 (select)
+
+    @property
+    def n_values(self) -> int:
+        """float32 words the device stores for this step (select indices take one word each)."""
+        if self.kind == "select":
+            return self.n_out
+        return self.a.size + self.b.size
+
+
+@dataclass
+class StoredChain:
+    kind: str  # CLASSIFIER, REGRESSOR or TRANSFORMER
+    n_features: int
+    n_outputs: int  # classes, 1 for regressors, output width for transformers
+    proba: str
+    steps: list = field(default_factory=list)
+    classes: np.ndarray | None = None
+
+    @property
+    def n_values(self) -> int:
+        return sum(step.n_values for step in self.steps)
+
+    @property
+    def max_width(self) -> int:
+        return max([self.n_features] + [s.n_out for s in self.steps])
+
+    def ram_bytes(self) -> int:
+        """Bytes of the device's model block (mirrors mpyml_linear_bytes in mpyml_linear.h)."""
+        return 16 * len(self.steps) + 4 * self.n_values + 8 * self.max_width
+
+    def transform(self, X) -> np.ndarray:
+        """float32 outputs of the steps, summed in the device's order."""
+        X = np.asarray(X, dtype=np.float32)
+        if X.ndim != 2 or X.shape[1] != self.n_features:
+            raise ValueError("X: expected shape (n_rows, %d), got %s" % (self.n_features, X.shape))
+        for step in self.steps:
+            if step.kind == "affine":
+                X = X * step.a + step.b
+            elif step.kind == "select":
+                X = X[:, step.indices]
+            else:
+                acc = np.broadcast_to(step.b, (len(X), step.n_out)).astype(np.float32)
+                for j in range(step.n_in):
+                    acc = acc + X[:, j:j + 1] * step.a[:, j]
+                X = acc
+        return X
+
+    def decision(self, X) -> np.ndarray:
+        return self.transform(X)
+
+    def predict(self, X) -> np.ndarray:
+        d = self.decision(X)
+        if self.kind == REGRESSOR:
+            return d[:, 0]
+        if self.kind != CLASSIFIER:
+            raise TypeError("predict: the model is a transformer (use transform)")
+        if d.shape[1] == 1:
+            return (d[:, 0] > 0).astype(np.int64)
+        return np.argmax(d, axis=1)
+
+    def predict_proba(self, X) -> np.ndarray:
+        if self.kind != CLASSIFIER or self.proba == PROBA_NONE:
+            raise TypeError("predict_proba: the model has no probabilities")
+        d = self.decision(X).astype(np.float64)
+        if self.proba == PROBA_LOGISTIC:
+            p = 1.0 / (1.0 + np.exp(-d[:, 0]))
+            return np.stack([1.0 - p, p], axis=1).astype(np.float32)
+        if self.proba == PROBA_SOFTMAX:
+            e = np.exp(d - d.max(axis=1, keepdims=True))
+            return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+        p = 1.0 / (1.0 + np.exp(-d))
+        return (p / p.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def _lower_step(step) -> StoredStep:
+    from .pipeline import Matrix, PerFeature, Select
+
+    if isinstance(step, PerFeature):
+        if step.clip is not None:
+            raise ExportError("step '%s' (MinMaxScaler with clip=True) runs only folded into trees" % step.name)
+        a, b = step.affine32()
+        return StoredStep("affine", step.n_features, step.n_features, a=a, b=b)
+    if isinstance(step, Select):
+        return StoredStep("select", step.n_features, step.n_out, indices=step.indices.copy())
+    if isinstance(step, Matrix):
+        return StoredStep("matrix", step.n_features, step.n_out, a=step.weights.astype(np.float32),
+                          b=step.bias.astype(np.float32))
+    raise ExportError("unknown step %r" % (step,))
+
+
+def fuse(steps: list) -> list:
+    """Folds each per-feature affine step into a matrix step right after it (in float64, one
+    pass less on the device): W @ (x * a + b) + c = (W * a) @ x + (W @ b + c)."""
+    from .pipeline import Matrix, PerFeature
+
+    out = []
+    for step in steps:
+        prev = out[-1] if out else None
+        if isinstance(step, Matrix) and isinstance(prev, PerFeature) and prev.clip is None:
+            a, b = prev.affine64()
+            out[-1] = Matrix("%s+%s" % (prev.name, step.name), prev.n_features, step.weights * a,
+                             step.weights @ b + step.bias)
+        else:
+            out.append(step)
+    return out
+
+
+def lower(ir) -> StoredChain:
+    """The mpyml-linear form of a pipeline IR whose final estimator is a Linear or None."""
+    from .pipeline import Matrix
+
+    ir_steps = list(ir.steps)
+    final = ir.final
+    if final is None:
+        if not ir_steps:
+            raise ExportError("the pipeline has no steps")
+        kind, proba, classes = TRANSFORMER, PROBA_NONE, None
+    elif isinstance(final, Linear):
+        ir_steps.append(Matrix("estimator", final.n_features, final.coef, final.intercept))
+        kind, proba, classes = final.kind, final.proba, final.classes
+    else:
+        raise ExportError("emllinear runs steps and linear models only, got %s" % type(final).__name__)
+    steps = [_lower_step(step) for step in fuse(ir_steps)]
+    n_outputs = steps[-1].n_out if kind == TRANSFORMER else (len(classes) if kind == CLASSIFIER else 1)
+    for step in steps:
+        if step.n_in > MAX_WIDTH or step.n_out > MAX_WIDTH:
+            raise ExportError("a step is %d wide, the format supports at most %d" % (max(step.n_in, step.n_out), MAX_WIDTH))
+    if len(steps) > MAX_STEPS:
+        raise ExportError("%d steps, the format supports at most %d" % (len(steps), MAX_STEPS))
+    return StoredChain(kind=kind, n_features=ir.n_features, n_outputs=n_outputs, proba=proba, steps=steps,
+                       classes=classes)
+
+
+@dataclass
+class StoredPipeline:
+    """Steps that mix features in front of a tree or neighbors model: two files, composed on the device.
+
+    `steps` (a transformer StoredChain, run by emllinear) writes the estimator's input;
+    `model` (a trees.StoredForest or neighbors.StoredNeighbors, float32 features) predicts from it.
+    """
+
+    steps: StoredChain
+    model: object
+
+    @property
+    def n_features(self) -> int:
+        return self.steps.n_features
+
+    def transform(self, X) -> np.ndarray:
+        return self.steps.transform(X)
+
+    def predict(self, X) -> np.ndarray:
+        return self.model.predict(self.transform(X))
+
+    def predict_proba(self, X) -> np.ndarray:
+        return self.model.predict_proba(self.transform(X))
+
+
+def steps_path(path) -> str:
+    """Where export() writes the steps file of a composed pipeline: model.csv -> model.steps.csv."""
+    import os
+
+    root, ext = os.path.splitext(str(path))
+    return root + ".steps" + (ext or ".csv")
