@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from c_errors import error_table
 from mpyml import treesfile
 from mpyml.trees import StoredForest, forest_from_sklearn, lower
 
@@ -37,17 +38,7 @@ INT32_MIN, INT32_MAX, UINT32_MAX = -(2**31), 2**31 - 1, 2**32 - 1
 MAX_NODES = 2**24
 
 
-def _error_codes() -> dict[str, tuple[int, str]]:
-    """Error name -> (code, message), read from the header's X-macro so the tests follow it."""
-    text = (COMMON / "mpyml_common.h").read_text()
-    body = text[text.index("#define MPYML_ERRORS(X)"):]
-    body = body[:body.index("\n\n")]
-    entries = re.findall(r'X\((\w+), "((?:[^"\\]|\\.)*)"\)', body)
-    assert entries and entries[0][0] == "OK"
-    return {name: (code, message) for code, (name, message) in enumerate(entries)}
-
-
-ERR = _error_codes()
+ERR = error_table()
 CODE = {name: code for name, (code, _) in ERR.items()}
 
 
@@ -734,7 +725,6 @@ def random_forest_records(rng: np.random.Generator, chaos: bool):
     weight = int(bits32(1.0 / max(nt, 1))[0]) if rng.random() < 0.85 else pick(
         [0, 0x80000000, 0x7f800000, 0xff800000, 0x7fc00000, 0xffc12345, 0x7f7fffff, int(rng.integers(0, 2**32))])
     recs = [("forest", (kind, dtype, nf, nc, nt, nn, nl, weight))]
-    small = [0, 1, 2, 3, 5, 100]
 
     def ref(node):
         # a child reference of node `node`: a valid node offset or leaf, or garbage

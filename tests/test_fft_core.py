@@ -11,13 +11,13 @@ size validation; NaN and inf inputs run without any sanitizer report.
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from c_errors import error_codes
 from mpyml import fft as mirror
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,10 +33,7 @@ SEED = 4242
 
 
 def _error_code(name: str) -> int:
-    text = (COMMON / "mpyml_common.h").read_text()
-    body = text[text.index("#define MPYML_ERRORS(X)"):]
-    names = re.findall(r"X\((\w+), \"", body[:body.index("\n\n")])
-    return names.index(name)
+    return error_codes()[name]
 
 
 @pytest.fixture(scope="session", params=["O0", "O3"])

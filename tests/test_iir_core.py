@@ -10,7 +10,6 @@ coefficient set is rejected with the right error code and stage.
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import numpy as np
 import pytest
 from scipy import signal
 
+from c_errors import error_codes
 from mpyml import iir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,14 +28,7 @@ CFLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-fsanitize=address,undefin
 SANITIZER_ENV = {"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0", "UBSAN_OPTIONS": "print_stacktrace=1"}
 
 
-def _error_codes() -> dict[str, int]:
-    text = (COMMON / "mpyml_common.h").read_text()
-    body = text[text.index("#define MPYML_ERRORS(X)"):]
-    body = body[:body.index("\n\n")]
-    return {name: code for code, name in enumerate(re.findall(r'X\((\w+), "', body))}
-
-
-CODE = _error_codes()
+CODE = error_codes()
 
 
 @pytest.fixture(scope="module", params=["O0", "O2"])

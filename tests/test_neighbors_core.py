@@ -12,13 +12,13 @@ sequences never tripping the sanitizers.
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from c_errors import error_codes
 from mpyml import neighbors
 from mpyml.neighbors import StoredNeighbors
 
@@ -32,14 +32,7 @@ METRICS = {"euclidean": 1, "manhattan": 2, "chebyshev": 3}
 WEIGHTS = {"uniform": 1, "distance": 2}
 
 
-def _codes() -> dict[str, int]:
-    text = (COMMON / "mpyml_common.h").read_text()
-    body = text[text.index("#define MPYML_ERRORS(X)"):]
-    body = body[:body.index("\n\n")]
-    return {name: code for code, name in enumerate(re.findall(r"X\((\w+),", body))}
-
-
-CODE = _codes()
+CODE = error_codes()
 
 
 @pytest.fixture(scope="session", params=["-O0", "-O2"])

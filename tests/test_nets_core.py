@@ -11,7 +11,6 @@ mutated payloads never make it crash.
 from __future__ import annotations
 
 import os
-import re
 import struct
 import subprocess
 import warnings
@@ -21,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from c_errors import error_codes
 from mpyml import nets, netsfile
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,15 +32,7 @@ CFLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-fsanitize=address,undefin
 SANITIZER_ENV = {"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0", "UBSAN_OPTIONS": "print_stacktrace=1"}
 
 
-def _error_codes() -> dict[str, int]:
-    text = (COMMON / "mpyml_common.h").read_text()
-    body = text[text.index("#define MPYML_ERRORS(X)"):]
-    body = body[:body.index("\n\n")]
-    names = re.findall(r'X\((\w+), "', body)
-    return {name: code for code, name in enumerate(names)}
-
-
-CODE = _error_codes()
+CODE = error_codes()
 
 
 def _compile(out_dir: Path, extra: list[str]) -> Path:

@@ -13,16 +13,25 @@ typedef enum {
     MPYML_DTYPE_FLOAT32 = 2,
 } mpyml_dtype_t;
 
-// X-macro: one home for every error code and its message.
-#define MPYML_ERRORS(X) \
+// Error codes and their messages, one X-macro list per module family; X(NAME, "message").
+// The lists stand here in the order MPYML_ERRORS joins them (tests/c_errors.py reads them
+// in file order). A glue file names the families it raises in MPYML_ERROR_MESSAGES before
+// including this header, so a module carries only its own messages.
+// Error lists begin
+// shared by several modules
+#define MPYML_ERRORS_COMMON(X) \
     X(OK, "ok") \
-    X(BAD_KIND, "unknown model kind") \
     X(BAD_DTYPE, "unknown feature dtype") \
     X(BAD_N_FEATURES, "n_features must be 1..65535") \
+    X(TOO_BIG, "model too big for this device") \
+    X(BAD_HEX, "expected 8 hex digits (IEEE-754 float32 bits)")
+
+// emltrees
+#define MPYML_ERRORS_TREES(X) \
+    X(BAD_KIND, "unknown model kind") \
     X(BAD_N_CLASSES, "n_classes must be at least 1 for a classifier and 0 for a regressor") \
     X(NO_TREES, "a forest needs at least one tree") \
     X(BAD_N_LEAVES, "n_leaves must be 1..32768") \
-    X(TOO_BIG, "model too big for this device") \
     X(NODE_REF_RANGE, "node reference past the last node") \
     X(LEAF_REF_RANGE, "leaf reference past the last leaf") \
     X(CHILD_BEFORE_PARENT, "child offset must be positive: a child node comes after its parent") \
@@ -38,15 +47,23 @@ typedef enum {
     X(TOO_MANY_LEAVES, "more leaf records than the header's n_leaves") \
     X(MISSING_TREES, "fewer tree records than the header's n_trees") \
     X(MISSING_NODES, "fewer node records than the header's n_nodes") \
-    X(MISSING_LEAVES, "fewer leaf records than the header's n_leaves") \
-    X(BAD_HEX, "expected 8 hex digits (IEEE-754 float32 bits)") \
+    X(MISSING_LEAVES, "fewer leaf records than the header's n_leaves")
+
+// emliir
+#define MPYML_ERRORS_IIR(X) \
     X(SOS_LENGTH, "sos length must be a positive multiple of 6 (b0, b1, b2, a0, a1, a2 per stage)") \
     X(IIR_TOO_MANY_STAGES, "more than 65535 filter stages") \
     X(SOS_NOT_FINITE, "sos coefficient is NaN or infinite") \
     X(SOS_A0, "a0 (the 4th number of the stage) must be 1") \
     X(Q15_A0, "a0 (the 4th number of the stage) must be 2**frac with frac 0..14") \
-    X(Q15_COEFF_SUM, "|b0|+|b1|+|b2|+|a1|+|a2| above 65535 could overflow the int32 accumulator") \
-    X(FFT_SIZE, "FFT size must be a power of two from 8 to 4096") \
+    X(Q15_COEFF_SUM, "|b0|+|b1|+|b2|+|a1|+|a2| above 65535 could overflow the int32 accumulator")
+
+// emlfft
+#define MPYML_ERRORS_FFT(X) \
+    X(FFT_SIZE, "FFT size must be a power of two from 8 to 4096")
+
+// emlneighbors
+#define MPYML_ERRORS_NEIGHBORS(X) \
     X(NB_BAD_METRIC, "unknown metric") \
     X(NB_BAD_WEIGHTS, "unknown weights") \
     X(NB_BAD_MAX_ITEMS, "max_items must be 1..16777216") \
@@ -54,7 +71,10 @@ typedef enum {
     X(NB_FULL, "over capacity: no room for another item") \
     X(NB_ITEM_INDEX, "item index out of range") \
     X(NB_LABEL_RANGE, "label out of range") \
-    X(NB_TOO_FEW_ITEMS, "k is larger than the number of items stored") \
+    X(NB_TOO_FEW_ITEMS, "k is larger than the number of items stored")
+
+// emlcnn
+#define MPYML_ERRORS_NETS(X) \
     X(NET_ALIGN, "model payload must be 4-byte aligned") \
     X(NET_CRC, "CRC32 of the payload does not match the file header: the file is corrupt") \
     X(NET_TRUNCATED, "payload shorter than its header and layer table") \
@@ -67,7 +87,10 @@ typedef enum {
     X(NET_PARAMS, "parameter block misaligned, outside the payload or of the wrong size for the layer") \
     X(NET_QUANT, "int8 parameter out of range (zero point, clamp, scale, multiplier or shift)") \
     X(NET_ACC_RANGE, "int8 bias and products could overflow the int32 accumulator") \
-    X(NET_HEADER, "header's n_outputs, arena_bytes or weights_bytes disagree with the layers") \
+    X(NET_HEADER, "header's n_outputs, arena_bytes or weights_bytes disagree with the layers")
+
+// emllinear, and emltrees' pipeline steps
+#define MPYML_ERRORS_LINEAR(X) \
     X(LIN_HEADER, "bad header: kind, proba, n_features, n_outputs, n_steps (1..255) or max_width (1..65535)") \
     X(LIN_STEP_KIND, "unknown step kind (affine, select or matrix)") \
     X(LIN_STEP_CHAIN, "a step's input width differs from the previous step's output width (or n_features)") \
@@ -79,6 +102,9 @@ typedef enum {
     X(LIN_NOT_FINITE, "step value is NaN or infinite") \
     X(LIN_OUTPUT, "the last step's width does not fit the model kind, n_outputs and proba")
 
+// Error lists end
+#define MPYML_ERRORS(X) MPYML_ERRORS_COMMON(X) MPYML_ERRORS_TREES(X) MPYML_ERRORS_IIR(X) MPYML_ERRORS_FFT(X) MPYML_ERRORS_NEIGHBORS(X) MPYML_ERRORS_NETS(X) MPYML_ERRORS_LINEAR(X)
+
 #define MPYML_ERROR_ENUM(name, message) MPYML_ERR_##name,
 typedef enum {
     MPYML_ERRORS(MPYML_ERROR_ENUM)
@@ -87,11 +113,17 @@ typedef enum {
 #define MPYML_OK MPYML_ERR_OK
 #undef MPYML_ERROR_ENUM
 
+#ifndef MPYML_ERROR_MESSAGES
+#define MPYML_ERROR_MESSAGES MPYML_ERRORS
+#endif
+
 static inline const char *mpyml_error_message(mpyml_err_t err) {
-    #define MPYML_ERROR_MESSAGE(name, message) message,
-    static const char *const messages[] = { MPYML_ERRORS(MPYML_ERROR_MESSAGE) };
-    #undef MPYML_ERROR_MESSAGE
-    return (unsigned)err < MPYML_ERR_COUNT ? messages[err] : "unknown error";
+    switch (err) {
+        #define MPYML_ERROR_CASE(name, message) case MPYML_ERR_##name: return message;
+        MPYML_ERROR_MESSAGES(MPYML_ERROR_CASE)
+        #undef MPYML_ERROR_CASE
+        default: return "error without a message in this module";
+    }
 }
 
 static inline float mpyml_f32_from_bits(uint32_t bits) {

@@ -3,6 +3,9 @@
 // file reader is emlcnn_load.py, linked into the same .mpy.
 #include "py/dynruntime.h"
 
+// The error messages this module carries (see mpyml_common.h).
+#define MPYML_ERROR_MESSAGES(X) MPYML_ERRORS_COMMON(X) MPYML_ERRORS_NETS(X)
+
 #include "mpyml_glue.h"
 #include "mpyml_nets.h"
 

@@ -3,6 +3,9 @@
 // reader and writer are emlneighbors_file.py, linked into the same .mpy.
 #include "py/dynruntime.h"
 
+// The error messages this module carries (see mpyml_common.h).
+#define MPYML_ERROR_MESSAGES(X) MPYML_ERRORS_COMMON(X) MPYML_ERRORS_NEIGHBORS(X)
+
 #include "mpyml_glue.h"
 #include "mpyml_neighbors.h"
 

@@ -3,6 +3,9 @@
 // exceptions; the file parser is emltrees_load.py, linked into the same .mpy.
 #include "py/dynruntime.h"
 
+// The error messages this module carries (see mpyml_common.h).
+#define MPYML_ERROR_MESSAGES(X) MPYML_ERRORS_COMMON(X) MPYML_ERRORS_TREES(X) MPYML_ERRORS_LINEAR(X)
+
 #include "mpyml_glue.h"
 #include "mpyml_linear.h"
 #include "mpyml_trees.h"
