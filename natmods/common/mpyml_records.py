@@ -55,3 +55,24 @@ class _Records:
         line = self.line()
         if line is not None:
             raise ValueError("unexpected line after the last %s: '%s'" % (last, line[:40]))
+
+
+def _read_file(f, read, undo=None, what="model file", caller="load_model"):
+    # read(records) over a file (open, or a path). Any format error calls undo() and becomes
+    # ValueError("<what> line N: ..."); I/O and memory errors pass through after undo().
+    if isinstance(f, str):
+        with open(f) as opened:
+            return _read_file(opened, read, undo, what, caller)
+    if not hasattr(f, "readline"):
+        raise TypeError("%s: expected a file opened for reading or a path, got %s" % (caller, type(f).__name__))
+    records = _Records(f)
+    try:
+        return read(records)
+    except (ValueError, TypeError, RuntimeError, IndexError) as e:
+        if undo:
+            undo()
+        raise ValueError("%s line %d: %s" % (what, records.lineno, e))
+    except BaseException:
+        if undo:
+            undo()
+        raise

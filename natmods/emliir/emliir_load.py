@@ -57,13 +57,4 @@ def _number(text, float32):
 
 def load(f):
     """A filter from a coefficients file written by mpyml.iir.save (an open file, or a path)."""
-    if isinstance(f, str):
-        with open(f) as opened:
-            return load(opened)
-    if not hasattr(f, "readline"):
-        raise TypeError("load: expected a file opened for reading or a path, got %s" % type(f).__name__)
-    records = _Records(f)
-    try:
-        return _read(records)
-    except ValueError as e:
-        raise ValueError("filter file line %d: %s" % (records.lineno, e)) from None
+    return _read_file(f, _read, what="filter file", caller="load")

@@ -66,20 +66,7 @@ def load_model(model, f):
     """Loads a model file (an open file, or a path) into `model` from emlneighbors.new(); replaces its items."""
     if not isinstance(model, Model):
         raise TypeError("load_model: expected a model from emlneighbors.new(), got %s" % type(model).__name__)
-    if isinstance(f, str):
-        with open(f) as opened:
-            return load_model(model, opened)
-    if not hasattr(f, "readline"):
-        raise TypeError("load_model: expected a file opened for reading or a path, got %s" % type(f).__name__)
-    records = _Records(f)
-    try:
-        _read(model, records)
-    except (ValueError, TypeError, RuntimeError, IndexError) as e:
-        model.clear()
-        raise ValueError("model file line %d: %s" % (records.lineno, e))
-    except BaseException:
-        model.clear()
-        raise
+    _read_file(f, lambda records: _read(model, records), model.clear)
 
 
 def save_model(model, f):

@@ -7,7 +7,7 @@
 #define MPYML_ERROR_MESSAGES(X) MPYML_ERRORS_COMMON(X) MPYML_ERRORS_TREES(X) MPYML_ERRORS_LINEAR(X)
 
 #include "mpyml_glue.h"
-#include "mpyml_linear.h"
+#include "mpyml_steps_glue.h"
 #include "mpyml_trees.h"
 
 enum { MODEL_EMPTY, MODEL_LOADING, MODEL_READY };
@@ -261,47 +261,21 @@ static mpyml_linear_t *loading_steps(mp_obj_t self_in) {
     return &self->steps;
 }
 
-// model._step(kind, n_in, n_out)
+// Step records (mpyml_steps.py): the work is in mpyml_steps_glue.h.
 static mp_obj_t model_step(size_t n_args, const mp_obj_t *args) {
-    mpyml_linear_t *m = loading_steps(args[0]);
-    mp_int_t v[3];
-    for (int i = 0; i < 3; i++) {
-        v[i] = mp_obj_get_int(args[i + 1]);
-        if (v[i] < 0 || v[i] > (mp_int_t)MPYML_LINEAR_MAX_WIDTH) {
-            mpyml_raise_err(i == 0 ? MPYML_ERR_LIN_STEP_KIND : MPYML_ERR_LIN_STEP_WIDTH);
-        }
-    }
-    mpyml_check(mpyml_linear_add_step(m, (uint32_t)v[0], (uint32_t)v[1], (uint32_t)v[2]));
+    mpyml_steps_add_step(loading_steps(args[0]), args + 1);
     return mp_const_none;
 }
 static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(model_step_obj, 4, 4, model_step);
 
-// model._floats(line): comma-separated float32 bits of the current step, 8 hex digits each
 static mp_obj_t model_floats(mp_obj_t self_in, mp_obj_t line_in) {
-    mpyml_linear_t *m = loading_steps(self_in);
-    size_t len;
-    const char *text = mp_obj_str_get_data(line_in, &len);
-    size_t start = 0;
-    for (size_t i = 0; i <= len; i++) {
-        if (i == len || text[i] == ',') {
-            uint32_t bits = 0;
-            mpyml_check(mpyml_parse_hex32(text + start, i - start, &bits));
-            mpyml_check(mpyml_linear_add_value(m, bits));
-            start = i + 1;
-        }
-    }
+    mpyml_steps_add_floats(loading_steps(self_in), line_in);
     return mp_const_none;
 }
 static MP_DEFINE_CONST_FUN_OBJ_2(model_floats_obj, model_floats);
 
-// model._index(i): one column index of a select step
 static mp_obj_t model_index(mp_obj_t self_in, mp_obj_t index_in) {
-    mpyml_linear_t *m = loading_steps(self_in);
-    mp_int_t index = mp_obj_get_int(index_in);
-    if (index < 0 || index > (mp_int_t)MPYML_LINEAR_MAX_WIDTH) {
-        mpyml_raise_err(MPYML_ERR_LIN_INDEX);
-    }
-    mpyml_check(mpyml_linear_add_value(m, (uint32_t)index));
+    mpyml_steps_add_index(loading_steps(self_in), index_in);
     return mp_const_none;
 }
 static MP_DEFINE_CONST_FUN_OBJ_2(model_index_obj, model_index);
