@@ -263,7 +263,7 @@ def test_bad_files(run, wine_files):
     good_float = _good_text(stored_float)
     header = good.index("items")
     cases = {
-        "wrong version": (["mpyml-neighbors,2"] + good[1:], "line 1: this file's format version is not supported"),
+        "wrong version": (["mpyml-neighbors,3"] + good[1:], "line 1: this file's format version is not supported"),
         "wrong format": (["mpyml-trees,1"] + good[1:], "line 1: expected 'mpyml-neighbors,<value>'"),
         "truncated": (good[:-3], "line %d: file ends here: expected an item" % (len(good) - 3)),
         "header only": (good[:5], "line 5: file ends here: expected 'n_features,<value>'"),

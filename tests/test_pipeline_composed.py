@@ -1,5 +1,7 @@
 """PCA/TruncatedSVD in front of trees (one mpyml-trees version 2 file, steps run by emltrees) and
-steps in front of kNN (an emllinear file feeding emlneighbors through emllinear.Pipeline)."""
+steps in front of kNN composed by hand: an emllinear file of the steps feeding a bare emlneighbors
+model through emllinear.Pipeline (export writes one mpyml-neighbors version 2 file instead:
+tests/test_pipeline_neighbors.py)."""
 
 import warnings
 
@@ -14,7 +16,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MaxAbsScaler, StandardScaler
 
 import mpyml
-from mpyml import build, device, linear, treesfile
+from mpyml import build, device, linear, linearfile, neighborsfile, treesfile
 
 CLASSIFICATION = {"iris": load_iris, "wine": load_wine, "breast_cancer": load_breast_cancer, "digits": load_digits}
 
@@ -94,7 +96,11 @@ def run_composed(path, stored, X, tmp_path):
         device.run(TREES_SCRIPT.format(n_trees=m.n_trees, n_nodes=max(m.n_nodes, 1), n_leaves=m.n_leaves, **common))
     else:
         m = stored.model
-        device.run(KNN_SCRIPT.format(steps_path=linear.steps_path(path), n_items=m.n_items,
+        steps_path = tmp_path / "steps.csv"
+        linearfile.save(stored.steps, steps_path)
+        common["path"] = str(tmp_path / "bare.csv")
+        neighborsfile.save(m, common["path"])
+        device.run(KNN_SCRIPT.format(steps_path=str(steps_path), n_items=m.n_items,
                                      n_model_features=m.n_features, k=m.k, **common))
     return np.frombuffer(out_path.read_bytes(), dtype="<f4")
 

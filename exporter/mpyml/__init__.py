@@ -8,13 +8,16 @@ from .trees import ExportError
 
 
 def convert(estimator):
-    """The intermediate representation of a fitted estimator (see mpyml.trees.Forest)."""
-    from . import neighbors, pipeline, trees
+    """The intermediate representation of a fitted estimator or pipeline: mpyml.trees.Forest,
+    mpyml.neighbors IR, mpyml.nets IR or mpyml.pipeline.PipelineIR."""
+    from . import neighbors, nets, pipeline, trees
 
     if pipeline.is_pipeline(estimator):
         return pipeline.pipeline_from_sklearn(estimator)
     if _is_neighbors(estimator):
         return neighbors.neighbors_from_sklearn(estimator)
+    if _is_net(estimator):
+        return nets.convert(estimator)
     return trees.forest_from_sklearn(estimator)
 
 
@@ -55,8 +58,8 @@ def export(estimator, path, feature_dtype: str = "int16", voting: str = "soft", 
     model or no final estimator go to one mpyml-linear file for emllinear (float32;
     mpyml.linear.StoredChain). PCA/TruncatedSVD in front of trees: one mpyml-trees
     version 2 file whose steps emltrees runs in float32 before the forest. Any steps in
-    front of kNN: the mpyml-neighbors file (float32 features) at `path` and an
-    mpyml-linear file of the steps beside it (mpyml.linear.steps_path). Both return a
+    front of kNN: one mpyml-neighbors version 2 file (float32 items in the steps' output
+    space) whose steps emlneighbors runs before each search. Both return a
     mpyml.linear.StoredPipeline.
     """
     from . import pipeline
@@ -66,7 +69,7 @@ def export(estimator, path, feature_dtype: str = "int16", voting: str = "soft", 
     if _is_net(estimator):
         from . import nets, netsfile
 
-        stored = nets.lower(nets.convert(estimator), dtype=quantize or "float32", representative_data=representative_data)
+        stored = nets.lower(convert(estimator), dtype=quantize or "float32", representative_data=representative_data)
         netsfile.save(stored, path)
         return stored
     if _is_neighbors(estimator):
@@ -96,9 +99,8 @@ def _export_pipeline(estimator, path, feature_dtype, voting):
         stored = linear.lower(ir)
         linearfile.save(stored, path)
         return stored
-    # Steps that mix features run in float32 on the device before the estimator: for trees in the
-    # steps section of an mpyml-trees version 2 file; for kNN in an emllinear file beside the
-    # estimator's (composed on the device with emllinear.Pipeline).
+    # Steps that mix features run in float32 on the device before the estimator, from the steps
+    # section of an mpyml-trees or mpyml-neighbors version 2 file.
     from . import neighbors, neighborsfile
 
     steps = linear.lower(pipeline.PipelineIR(n_features=ir.n_features, steps=ir.steps))
@@ -107,8 +109,7 @@ def _export_pipeline(estimator, path, feature_dtype, voting):
         treesfile.save(model, path, steps=steps)
         return linear.StoredPipeline(steps=steps, model=model)
     model = neighbors.lower(ir.final, dtype="float32", novelty_percentile=None)
-    neighborsfile.save(model, path)
-    linearfile.save(steps, linear.steps_path(path))
+    neighborsfile.save(model, path, steps=steps)
     return linear.StoredPipeline(steps=steps, model=model)
 
 

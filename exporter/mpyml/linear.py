@@ -226,11 +226,3 @@ class StoredPipeline:
 
     def predict_proba(self, X) -> np.ndarray:
         return self.model.predict_proba(self.transform(X))
-
-
-def steps_path(path) -> str:
-    """Where export() writes the steps file of a composed pipeline: model.csv -> model.steps.csv."""
-    import os
-
-    root, ext = os.path.splitext(str(path))
-    return root + ".steps" + (ext or ".csv")

@@ -97,8 +97,9 @@ static inline mpyml_err_t mpyml_linear_add_step(mpyml_linear_t *m, uint32_t kind
     if (n_out < 1 || n_out > m->shape.max_width || (kind == MPYML_STEP_AFFINE && n_out != n_in)) {
         return MPYML_ERR_LIN_STEP_WIDTH;
     }
-    // 64-bit: a matrix's n_in * n_out can pass 2**32 in a corrupt file.
-    uint64_t needed = (uint64_t)m->values_added + (kind == MPYML_STEP_MATRIX ? (uint64_t)n_in * n_out + n_out
+    // n_in and n_out are at most max_width <= 65535, so n_in * n_out + n_out fits 32 bits (a 32-bit
+    // multiply: armv6m cannot link libgcc's 64-bit one); the sum with values_added needs 64.
+    uint64_t needed = (uint64_t)m->values_added + (kind == MPYML_STEP_MATRIX ? (uint64_t)(n_in * n_out) + n_out
                                                                                 : mpyml_step_values(kind, n_in, n_out));
     if (needed > m->shape.n_values) {
         return MPYML_ERR_LIN_TOO_MANY_VALUES;

@@ -4,10 +4,17 @@
 #include "py/dynruntime.h"
 
 // The error messages this module carries (see mpyml_common.h).
-#define MPYML_ERROR_MESSAGES(X) MPYML_ERRORS_COMMON(X) MPYML_ERRORS_NEIGHBORS(X)
+#define MPYML_ERROR_MESSAGES(X) MPYML_ERRORS_COMMON(X) MPYML_ERRORS_NEIGHBORS(X) MPYML_ERRORS_LINEAR(X)
 
 #include "mpyml_glue.h"
 #include "mpyml_neighbors.h"
+// Only the search over the items (mpyml_neighbors.h, above) is hot: on x64, where the Makefile
+// unrolls and vectorises for speed, the glue and the pipeline steps are compiled for size so the
+// module stays below 32 KB.
+#if defined(__x86_64__)
+#pragma GCC optimize("Os", "fp-contract=off")
+#endif
+#include "mpyml_steps_glue.h"
 
 typedef struct {
     mp_obj_base_t base;
@@ -19,6 +26,11 @@ typedef struct {
     float threshold;
     void *block;                // owns the items; NULL until the dtype is known
     mpyml_neighbors_t nb;
+    // Pipeline steps (format version 2) that map raw features to the items' space, or NULL.
+    // They run only once the file has loaded (steps_ready): the file's items are already transformed.
+    void *steps_block;          // owns every array of `steps`, including its work rows
+    uint8_t steps_ready;
+    mpyml_linear_t steps;
 } model_t;
 
 enum { LABELS_UNKNOWN, LABELS_NONE, LABELS_YES };
@@ -38,6 +50,11 @@ static void model_clear(model_t *self) {
         m_free(self->block);
         self->block = NULL;
     }
+    if (self->steps_block != NULL) {
+        m_free(self->steps_block);
+        self->steps_block = NULL;
+    }
+    self->steps_ready = 0;
     self->n_classes = 0;
     self->labeled = LABELS_UNKNOWN;
     self->classes_fixed = 0;
@@ -74,15 +91,21 @@ static mpyml_neighbors_t *ready(model_t *self) {
     return &self->nb;
 }
 
-// One feature row of the model's typecode and n_features.
+// The width of the rows callers pass: the steps' input when the model has steps, else the items'.
+static uint32_t input_features(const model_t *self) {
+    return self->steps_ready ? self->steps.shape.n_features : self->n_features;
+}
+
+// One caller's feature row of the model's typecode and input width, as an item-space row:
+// with steps, their output in the steps' work rows (owned by the model, nothing allocated).
 static const void *get_row(model_t *self, mp_obj_t x_in, const char *what) {
     mp_buffer_info_t buf;
     size_t n = mpyml_get_array(x_in, model_typecode(self), what, MP_BUFFER_READ, &buf);
-    if (n != self->n_features) {
+    if (n != input_features(self)) {
         mpyml_raise_fmt(&mp_type_ValueError, "%s: expected %d features, got %d", 3, mpyml_str(what),
-            mp_obj_new_int(self->n_features), mp_obj_new_int(n));
+            mp_obj_new_int(input_features(self)), mp_obj_new_int(n));
     }
-    return buf.buf;
+    return self->steps_ready ? (const void *)mpyml_linear_run(&self->steps, (const float *)buf.buf) : buf.buf;
 }
 
 static uint32_t get_index(model_t *self, mp_obj_t index_in, uint32_t limit) {
@@ -125,6 +148,7 @@ static mp_obj_t emlneighbors_new(mp_obj_t items_in, mp_obj_t features_in, mp_obj
     self->n_features = (uint32_t)n_features;
     self->max_k = (uint32_t)k;
     self->block = NULL;
+    self->steps_block = NULL;
     self->nb.shape.dtype = MPYML_DTYPE_INT16;
     self->nb.shape.metric = MPYML_METRIC_EUCLIDEAN;
     self->nb.shape.weights = MPYML_WEIGHTS_UNIFORM;
@@ -172,6 +196,102 @@ static mp_obj_t model_begin(size_t n_args, const mp_obj_t *args) {
     return mp_const_none;
 }
 static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(model_begin_obj, 8, 8, model_begin);
+
+// model._steps(n_input_features, n_steps, n_values, max_width), after _begin and before the items:
+// the steps that map raw features to the items' n_features; they run once _finish() has checked them.
+static mp_obj_t model_steps(size_t n_args, const mp_obj_t *args) {
+    model_t *self = get_model(args[0]);
+    if (self->block == NULL || self->steps_block != NULL || self->nb.n_items != 0 ||
+        self->nb.shape.dtype != MPYML_DTYPE_FLOAT32) {
+        mp_raise_ValueError("steps need float32 items and come once, before the items");
+    }
+    mp_int_t v[4];
+    for (int i = 0; i < 4; i++) {
+        v[i] = mp_obj_get_int(args[i + 1]);
+        if (v[i] < 0 || v[i] > 0x3fffffff) {
+            mp_raise_ValueError("header values must be integers 0..1073741823");
+        }
+    }
+    mpyml_linear_shape_t shape = { MPYML_LINEAR_TRANSFORMER, MPYML_PROBA_NONE, (uint32_t)v[0], self->n_features,
+                                   (uint32_t)v[1], (uint32_t)v[2], (uint32_t)v[3] };
+    mpyml_check(mpyml_linear_check_shape(&shape));
+    self->steps_block = mpyml_malloc(mpyml_linear_bytes(&shape), "the steps");
+    mpyml_linear_bind(&self->steps, &shape, self->steps_block);
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(model_steps_obj, 5, 5, model_steps);
+
+static mpyml_linear_t *loading_steps(mp_obj_t self_in) {
+    model_t *self = get_model(self_in);
+    if (self->steps_block == NULL || self->steps_ready) {
+        mp_raise_msg(&mp_type_RuntimeError, "no steps are being loaded");
+    }
+    return &self->steps;
+}
+
+// Step records (../common/mpyml_steps.py): the work is in mpyml_steps_glue.h.
+static mp_obj_t model_step(size_t n_args, const mp_obj_t *args) {
+    mpyml_steps_add_step(loading_steps(args[0]), args + 1);
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(model_step_obj, 4, 4, model_step);
+
+static mp_obj_t model_floats(mp_obj_t self_in, mp_obj_t line_in) {
+    mpyml_steps_add_floats(loading_steps(self_in), line_in);
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_2(model_floats_obj, model_floats);
+
+static mp_obj_t model_index(mp_obj_t self_in, mp_obj_t index_in) {
+    mpyml_steps_add_index(loading_steps(self_in), index_in);
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_2(model_index_obj, model_index);
+
+// model._finish(): the file's items are in; from now on rows go through the steps.
+static mp_obj_t model_finish(mp_obj_t self_in) {
+    model_t *self = get_model(self_in);
+    if (self->steps_block != NULL && !self->steps_ready) {
+        mpyml_check(mpyml_linear_check_complete(&self->steps));
+        self->steps_ready = 1;
+    }
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_1(model_finish_obj, model_finish);
+
+static const mpyml_linear_step_t *get_step(model_t *self, mp_obj_t index_in) {
+    mp_int_t i = mp_obj_get_int(index_in);
+    if (!self->steps_ready || i < 0 || i >= (mp_int_t)self->steps.shape.n_steps) {
+        mpyml_raise_fmt(&mp_type_IndexError, "step %d out of range: the model has %d steps", 2,
+            mp_obj_new_int(i), mp_obj_new_int(self->steps_ready ? self->steps.shape.n_steps : 0));
+    }
+    return &self->steps.steps[i];
+}
+
+// model._stepinfo(i) -> (kind, n_in, n_out) of step i, for save_model
+static mp_obj_t model_stepinfo(mp_obj_t self_in, mp_obj_t index_in) {
+    const mpyml_linear_step_t *st = get_step(get_model(self_in), index_in);
+    mp_obj_t items[3] = { mp_obj_new_int(st->kind), mp_obj_new_int(st->n_in), mp_obj_new_int(st->n_out) };
+    return mp_obj_new_tuple(3, items);
+}
+static MP_DEFINE_CONST_FUN_OBJ_2(model_stepinfo_obj, model_stepinfo);
+
+// model._stepvalues(i, out): copies step i's values (float32 bits, or select indices) into array('I') out
+static mp_obj_t model_stepvalues(mp_obj_t self_in, mp_obj_t index_in, mp_obj_t out_in) {
+    model_t *self = get_model(self_in);
+    const mpyml_linear_step_t *st = get_step(self, index_in);
+    uint32_t n = mpyml_step_values(st->kind, st->n_in, st->n_out);
+    mp_buffer_info_t buf;
+    size_t got = mpyml_get_array(out_in, 'I', "out", MP_BUFFER_WRITE, &buf);
+    if (got != n) {
+        mpyml_raise_fmt(&mp_type_ValueError, "out: expected %d items, got %d", 2, mp_obj_new_int(n), mp_obj_new_int(got));
+    }
+    for (uint32_t j = 0; j < n; j++) {
+        ((uint32_t *)buf.buf)[j] = self->steps.values[st->offset + j];
+    }
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_3(model_stepvalues_obj, model_stepvalues);
 
 static uint32_t get_label(model_t *self, mp_obj_t label_in) {
     if (self->labeled == LABELS_NONE && label_in != mp_const_none) {
@@ -247,7 +367,8 @@ static mp_obj_t model_remove(mp_obj_t self_in, mp_obj_t index_in) {
 }
 static MP_DEFINE_CONST_FUN_OBJ_2(model_remove_obj, model_remove);
 
-// model.getitem(index, out) copies the item's features into out; returns its label (None without labels)
+// model.getitem(index, out) copies the item's features into out; returns its label (None without labels).
+// With steps the item is stored transformed: out takes n_features (the steps' output), not raw features.
 static mp_obj_t model_getitem(mp_obj_t self_in, mp_obj_t index_in, mp_obj_t out_in) {
     model_t *self = get_model(self_in);
     uint32_t index = get_index(self, index_in, self->block == NULL ? 0 : self->nb.n_items);
@@ -380,6 +501,10 @@ static void model_attr(mp_obj_t self_in, qstr attr, mp_obj_t *dest) {
         dest[0] = mp_obj_new_int(self->max_items);
     } else if (attr == MP_QSTR_n_features) {
         dest[0] = mp_obj_new_int(self->n_features);
+    } else if (attr == MP_QSTR_n_input_features) {
+        dest[0] = mp_obj_new_int(input_features(self));
+    } else if (attr == MP_QSTR_n_steps) {
+        dest[0] = mp_obj_new_int(self->steps_ready ? self->steps.shape.n_steps : 0);
     } else if (attr == MP_QSTR_max_k) {
         dest[0] = mp_obj_new_int(self->max_k);
     } else if (attr == MP_QSTR_k) {
@@ -403,7 +528,7 @@ static void model_attr(mp_obj_t self_in, qstr attr, mp_obj_t *dest) {
     }
 }
 
-mp_map_elem_t model_locals_table[10];
+mp_map_elem_t model_locals_table[17];
 static MP_DEFINE_CONST_DICT(model_locals, model_locals_table);
 
 static void add_method(int i, qstr name, const void *fun) {
@@ -426,6 +551,13 @@ static mp_obj_t mpyml_module_init(mp_obj_fun_bc_t *self, size_t n_args, size_t n
     add_method(7, MP_QSTR_getitem, &model_getitem_obj);
     add_method(8, MP_QSTR_clear, &model_clear_obj);
     add_method(9, MP_QSTR__begin, &model_begin_obj);
+    add_method(10, MP_QSTR__steps, &model_steps_obj);
+    add_method(11, MP_QSTR__step, &model_step_obj);
+    add_method(12, MP_QSTR__floats, &model_floats_obj);
+    add_method(13, MP_QSTR__index, &model_index_obj);
+    add_method(14, MP_QSTR__finish, &model_finish_obj);
+    add_method(15, MP_QSTR__stepinfo, &model_stepinfo_obj);
+    add_method(16, MP_QSTR__stepvalues, &model_stepvalues_obj);
     MP_OBJ_TYPE_SET_SLOT(&model_type, attr, model_attr, 0);
     MP_OBJ_TYPE_SET_SLOT(&model_type, locals_dict, (void *)&model_locals, 1);
 

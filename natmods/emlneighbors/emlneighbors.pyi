@@ -3,9 +3,15 @@
 from array import array
 from typing import IO, Optional, Union
 
+# A model loaded from an mpyml-neighbors version 2 file has pipeline steps (n_steps > 0):
+# predict, kneighbors, score, is_outlier, additem and setitem take raw rows of n_input_features
+# float32 values and run the steps first; items are stored transformed, so getitem fills
+# n_features values; save_model writes the steps back; clear() removes them.
 class Model:
     max_items: int            # capacity given to new()
-    n_features: int
+    n_features: int           # features per stored item (given to new()): the steps' output width
+    n_input_features: int     # values per row given to predict & co: the steps' input, else n_features
+    n_steps: int              # pipeline steps run before each query (0: none)
     max_k: int
     k: int                    # neighbours per query; settable 1..max_k (a loaded file sets it)
     n_items: int

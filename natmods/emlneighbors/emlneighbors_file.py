@@ -1,11 +1,13 @@
 # Reads and writes the mpyml-neighbors text format (docs/formats.md) for a
 # model made by emlneighbors.new(). Linked into emlneighbors.mpy beside the C
-# glue and ../common/mpyml_records.py (_Records); it streams the file one
-# line at a time and hands each item to C.
+# glue, ../common/mpyml_records.py (_Records) and ../common/mpyml_steps.py
+# (_read_steps, for version 2's pipeline steps); it streams the file one line
+# at a time and hands each item to C.
 from array import array
 
 FORMAT = "mpyml-neighbors"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # the newest this reader knows; version 1 has no steps section
+_STEP_NAMES = {1: "affine", 2: "select", 3: "matrix"}
 _DTYPES = {"int16": 1, "float32": 2}
 _METRICS = {"euclidean": 1, "manhattan": 2, "chebyshev": 3}
 _WEIGHTS = {"uniform": 1, "distance": 2}
@@ -26,8 +28,9 @@ def _float32_to_bits(values):
 
 
 def _read(model, records):
-    if records.value(FORMAT) != str(FORMAT_VERSION):
-        raise ValueError("this file's format version is not supported (this emlneighbors reads version %d)" % FORMAT_VERSION)
+    version = records.value(FORMAT)
+    if version not in ("1", "2"):
+        raise ValueError("this file's format version is not supported (this emlneighbors reads versions 1 and 2)")
     labeled = records.choice("kind", ("classifier", "neighbors")) == "classifier"
     dtype = records.choice("dtype", _DTYPES)
     metric = records.choice("metric", _METRICS)
@@ -43,6 +46,13 @@ def _read(model, records):
     threshold = records.value("threshold")
     threshold = None if threshold == "none" else _bits_to_float32([_hex32(threshold)])[0]
     model._begin(_DTYPES[dtype], _METRICS[metric], _WEIGHTS[weights], n_features, k, n_classes, threshold)
+    if version == "2":
+        fields = records.fields(5, "'steps,<n_input_features>,<n_steps>,<n_values>,<max_width>'")
+        if fields[0] != "steps":
+            raise ValueError("expected the 'steps,...' line, got '%s'" % ",".join(fields)[:40])
+        n_steps = int(fields[2])
+        model._steps(int(fields[1]), n_steps, int(fields[3]), int(fields[4]))
+        _read_steps(model, records, n_steps)
     records.section("items")
     float32 = dtype == "float32"
     n_fields = n_features + 1 if labeled else n_features
@@ -60,6 +70,7 @@ def _read(model, records):
             x = array("h", ints)
         model.additem(x, label)
     records.end("item")
+    model._finish()
 
 
 def load_model(model, f):
@@ -70,7 +81,7 @@ def load_model(model, f):
 
 
 def save_model(model, f):
-    """Writes the model's items (an open text file, or a path) in the format load_model reads."""
+    """Writes the model's items and steps (an open text file, or a path) in the format load_model reads."""
     if not isinstance(model, Model):
         raise TypeError("save_model: expected a model from emlneighbors.new(), got %s" % type(model).__name__)
     if isinstance(f, str):
@@ -81,7 +92,7 @@ def save_model(model, f):
     labeled = bool(model.labeled)
     float32 = model.typecode == "f"
     threshold = model.threshold
-    f.write("%s,%d\n" % (FORMAT, FORMAT_VERSION))
+    f.write("%s,%d\n" % (FORMAT, 2 if model.n_steps else 1))
     f.write("kind,%s\n" % ("classifier" if labeled else "neighbors"))
     f.write("dtype,%s\n" % ("float32" if float32 else "int16"))
     f.write("metric,%s\nweights,%s\n" % (model.metric, model.weights))
@@ -90,6 +101,8 @@ def save_model(model, f):
         f.write("threshold,none\n")
     else:
         f.write("threshold,%08x\n" % _float32_to_bits(array("f", [threshold]))[0])
+    if model.n_steps:
+        _write_steps(model, f)
     f.write("items\n")
     row = array(model.typecode, [0] * model.n_features)
     for i in range(model.n_items):
@@ -98,3 +111,28 @@ def save_model(model, f):
         if labeled:
             values.insert(0, str(label))
         f.write(",".join(values) + "\n")
+
+
+def _step_rows(kind, n_in, n_out):
+    # how the step's values split into lines: scales and shifts; matrix rows then biases
+    if kind == 1:
+        return [n_out, n_out]
+    return [n_in] * n_out + [n_out]
+
+
+def _write_steps(model, f):
+    infos = [model._stepinfo(i) for i in range(model.n_steps)]
+    sizes = [[n_out] if kind == 2 else _step_rows(kind, n_in, n_out) for kind, n_in, n_out in infos]
+    max_width = model.n_input_features
+    for _, _, n_out in infos:
+        max_width = max(max_width, n_out)
+    f.write("steps,%d,%d,%d,%d\n" % (model.n_input_features, len(infos), sum(sum(rows) for rows in sizes), max_width))
+    for i, (kind, n_in, n_out) in enumerate(infos):
+        f.write("step,%s,%d,%d\n" % (_STEP_NAMES[kind], n_in, n_out))
+        values = array("I", bytes(4 * sum(sizes[i])))
+        model._stepvalues(i, values)
+        start = 0
+        for width in sizes[i]:
+            row = values[start:start + width]
+            f.write(",".join(str(v) if kind == 2 else "%08x" % v for v in row) + "\n")
+            start += width
