@@ -312,3 +312,17 @@ def test_cortex_m_builds(arch):
         # no FPU and no divide instruction: soft-float add/multiply/compare only, never float division
         libgcc = {p.name for p in (build.BUILD_DIR / arch / "emlcnn" / "libgcc").glob("*.o")}
         assert "mulsf3.o" in libgcc and "divsf3.o" not in libgcc
+
+
+def test_arena_larger_than_the_heap(emlcnn_x64):
+    """An arena the heap cannot hold raises MemoryError; the interpreter goes on."""
+    out = device.run("""
+import emlcnn
+try:
+    emlcnn.new(1 << 30)
+except MemoryError as e:
+    print('MemoryError', e)
+print(emlcnn.new(64).arena_bytes)
+""").splitlines()
+    assert out[0] == "MemoryError not enough memory for the arena: 1073741824 bytes needed"
+    assert out[1] == "64"

@@ -41,12 +41,14 @@ static mp_obj_t emlcnn_new(mp_obj_t arena_in) {
     if (arena_bytes < 0 || arena_bytes > 0x7ffffff0) {
         mpyml_raise_fmt(&mp_type_ValueError, "emlcnn.new: arena_bytes must be 0..2147483632, got %d", 1, mp_obj_new_int(arena_bytes));
     }
-    net_obj_t *self = m_malloc(sizeof(net_obj_t));
+    uint32_t capacity = (uint32_t)((arena_bytes + 3) & ~3);
+    void *arena = capacity ? mpyml_malloc(capacity, "the arena") : NULL;
+    net_obj_t *self = mpyml_malloc(sizeof(net_obj_t), "the network object");
     self->base.type = (const mp_obj_type_t *)&net_type;
-    self->arena_capacity = (uint32_t)((arena_bytes + 3) & ~3);
+    self->arena_capacity = capacity;
     self->loaded = 0;
     self->payload = mp_const_none;
-    self->arena = self->arena_capacity ? m_malloc(self->arena_capacity) : NULL;
+    self->arena = arena;
     return MP_OBJ_FROM_PTR(self);
 }
 static MP_DEFINE_CONST_FUN_OBJ_1(emlcnn_new_obj, emlcnn_new);
