@@ -45,10 +45,27 @@ def _print_summary(stored, path) -> None:
 
 
 def _cmd_inspect(args) -> int:
-    from . import linearfile, treesfile
+    from . import linearfile, neighborsfile, netsfile, treesfile
 
-    with open(args.model) as f:
+    with open(args.model, "rb") as f:
         first = f.readline()
+    if first.startswith(netsfile.MAGIC):
+        print("%s: %s" % (args.model, netsfile.load(args.model).summary()))
+        return 0
+    first = first.decode("utf-8", "replace")
+    if first.startswith(neighborsfile.FORMAT + ","):
+        stored = neighborsfile.load(args.model)
+        steps = getattr(stored, "steps", None)
+        if steps is not None:  # version 2: pipeline steps before the items
+            print("%s: steps %s, %d raw features -> %d; steps RAM %d B" % (
+                args.model, " ".join(s.kind for s in steps.steps), steps.n_features, steps.steps[-1].n_out,
+                steps.ram_bytes()))
+            stored = stored.model
+        print("%s: %s, %d %s items of %d features, k=%d, %s metric, %s weights; device RAM %d B; "
+              "emlneighbors.new(%d, %d, %d) fits it" % (
+                  args.model, stored.kind, stored.n_items, stored.dtype, stored.n_features, stored.k, stored.metric,
+                  stored.weights, stored.ram_bytes(), stored.n_items, stored.n_features, stored.k))
+        return 0
     if first.startswith(linearfile.FORMAT + ","):
         stored = linearfile.load(args.model)
         print("%s: %s, %d features -> %d outputs, steps %s, %d values; device RAM %d B; "
