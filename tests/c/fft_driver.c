@@ -18,83 +18,14 @@
 // malloc'd input and output arrays of exactly their size, so the sanitizers see
 // any access past them. An FFT command with an invalid N prints "error CODE".
 // Input that breaks this format exits with status 2.
-#include <errno.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
 #include "mpyml_fft.h"
 
+#define DRIVER_NAME "fft_driver"
 #define MAX_TOKENS 20000
-
-static unsigned long lineno = 0;
-static char *line_buf = NULL;
-static size_t line_cap = 0;
-static char *tokens[MAX_TOKENS];
-
-static void fail(const char *what) {
-    fprintf(stderr, "fft_driver: line %lu: %s\n", lineno, what);
-    free(line_buf);
-    exit(2);
-}
-
-static long read_line(FILE *in) {
-    size_t len = 0;
-    int c;
-    while ((c = fgetc(in)) != EOF && c != '\n') {
-        if (len + 2 > line_cap) {
-            line_cap = line_cap ? line_cap * 2 : 256;
-            char *grown = (char *)realloc(line_buf, line_cap);
-            if (grown == NULL) {
-                fail("out of memory");
-            }
-            line_buf = grown;
-        }
-        line_buf[len++] = (char)c;
-    }
-    if (c == EOF && len == 0) {
-        return -1;
-    }
-    if (line_buf == NULL) {
-        line_cap = 1;
-        line_buf = (char *)malloc(line_cap);
-        if (line_buf == NULL) {
-            fail("out of memory");
-        }
-    }
-    line_buf[len] = '\0';
-    lineno++;
-    return (long)len;
-}
-
-static size_t split(char *s) {
-    size_t n = 0;
-    for (char *tok = strtok(s, " \t\r"); tok != NULL; tok = strtok(NULL, " \t\r")) {
-        if (n == MAX_TOKENS) {
-            fail("too many tokens");
-        }
-        tokens[n++] = tok;
-    }
-    return n;
-}
-
-static long long parse_int(const char *tok, long long lo, long long hi) {
-    char *end;
-    errno = 0;
-    long long v = strtoll(tok, &end, 10);
-    if (errno != 0 || end == tok || *end != '\0' || v < lo || v > hi) {
-        fail("bad decimal number");
-    }
-    return v;
-}
+#include "driver_input.h"
 
 static float parse_float(const char *tok) {
-    uint32_t bits;
-    if (mpyml_parse_hex32(tok, strlen(tok), &bits) != MPYML_OK) {
-        fail("bad float bits");
-    }
-    return mpyml_f32_from_bits(bits);
+    return mpyml_f32_from_bits(parse_bits(tok));
 }
 
 static void print_floats(const float *v, size_t n) {

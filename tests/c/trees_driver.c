@@ -40,87 +40,16 @@
 //                        prints "ok BITS" (8 lowercase hex digits) or "error CODE"
 //   finite BITS          prints "F B": mpyml_is_finite of the float with those bits
 //                        and the bits read back through mpyml_f32_to_bits
-#include <errno.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
 #include "mpyml_trees.h"
 
+#define DRIVER_NAME "trees_driver"
 #define MAX_TOKENS 70000
-
-static unsigned long lineno = 0;
-static char *line_buf = NULL;
-static size_t line_cap = 0;
-static char *tokens[MAX_TOKENS];
+#include "driver_input.h"
 
 static void *forest_block = NULL;  // the bound forest's block, freed on every exit path
 
-static void fail(const char *what) {
-    fprintf(stderr, "trees_driver: line %lu: %s\n", lineno, what);
+static void free_forest_block(void) {
     free(forest_block);
-    free(line_buf);
-    exit(2);
-}
-
-// Reads one line without its '\n' into line_buf; returns its length, or -1 at EOF.
-static long read_line(FILE *in) {
-    size_t len = 0;
-    int c;
-    while ((c = fgetc(in)) != EOF && c != '\n') {
-        if (len + 2 > line_cap) {
-            line_cap = line_cap ? line_cap * 2 : 256;
-            char *grown = (char *)realloc(line_buf, line_cap);
-            if (grown == NULL) {
-                fail("out of memory");
-            }
-            line_buf = grown;
-        }
-        line_buf[len++] = (char)c;
-    }
-    if (c == EOF && len == 0) {
-        return -1;
-    }
-    if (line_buf == NULL) {
-        line_buf = (char *)malloc(1);
-        line_cap = 1;
-        if (line_buf == NULL) {
-            fail("out of memory");
-        }
-    }
-    line_buf[len] = '\0';
-    lineno++;
-    return (long)len;
-}
-
-static size_t split(char *s) {
-    size_t n = 0;
-    for (char *tok = strtok(s, " \t\r"); tok != NULL; tok = strtok(NULL, " \t\r")) {
-        if (n == MAX_TOKENS) {
-            fail("too many tokens");
-        }
-        tokens[n++] = tok;
-    }
-    return n;
-}
-
-static long long parse_int(const char *tok, long long lo, long long hi) {
-    char *end;
-    errno = 0;
-    long long v = strtoll(tok, &end, 10);
-    if (errno != 0 || end == tok || *end != '\0' || v < lo || v > hi) {
-        fail("bad decimal number");
-    }
-    return v;
-}
-
-static uint32_t parse_bits(const char *tok) {
-    uint32_t bits;
-    if (mpyml_parse_hex32(tok, strlen(tok), &bits) != MPYML_OK) {
-        fail("bad float32 bits");
-    }
-    return bits;
 }
 
 static int run_helpers(void) {
@@ -374,6 +303,7 @@ static int run_forests(void) {
 }
 
 int main(int argc, char **argv) {
+    driver_cleanup = free_forest_block;
     if (argc == 2 && strcmp(argv[1], "helpers") == 0) {
         return run_helpers();
     }
