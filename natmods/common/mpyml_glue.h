@@ -76,6 +76,12 @@ static inline int mpyml_typecode_shift(int typecode) {
     }
 }
 
+// Entry i of a type's locals table (filled in a module's init: natmods cannot
+// relocate a constant table of qstrs): the method `fun` under `name`.
+static inline void mpyml_add_method(mp_map_elem_t *table, size_t i, qstr name, const void *fun) {
+    table[i] = (mp_map_elem_t){ MP_OBJ_NEW_QSTR(name), MP_OBJ_FROM_PTR(fun) };
+}
+
 static inline mp_obj_t mpyml_type_name(mp_obj_t obj) {
     return MP_OBJ_NEW_QSTR(mp_obj_get_type(obj)->name);
 }

@@ -159,19 +159,15 @@ static void net_attr(mp_obj_t self_in, qstr attr, mp_obj_t *dest) {
 mp_map_elem_t net_locals_table[3];
 static MP_DEFINE_CONST_DICT(net_locals, net_locals_table);
 
-static void add_method(int i, qstr name, const void *fun) {
-    net_locals_table[i] = (mp_map_elem_t){ MP_OBJ_NEW_QSTR(name), MP_OBJ_FROM_PTR(fun) };
-}
-
 static mp_obj_t mpyml_module_init(mp_obj_fun_bc_t *self, size_t n_args, size_t n_kw, mp_obj_t *args) {
     MP_DYNRUNTIME_INIT_ENTRY
 
     net_type.base.type = (void *)&mp_type_type;
     net_type.flags = MP_TYPE_FLAG_NONE;
     net_type.name = MP_QSTR_Net;
-    add_method(0, MP_QSTR_predict, &net_predict_obj);
-    add_method(1, MP_QSTR__load, &net_load_obj);
-    add_method(2, MP_QSTR_unload, &net_unload_obj);
+    mpyml_add_method(net_locals_table, 0, MP_QSTR_predict, &net_predict_obj);
+    mpyml_add_method(net_locals_table, 1, MP_QSTR__load, &net_load_obj);
+    mpyml_add_method(net_locals_table, 2, MP_QSTR_unload, &net_unload_obj);
     MP_OBJ_TYPE_SET_SLOT(&net_type, attr, net_attr, 0);
     MP_OBJ_TYPE_SET_SLOT(&net_type, locals_dict, (void *)&net_locals, 1);
 

@@ -113,20 +113,16 @@ static void fft_attr(mp_obj_t self_in, qstr attr, mp_obj_t *dest) {
 mp_map_elem_t fft_locals_table[4];
 static MP_DEFINE_CONST_DICT(fft_locals, fft_locals_table);
 
-static void add_method(int i, qstr name, const void *fun) {
-    fft_locals_table[i] = (mp_map_elem_t){ MP_OBJ_NEW_QSTR(name), MP_OBJ_FROM_PTR(fun) };
-}
-
 static mp_obj_t mpyml_module_init(mp_obj_fun_bc_t *self, size_t n_args, size_t n_kw, mp_obj_t *args) {
     MP_DYNRUNTIME_INIT_ENTRY
 
     fft_type.base.type = (void *)&mp_type_type;
     fft_type.flags = MP_TYPE_FLAG_NONE;
     fft_type.name = MP_QSTR_FFT;
-    add_method(0, MP_QSTR_run, &fft_run_obj);
-    add_method(1, MP_QSTR_inverse, &fft_inverse_obj);
-    add_method(2, MP_QSTR_magnitude, &fft_magnitude_obj);
-    add_method(3, MP_QSTR_power, &fft_power_obj);
+    mpyml_add_method(fft_locals_table, 0, MP_QSTR_run, &fft_run_obj);
+    mpyml_add_method(fft_locals_table, 1, MP_QSTR_inverse, &fft_inverse_obj);
+    mpyml_add_method(fft_locals_table, 2, MP_QSTR_magnitude, &fft_magnitude_obj);
+    mpyml_add_method(fft_locals_table, 3, MP_QSTR_power, &fft_power_obj);
     MP_OBJ_TYPE_SET_SLOT(&fft_type, make_new, fft_make_new, 0);
     MP_OBJ_TYPE_SET_SLOT(&fft_type, attr, fft_attr, 1);
     MP_OBJ_TYPE_SET_SLOT(&fft_type, locals_dict, (void *)&fft_locals, 2);

@@ -130,8 +130,8 @@ static mp_obj_t mpyml_module_init(mp_obj_fun_bc_t *self, size_t n_args, size_t n
     filter_type.base.type = (void *)&mp_type_type;
     filter_type.flags = MP_TYPE_FLAG_NONE;
     filter_type.name = MP_QSTR_IIR;
-    filter_locals_table[0] = (mp_map_elem_t){ MP_OBJ_NEW_QSTR(MP_QSTR_run), MP_OBJ_FROM_PTR(&filter_run_obj) };
-    filter_locals_table[1] = (mp_map_elem_t){ MP_OBJ_NEW_QSTR(MP_QSTR_reset), MP_OBJ_FROM_PTR(&filter_reset_obj) };
+    mpyml_add_method(filter_locals_table, 0, MP_QSTR_run, &filter_run_obj);
+    mpyml_add_method(filter_locals_table, 1, MP_QSTR_reset, &filter_reset_obj);
     MP_OBJ_TYPE_SET_SLOT(&filter_type, attr, filter_attr, 0);
     MP_OBJ_TYPE_SET_SLOT(&filter_type, locals_dict, (void *)&filter_locals, 1);
 

@@ -240,25 +240,21 @@ static void model_attr(mp_obj_t self_in, qstr attr, mp_obj_t *dest) {
 mp_map_elem_t model_locals_table[9];
 static MP_DEFINE_CONST_DICT(model_locals, model_locals_table);
 
-static void add_method(int i, qstr name, const void *fun) {
-    model_locals_table[i] = (mp_map_elem_t){ MP_OBJ_NEW_QSTR(name), MP_OBJ_FROM_PTR(fun) };
-}
-
 static mp_obj_t mpyml_module_init(mp_obj_fun_bc_t *self, size_t n_args, size_t n_kw, mp_obj_t *args) {
     MP_DYNRUNTIME_INIT_ENTRY
 
     model_type.base.type = (void *)&mp_type_type;
     model_type.flags = MP_TYPE_FLAG_NONE;
     model_type.name = MP_QSTR_Model;
-    add_method(0, MP_QSTR_predict, &model_predict_obj);
-    add_method(1, MP_QSTR_predict_proba, &model_predict_proba_obj);
-    add_method(2, MP_QSTR_transform, &model_transform_obj);
-    add_method(3, MP_QSTR__begin, &model_begin_obj);
-    add_method(4, MP_QSTR__step, &model_step_obj);
-    add_method(5, MP_QSTR__floats, &model_floats_obj);
-    add_method(6, MP_QSTR__index, &model_index_obj);
-    add_method(7, MP_QSTR__finish, &model_finish_obj);
-    add_method(8, MP_QSTR_unload, &model_unload_obj);
+    mpyml_add_method(model_locals_table, 0, MP_QSTR_predict, &model_predict_obj);
+    mpyml_add_method(model_locals_table, 1, MP_QSTR_predict_proba, &model_predict_proba_obj);
+    mpyml_add_method(model_locals_table, 2, MP_QSTR_transform, &model_transform_obj);
+    mpyml_add_method(model_locals_table, 3, MP_QSTR__begin, &model_begin_obj);
+    mpyml_add_method(model_locals_table, 4, MP_QSTR__step, &model_step_obj);
+    mpyml_add_method(model_locals_table, 5, MP_QSTR__floats, &model_floats_obj);
+    mpyml_add_method(model_locals_table, 6, MP_QSTR__index, &model_index_obj);
+    mpyml_add_method(model_locals_table, 7, MP_QSTR__finish, &model_finish_obj);
+    mpyml_add_method(model_locals_table, 8, MP_QSTR_unload, &model_unload_obj);
     MP_OBJ_TYPE_SET_SLOT(&model_type, attr, model_attr, 0);
     MP_OBJ_TYPE_SET_SLOT(&model_type, locals_dict, (void *)&model_locals, 1);
 
