@@ -13,6 +13,19 @@ typedef enum {
     MPYML_DTYPE_FLOAT32 = 2,
 } mpyml_dtype_t;
 
+// zlib's CRC-32 (reflected polynomial 0xEDB88320), bit by bit: no table to keep in RAM.
+// Chains like zlib.crc32(data, crc): start with 0, pass each result back in.
+static inline uint32_t mpyml_crc32_update(uint32_t crc, const uint8_t *data, size_t n) {
+    crc = ~crc;
+    for (size_t i = 0; i < n; i++) {
+        crc ^= data[i];
+        for (int bit = 0; bit < 8; bit++) {
+            crc = (crc >> 1) ^ (0xedb88320u & (0u - (crc & 1u)));
+        }
+    }
+    return ~crc;
+}
+
 // Error codes and their messages, one X-macro list per module family; X(NAME, "message").
 // The lists stand here in the order MPYML_ERRORS joins them (tests/c_errors.py reads them
 // in file order). A glue file names the families it raises in MPYML_ERROR_MESSAGES before

@@ -110,4 +110,21 @@ static size_t mpyml_get_array(mp_obj_t obj, int typecode, const char *what, mp_u
     return buf->len >> mpyml_typecode_shift(typecode);
 }
 
+// _crc32(data, crc) -> zlib.crc32(data, crc) of a str or bytes: the text loaders check a model
+// file's end record with it (docs/formats.md, "Integrity"). A module whose loader reads a text
+// format calls mpyml_store_crc32() in its init.
+static inline mp_obj_t mpyml_crc32_fun(mp_obj_t data, mp_obj_t crc) {
+    mp_buffer_info_t buf;
+    if (!mp_get_buffer(data, &buf, MP_BUFFER_READ)) {
+        mpyml_raise_fmt(&mp_type_TypeError, "_crc32: expected str or bytes, got %s", 1, mpyml_type_name(data));
+    }
+    uint32_t previous = (uint32_t)mp_obj_get_int_truncated(crc);
+    return mp_obj_new_int_from_uint(mpyml_crc32_update(previous, (const uint8_t *)buf.buf, buf.len));
+}
+
+static inline void mpyml_store_crc32(void) {
+    static MP_DEFINE_CONST_FUN_OBJ_2(crc32_obj, mpyml_crc32_fun);
+    mp_store_global(MP_QSTR__crc32, MP_OBJ_FROM_PTR(&crc32_obj));
+}
+
 #endif // MPYML_GLUE_H

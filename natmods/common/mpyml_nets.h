@@ -71,18 +71,6 @@ static inline uint32_t mpyml_rd32(const uint8_t *p) {
     return mpyml_rd16(p) | (mpyml_rd16(p + 2) << 16);
 }
 
-// zlib's CRC-32 (reflected polynomial 0xEDB88320), bit by bit: no table to keep in RAM.
-static inline uint32_t mpyml_crc32(const uint8_t *data, size_t n) {
-    uint32_t crc = 0xffffffffu;
-    for (size_t i = 0; i < n; i++) {
-        crc ^= data[i];
-        for (int bit = 0; bit < 8; bit++) {
-            crc = (crc >> 1) ^ (0xedb88320u & (0u - (crc & 1u)));
-        }
-    }
-    return ~crc;
-}
-
 // Layer i's record, unpacked (no checks: mpyml_net_init validated it).
 static inline void mpyml_net_layer(const mpyml_net_t *net, uint32_t i, mpyml_layer_t *l) {
     const uint8_t *r = net->payload + MPYML_NET_HEADER_BYTES + i * MPYML_NET_LAYER_BYTES;
@@ -245,7 +233,7 @@ static mpyml_err_t mpyml_net_init(mpyml_net_t *net, const uint8_t *payload, uint
     if (((uintptr_t)payload & 3u) != 0) {
         return MPYML_ERR_NET_ALIGN;
     }
-    if (mpyml_crc32(payload, payload_bytes) != crc) {
+    if (mpyml_crc32_update(0, payload, payload_bytes) != crc) {
         return MPYML_ERR_NET_CRC;
     }
     if (payload_bytes < MPYML_NET_HEADER_BYTES) {

@@ -1,12 +1,18 @@
 # Line records of mpyml's text model formats (docs/formats.md), read one line
 # at a time. Linked into every natmod whose loader reads a text format, beside
-# that loader; `lineno` names the line an error is about.
+# that loader; `lineno` names the line an error is about. The C glue provides
+# _crc32 (zlib's CRC-32, chained), which checks the file's end record.
+
+CORRUPT = "the file is truncated or corrupt: "
 
 
 class _Records:
     def __init__(self, f):
         self.f = f
         self.lineno = 0
+        self.n_records = 0
+        self.crc = 0  # of every byte read so far
+        self.crc_before = 0  # of every byte before the last line read
 
     def line(self):
         # The next line that is neither blank nor a comment, or None at the end.
@@ -15,17 +21,20 @@ class _Records:
             if not line:
                 return None
             self.lineno += 1
+            self.crc_before = self.crc
+            self.crc = _crc32(line, self.crc)
             if isinstance(line, bytes):
                 line = line.decode()
             line = line.strip()
             if line and line[0] != "#":
+                self.n_records += 1
                 return line
 
     def fields(self, n_fields, what):
         # The next line's comma-separated fields: exactly n_fields, or any number when n_fields is 0.
         line = self.line()
         if line is None:
-            raise ValueError("file ends here: expected %s" % what)
+            raise ValueError(CORRUPT + "it ends after line %d, expected %s" % (self.lineno, what))
         fields = line.split(",")
         if n_fields and len(fields) != n_fields:
             raise ValueError("%s needs %d fields, got %d: '%s'" % (what, n_fields, len(fields), line[:40]))
@@ -51,17 +60,72 @@ class _Records:
         if fields[0] != name:
             raise ValueError("expected the '%s' section line, got '%s'" % (name, fields[0][:40]))
 
+    def labels(self, key):
+        # A '<key>,<type>,<n>' line and n 'label,<text>' records: the list of labels.
+        fields = self.fields(3, "'%s,<type>,<n>'" % key)
+        if fields[0] != key or fields[1] not in _LABEL_TYPES:
+            raise ValueError("expected '%s,<int|str|bool|float>,<n>', got '%s'" % (key, ",".join(fields)[:40]))
+        parse = _LABEL_TYPES[fields[1]]
+        labels = []
+        for _ in range(int(fields[2])):
+            fields = self.fields(2, "a 'label,<text>' record")
+            if fields[0] != "label":
+                raise ValueError("expected 'label,<text>', got '%s'" % ",".join(fields)[:40])
+            labels.append(parse(fields[1]))
+        return labels
+
     def end(self, last):
+        # The end record after the last record of the format: 'end,<n_records>,<crc32>'.
+        n_before = self.n_records
         line = self.line()
-        if line is not None:
+        if line is None:
+            raise ValueError(CORRUPT + "it ends after line %d without its end record" % self.lineno)
+        fields = line.split(",")
+        if fields[0] != "end":
             raise ValueError("unexpected line after the last %s: '%s'" % (last, line[:40]))
+        if len(fields) != 3 or len(fields[2]) != 8:
+            raise ValueError(CORRUPT + "expected 'end,<n_records>,<crc32>', got '%s'" % line[:40])
+        if fields[1] != str(n_before):
+            raise ValueError(CORRUPT + "%d records before the end record, which says %s" % (n_before, fields[1][:12]))
+        if int(fields[2], 16) != self.crc_before:
+            raise ValueError(CORRUPT + "its CRC-32 is %08x, the end record says %s" % (self.crc_before, fields[2]))
+        if self.f.readline():
+            raise ValueError(CORRUPT + "data after the end record")
+
+
+def _label_text(text):
+    # Undoes the %XX escapes of a str label (docs/formats.md, "Labels").
+    if "%" not in text:
+        return text
+    out = bytearray()
+    raw = text.encode()
+    i = 0
+    while i < len(raw):
+        if raw[i] == 37:  # '%'
+            if i + 3 > len(raw):
+                raise ValueError("bad %%XX escape in label '%s'" % text[:40])
+            out.append(int(raw[i + 1 : i + 3], 16))
+            i += 3
+        else:
+            out.append(raw[i])
+            i += 1
+    return out.decode()
+
+
+def _label_bool(text):
+    if text not in ("0", "1"):
+        raise ValueError("bool label must be 0 or 1, got '%s'" % text[:20])
+    return text == "1"
+
+
+_LABEL_TYPES = {"int": int, "str": _label_text, "bool": _label_bool, "float": float}
 
 
 def _read_file(f, read, undo=None, what="model file", caller="load_model"):
     # read(records) over a file (open, or a path). Any format error calls undo() and becomes
     # ValueError("<what> line N: ..."); I/O and memory errors pass through after undo().
     if isinstance(f, str):
-        with open(f) as opened:
+        with open(f, "rb") as opened:
             return _read_file(opened, read, undo, what, caller)
     if not hasattr(f, "readline"):
         raise TypeError("%s: expected a file opened for reading or a path, got %s" % (caller, type(f).__name__))
@@ -71,7 +135,7 @@ def _read_file(f, read, undo=None, what="model file", caller="load_model"):
     except (ValueError, TypeError, RuntimeError, IndexError) as e:
         if undo:
             undo()
-        raise ValueError("%s line %d: %s" % (what, records.lineno, e))
+        raise ValueError("%s line %d: %s" % (what, records.lineno, str(e) or type(e).__name__))
     except BaseException:
         if undo:
             undo()

@@ -1,0 +1,123 @@
+"""What every mpyml text model format shares (docs/formats.md, "Text formats"): the end record
+that detects truncation and corruption, and the label records of class labels and feature names.
+
+Host writers build a file's text and pass it through :func:`seal`; host readers get the records
+from :func:`records`, which checks the end record as the device does
+(natmods/common/mpyml_records.py).
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+
+CORRUPT = "the file is truncated or corrupt: "
+LABEL_TYPES = ("int", "str", "bool", "float")
+_ESCAPED = set(b"%,#\x7f") | set(range(0x21))
+
+
+class FormatError(ValueError):
+    """A model file that a device reader would refuse."""
+
+
+def _is_record(line: str) -> bool:
+    return bool(line) and not line.startswith("#")
+
+
+def seal(text: str) -> str:
+    """`text` (a whole model file but its end record, ending in a newline) with its end record
+    `end,<n_records>,<crc32>` appended: the records before it and zlib's CRC-32 of its UTF-8 bytes."""
+    if not text.endswith("\n"):
+        raise ValueError("a model file's text must end with a newline")
+    n_records = sum(1 for line in text.split("\n") if _is_record(line.strip()))
+    return text + "end,%d,%08x\n" % (n_records, zlib.crc32(text.encode()))
+
+
+def records(data: bytes) -> list[tuple[int, str]]:
+    """The (line number, stripped line) records of a sealed file's bytes, end record checked and
+    removed. Raises FormatError("line N: the file is truncated or corrupt: ...") as the device does."""
+    try:
+        parts = data.decode().split("\n")
+    except UnicodeDecodeError as e:
+        raise FormatError("%snot UTF-8 text (%s)" % (CORRUPT, e)) from None
+    # Lines as the device's readline() gives them: split after each "\n" only.
+    lines = [part + "\n" for part in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
+    found = [(i + 1, line.strip()) for i, line in enumerate(lines)]
+    found = [(n, line) for n, line in found if _is_record(line)]
+    if not found or not found[-1][1].startswith("end,"):
+        raise FormatError("line %d: %sit ends without its end record" % (len(lines), CORRUPT))
+    end_lineno, end_line = found[-1]
+    if end_lineno != len(lines):
+        raise FormatError("line %d: %sdata after the end record" % (end_lineno, CORRUPT))
+    fields = end_line.split(",")
+    if len(fields) != 3 or len(fields[2]) != 8:
+        raise FormatError("line %d: %sexpected 'end,<n_records>,<crc32>', got %r" % (end_lineno, CORRUPT, end_line[:40]))
+    body = found[:-1]
+    if fields[1] != str(len(body)):
+        raise FormatError("line %d: %s%d records before the end record, which says %s"
+                          % (end_lineno, CORRUPT, len(body), fields[1][:12]))
+    crc = zlib.crc32("".join(lines[:-1]).encode())
+    if fields[2] != "%08x" % crc:
+        raise FormatError("line %d: %sits CRC-32 is %08x, the end record says %s" % (end_lineno, CORRUPT, crc, fields[2]))
+    return body
+
+
+def label_type(labels) -> str:
+    """The label type of a classifier's classes_ (or feature names): 'int', 'str', 'bool' or 'float'.
+    Raises ValueError for labels of mixed or other types."""
+    values = list(np.asarray(labels, dtype=object).ravel())
+    for name, kinds in (("bool", (bool, np.bool_)), ("int", (int, np.integer)),
+                        ("float", (float, np.floating)), ("str", (str,))):
+        if all(isinstance(v, kinds) for v in values) and not (name == "int" and any(isinstance(v, (bool, np.bool_)) for v in values)):
+            return name
+    raise ValueError("labels must all be ints, strs, bools or floats, got %s"
+                     % sorted({type(v).__name__ for v in values}))
+
+
+def _escape(text: str) -> str:
+    return b"".join(b"%%%02X" % b if b in _ESCAPED else bytes([b]) for b in text.encode()).decode()
+
+
+def _unescape(text: str) -> str:
+    raw = text.encode()
+    out = bytearray()
+    i = 0
+    while i < len(raw):
+        if raw[i] == ord("%"):
+            out.append(int(raw[i + 1:i + 3], 16))
+            i += 3
+        else:
+            out.append(raw[i])
+            i += 1
+    return out.decode()
+
+
+def label_lines(key: str, labels) -> list[str]:
+    """The records '<key>,<type>,<n>' and n 'label,<text>' of a list of labels."""
+    kind = label_type(labels)
+    values = list(np.asarray(labels, dtype=object).ravel())
+    if kind == "str":
+        texts = [_escape(v) for v in values]
+    elif kind == "bool":
+        texts = ["1" if v else "0" for v in values]
+    elif kind == "float":
+        texts = [repr(float(v)) for v in values]
+    else:
+        texts = [str(int(v)) for v in values]
+    return ["%s,%s,%d" % (key, kind, len(texts))] + ["label," + t for t in texts]
+
+
+def parse_label(kind: str, text: str):
+    """One label from its record text (the inverse of label_lines)."""
+    if kind == "str":
+        return _unescape(text)
+    if kind == "bool":
+        if text not in ("0", "1"):
+            raise FormatError("bool label must be 0 or 1, got %r" % text[:20])
+        return text == "1"
+    if kind == "float":
+        return float(text)
+    if kind == "int":
+        return int(text)
+    raise FormatError("unknown label type %r" % kind[:20])
