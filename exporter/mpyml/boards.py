@@ -316,3 +316,32 @@ def run(board: str, script: str, files=None, timeout: float = 120, modules=None)
     if err:
         raise BoardError("%s raised:\n%s%s" % (board, out.decode(errors="replace")[-3000:], err.decode(errors="replace")))
     return out.decode().replace("\r\n", "\n")
+
+
+class serial_pty:
+    """Context manager: the board booted with its REPL on a pseudo-terminal, for tools such as
+    mpremote (`with boards.serial_pty("MPS2_AN385") as path: mpremote connect <path> ...`)."""
+
+    def __init__(self, board: str, timeout: float = 30):
+        self.spec, self.timeout = _board(board), timeout
+
+    def __enter__(self) -> str:
+        _missing(self.spec.qemu)
+        cmd = [self.spec.qemu, *self.spec.qemu_args, "-display", "none", "-monitor", "none", "-semihosting",
+               "-serial", "pty", "-kernel", str(firmware(self.spec.name))]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        deadline, seen = time.monotonic() + self.timeout, b""
+        while b"char device redirected to " not in seen or not seen.rstrip(b"\n").endswith(b")"):
+            ready, _, _ = select.select([self.proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
+            chunk = os.read(self.proc.stdout.fileno(), 4096) if ready else b""
+            if not chunk:
+                self.__exit__()
+                raise BoardError("qemu gave no pty: %s" % seen.decode(errors="replace"))
+            seen += chunk
+        return seen.split(b"char device redirected to ", 1)[1].split()[0].decode()
+
+    def __exit__(self, *exc) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self.proc.stdout.close()
