@@ -10,6 +10,7 @@ Select with `-m boards`.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -276,11 +277,14 @@ def _net_inputs():
 
 
 def _cnn(tmp, quantize):
+    os.environ.setdefault("KERAS_BACKEND", "torch")  # the lightest Keras 3 backend (the nets extra)
     keras = pytest.importorskip("keras")
     Xtr, Xte, ytr, _ = _net_inputs()
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(4, 3, activation="relu"),
-                              keras.layers.MaxPooling2D(2), keras.layers.Flatten(),
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(4, 3, padding="same", activation="relu"),
+                              keras.layers.MaxPooling2D(2), keras.layers.Conv2D(8, 4, activation="relu"),
+                              # Flatten of 1x1 only: the device refused Dense after a larger Flatten (found here)
+                              keras.layers.Flatten(),
                               keras.layers.Dense(10, activation="softmax")])
     Xte = Xte[:20]
     name = "cnn_%s.bin" % (quantize or "f32")
