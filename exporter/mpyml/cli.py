@@ -7,16 +7,29 @@ import sys
 
 
 def _cmd_build(args) -> int:
+    """Builds and prints a summary. With --arch all, an arch whose toolchain is missing is skipped
+    (its message printed once); an arch asked for by name fails the command."""
     from . import build
 
-    arches = list(build.ARCHES) if args.arch == ["all"] else args.arch
-    failed = 0
+    everything = args.arch == ["all"]
+    arches = list(build.ARCHES) if everything else args.arch
+    built, failed, skipped = {}, 0, {}
     for (module, arch), result in build.build_all(arches, args.module or build.NATMODS).items():
-        if isinstance(result, build.BuildError):
+        if everything and isinstance(result, build.ToolchainMissing):
+            if arch not in skipped:
+                skipped[arch] = result
+                print("skipped %s: %s" % (arch, result), file=sys.stderr)
+        elif isinstance(result, build.BuildError):
             failed += 1
             print("FAILED %s for %s: %s" % (module, arch, result), file=sys.stderr)
         else:
+            built.setdefault(arch, []).append(module)
             print("built %s (%d bytes)" % (result.relative_to(build.REPO), result.stat().st_size))
+    summary = ["%s: %d modules" % (arch, len(modules)) for arch, modules in built.items()]
+    summary += ["%s: skipped (toolchain missing)" % arch for arch in skipped]
+    if failed:
+        summary.append("%d failed" % failed)
+    print("summary: " + "; ".join(summary))
     return 1 if failed else 0
 
 
@@ -110,7 +123,7 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("build", help="build native modules into mpy/<arch>_6.3/")
-    p.add_argument("--arch", nargs="+", default=["x64"], help="x64 armv6m armv7m armv7emsp xtensawin, or all")
+    p.add_argument("--arch", nargs="+", default=["x64"], help="x64 armv6m armv7m armv7emsp rv32imc xtensawin, or all (skips an arch whose toolchain is missing)")
     p.add_argument("--module", nargs="+", help="default: every module")
     p.set_defaults(func=_cmd_build)
 
