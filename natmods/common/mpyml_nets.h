@@ -183,7 +183,7 @@ static mpyml_err_t mpyml_net_check_layer(const mpyml_net_t *net, const mpyml_lay
         }
     } else {
         if (l->kernel_h < 1 || l->kernel_w < 1 || l->pad_top >= l->kernel_h || l->pad_left >= l->kernel_w ||
-            l->stride_h < 1 || l->stride_h > 2 || l->stride_w < 1 || l->stride_w > 2) {
+            l->stride_h < 1 || l->stride_w < 1) {
             return MPYML_ERR_NET_SHAPE;
         }
         // Every window overlaps the input: its last row and column start inside it.
