@@ -21,7 +21,6 @@ from hypothesis import HealthCheck, assume, event, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 import mpyml  # noqa: E402
-from mpyml import device  # noqa: E402
 from test_nets import device_predict, emlcnn_x64  # noqa: E402,F401
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")

@@ -42,6 +42,8 @@ def _remaining(f):
     try:
         here = f.tell()
         end = f.seek(0, 2)
+        if end is None:  # some file objects return None from seek
+            end = f.tell()
         f.seek(here)
     except (AttributeError, OSError):
         return None
