@@ -187,7 +187,7 @@ def test_device_api_and_no_allocation(emlcnn_x64, digits, digits_mlp, tmp_path):
 # ---------------------------------------------------------------- bad input
 
 BAD_SCRIPT = """
-import array, emlcnn
+import array, emlcnn, io
 def attempt(what, fn):
     try:
         fn()
@@ -213,6 +213,9 @@ attempt('small_arena', lambda: emlcnn.load_model(small, {tmp!r} + '/good.bin'))
 fnet = emlcnn.new(emlcnn.arena_bytes({tmp!r} + '/float.bin'))
 emlcnn.load_model(fnet, {tmp!r} + '/float.bin')
 attempt('b_into_float', lambda: fnet.predict(array.array('b', [0] * 64), out))
+with open({tmp!r} + '/huge_payload.bin', 'rb') as f:
+    data = f.read()
+attempt('huge_payload_bytesio', lambda: emlcnn.load_model(net, io.BytesIO(data)))
 """
 
 
@@ -233,6 +236,15 @@ def test_bad_input_raises_clear_errors(emlcnn_x64, digits, digits_mlp, tmp_path)
     bad_layer[44 + 48] = 9  # layer 1 kind
     bad_shape = bytearray(payload)
     struct.pack_into("<H", bad_shape, 44 + 48 + 4 + 4, 31)  # layer 1 in_c
+    float_file = (tmp_path / "float.bin").read_bytes()
+    float_payload = float_file[16:]
+    layer1_params = struct.unpack_from("<I", float_payload, 44 + 48 + 36)[0]
+    nan_weight, inf_bias, nan_scale = bytearray(float_payload), bytearray(float_payload), bytearray(payload)
+    struct.pack_into("<f", nan_weight, layer1_params + 4 * 5, float("nan"))
+    struct.pack_into("<f", inf_bias, len(inf_bias) - 4, float("-inf"))  # the last layer's last bias
+    struct.pack_into("<f", nan_scale, 36, float("nan"))  # output scale
+    huge = bytearray(good[:16])
+    struct.pack_into("<I", huge, 8, 0x7FFFFFF0)
     cases = {
         "truncated_header.bin": good[:10],
         "truncated.bin": good[:-100],
@@ -242,6 +254,10 @@ def test_bad_input_raises_clear_errors(emlcnn_x64, digits, digits_mlp, tmp_path)
         "crc.bin": good[:-1] + bytes([good[-1] ^ 1]),
         "layer_kind.bin": _with_payload(good, bytes(bad_layer)),
         "layer_shape.bin": _with_payload(good, bytes(bad_shape)),
+        "nan_weight.bin": _with_payload(float_file, bytes(nan_weight)),
+        "inf_bias.bin": _with_payload(float_file, bytes(inf_bias)),
+        "nan_scale.bin": _with_payload(good, bytes(nan_scale)),
+        "huge_payload.bin": bytes(huge) + good[16:],
     }
     for name, data in cases.items():
         (tmp_path / name).write_bytes(data)
@@ -250,14 +266,24 @@ def test_bad_input_raises_clear_errors(emlcnn_x64, digits, digits_mlp, tmp_path)
     lines = dict(line.split(" ", 1) for line in out.splitlines() if " loaded " not in line)
     assert all(line.endswith("loaded False") for line in out.splitlines() if " loaded " in line)
     assert lines["truncated_header.bin"] == "ValueError model file: file truncated: the header needs 16 bytes, got 10"
-    assert lines["truncated.bin"].startswith("ValueError model file: file truncated: the header announces a %d-byte payload, got %d"
-                                             % (len(good) - 16, len(good) - 116))
+    assert lines["truncated.bin"] == "ValueError model file: file says %d bytes, the file has %d" % (len(good), len(good) - 100)
     assert lines["empty.bin"] == "ValueError model file: file truncated: the header needs 16 bytes, got 0"
     assert lines["magic.bin"] == "ValueError model file: bad magic b'NOPE': not an mpyml-nets model file (expected b'MPYN')"
     assert lines["version.bin"] == "ValueError model file: format version 2 is not supported (this emlcnn reads version 1)"
     assert lines["crc.bin"].startswith("ValueError model file: CRC32 of the payload does not match")
     assert lines["layer_kind.bin"] == "ValueError model file: layer 1: unknown layer kind"
     assert lines["layer_shape.bin"].startswith("ValueError model file: layer 1: shape does not follow")
+    assert lines["nan_weight.bin"] == "ValueError model file: layer 1: a weight, bias or scale is NaN or infinite"
+    assert lines["inf_bias.bin"] == "ValueError model file: layer 2: a weight, bias or scale is NaN or infinite"
+    assert lines["nan_scale.bin"] == "ValueError model file: a weight, bias or scale is NaN or infinite"
+    # checked against the file's size before the payload is allocated (2 GB would be a MemoryError)
+    huge = "ValueError model file: file says %d bytes, the file has %d" % (16 + 0x7FFFFFF0, len(good))
+    assert lines["huge_payload.bin"] == huge and lines["huge_payload_bytesio"] == huge
+    # the host reader refuses the same files with the same reasons
+    for name in ("truncated.bin", "nan_weight.bin", "inf_bias.bin", "nan_scale.bin", "huge_payload.bin"):
+        with pytest.raises(ValueError) as e:
+            netsfile.load(tmp_path / name)
+        assert "ValueError model file: " + str(e.value) == lines[name]
     assert lines["short_x"] == "ValueError x: expected 64 values, got 63"
     assert lines["int_x"] == "TypeError x: expected array('f'), got typecode 'h'"
     assert lines["list_x"] == "TypeError x: expected array('f'), got list"

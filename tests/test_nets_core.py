@@ -251,7 +251,8 @@ CORRUPTIONS = [
     ("input zero point", 28, "<i", 128, "NET_QUANT", -1),
     ("layer kind", LAYER0, "<B", 0, "NET_LAYER_KIND", 0),
     ("activation", LAYER0 + 1, "<B", 3, "NET_ACTIVATION", 0),
-    ("stride 3", LAYER0 + 48 + 2, "<B", 3, "NET_SHAPE", 1),
+    ("stride 0", LAYER0 + 48 + 2, "<B", 0, "NET_SHAPE", 1),
+    ("stride 3: windows outside the input", LAYER0 + 48 + 2, "<B", 3, "NET_SHAPE", 1),
     ("in channels", LAYER0 + 48 + 8, "<H", 1, "NET_SHAPE", 1),
     ("out width", LAYER0 + 12, "<H", 40, "NET_SHAPE", 0),
     ("padding >= kernel", LAYER0 + 18, "<B", 3, "NET_SHAPE", 0),
@@ -307,3 +308,21 @@ def test_mutated_payloads_never_crash(driver, tmp_path, small_int8_payload):
         assert proc.returncode in (0, 3)
         accepted += proc.returncode == 0
     assert accepted < 120
+
+
+def test_non_finite_parameters_rejected(driver, tmp_path, small_int8_payload):
+    """NaN or infinite float32 weights, biases, average-pool reciprocals and int8 scales (CRC valid)."""
+    rng = np.random.default_rng(6)
+    payload = netsfile.payload(nets.lower(every_kind_net(rng)))
+    offset = lambda layer: struct.unpack_from("<I", payload, LAYER0 + 48 * layer + 36)[0]  # noqa: E731
+    for layer, where, value in ((0, offset(0), float("nan")), (1, offset(2) - 4, float("inf")),
+                                (5, offset(5), float("-inf")), (7, len(payload) - 4, float("nan"))):
+        bad = bytearray(payload)
+        struct.pack_into("<f", bad, where, value)
+        (tmp_path / "f.bin").write_bytes(_file(bytes(bad)))
+        assert c_error(driver, tmp_path / "f.bin") == (CODE["NET_NOT_FINITE"], layer)
+    for field in (24, 32, 36):  # input scale, its reciprocal, output scale
+        bad = bytearray(small_int8_payload)
+        struct.pack_into("<f", bad, field, float("inf") if field == 32 else float("nan"))
+        (tmp_path / "q.bin").write_bytes(_file(bytes(bad)))
+        assert c_error(driver, tmp_path / "q.bin") == (CODE["NET_NOT_FINITE"], -1)

@@ -116,7 +116,7 @@ def test_signal_conv1d(emlcnn_x64, signal_cnn, tmp_path):
     (lambda: keras.layers.UpSampling2D(name="grow"), "layer 'grow' \\(UpSampling2D\\) is not supported"),
     (lambda: keras.layers.Conv2D(4, 3, activation="tanh", name="c"), "layer 'c': activation 'tanh' is not supported"),
     (lambda: keras.layers.Conv2D(4, 3, dilation_rate=2, name="d"), "layer 'd' \\(Conv2D\\): dilation"),
-    (lambda: keras.layers.Conv2D(4, 3, strides=3, name="s"), "layer 's' \\(Conv2D\\): strides \\(3, 3\\)"),
+    (lambda: keras.layers.Conv2D(4, 3, strides=300, name="s"), "layer 's' \\(Conv2D\\): strides \\(300, 300\\)"),
 ])
 def test_unsupported_layers_are_named(layer, message):
     model = keras.Sequential([keras.Input((8, 8, 1)), layer(), keras.layers.Flatten(), keras.layers.Dense(2)])

@@ -124,10 +124,10 @@ READ_SCRIPT = """
 import npyfile
 for path in %r:
     with npyfile.Reader(path) as r:
-        values = []
-        for chunk in r.read_data_chunks(4):
-            values.extend(chunk)
-        print(r.shape, r.typecode, r.itemsize, r.fortran_order, values)
+        info = (r.shape, r.typecode, r.itemsize, r.fortran_order)
+    shape, values = npyfile.load(path)
+    assert shape == info[0]
+    print(info[0], info[1], info[2], info[3], list(values))
 """
 
 
@@ -138,8 +138,8 @@ def test_every_dtype_and_fortran_order_and_version_2_read_on_both_interpreters(t
         np.save(tmp_path / ("c%d.npy" % i), a)
         np.save(tmp_path / ("f%d.npy" % i), np.asfortranarray(a))
         paths += [str(tmp_path / ("c%d.npy" % i)), str(tmp_path / ("f%d.npy" % i))]
-        for order, arr in (("C", a), ("F", a)):
-            expected.append((a.shape, TYPECODES[dtype], a.itemsize, order == "F", arr.ravel(order=order).tolist()))
+        for fortran in (False, True):  # load() returns C order either way
+            expected.append((a.shape, TYPECODES[dtype], a.itemsize, fortran, a.ravel().tolist()))
     with open(tmp_path / "v2.npy", "wb") as f:
         a = _sample("<i4")
         np.lib.format.write_array(f, a, version=(2, 0))
@@ -213,6 +213,8 @@ BAD_FILES = {
     "no shape": (_header_file(b"{'descr': '<i2', 'fortran_order': False, }"), "header has no 'shape'"),
     "bad shape": (_header_file(b"{'descr': '<i2', 'fortran_order': False, 'shape': (2, x), }"),
                   "non-integer dimension 'x'"),
+    "empty descr": (_header_file(b"{'descr': '', 'fortran_order': False, 'shape': (2,), }"), "empty 'descr'"),
+    "one-quote descr": (_header_file(b"{'descr': ', 'fortran_order': False, 'shape': (2,), }"), "is not supported"),
     "partial item": (_header_file(b"{'descr': '<i4', 'fortran_order': False, 'shape': (2,), }", b"\x01\x00\x00\x00\x02"),
                      "header promises 2 items \\(2,\\) of '<i4', file holds 1 and 1 bytes of a partial item"),
 }
@@ -229,6 +231,91 @@ def test_bad_files_raise_clear_errors_on_both_interpreters(tmp_path, case):
               "except ValueError as e:\n    print('ValueError', e)\n" % str(path))
     cpython, unix = run_both(script)
     assert cpython == unix and cpython.startswith("ValueError %s: " % path)
+
+
+FORTRAN_SCRIPT = """
+import npyfile
+for path in %r:
+    shape, values = npyfile.load(path)
+    print('load', shape, list(values))
+    with npyfile.Reader(path) as r:
+        try:
+            list(r.read_data_chunks(5))
+            print('chunks', 'read')
+        except ValueError as e:
+            print('chunks', 'ValueError', e)
+        print('file order', [list(c) for c in r.read_data_chunks(5, file_order=True)])
+"""
+
+
+def _fortran_cases(tmp_path):
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"x": [1.5, 2.0, -3.0, 4.25], "y": [5.0, 6.0, 7.5, 8.0], "z": [9.0, -10.0, 11.0, 12.0]})
+    cases = {
+        "frame": frame.to_numpy().astype(np.float32),  # column-major, as DataFrame.to_numpy() gives it
+        "3d": np.asfortranarray(np.arange(24, dtype="<i2").reshape(2, 3, 4)),
+        "4d": np.asfortranarray(np.arange(36, dtype="<i4").reshape(2, 1, 3, 6)),
+        "2d_u1": np.asfortranarray(np.arange(12, dtype="|u1").reshape(3, 4)),
+    }
+    assert cases["frame"].flags["F_CONTIGUOUS"] and not cases["frame"].flags["C_CONTIGUOUS"]
+    for name, a in cases.items():
+        np.save(tmp_path / (name + ".npy"), a)
+    return cases
+
+
+def test_fortran_order_is_read_in_c_order_on_both_interpreters(tmp_path):
+    cases = _fortran_cases(tmp_path)
+    paths = [str(tmp_path / (name + ".npy")) for name in cases]
+    cpython, unix = run_both(FORTRAN_SCRIPT % (paths,))
+    assert cpython == unix
+    lines = iter(cpython.splitlines())
+    for path, a in zip(paths, cases.values()):
+        assert next(lines) == "load %s %s" % (a.shape, a.ravel(order="C").tolist())
+        assert next(lines) == ("chunks ValueError %s: Fortran-order array of shape %s: its file order is column by "
+                               "column; npyfile.load() returns it in C order, or pass file_order=True to stream columns"
+                               % (path, a.shape))
+        flat = a.ravel(order="F").tolist()
+        assert next(lines) == "file order %s" % [flat[i:i + 5] for i in range(0, len(flat), 5)]
+
+
+def test_fortran_order_that_is_also_c_order_streams_and_truncated_fortran_is_refused(tmp_path):
+    # a (1, 5) or (4, 1) array is the same in both orders: numpy may mark it either way
+    for shape, chunks in (((1, 5), [[0, 1, 2], [3, 4]]), ((4, 1), [[0, 1, 2], [3]])):
+        header = ("{'descr': '<i2', 'fortran_order': True, 'shape': %s, }" % (shape,)).encode()
+        (tmp_path / "one.npy").write_bytes(_header_file(header, np.arange(np.prod(shape), dtype="<i2").tobytes()))
+        with npyfile.Reader(str(tmp_path / "one.npy")) as r:
+            assert r.fortran_order and [list(c) for c in r.read_data_chunks(3)] == chunks
+        loaded_shape, values = npyfile.load(str(tmp_path / "one.npy"))
+        assert loaded_shape == shape and list(values) == list(range(int(np.prod(shape))))
+    data = io.BytesIO()
+    np.save(data, np.asfortranarray(np.arange(12, dtype="<i2").reshape(4, 3)))
+    (tmp_path / "cut.npy").write_bytes(data.getvalue()[:-6])
+    with pytest.raises(ValueError, match="truncated Fortran-order array of shape \\(4, 3\\): its rows cannot be rebuilt "
+                                         "\\(9 of 12 items present\\)"):
+        npyfile.load(str(tmp_path / "cut.npy"), allow_truncated=True)
+    with pytest.raises(ValueError, match="header promises 12 items \\(4, 3\\) of '<i2', file holds 9 \\(pass"):
+        npyfile.load(str(tmp_path / "cut.npy"))
+
+
+def test_a_huge_header_length_is_refused_before_reading_it(tmp_path):
+    data = io.BytesIO()
+    np.save(data, np.arange(10, dtype="<i2"))
+    relabelled = bytearray(data.getvalue())
+    relabelled[6] = 2  # version 1.0 read as 2.0: the u16 length and two header bytes become a u32
+    header_len = int.from_bytes(relabelled[8:12], "little")
+    assert header_len > 600_000_000
+    (tmp_path / "v2.npy").write_bytes(bytes(relabelled))
+    message = "not a .npy file: file ends inside the header (%d of %d bytes)" % (len(relabelled) - 12, header_len)
+    script = ("import npyfile\ntry:\n    npyfile.load(%r)\nexcept ValueError as e:\n    print(e)\n" % str(tmp_path / "v2.npy"))
+    cpython, unix = run_both(script)
+    assert cpython == unix == "%s: %s\n" % (tmp_path / "v2.npy", message)
+    # a stream that cannot seek: its size is unknown, so the length itself is bounded
+    read_fd, write_fd = os.pipe()
+    os.write(write_fd, bytes(relabelled))
+    os.close(write_fd)
+    with open(read_fd, "rb", buffering=0) as pipe:
+        with pytest.raises(ValueError, match="header length %d is not supported \\(at most 65535\\)" % header_len):
+            npyfile.Reader(pipe)
 
 
 def test_writer_errors():

@@ -28,6 +28,9 @@ DTYPES = {"float32": 1, "int8": 2}
 MAX_DIM = 65535  # heights, widths, channels and outputs are 16-bit in the file
 MAX_LAYERS = 255
 MAX_KERNEL = 255
+MAX_STRIDE = 255  # strides and kernels are 8-bit in the file
+MAX_ITEMS = 1 << 28  # elements of any activation or weight array
+MAX_ACC = 2**31 - 1  # an int8 layer's |bias| + taps * 255 * 128 must fit the int32 accumulator
 
 
 @dataclass
@@ -96,9 +99,11 @@ def conv_output(size: int, kernel: int, stride: int, padding: str, what: str) ->
     raise ExportError("%s: padding '%s' is not supported (valid or same)" % (what, padding))
 
 
-def spatial_layer(kind, name, in_shape, kernel, stride, padding, out_c, **kw) -> Layer:
-    oh, pt = conv_output(in_shape[0], kernel[0], stride[0], padding, name)
-    ow, pl = conv_output(in_shape[1], kernel[1], stride[1], padding, name)
+def spatial_layer(kind, name, in_shape, kernel, stride, padding, out_c, where=None, **kw) -> Layer:
+    """A conv or pool Layer; `where` names the source layer in errors (default: its name)."""
+    where = where or "layer '%s'" % name
+    oh, pt = conv_output(in_shape[0], kernel[0], stride[0], padding, where)
+    ow, pl = conv_output(in_shape[1], kernel[1], stride[1], padding, where)
     return Layer(kind, name, tuple(in_shape), (oh, ow, out_c), kernel=tuple(kernel), stride=tuple(stride),
                  padding=(pt, pl), **kw)
 
@@ -257,6 +262,13 @@ def _pair(v):
     return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
 
 
+def _strides(value, one_d, where) -> tuple:
+    stride = (1,) + _pair(value)[:1] if one_d else _pair(value)
+    if any(not 1 <= s <= MAX_STRIDE for s in stride):
+        raise ExportError("%s: strides %s are not supported (1..%d)" % (where, stride, MAX_STRIDE))
+    return tuple(int(s) for s in stride)
+
+
 def net_from_keras(model) -> Net:
     """A built Keras 3 Sequential model as a Net; refuses any layer it cannot run, naming it."""
     shape = tuple(model.input_shape[1:])
@@ -269,7 +281,10 @@ def net_from_keras(model) -> Net:
                           % (model.input_shape,))
     input_shape = tuple(int(s) for s in shape)
     layers: list[Layer] = []
-    cur = input_shape
+    cur = input_shape  # Keras' shape of the current activation, (1, 1, n) after Flatten
+
+    def stored_shape():  # the device's shape of the current activation: Flatten moves no data
+        return layers[-1].out_shape if layers else input_shape
     output_activation = "linear"
 
     def add(layer, activation):
@@ -283,14 +298,17 @@ def net_from_keras(model) -> Net:
             raise ExportError("layer '%s' comes after the %s, which must be the last layer" % (name, output_activation))
         if activation == "linear":
             return
+        if activation == "softmax" and cur[:2] != (1, 1):
+            raise ExportError("layer '%s': softmax over a %s output is not supported (flatten first)" % (name, cur))
         if activation in ("softmax", "sigmoid"):
             output_activation = activation
             return
         if activation not in ACTIVATIONS:
             raise ExportError("layer '%s': activation '%s' is not supported (relu, relu6, softmax, sigmoid)" % (name, activation))
-        if not layers or layers[-1].activation != "linear":
-            raise ExportError("layer '%s': %s must follow a layer without activation" % (name, activation))
-        layers[-1].activation = activation
+        if not layers:
+            raise ExportError("layer '%s': %s must follow a layer it can be fused into" % (name, activation))
+        # relu and relu6 compose to relu6 if either is relu6, else relu
+        layers[-1].activation = "relu6" if "relu6" in (activation, layers[-1].activation) else activation
 
     for kl in model.layers:
         cls = type(kl).__name__
@@ -310,10 +328,10 @@ def net_from_keras(model) -> Net:
                 raise ExportError("%s: Dense needs a flat input (add Flatten), got shape %s" % (where, cur))
             kernel = _np(kl.kernel)
             bias = _np(kl.bias) if kl.use_bias else np.zeros(kernel.shape[1])
-            layer = Layer(DENSE, name, cur, (1, 1, kernel.shape[1]), weights=kernel.T.astype(np.float32),
+            layer = Layer(DENSE, name, stored_shape(), (1, 1, kernel.shape[1]), weights=kernel.T.astype(np.float32),
                           bias=bias.astype(np.float32))
-            add(layer, _keras_activation(kl))
             cur = layer.out_shape
+            add(layer, _keras_activation(kl))
         elif cls in ("Conv2D", "Conv1D", "DepthwiseConv2D"):
             one_d = cls == "Conv1D"
             if any(d != 1 for d in _pair(cfg.get("dilation_rate", 1))) or cfg.get("groups", 1) != 1:
@@ -335,26 +353,27 @@ def net_from_keras(model) -> Net:
                 ksize = weights.shape[1:3]
             if (weights.shape[-1] if kind == CONV2D else weights.shape[2]) != cur[2]:
                 raise ExportError("%s: kernel expects %d input channels, input has %d" % (where, weights.shape[-1], cur[2]))
-            stride = (1,) + _pair(cfg["strides"])[:1] if one_d else _pair(cfg["strides"])
-            if any(s not in (1, 2) for s in stride):
-                raise ExportError("%s: strides %s are not supported (1 or 2)" % (where, stride))
+            stride = _strides(cfg["strides"], one_d, where)
             bias = _np(kl.bias) if kl.use_bias else np.zeros(out_c)
-            layer = spatial_layer(kind, name, cur, ksize, stride, cfg["padding"], out_c,
-                                   weights=weights.astype(np.float32), bias=bias.astype(np.float32))
-            add(layer, _keras_activation(kl))
+            layer = spatial_layer(kind, name, cur, ksize, stride, cfg["padding"], out_c, where,
+                                  weights=weights.astype(np.float32), bias=bias.astype(np.float32))
             cur = layer.out_shape
+            add(layer, _keras_activation(kl))
         elif cls == "BatchNormalization":
-            prev = layers[-1] if layers else None
-            if prev is None or prev.kind not in (DENSE, CONV2D, DEPTHWISE_CONV2D) or prev.activation != "linear" \
-                    or cur != prev.out_shape:
-                raise ExportError("%s: BatchNormalization is folded into a directly preceding Dense/Conv layer "
-                                  "without activation" % where)
+            if cur != stored_shape():
+                raise ExportError("%s: BatchNormalization after Flatten is not supported (put it before)" % where)
             axis = cfg.get("axis", -1)
             if axis not in (-1, len(model.input_shape) - 1) and not (isinstance(axis, (list, tuple)) and list(axis) in ([-1], [len(model.input_shape) - 1])):
                 raise ExportError("%s: only the channel axis is supported" % where)
             gamma = _np(kl.gamma) if kl.scale else 1.0
             beta = _np(kl.beta) if kl.center else 0.0
-            scale = gamma / np.sqrt(_np(kl.moving_variance) + kl.epsilon)
+            scale = gamma / np.sqrt(_np(kl.moving_variance) + kl.epsilon) * np.ones(cur[2])
+            prev = layers[-1] if layers else None
+            if prev is None or prev.kind not in (DENSE, CONV2D, DEPTHWISE_CONV2D) or prev.activation != "linear":
+                # nothing to fold into: a 1x1 depthwise layer computes x * scale + shift per channel
+                layers.append(Layer(DEPTHWISE_CONV2D, name, cur, cur, weights=scale.reshape(1, 1, -1).astype(np.float32),
+                                    bias=(beta - _np(kl.moving_mean) * scale).astype(np.float32)))
+                continue
             w = prev.weights.astype(np.float64)
             if prev.kind == DEPTHWISE_CONV2D:
                 w = w * scale
@@ -365,10 +384,9 @@ def net_from_keras(model) -> Net:
         elif cls in ("MaxPooling2D", "AveragePooling2D", "MaxPooling1D", "AveragePooling1D"):
             one_d = cls.endswith("1D")
             pool = (1,) + _pair(cfg["pool_size"])[:1] if one_d else _pair(cfg["pool_size"])
-            strides = cfg.get("strides") or cfg["pool_size"]
-            stride = (1,) + _pair(strides)[:1] if one_d else _pair(strides)
+            stride = _strides(cfg.get("strides") or cfg["pool_size"], one_d, where)
             kind = MAX_POOL if cls.startswith("Max") else AVG_POOL
-            layer = spatial_layer(kind, name, cur, pool, stride, cfg["padding"], cur[2])
+            layer = spatial_layer(kind, name, cur, pool, stride, cfg["padding"], cur[2], where)
             if kind == AVG_POOL and layer.padding != (0, 0) or kind == AVG_POOL and cfg["padding"] == "same" and \
                     ((layer.out_shape[0] - 1) * stride[0] + pool[0] != cur[0] or (layer.out_shape[1] - 1) * stride[1] + pool[1] != cur[1]):
                 raise ExportError("%s: AveragePooling with padding='same' that pads is not supported (use valid)" % where)
@@ -398,13 +416,13 @@ def net_from_keras(model) -> Net:
                               "MaxPooling, AveragePooling, GlobalAveragePooling, Dense, Flatten, ReLU, "
                               "Softmax, BatchNormalization, Dropout)" % where)
     if not layers:
-        raise ExportError("the model has no layer emlcnn can run")
-    if output_activation == "softmax" and layers[-1].out_shape[:2] != (1, 1):
-        raise ExportError("softmax over a %s output is not supported (flatten first)" % (layers[-1].out_shape,))
+        raise ExportError("the model has no layer emlcnn can run: %s compute nothing on the device"
+                          % ", ".join("'%s' (%s)" % (kl.name, type(kl).__name__) for kl in model.layers))
     return _checked(Net(input_shape, layers, output_activation, source="keras " + type(model).__name__))
 
 
 def _checked(net: Net) -> Net:
+    """The loader's limits (docs/formats.md, Limits), checked at export so that what exports also loads."""
     if len(net.layers) > MAX_LAYERS:
         raise ExportError("%d layers; at most %d" % (len(net.layers), MAX_LAYERS))
     for layer in net.layers:
@@ -413,6 +431,9 @@ def _checked(net: Net) -> Net:
                 raise ExportError("layer '%s': shape %s -> %s out of range 1..%d" % (layer.name, layer.in_shape, layer.out_shape, MAX_DIM))
         if max(layer.kernel) > MAX_KERNEL:
             raise ExportError("layer '%s': kernel %s larger than %d" % (layer.name, layer.kernel, MAX_KERNEL))
+        n_weights = 0 if layer.weights is None else layer.weights.size
+        if max(int(np.prod(layer.out_shape)), n_weights) > MAX_ITEMS:
+            raise ExportError("layer '%s': more than %d elements in its output or weights" % (layer.name, MAX_ITEMS))
     return net
 
 
@@ -646,7 +667,14 @@ def _quantize_layer(layer: Layer, q_in: QuantParams, out_range) -> tuple[StoredL
     if np.abs(bias).max() >= 2**31:
         raise ExportError("layer '%s': int8 bias out of the int32 range (the float bias is too large for the weights' scale)" % layer.name)
     bias = bias.astype(np.int32)
-    mults, shifts = zip(*(quantize_multiplier(s / q_out.scale) for s in acc_scale))
+    taps = w[0].size if layer.kind != DEPTHWISE_CONV2D else layer.kernel[0] * layer.kernel[1]
+    if int(np.abs(bias.astype(np.int64)).max()) + taps * 255 * 128 > MAX_ACC:
+        raise ExportError("layer '%s': %d inputs per output could overflow the int8 path's int32 accumulator"
+                          % (layer.name, taps))
+    try:
+        mults, shifts = zip(*(quantize_multiplier(s / q_out.scale) for s in acc_scale))
+    except ExportError as e:
+        raise ExportError("layer '%s': %s" % (layer.name, e)) from None
     lo, hi = _clamps(layer.activation, q_out)
     return StoredLayer(weights=wq, bias=bias, mult=np.array(mults, dtype=np.int64), shift=np.array(shifts, dtype=np.int64),
                        in_zp=q_in.zero_point, out_zp=q_out.zero_point, act_min=lo, act_max=hi, **base), q_out

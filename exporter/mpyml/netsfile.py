@@ -17,6 +17,8 @@ FILE_HEADER = struct.Struct("<4sHHII")  # magic, version, header bytes, payload 
 NET_HEADER = struct.Struct("<BBHHHHHIIIfiffi")
 LAYER_RECORD = struct.Struct("<BBBB6HBBBB4i3I")
 
+NOT_FINITE = "a weight, bias or scale is NaN or infinite"  # the device's message (mpyml_common.h)
+
 _KINDS = {v: k for k, v in LAYER_CODES.items()}
 _ACTS = {v: k for k, v in ACTIVATIONS.items()}
 _OUT_ACTS = {v: k for k, v in OUTPUT_ACTIVATIONS.items()}
@@ -66,12 +68,18 @@ def loads(data: bytes) -> StoredNet:
         raise ValueError("bad magic %r, expected %r" % (magic, MAGIC))
     if version != VERSION:
         raise ValueError("format version %d not supported (reads %d)" % (version, VERSION))
+    if header_bytes != FILE_HEADER.size:
+        raise ValueError("header size %d, expected %d" % (header_bytes, FILE_HEADER.size))
+    if len(data) < header_bytes + n:
+        raise ValueError("file says %d bytes, the file has %d" % (header_bytes + n, len(data)))
     body = data[header_bytes:header_bytes + n]
-    if len(body) != n or zlib.crc32(body) != crc:
-        raise ValueError("payload truncated or CRC mismatch")
+    if zlib.crc32(body) != crc:
+        raise ValueError("CRC32 of the payload does not match the file header: the file is corrupt")
     (dtype, out_act, n_layers, h, w, c, _, n_outputs, arena, weights, in_scale, in_zp, _inv, out_scale,
      out_zp) = NET_HEADER.unpack_from(body)
     dtype = _DTYPE_NAMES[dtype]
+    if dtype == "int8" and not np.all(np.isfinite([in_scale, _inv, out_scale])):
+        raise ValueError(NOT_FINITE)
     layers = []
     for i in range(n_layers):
         r = LAYER_RECORD.unpack_from(body, NET_HEADER.size + i * LAYER_RECORD.size)
@@ -103,6 +111,8 @@ def loads(data: bytes) -> StoredNet:
             if kind == CONV2D:  # stored [kh][kw][in_c][out_c]
                 weights = np.transpose(weights.reshape(kh, kw, in_shape[2], oc), (3, 0, 1, 2))
             layer.weights = np.ascontiguousarray(weights.reshape(w_shape))
+        if dtype == "float32" and not all(np.all(np.isfinite(a)) for a in (layer.weights, layer.bias) if a is not None):
+            raise ValueError("layer %d: %s" % (i, NOT_FINITE))
         layers.append(layer)
     return StoredNet(dtype, (h, w, c), layers, _OUT_ACTS[out_act], input_scale=in_scale, input_zero_point=in_zp,
                      output_scale=out_scale, output_zero_point=out_zp)

@@ -5,8 +5,11 @@ Same calling forms as micropython-npyfile:
     npyfile.save(f, values, shape=None)
     with npyfile.Reader(f) as r: r.shape, r.typecode, r.itemsize, r.read_data_chunks(n)
     with npyfile.Writer(f, shape, typecode) as w: w.write_values(values)
-`f` is a path or an open binary file. Items come in file order: for a Fortran-order
-file (`r.fortran_order` is True) that is column by column.
+`f` is a path or an open binary file. `load` returns items in C order (row by row),
+transposing a Fortran-order file (`np.save` of `DataFrame.to_numpy()`, `np.asfortranarray`).
+`read_data_chunks` streams in file order; for a Fortran-order array of two or more
+dimensions (above 1) that is column by column, so it raises ValueError unless called
+with file_order=True.
 
 A truncated file raises ValueError naming how many items the header promised and how
 many are there; with allow_truncated=True the reader returns what is there instead
@@ -31,6 +34,7 @@ _TYPECODE_DESCRS = {"b": "|i1", "B": "|u1", "h": "<i2", "H": "<u2", "i": "<i4", 
                     "q": "<i8", "Q": "<u8", "f": "<f4", "d": "<f8"}
 
 _HEADER_ALIGN = 64  # numpy >= 1.9 aligns the data start to 64 bytes
+_MAX_HEADER = 65535  # numpy writes version 1.0 (headers up to 65535 bytes) unless the header is larger
 
 
 def array_typecode(values):
@@ -118,6 +122,7 @@ class Reader:
         self.file = open(filelike, "rb") if self._own else filelike
         self.name = _name(filelike)
         try:
+            self._size = self._file_size()
             self._read_header()
             self._check_size(allow_truncated)
         except BaseException:
@@ -158,6 +163,12 @@ class Reader:
         else:
             raise ValueError("%s: .npy format version %d.%d is not supported (1.0, 2.0, 3.0 are)" % (self.name, major, minor))
         self.version = (major, minor)
+        # before reading (and allocating) the header: a corrupt length may ask for gigabytes
+        if self._size is not None and self.data_start > self._size:
+            got = max(self._size - (self.data_start - header_len), 0)
+            raise ValueError("%s: not a .npy file: file ends inside the header (%d of %d bytes)" % (self.name, got, header_len))
+        if header_len > _MAX_HEADER:
+            raise ValueError("%s: .npy header length %d is not supported (at most %d)" % (self.name, header_len, _MAX_HEADER))
         header = self._read_exactly(header_len, "header")
         header = header.decode("utf8" if major == 3 else "latin1").strip()
         if not (header.startswith("{") and header.endswith("}")):
@@ -166,6 +177,8 @@ class Reader:
         if len(descr) < 2 or descr[0] not in "'\"" or descr[-1] != descr[0]:
             raise ValueError("%s: .npy dtype %s is not supported (only simple numeric dtypes are)" % (self.name, descr))
         descr = descr[1:-1]
+        if not descr:
+            raise ValueError("%s: .npy header has an empty 'descr' (the dtype)" % self.name)
         order, kind = descr[0], descr[1:]
         if order == ">" and kind not in ("i1", "u1", "b1"):
             raise ValueError("%s: .npy dtype %r is big-endian; only little-endian is supported" % (self.name, descr))
@@ -181,6 +194,8 @@ class Reader:
         self.fortran_order = fortran == "True"
         self.shape = _parse_shape(_field(header, "shape", self.name), self.name)
         self.n_items_promised = compute_items(self.shape)
+        # file order differs from C order only with two or more dimensions above 1
+        self.column_major = self.fortran_order and sum(1 for d in self.shape if d > 1) > 1
 
     def _file_size(self):
         try:
@@ -194,7 +209,7 @@ class Reader:
             return None
 
     def _check_size(self, allow_truncated):
-        size = self._file_size()
+        size = self._size
         self.n_items = self.n_items_promised
         self.truncated = False
         if size is None:
@@ -212,17 +227,24 @@ class Reader:
     def _truncated_message(self, present, partial_bytes):
         message = "%s: truncated .npy file: header promises %d items %s of %r, file holds %d" % (
             self.name, self.n_items_promised, self.shape, self.descr, present)
-        if len(self.shape) > 1 and not self.fortran_order:
+        if len(self.shape) > 1 and not self.column_major:
             row = compute_items(self.shape[1:])
             message += " (%d complete rows of %d)" % (present // row, row)
         if partial_bytes:
             message += " and %d bytes of a partial item" % partial_bytes
         return message + " (pass allow_truncated=True to read what is there)"
 
-    def read_data_chunks(self, chunksize):
-        """Yields the data as arrays of at most `chunksize` items (the last may be shorter)."""
+    def read_data_chunks(self, chunksize, file_order=False):
+        """Yields the data as arrays of at most `chunksize` items (the last may be shorter), in file order.
+
+        Raises ValueError for a Fortran-order array whose file order is not its C order, unless
+        file_order=True (then items come column by column); npyfile.load() returns C order."""
         if chunksize < 1:
             raise ValueError("chunksize must be >= 1, got %d" % chunksize)
+        if self.column_major and not file_order:
+            raise ValueError("%s: Fortran-order array of shape %s: its file order is column by column; "
+                             "npyfile.load() returns it in C order, or pass file_order=True to stream columns"
+                             % (self.name, self.shape))
         if self.file is None:
             raise ValueError("%s: reader is closed" % self.name)
         try:
@@ -331,19 +353,53 @@ class Writer:
 
 
 def load(filelike, allow_truncated=False):
-    """Returns (shape, array) of a whole .npy file."""
+    """Returns (shape, array) of a whole .npy file, items in C order (a Fortran-order file is transposed).
+
+    A truncated Fortran-order array (two or more dimensions above 1) raises ValueError even with
+    allow_truncated=True: its rows are incomplete."""
     with Reader(filelike, allow_truncated=allow_truncated) as reader:
+        if reader.truncated and reader.column_major:
+            raise ValueError("%s: truncated Fortran-order array of shape %s: its rows cannot be rebuilt "
+                             "(%d of %d items present)" % (reader.name, reader.shape, reader.n_items, reader.n_items_promised))
         values = array.array(reader.typecode)
-        for chunk in reader.read_data_chunks(max(reader.n_items, 1)):
+        for chunk in reader.read_data_chunks(max(reader.n_items, 1), file_order=True):
             values = chunk if not len(values) else values + chunk
         shape = reader.shape
         if reader.truncated:
             shape = _present_shape(reader)
+        elif reader.column_major:
+            values = _fortran_to_c(values, shape, reader.typecode, reader.itemsize)
     return shape, values
 
 
+def _fortran_to_c(values, shape, typecode, itemsize):
+    """The items of a column-major array of `shape`, rearranged row by row (C order)."""
+    strides = []
+    step = 1
+    for d in shape:
+        strides.append(step)
+        step *= d
+    n = compute_items(shape)
+    out = array.array(typecode, bytes(n * itemsize))
+    index = [0] * len(shape)
+    offset = 0
+    last = len(shape) - 1
+    for i in range(n):
+        out[i] = values[offset]
+        k = last  # next C-order index: the last axis moves fastest
+        while k >= 0:
+            index[k] += 1
+            offset += strides[k]
+            if index[k] < shape[k]:
+                break
+            offset -= strides[k] * shape[k]
+            index[k] = 0
+            k -= 1
+    return out
+
+
 def _present_shape(reader):
-    if len(reader.shape) > 1 and not reader.fortran_order:
+    if len(reader.shape) > 1 and not reader.column_major:
         row = compute_items(reader.shape[1:])
         if row and reader.n_items % row == 0:
             return (reader.n_items // row,) + reader.shape[1:]

@@ -100,7 +100,8 @@ static inline uint32_t mpyml_crc32_update(uint32_t crc, const uint8_t *data, siz
     X(NET_PARAMS, "parameter block misaligned, outside the payload or of the wrong size for the layer") \
     X(NET_QUANT, "int8 parameter out of range (zero point, clamp, scale, multiplier or shift)") \
     X(NET_ACC_RANGE, "int8 bias and products could overflow the int32 accumulator") \
-    X(NET_HEADER, "header's n_outputs, arena_bytes or weights_bytes disagree with the layers")
+    X(NET_HEADER, "header's n_outputs, arena_bytes or weights_bytes disagree with the layers") \
+    X(NET_NOT_FINITE, "a weight, bias or scale is NaN or infinite")
 
 // emllinear, and emltrees' pipeline steps
 #define MPYML_ERRORS_LINEAR(X) \

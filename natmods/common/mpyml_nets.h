@@ -171,7 +171,7 @@ static mpyml_err_t mpyml_net_check_layer(const mpyml_net_t *net, const mpyml_lay
         }
     } else {
         if (l->kernel_h < 1 || l->kernel_w < 1 || l->pad_top >= l->kernel_h || l->pad_left >= l->kernel_w ||
-            l->stride_h < 1 || l->stride_h > 2 || l->stride_w < 1 || l->stride_w > 2) {
+            l->stride_h < 1 || l->stride_w < 1) {
             return MPYML_ERR_NET_SHAPE;
         }
         // Every window overlaps the input: its last row and column start inside it.
@@ -192,6 +192,12 @@ static mpyml_err_t mpyml_net_check_layer(const mpyml_net_t *net, const mpyml_lay
     *weights_bytes += expected;
     const uint8_t *p = net->payload + l->params_offset;
     if (net->dtype == MPYML_NET_FLOAT32) {
+        // weights, biases and the average pool's reciprocal: float32 values only, no padding
+        for (uint32_t i = 0; i < (uint32_t)expected; i += 4) {
+            if (!mpyml_is_finite(mpyml_f32_from_bits(mpyml_rd32(p + i)))) {
+                return MPYML_ERR_NET_NOT_FINITE;
+            }
+        }
         return MPYML_OK;
     }
     if (!mpyml_is_int8(l->in_zp) || !mpyml_is_int8(l->out_zp) || !mpyml_is_int8(l->act_min) ||
@@ -268,6 +274,10 @@ static mpyml_err_t mpyml_net_init(mpyml_net_t *net, const uint8_t *payload, uint
     if (net->in_h < 1 || net->in_w < 1 || net->in_c < 1 ||
         (uint64_t)net->in_h * net->in_w * net->in_c > MPYML_NET_MAX_ITEMS) {
         return MPYML_ERR_NET_SHAPE;
+    }
+    if (net->dtype == MPYML_NET_INT8 && (!mpyml_is_finite(net->input_scale) ||
+        !mpyml_is_finite(net->input_inv_scale) || !mpyml_is_finite(net->output_scale))) {
+        return MPYML_ERR_NET_NOT_FINITE;
     }
     if (net->dtype == MPYML_NET_INT8 && (!mpyml_positive_finite(net->input_scale) ||
         !mpyml_positive_finite(net->input_inv_scale) || !mpyml_positive_finite(net->output_scale) ||

@@ -37,6 +37,19 @@ def _read_header(f):
     return _u32(header, 8), header
 
 
+def _remaining(f):
+    """Bytes from the position of `f` to its end, or None for a stream that cannot seek."""
+    try:
+        here = f.tell()
+        end = f.seek(0, 2)
+        if end is None:  # some file objects return None from seek
+            end = f.tell()
+        f.seek(here)
+    except (AttributeError, OSError):
+        return None
+    return end - here
+
+
 def _open(f):
     if isinstance(f, str):
         return open(f, "rb")
@@ -69,6 +82,10 @@ def load_model(net, f):
     net.unload()
     try:
         payload_bytes, header = _read_header(f)
+        remaining = _remaining(f)
+        if remaining is not None and remaining < payload_bytes:
+            # before allocating: a corrupt size must not ask a fragmented heap for megabytes
+            raise ValueError("file says %d bytes, the file has %d" % (HEADER_BYTES + payload_bytes, HEADER_BYTES + remaining))
         if payload_bytes > 0x7FFFFFF0:
             raise ValueError("payload size %d is not plausible" % payload_bytes)
         payload = bytearray(payload_bytes)
