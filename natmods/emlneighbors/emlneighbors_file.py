@@ -106,7 +106,7 @@ class _Sealed:
 
 def _write_labels(out, key, labels):
     # label records (docs/formats.md, "Labels") of a list of ints, strs, bools or floats
-    kind = "int"
+    kind = "str"  # an empty list (no feature names) is written as the host writes it
     if labels:
         first = type(labels[0])
         kind = {bool: "bool", int: "int", str: "str", float: "float"}.get(first)
