@@ -117,7 +117,7 @@ def test_steps_then_knn_in_one_file(natmods_x64, tmp_path, dataset):
     assert path.read_text().startswith("mpyml-neighbors,3\n")
     assert not (tmp_path / "model.steps.csv").exists()
     back = neighborsfile.load(path)
-    np.testing.assert_array_equal(back.steps.transform(X_test), stored.steps.transform(X_test))
+    np.testing.assert_array_equal(back.steps.transform(X_test).view(np.uint32), stored.steps.transform(X_test).view(np.uint32))
     np.testing.assert_array_equal(back.model.items, stored.model.items)
 
     out = run_on_device(path, stored, X_test, tmp_path)
@@ -126,11 +126,12 @@ def test_steps_then_knn_in_one_file(natmods_x64, tmp_path, dataset):
     assert out["allocated"] == 0
     # bit-identical to the numpy mirror: steps in float32, then the float32 kNN
     Z = stored.steps.transform(X_test)
-    np.testing.assert_array_equal(out["pred"], stored.predict(X_test))
+    np.testing.assert_array_equal(out["pred"], stored.predict_index(X_test))
+    np.testing.assert_array_equal(stored.predict(X_test), pipe.classes_[out["pred"]])  # labels, as scikit-learn's
     mirror_dist, mirror_index = stored.model.kneighbors(Z)
-    np.testing.assert_array_equal(out["dist"].reshape(len(X_test), -1), mirror_dist)
+    np.testing.assert_array_equal(out["dist"].reshape(len(X_test), -1).view(np.uint32), mirror_dist.view(np.uint32))
     np.testing.assert_array_equal(out["index"].reshape(len(X_test), -1), mirror_index)
-    np.testing.assert_array_equal(out["score"], stored.model.score(Z))
+    np.testing.assert_array_equal(out["score"].view(np.uint32), stored.model.score(Z).view(np.uint32))
     # scikit-learn, on every row whose neighbour set is clear of distance ties
     transform = pipe[:-1]
     clear, _ = tie_free(pipe[-1], transform.transform(X_train), y_train, transform.transform(X_test.astype(np.float64)))
