@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from mpyml import build, device, iir
+from mpyml import build, device, iir, records
 
 N_SAMPLES = 10000
 # Where float32 cannot reach 1e-5 of the peak, the device may be this many times scipy's own float32 error
@@ -260,7 +260,7 @@ def test_file_round_trip_and_device_load(emliir_x64, tmp_path):
     np.testing.assert_array_equal(iir.load(tmp_path / "f.iir").view(np.uint32), iir.float32_sos(sos).view(np.uint32))
     np.testing.assert_array_equal(iir.load(tmp_path / "q.iir"), q15)
     text = (tmp_path / "f.iir").read_text()
-    assert text.startswith("mpyml-iir,1\ndtype,float32\nn_stages,5\nstages\n")
+    assert text.startswith("mpyml-iir,2\ndtype,float32\nn_stages,5\nstages\n") and text.splitlines()[-1].startswith("end,")
     x = make_signal(np.random.default_rng(4), 500)
     xi = np.round(x.astype(np.float64) * 5000).astype(np.int16)
     out = device.run(f"""
@@ -326,10 +326,14 @@ def test_bad_calls_raise_clear_errors(emliir_x64):
 
 def good_file(dtype="float32"):
     if dtype == "int16":
-        return ["mpyml-iir,1", "dtype,int16", "n_stages,2", "stages", "8192,16384,8192,16384,-8000,3000",
+        return ["mpyml-iir,2", "dtype,int16", "n_stages,2", "stages", "8192,16384,8192,16384,-8000,3000",
                 "100,0,-100,16384,-9000,4000"]
     bits = ",".join("%08x" % b for b in np.array([0.2, 0.4, 0.2, 1.0, -0.5, 0.25], dtype=np.float32).view(np.uint32))
-    return ["mpyml-iir,1", "# comment", "dtype,float32", "n_stages,2", "stages", bits, "", bits]
+    return ["mpyml-iir,2", "# comment", "dtype,float32", "n_stages,2", "stages", bits, "", bits]
+
+
+def sealed(lines):
+    return records.seal("\n".join(lines) + "\n")
 
 
 def edit(lines, index, new):
@@ -338,22 +342,35 @@ def edit(lines, index, new):
     return lines
 
 
+# (name, file: a list of lines, sealed with a correct end record, or the raw text, words of the error)
 BAD_FILES = [
-    ("empty", [], ["file ends here", "mpyml-iir"]),
+    ("empty", "", ["line 0", "truncated or corrupt", "mpyml-iir"]),
+    ("random bytes", "\x8f\x03zq\n\x00\xff", ["truncated or corrupt"]),
     ("other format", ["mpyml-trees,1"] + good_file()[1:], ["line 1", "mpyml-iir"]),
-    ("version 2", edit(good_file(), 0, "mpyml-iir,2"), ["line 1", "version 2"]),
+    ("version 1", edit(good_file(), 0, "mpyml-iir,1"),
+     ["line 1", "version 1 is no longer read by this emliir (it reads version 2): export the filter again"]),
+    ("version 3", edit(good_file(), 0, "mpyml-iir,3"), ["line 1", "version 3"]),
     ("dtype", edit(good_file(), 2, "dtype,float64"), ["line 3", "float64"]),
     ("zero stages", edit(good_file(), 3, "n_stages,0"), ["line 4", "n_stages must be 1..65535"]),
+    ("2**64 stages", edit(good_file(), 3, "n_stages,18446744073709551617"), ["line 4", "n_stages must be 1..65535"]),
+    ("more stages than the file holds", edit(good_file(), 3, "n_stages,65535"),
+     ["line 4", "truncated or corrupt: file says 65535 stages"]),
     ("missing section", edit(good_file(), 4, "# no section"), ["line 6", "'stages' section"]),
-    ("short stage", edit(good_file(), 5, "3e4ccccd,3ecccccd"), ["line 6", "6 numbers", "got 2"]),
+    ("short stage", edit(good_file(), 5, "3e4ccccd,3ecccccd"), ["line 6", "needs 6 fields", "got 2"]),
     ("bad hex", edit(good_file(), 7, "3e4ccccd,3ecccccd,3e4ccccd,3f800000,bf000000,zz800000"), ["line 8", "8 hex digits", "zz800000"]),
+    ("signed hex", edit(good_file(), 7, "3e4ccccd,3ecccccd,3e4ccccd,3f800000,bf000000,-0000001"), ["line 8", "8 hex digits", "-0000001"]),
+    ("0x hex", edit(good_file(), 7, "3e4ccccd,3ecccccd,3e4ccccd,3f800000,bf000000,0x3f8000"), ["line 8", "8 hex digits", "0x3f8000"]),
     ("NaN", edit(good_file(), 7, "3e4ccccd,3ecccccd,3e4ccccd,3f800000,7fc00000,3e800000"), ["line 8", "NaN or infinite"]),
     ("a0", edit(good_file(), 5, "3e4ccccd,3ecccccd,3e4ccccd,40000000,bf000000,3e800000"), ["line 6", "a0", "must be 1"]),
-    ("too few stages", good_file()[:6], ["file ends here", "1 of n_stages=2"]),
-    ("too many stages", good_file() + [good_file()[5]], ["line 9", "more stages than n_stages=2"]),
-    ("int16 range", edit(good_file("int16"), 4, "40000,0,0,16384,0,0"), ["line 5", "out of int16 range"]),
-    ("int16 text", edit(good_file("int16"), 5, "1.5,0,0,16384,0,0"), ["line 6", "an integer", "1.5"]),
+    ("too few stages", good_file()[:6], ["line 7", "truncated or corrupt", "expected a stage"]),
+    ("too many stages", good_file() + [good_file()[5]], ["line 9", "unexpected line after the last stage"]),
+    ("int16 range", edit(good_file("int16"), 4, "40000,0,0,16384,0,0"), ["line 5", "must be -32768..32767"]),
+    ("int16 2**64", edit(good_file("int16"), 4, "18446744073709551616,0,0,16384,0,0"), ["line 5", "must be -32768..32767"]),
+    ("int16 text", edit(good_file("int16"), 5, "1.5,0,0,16384,0,0"), ["line 6", "decimal integer", "1.5"]),
     ("q15 a0", edit(good_file("int16"), 5, "100,0,-100,1000,-9000,4000"), ["line 6", "2**frac"]),
+    ("no end record", "\n".join(good_file()) + "\n", ["line 8", "truncated or corrupt", "without its end record"]),
+    ("cut short", sealed(good_file())[:-40], ["line 8", "truncated or corrupt", "ends inside line 8"]),
+    ("changed byte", sealed(good_file()).replace("3e4ccccd", "3e4ccccc", 1), ["line 9", "truncated or corrupt", "CRC-32"]),
 ]
 
 
@@ -361,20 +378,22 @@ def test_bad_files_raise_with_line(emliir_x64, tmp_path):
     script = "import emliir\n"
     for i, (name, lines, _) in enumerate(BAD_FILES):
         path = tmp_path / ("bad%d.iir" % i)
-        path.write_text("\n".join(lines) + ("\n" if lines else ""))
+        path.write_bytes((sealed(lines) if isinstance(lines, list) else lines).encode("latin-1"))
         script += "try:\n    emliir.load(%r)\n    print('no error')\nexcept ValueError as e:\n    print(e)\n" % str(path)
     for dtype in ("float32", "int16"):
         path = tmp_path / ("good_%s.iir" % dtype)
-        path.write_text("\n".join(good_file(dtype)) + "\n")
+        path.write_text(sealed(good_file(dtype)))
         script += "print(emliir.load(%r).n_stages)\n" % str(path)
     out = device.run(script).splitlines()
     assert out[-2:] == ["2", "2"]
-    for (name, _, words), line in zip(BAD_FILES, out):
+    for (name, lines, words), line in zip(BAD_FILES, out):
         assert line.startswith("filter file"), (name, line)
         for word in words:
             assert word in line, (name, word, line)
+        with pytest.raises(ValueError):  # the host reader refuses every file the device refuses
+            iir.loads((sealed(lines) if isinstance(lines, list) else lines).encode("latin-1"))
     with pytest.raises(ValueError, match="line 8"):
-        iir.loads("\n".join(BAD_FILES[7][1]))
+        iir.loads(sealed(BAD_FILES[11][1]))
 
 
 def test_host_rejects_bad_sos():

@@ -117,7 +117,7 @@ def test_random_models_match_the_numpy_mirror(driver):
         assert block[1:1 + stored.n_items] == ["ok"] * stored.n_items, what
         keys = stored.keys(queries)
         dist, index = stored.kneighbors(queries)
-        pred = stored.predict(queries)
+        pred = stored.predict_index(queries)
         score = stored.score(queries)
         for r, line in enumerate(block[1 + stored.n_items:]):
             label, key_text, index_text, dist_text, score_text = [p.strip() for p in line.split("|")]

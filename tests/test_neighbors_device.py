@@ -10,7 +10,7 @@ from sklearn.datasets import load_wine
 from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
 
 import mpyml
-from mpyml import build, device, neighborsfile
+from mpyml import build, device, neighborsfile, records
 from mpyml.neighbors import StoredNeighbors, training_scores
 
 
@@ -253,7 +253,14 @@ x = array.array('h', [0] * {stored.n_features})
 
 
 def _good_text(stored) -> list[str]:
-    return neighborsfile.dumps(stored).splitlines()
+    """The file's records without its end record (cases are sealed again after an edit)."""
+    lines = neighborsfile.dumps(stored).splitlines()
+    assert lines[-1].startswith("end,")
+    return lines[:-1]
+
+
+def _with_item(lines, header, item):
+    return lines[:header + 1] + [item] + lines[header + 2:]
 
 
 def test_bad_files(run, wine_files):
@@ -262,42 +269,72 @@ def test_bad_files(run, wine_files):
     good = _good_text(stored)
     good_float = _good_text(stored_float)
     header = good.index("items")
+    item, item_float = good[header + 1], good_float[header + 1]
+    sealed_text = records.seal("\n".join(good) + "\n")
+    # name: (lines, sealed again after the edit, or the raw text; a part of the message)
     cases = {
-        "wrong version": (["mpyml-neighbors,3"] + good[1:], "line 1: this file's format version is not supported"),
+        "version 1": (["mpyml-neighbors,1"] + good[1:],
+                      "line 1: version 1 is no longer read by this emlneighbors (it reads version 3): export the model again"),
+        "version 2": (["mpyml-neighbors,2"] + good[1:], "line 1: version 2 is no longer read by this emlneighbors"),
+        "wrong version": (["mpyml-neighbors,4"] + good[1:], "line 1: this file's format version is not supported"),
         "wrong format": (["mpyml-trees,1"] + good[1:], "line 1: expected 'mpyml-neighbors,<value>'"),
-        "truncated": (good[:-3], "line %d: file ends here: expected an item" % (len(good) - 3)),
-        "header only": (good[:5], "line 5: file ends here: expected 'n_features,<value>'"),
+        "missing items": (good[:-3], "line %d: the file is truncated or corrupt: it ends after line %d, expected an item"
+                          % (len(good) - 2, len(good) - 3)),
+        "header only": (good[:5], "line 6: the file is truncated or corrupt: it ends after line 5, expected 'n_features,<value>'"),
         "bad metric": ([l if not l.startswith("metric") else "metric,cosine" for l in good], "line 4: unknown metric 'cosine'"),
         "bad dtype": ([l if not l.startswith("dtype") else "dtype,int8" for l in good], "line 3: unknown dtype 'int8'"),
         "n_features": ([l if not l.startswith("n_features") else "n_features,12" for l in good],
                        "the file's items have 12 features but this model was made for 13"),
+        "n_features 2**64": ([l if not l.startswith("n_features") else "n_features,18446744073709551629" for l in good],
+                             "line 6: n_features must be 1..65535, got 18446744073709551629"),
         "k above capacity": ([l if not l.startswith("k,") else "k,7" for l in good], "the file's k=7 is not within 1..4"),
+        "k 2**64": ([l if not l.startswith("k,") else "k,18446744073709551619" for l in good], "line 8: k must be 1..65535"),
         "too many items": ([l if not l.startswith("n_items") else "n_items,500" for l in good],
                            "n_items=500: must be k=3..178"),
-        "short item": (good[:header + 1] + [good[header + 1].rsplit(",", 1)[0]] + good[header + 2:],
-                       "line %d: an item needs 14 fields, got 13" % (header + 2)),
-        "label out of range": (good[:header + 1] + ["7" + good[header + 1][1:]] + good[header + 2:],
-                               "line %d: label 7 out of range 0..2" % (header + 2)),
-        "int16 out of range": (good[:header + 1] + [good[header + 1].rsplit(",", 1)[0] + ",40000"] + good[header + 2:],
-                               "int16 feature 40000 out of range"),
-        "not a number": (good[:header + 1] + [good[header + 1].rsplit(",", 1)[0] + ",abc"] + good[header + 2:],
-                         "line %d: invalid syntax for integer" % (header + 2)),
+        "short item": (_with_item(good, header, item.rsplit(",", 1)[0]),
+                       "line %d: an item needs 13 features, got 12" % (header + 2)),
+        "label out of range": (_with_item(good, header, "7" + item[1:]), "line %d: label must be 0..2, got 7" % (header + 2)),
+        "label 2**64": (_with_item(good, header, "18446744073709551617" + item[1:]),
+                        "line %d: label must be 0..2, got 18446744073709551617" % (header + 2)),
+        "int16 out of range": (_with_item(good, header, item.rsplit(",", 1)[0] + ",40000"),
+                               "an int16 feature must be -32768..32767, got 40000"),
+        "int16 2**64": (_with_item(good, header, item.rsplit(",", 1)[0] + ",18446744073709551616"),
+                        "an int16 feature must be -32768..32767, got 18446744073709551616"),
+        "not a number": (_with_item(good, header, item.rsplit(",", 1)[0] + ",abc"),
+                         "line %d: an int16 feature: expected a decimal integer, got 'abc'" % (header + 2)),
         "extra line": (good + [good[-1]], "line %d: unexpected line after the last item" % (len(good) + 1)),
-        "bad hex": (good_float[:header + 1] + [good_float[header + 1].rsplit(",", 1)[0] + ",3f80"] + good_float[header + 2:],
-                    "expected 8 hex digits"),
+        "bad hex": (_with_item(good_float, header, item_float.rsplit(",", 1)[0] + ",3f80"), "expected 8 hex digits"),
+        "signed hex": (_with_item(good_float, header, item_float.rsplit(",", 1)[0] + ",-0000001"),
+                       "expected 8 hex digits (IEEE-754 float32 bits), got '-0000001'"),
+        "0x hex": (_with_item(good_float, header, item_float.rsplit(",", 1)[0] + ",0x3f8000"),
+                   "expected 8 hex digits (IEEE-754 float32 bits), got '0x3f8000'"),
+        "short float item": (_with_item(good_float, header, item_float.rsplit(",", 1)[0]), "expected 13 values, got 12"),
         "bad threshold": ([l if not l.startswith("threshold") else "threshold,1.5" for l in good], "expected 8 hex digits"),
         "classes vs kind": ([l if not l.startswith("n_classes") else "n_classes,0" for l in good],
                             "n_classes must be at least 1 for a classifier"),
+        "classes count": ([l if not l.startswith("classes,") else "classes,int,2" for l in good], "2 classes, but n_classes is 3"),
+        "no end record": ("\n".join(good) + "\n", "the file is truncated or corrupt: it ends after line %d without its end record"
+                          % len(good)),
+        "cut inside a number": (sealed_text[:-40], "the file is truncated or corrupt: it ends inside line"),
+        "cut 3 bytes": (sealed_text[:len("\n".join(good)) - 3], "the file is truncated or corrupt: it ends inside line"),
+        "changed digit": (sealed_text.replace("\n" + item + "\n", "\n" + item[:-1] + "9\n"), "the file is truncated or corrupt: its CRC-32 is"),
+        "random bytes": ("\x9a\x00\xfe\x10zz\x85", "the file is truncated or corrupt"),
+        "empty": ("", "line 0: the file is truncated or corrupt: it ends after line 0, expected 'mpyml-neighbors,<value>'"),
     }
     script = "import emlneighbors, io\nm = emlneighbors.new(178, 13, 4)\n"
     for name, (lines, _) in cases.items():
-        script += ("try:\n    emlneighbors.load_model(m, io.StringIO(%r))\n    print('loaded')\n"
-                   "except ValueError as e:\n    print(str(e), m.n_items, m.typecode)\n") % ("\n".join(lines) + "\n")
+        text = records.seal("\n".join(lines) + "\n") if isinstance(lines, list) else lines
+        cases[name] = (text, cases[name][1])
+        script += ("try:\n    emlneighbors.load_model(m, io.BytesIO(%r))\n    print('loaded')\n"
+                   "except ValueError as e:\n    print(str(e), m.n_items, m.typecode)\n") % text.encode("latin-1")
     out = run(script).splitlines()
     assert len(out) == len(cases)
-    for (name, (_, message)), line in zip(cases.items(), out):
+    for (name, (text, message)), line in zip(cases.items(), out):
         assert line.startswith("model file line") and message in line, (name, line)
         assert line.endswith(" 0 None"), (name, line)  # a failed load leaves the model empty
+        if name != "k above capacity":  # the host reader refuses every file the device refuses (but capacity)
+            with pytest.raises(ValueError):
+                neighborsfile.read(text.encode("latin-1"))
 
 
 def test_neighbors_model_has_no_labels(run, tmp_path):

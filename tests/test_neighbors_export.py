@@ -29,10 +29,14 @@ def test_file_round_trip(tmp_path, iris, dtype):
     assert again.threshold == stored.threshold
     np.testing.assert_array_equal(again.items, stored.items)
     np.testing.assert_array_equal(again.labels, stored.labels)
+    np.testing.assert_array_equal(again.classes, [0, 1, 2])
     assert neighborsfile.dumps(again) == (tmp_path / "m.csv").read_text()
-    assert (tmp_path / "m.csv").read_text().splitlines()[:11] == [
-        "mpyml-neighbors,1", "kind,classifier", "dtype,%s" % dtype, "metric,chebyshev", "weights,distance",
-        "n_features,4", "n_classes,3", "k,7", "n_items,150", "threshold,%08x" % stored.threshold.view(np.uint32), "items"]
+    lines = (tmp_path / "m.csv").read_text().splitlines()
+    assert lines[:16] == [
+        "mpyml-neighbors,3", "kind,classifier", "dtype,%s" % dtype, "metric,chebyshev", "weights,distance",
+        "n_features,4", "n_classes,3", "k,7", "n_items,150", "threshold,%08x" % stored.threshold.view(np.uint32),
+        "classes,int,3", "label,0", "label,1", "label,2", "feature_names,str,0", "items"]
+    assert lines[-1].startswith("end,166,")
 
 
 def test_convert_and_export_dispatch(tmp_path, iris):

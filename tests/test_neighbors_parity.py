@@ -63,7 +63,7 @@ def test_classifier_parity(tmp_path, name, dtype):
     for (path, stored, X), knn, out in zip(cases, fitted, results):
         what = "%s %s %s %s" % (name, dtype, knn.weights, knn.metric)
         mirror_dist, mirror_index = stored.kneighbors(X)
-        mirror_pred = stored.predict(X)
+        mirror_pred = stored.predict_index(X)
         np.testing.assert_array_equal(out["pred"], mirror_pred, err_msg=what)
         np.testing.assert_array_equal(out["index"], mirror_index, err_msg=what)
         np.testing.assert_array_equal(out["dist"].view(np.uint32), mirror_dist.view(np.uint32), err_msg=what)

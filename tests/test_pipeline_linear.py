@@ -14,7 +14,7 @@ from sklearn.preprocessing import MaxAbsScaler, MinMaxScaler, RobustScaler, Stan
 from sklearn.svm import LinearSVC
 
 import mpyml
-from mpyml import build, device, linear, linearfile, pipeline
+from mpyml import build, device, linear, linearfile, pipeline, records
 
 CLASSIFICATION = {"iris": load_iris, "wine": load_wine, "breast_cancer": load_breast_cancer, "digits": load_digits}
 CLASSIFIERS = {
@@ -63,6 +63,10 @@ def run(stored, X, tmp_path):
     assert linearfile.load(path).n_values == stored.n_values
     values, pred, proba = linearfile.run_on_device(path, X, stored)
     np.testing.assert_array_equal(values, stored.transform(X))  # the numpy mirror of the float32 arithmetic
+    if pred is not None:
+        np.testing.assert_array_equal(pred, stored.predict_index(X))
+    if proba is not None:  # bit-identical, the mirror's expf and recipf included
+        np.testing.assert_array_equal(proba.view(np.uint32), stored.predict_proba(X).view(np.uint32))
     return values, pred, proba
 
 
@@ -201,36 +205,62 @@ def load_error(tmp_path, text, max_steps=8, max_values=1000):
     return device.run(BAD_SCRIPT.format(path=str(path), max_steps=max_steps, max_values=max_values)).strip()
 
 
-def replace_line(text, number, new):
+def body(text):
+    """The records of a sealed file without its end record."""
     lines = text.splitlines()
+    assert lines[-1].startswith("end,")
+    return lines[:-1]
+
+
+def replace_line(text, number, new):
+    """The file with line `number` (1-based) replaced, sealed again so only the change is wrong."""
+    lines = body(text)
     lines[number - 1] = new
-    return "\n".join(lines) + "\n"
+    return records.seal("\n".join(lines) + "\n")
 
 
 def test_bad_files(emllinear_x64, tmp_path):
     text = model_text(tmp_path)
-    lines = text.splitlines()
-    assert lines[8] == "step,affine,4,4" and lines[11] == "step,select,4,3" and lines[13] == "step,matrix,3,2"
+    lines = body(text)
+    affine, select, matrix = (lines.index(s) + 1 for s in ("step,affine,4,4", "step,select,4,3", "step,matrix,3,2"))
+    assert lines[8:13] == ["classes,int,3", "label,0", "label,1", "label,2", "feature_names,str,0"]
+    scales, shifts, indices = affine + 1, affine + 2, select + 1
     cases = [
-        (replace_line(text, 1, "mpyml-linear,2"), "line 1: this file's format version is not supported (this emllinear reads version 1)"),
+        (replace_line(text, 1, "mpyml-linear,1"), "line 1: version 1 is no longer read by this emllinear (it reads version 2): export the model again"),
+        (replace_line(text, 1, "mpyml-linear,3"), "line 1: this file's format version is not supported (this emllinear reads version 2)"),
         (replace_line(text, 2, "kind,clusterer"), "line 2: unknown kind 'clusterer'"),
-        (replace_line(text, 10, lines[9].replace(lines[9][:8], "7fc00000")), "line 10: step value is NaN or infinite"),
-        (replace_line(text, 10, lines[9].replace(lines[9][:8], "zz")), "line 10: expected 8 hex digits"),
-        (replace_line(text, 11, ",".join(lines[10].split(",")[:3])), "line 11: the affine step's shifts needs 4 values, got 3"),
-        (replace_line(text, 13, "0,1,7"), "line 13: select index not below the step's input width"),
-        (replace_line(text, 14, "step,matrix,4,2"), "line 14: a step's input width differs from the previous step's output width"),
-        (replace_line(text, 12, "step,shuffle,4,3"), "line 12: expected 'step,<affine|select|matrix>,<n_in>,<n_out>'"),
-        ("\n".join(lines[:-1]) + "\n", "file ends here: expected the matrix step's biases"),
-        (text + "extra\n", "unexpected line after the last step: 'extra'"),
-        (replace_line(text, 5, "n_outputs,5"), "the last step's width does not fit the model kind"),
+        (replace_line(text, scales, lines[scales - 1].replace(lines[scales - 1][:8], "7fc00000")), "line %d: step value is NaN or infinite" % scales),
+        (replace_line(text, scales, lines[scales - 1].replace(lines[scales - 1][:8], "zz")), "line %d: expected 8 hex digits" % scales),
+        (replace_line(text, scales, lines[scales - 1].replace(lines[scales - 1][:8], "-0000001")), "line %d: expected 8 hex digits" % scales),
+        (replace_line(text, shifts, ",".join(lines[shifts - 1].split(",")[:3])), "line %d: the affine step's shifts needs 4 values, got 3" % shifts),
+        (replace_line(text, indices, "0,1,7"), "line %d: select index not below the step's input width" % indices),
+        (replace_line(text, indices, "0,1,18446744073709551616"), "line %d: a select index must be 0..65535, got 18446744073709551616" % indices),
+        (replace_line(text, indices, "0,1,18446744073709551617"), "line %d: a select index must be 0..65535" % indices),
+        (replace_line(text, indices, "0,1,-1"), "line %d: a select index must be 0..65535, got -1" % indices),
+        (replace_line(text, indices, "0,1,+2"), "line %d: a select index: expected a decimal integer, got '+2'" % indices),
+        (replace_line(text, matrix, "step,matrix,4,2"), "line %d: a step's input width differs from the previous step's output width" % matrix),
+        (replace_line(text, matrix, "step,matrix,18446744073709551619,2"), "line %d: a step's n_in must be 1..65535" % matrix),
+        (replace_line(text, select, "step,shuffle,4,3"), "line %d: expected 'step,<affine|select|matrix>,<n_in>,<n_out>'" % select),
+        (replace_line(text, 7, "n_values,1073741823"), "line 7: the file is truncated or corrupt: file says 1073741823 step values (at least 2147483646 bytes), the file has"),
+        (replace_line(text, 4, "n_features,18446744073709551620"), "line 4: n_features must be 1..65535"),
+        (replace_line(text, 11, "label,x"), "line 11: invalid syntax for integer"),
+        (records.seal("\n".join(lines[:-1]) + "\n"), "line %d: the file is truncated or corrupt: it ends after line %d, expected the matrix step's biases" % (len(lines), len(lines) - 1)),
+        (records.seal("\n".join(lines) + "\nextra\n"), "unexpected line after the last step: 'extra'"),
+        (replace_line(text, 5, "n_outputs,5"), "line 12: 3 classes, but n_outputs is 5"),
+        (text[:-3], "line 28: the file is truncated or corrupt: expected 'end,<n_records>,<crc32>'"),
+        (text[:300], "the file is truncated or corrupt: it ends inside line"),
+        ("\n".join(lines) + "\n", "the file is truncated or corrupt: it ends after line %d without its end record" % len(lines)),
+        (text.replace("label,1", "label,7"), "the file is truncated or corrupt: its CRC-32 is"),
     ]
     for bad, message in cases:
         out = load_error(tmp_path, bad)
         assert message in out and out.endswith("False"), (message, out)
+        with pytest.raises(ValueError):  # the host reader refuses every file the device refuses
+            linearfile.read(bad)
     out = load_error(tmp_path, text, max_values=10)
     assert "model needs %s values but emllinear.new() was given capacity for 10" % lines[6].split(",")[1] in out
     out = load_error(tmp_path, text, max_steps=2)
-    assert "model file line 8: model needs 4 steps but emllinear.new() was given capacity for 2 (2 short)" in out
+    assert "model file line 13: model needs 4 steps but emllinear.new() was given capacity for 2 (2 short)" in out
     assert "loaded\nTrue" == load_error(tmp_path, text)
 
 

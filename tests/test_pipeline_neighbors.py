@@ -15,7 +15,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 import mpyml
-from mpyml import build, device, linear, linearfile, neighborsfile
+from mpyml import build, device, linear, linearfile, neighborsfile, records
 
 DATASETS = {"iris": load_iris, "wine": load_wine, "breast_cancer": load_breast_cancer, "digits": load_digits}
 
@@ -114,10 +114,10 @@ def test_steps_then_knn_in_one_file(natmods_x64, tmp_path, dataset):
     path = tmp_path / "model.csv"
     stored = mpyml.export(pipe, path)
     assert isinstance(stored, linear.StoredPipeline)
-    assert path.read_text().startswith("mpyml-neighbors,2\n")
+    assert path.read_text().startswith("mpyml-neighbors,3\n")
     assert not (tmp_path / "model.steps.csv").exists()
     back = neighborsfile.load(path)
-    np.testing.assert_array_equal(back.steps.transform(X_test), stored.steps.transform(X_test))
+    np.testing.assert_array_equal(back.steps.transform(X_test).view(np.uint32), stored.steps.transform(X_test).view(np.uint32))
     np.testing.assert_array_equal(back.model.items, stored.model.items)
 
     out = run_on_device(path, stored, X_test, tmp_path)
@@ -126,11 +126,12 @@ def test_steps_then_knn_in_one_file(natmods_x64, tmp_path, dataset):
     assert out["allocated"] == 0
     # bit-identical to the numpy mirror: steps in float32, then the float32 kNN
     Z = stored.steps.transform(X_test)
-    np.testing.assert_array_equal(out["pred"], stored.predict(X_test))
+    np.testing.assert_array_equal(out["pred"], stored.predict_index(X_test))
+    np.testing.assert_array_equal(stored.predict(X_test), pipe.classes_[out["pred"]])  # labels, as scikit-learn's
     mirror_dist, mirror_index = stored.model.kneighbors(Z)
-    np.testing.assert_array_equal(out["dist"].reshape(len(X_test), -1), mirror_dist)
+    np.testing.assert_array_equal(out["dist"].reshape(len(X_test), -1).view(np.uint32), mirror_dist.view(np.uint32))
     np.testing.assert_array_equal(out["index"].reshape(len(X_test), -1), mirror_index)
-    np.testing.assert_array_equal(out["score"], stored.model.score(Z))
+    np.testing.assert_array_equal(out["score"].view(np.uint32), stored.model.score(Z).view(np.uint32))
     # scikit-learn, on every row whose neighbour set is clear of distance ties
     transform = pipe[:-1]
     clear, _ = tie_free(pipe[-1], transform.transform(X_train), y_train, transform.transform(X_test.astype(np.float64)))
@@ -207,30 +208,35 @@ def test_bad_steps_sections(natmods_x64, tmp_path):
     pipe = make_pipeline(StandardScaler(), PCA(2), KNeighborsClassifier(5)).fit(X, y)
     path = tmp_path / "model.csv"
     mpyml.export(pipe, path)
-    lines = path.read_text().splitlines()
-    assert lines[0] == "mpyml-neighbors,2" and lines[10] == "steps,4,1,10,4" and lines[11] == "step,matrix,4,2"
-    assert lines[15] == "items"
+    lines = path.read_text().splitlines()[:-1]  # without the end record: each case is sealed again
+    steps = lines.index("steps,4,1,10,4")
+    assert lines[0] == "mpyml-neighbors,3" and lines[steps + 1] == "step,matrix,4,2" and lines[steps + 5] == "items"
+    row = steps + 2
 
     def load_error(edit, n_features=2):
         edited = list(lines)
         edit(edited)
-        (tmp_path / "bad.csv").write_text("\n".join(edited) + "\n")
+        (tmp_path / "bad.csv").write_text(records.seal("\n".join(edited) + "\n"))
         return device.run(BAD_SCRIPT.format(n_features=n_features, path=str(tmp_path / "bad.csv"))).strip()
 
     def set_line(index, text):
         return lambda l: l.__setitem__(index, text)
 
     cases = [
-        (set_line(0, "mpyml-neighbors,3"), "line 1: this file's format version is not supported (this emlneighbors reads versions 1 and 2)"),
-        (set_line(10, "items"), "line 11: 'steps,<n_input_features>,<n_steps>,<n_values>,<max_width>' needs 5 fields"),
-        (set_line(11, "step,matrix,5,2"), "line 12: a step's input width differs from the previous step's output width"),
-        (set_line(11, "step,matrix,4,3"), "line 12: more values than the step or the header's n_values hold"),
-        (set_line(12, "7fc00000," + lines[12].split(",", 1)[1]), "line 13: step value is NaN or infinite"),
-        (set_line(12, lines[12] + ",00000000"), "line 13: matrix row 0 needs 4 values, got 5"),
-        (set_line(2, "dtype,int16"), "line 11: steps need float32 items and come once, before the items"),
-        (set_line(10, "steps,5,1,10,4"), "line 11: bad header"),  # 5 inputs > max_width 4
-        (set_line(10, "steps,4,2,10,4"), "line 16: a 'step,<kind>,<n_in>,<n_out>' line needs 4 fields, got 1: 'items'"),
-        (set_line(10, "steps,4,1,11,4"), "fewer steps or values than the header says"),
+        (set_line(0, "mpyml-neighbors,2"), "line 1: version 2 is no longer read by this emlneighbors (it reads version 3): export the model again"),
+        (set_line(steps, "steps,4,1,10"), "line %d: expected 'steps,<n_input_features>,<n_steps>,<n_values>,<max_width>'" % (steps + 1)),
+        (set_line(steps + 1, "step,matrix,5,2"), "line %d: a step's input width differs from the previous step's output width" % (steps + 2)),
+        (set_line(steps + 1, "step,matrix,4,3"), "line %d: more values than the step or the header's n_values hold" % (steps + 2)),
+        (set_line(row, "7fc00000," + lines[row].split(",", 1)[1]), "line %d: step value is NaN or infinite" % (row + 1)),
+        (set_line(row, lines[row] + ",00000000"), "line %d: matrix row 0 needs 4 values, got 5" % (row + 1)),
+        (set_line(row, lines[row].replace(lines[row][:8], "-0000001")), "line %d: expected 8 hex digits" % (row + 1)),
+        (set_line(2, "dtype,int16"), "line %d: steps need float32 items and come once, before the items" % (steps + 1)),
+        (set_line(steps, "steps,5,1,10,4"), "line %d: bad header" % (steps + 1)),  # 5 inputs > max_width 4
+        (set_line(steps, "steps,4,2,10,4"), "line %d: a 'step,<kind>,<n_in>,<n_out>' line needs 4 fields, got 1: 'items'" % (steps + 6)),
+        (set_line(steps, "steps,4,1,11,4"), "fewer steps or values than the header says"),
+        (set_line(steps, "steps,4,1,1073741823,4"), "line %d: the file is truncated or corrupt: file says 1073741823 step values" % (steps + 1)),
+        (set_line(steps, "steps,4,18446744073709551617,10,4"), "line %d: n_steps must be 1..255" % (steps + 1)),
+        (set_line(steps + 1, "step,matrix,18446744073709551620,2"), "line %d: a step's n_in must be 1..65535" % (steps + 2)),
     ]
     for edit, message in cases:
         out = load_error(edit)
@@ -244,9 +250,11 @@ def test_host_reader_rejects_unknown_versions(tmp_path):
     pipe, _, _, _ = fitted("iris")
     path = tmp_path / "model.csv"
     mpyml.export(pipe, path)
-    text = path.read_text().replace("mpyml-neighbors,2", "mpyml-neighbors,3")
-    with pytest.raises(neighborsfile.FormatError, match="format version 3 is not supported"):
-        neighborsfile.read(text.splitlines(True))
+    lines = path.read_text().splitlines()[:-1]
+    for version, message in (("4", "format version '4' is not supported"), ("2", "version 2 is no longer read")):
+        text = records.seal("\n".join(["mpyml-neighbors," + version] + lines[1:]) + "\n")
+        with pytest.raises(neighborsfile.FormatError, match=message):
+            neighborsfile.read(text)
 
 
 PIPELINE_SCRIPT = """
@@ -277,7 +285,7 @@ def test_one_file_matches_emllinear_pipeline(natmods_x64, tmp_path):
     stored = mpyml.export(pipe, path)
     neighborsfile.save(stored.model, bare_path)
     linearfile.save(stored.steps, steps_path)
-    assert bare_path.read_text().startswith("mpyml-neighbors,1\n")
+    assert bare_path.read_text().startswith("mpyml-neighbors,3\n") and "\nsteps," not in bare_path.read_text()
     x_path.write_bytes(X_test.astype("<f4").tobytes())
     out = device.run(PIPELINE_SCRIPT.format(steps_path=str(steps_path), bare_path=str(bare_path), path=str(path),
                                             n_items=stored.model.n_items, x_path=str(x_path), n_rows=len(X_test)))

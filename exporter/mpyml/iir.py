@@ -21,8 +21,10 @@ import warnings
 
 import numpy as np
 
+from .records import CORRUPT, FormatError, parse_hex32, parse_int, records, seal
+
 FORMAT = "mpyml-iir"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MAX_STAGES = 65535
 Q15_MAX_FRAC = 14
 Q15_MAX_COEFF_SUM = 65535  # keeps the device's int32 accumulator from overflowing
@@ -239,26 +241,24 @@ def _is_q15(coeffs) -> bool:
     return np.issubdtype(np.asarray(coeffs).dtype, np.integer)
 
 
-def write(coeffs, f) -> None:
-    """Writes a float sos (stored as float32) or a Q15 sos (from quantize_q15) to an open text file."""
+def dumps(coeffs) -> str:
+    """The file's text for a float sos (stored as float32) or a Q15 sos (from quantize_q15)."""
     q15 = _is_q15(coeffs)
     rows = check_q15(coeffs) if q15 else float32_sos(coeffs)
-    f.write("%s,%d\n" % (FORMAT, FORMAT_VERSION))
-    f.write("dtype,%s\n" % ("int16" if q15 else "float32"))
-    f.write("n_stages,%d\n" % len(rows))
-    f.write("stages\n")
+    lines = ["%s,%d" % (FORMAT, FORMAT_VERSION), "dtype,%s" % ("int16" if q15 else "float32"),
+             "n_stages,%d" % len(rows), "stages"]
     for row in rows:
         if q15:
-            f.write(",".join(str(int(v)) for v in row) + "\n")
+            lines.append(",".join(str(int(v)) for v in row))
         else:
-            f.write("# " + " ".join("%.9g" % v for v in row) + "\n")
-            f.write(",".join("%08x" % b for b in row.view(np.uint32)) + "\n")
+            lines.append("# " + " ".join("%.9g" % v for v in row))
+            lines.append(",".join("%08x" % b for b in row.view(np.uint32)))
+    return seal("\n".join(lines) + "\n")
 
 
-def dumps(coeffs) -> str:
-    out = io.StringIO()
-    write(coeffs, out)
-    return out.getvalue()
+def write(coeffs, f) -> None:
+    """Writes :func:`dumps` of the coefficients to an open text file."""
+    f.write(dumps(coeffs))
 
 
 def save(coeffs, path) -> None:
@@ -267,43 +267,51 @@ def save(coeffs, path) -> None:
         write(coeffs, f)
 
 
-def loads(text: str) -> np.ndarray:
-    """The coefficients of a file's text: float32 (n_stages, 6) or int16 (n_stages, 6) for Q15."""
-    records = [(i + 1, line.strip()) for i, line in enumerate(text.split("\n"))]
-    records = [(n, line) for n, line in records if line and not line.startswith("#")]
+def loads(data) -> np.ndarray:
+    """The coefficients of a file's text or bytes: float32 (n_stages, 6) or int16 (n_stages, 6) for Q15.
+    Raises ValueError("filter file line N: ...") for a file the device would refuse."""
+    try:
+        return _read(records(data.encode() if isinstance(data, str) else bytes(data)))
+    except FormatError as e:
+        raise ValueError("filter file %s" % e) from None
 
+
+def _read(found) -> np.ndarray:
     def expect(index, key, what):
-        if index >= len(records):
-            raise ValueError("filter file ends here: expected %s" % what)
-        n, line = records[index]
+        if index >= len(found):
+            raise FormatError("line %d: %sit ends here, expected %s" % (found[-1][0] if found else 0, CORRUPT, what))
+        n, line = found[index]
         fields = line.split(",")
         if fields[0] != key or len(fields) != (1 if key == "stages" else 2):
-            raise ValueError("filter file line %d: expected %s, got %r" % (n, what, line[:40]))
+            raise FormatError("line %d: expected %s, got %r" % (n, what, line[:40]))
         return n, fields[-1]
 
     n, version = expect(0, FORMAT, "'%s,%d'" % (FORMAT, FORMAT_VERSION))
     if version != str(FORMAT_VERSION):
-        raise ValueError("filter file line %d: format version %s is not supported (version %d)" % (n, version, FORMAT_VERSION))
+        if version == "1":
+            raise FormatError("line %d: version 1 is no longer read by this mpyml (it reads version %d): export the "
+                              "filter again" % (n, FORMAT_VERSION))
+        raise FormatError("line %d: format version %s is not supported (version %d)" % (n, version[:10], FORMAT_VERSION))
     n, dtype = expect(1, "dtype", "'dtype,float32' or 'dtype,int16'")
     if dtype not in ("float32", "int16"):
-        raise ValueError("filter file line %d: unknown dtype %r" % (n, dtype))
+        raise FormatError("line %d: unknown dtype %r" % (n, dtype))
     n, count = expect(2, "n_stages", "'n_stages,<count>'")
     if not count.isdigit() or not 1 <= int(count) <= MAX_STAGES:
-        raise ValueError("filter file line %d: n_stages must be 1..%d, got %r" % (n, MAX_STAGES, count))
+        raise FormatError("line %d: n_stages must be 1..%d, got %r" % (n, MAX_STAGES, count[:20]))
     n_stages = int(count)
     expect(3, "stages", "the 'stages' section line")
-    stages = records[4:]
+    stages = found[4:]
     if len(stages) != n_stages:
-        raise ValueError("filter file: n_stages=%d but %d stage lines" % (n_stages, len(stages)))
+        raise FormatError("line %d: n_stages=%d but %d stage lines" % (n, n_stages, len(stages)))
     rows = []
     for n, line in stages:
         fields = line.split(",")
         if len(fields) != 6:
-            raise ValueError("filter file line %d: a stage needs 6 numbers, got %d" % (n, len(fields)))
+            raise FormatError("line %d: a stage needs 6 numbers, got %d" % (n, len(fields)))
         try:
-            rows.append([int(v, 16 if dtype == "float32" else 10) for v in fields])
-        except ValueError:
-            raise ValueError("filter file line %d: not a number in %r" % (n, line[:60])) from None
+            rows.append([parse_hex32(v) if dtype == "float32" else parse_int(v, -32768, 32767) for v in fields])
+        except ValueError as e:
+            raise FormatError("line %d: %s" % (n, e)) from None
     if dtype == "float32":
         coeffs = np.array(rows, dtype=np.uint32).view(np.float32)
         float32_sos(coeffs)
@@ -312,5 +320,5 @@ def loads(text: str) -> np.ndarray:
 
 
 def load(path) -> np.ndarray:
-    with open(os.fspath(path)) as f:
+    with open(os.fspath(path), "rb") as f:
         return loads(f.read())

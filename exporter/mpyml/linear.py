@@ -33,6 +33,7 @@ class Linear:
     intercept: np.ndarray  # float64 (n_out,)
     proba: str = PROBA_NONE
     classes: np.ndarray | None = None
+    feature_names: list | None = None  # the estimator's feature_names_in_ (str), or None
 
     @property
     def n_features(self) -> int:
@@ -44,7 +45,10 @@ def is_linear(estimator) -> bool:
 
 
 def linear_from_sklearn(estimator, name: str = "estimator") -> Linear:
+    from .records import feature_names_of
+
     cls = type(estimator).__name__
+    feature_names = feature_names_of(estimator)
     coef = np.atleast_2d(np.asarray(estimator.coef_, dtype=np.float64))
     intercept = np.atleast_1d(np.asarray(estimator.intercept_, dtype=np.float64)) * np.ones(len(coef))
     if not (np.all(np.isfinite(coef)) and np.all(np.isfinite(intercept))):
@@ -53,13 +57,13 @@ def linear_from_sklearn(estimator, name: str = "estimator") -> Linear:
         if coef.shape[0] != 1:
             raise ExportError("step '%s' (%s): only single-output regressors are supported, got %d outputs"
                               % (name, cls, coef.shape[0]))
-        return Linear(REGRESSOR, coef, intercept)
+        return Linear(REGRESSOR, coef, intercept, feature_names=feature_names)
     classes = np.asarray(estimator.classes_)
     proba = PROBA_NONE
     if cls == "LogisticRegression":
         multinomial = len(classes) > 2 and getattr(estimator, "multi_class", "auto") in ("auto", "multinomial", "deprecated")
         proba = PROBA_LOGISTIC if len(classes) == 2 else (PROBA_SOFTMAX if multinomial else PROBA_OVR)
-    return Linear(CLASSIFIER, coef, intercept, proba=proba, classes=classes)
+    return Linear(CLASSIFIER, coef, intercept, proba=proba, classes=classes, feature_names=feature_names)
 
 
 @dataclass
@@ -86,7 +90,8 @@ class StoredChain:
     n_outputs: int  # classes, 1 for regressors, output width for transformers
     proba: str
     steps: list = field(default_factory=list)
-    classes: np.ndarray | None = None
+    classes: np.ndarray | None = None  # classifiers: class labels (the estimator's classes_)
+    feature_names: list | None = None  # the input's feature names (str), or None
 
     @property
     def n_values(self) -> int:
@@ -101,7 +106,11 @@ class StoredChain:
         return 16 * len(self.steps) + 4 * self.n_values + 8 * self.max_width
 
     def transform(self, X) -> np.ndarray:
-        """float32 outputs of the steps, summed in the device's order."""
+        """float32 outputs of the steps, summed in the device's order. A DataFrame must have the
+        columns the model was fitted with, in that order (ValueError otherwise)."""
+        from .records import check_columns
+
+        check_columns(X, self.feature_names)
         X = np.asarray(X, dtype=np.float32)
         if X.ndim != 2 or X.shape[1] != self.n_features:
             raise ValueError("X: expected shape (n_rows, %d), got %s" % (self.n_features, X.shape))
@@ -121,6 +130,13 @@ class StoredChain:
         return self.transform(X)
 
     def predict(self, X) -> np.ndarray:
+        """Class labels (classifiers, as scikit-learn's predict) or values (regressors)."""
+        if self.kind == CLASSIFIER and self.classes is not None:
+            return np.asarray(self.classes)[self.predict_index(X)]
+        return self.predict_index(X)
+
+    def predict_index(self, X) -> np.ndarray:
+        """What the device's predict returns: class indices (classifiers) or values (regressors)."""
         d = self.decision(X)
         if self.kind == REGRESSOR:
             return d[:, 0]
@@ -131,17 +147,28 @@ class StoredChain:
         return np.argmax(d, axis=1)
 
     def predict_proba(self, X) -> np.ndarray:
+        """float32 probabilities exactly as the device computes them (mpyml_linear_predict_proba:
+        mpyml_expf and mpyml_recipf, mirrored by mpyml.nets.expf and recipf, sums in class order)."""
+        from .nets import F32, SIGMOID_LIMIT, expf, recipf
+
         if self.kind != CLASSIFIER or self.proba == PROBA_NONE:
             raise TypeError("predict_proba: the model has no probabilities")
-        d = self.decision(X).astype(np.float64)
+        d = self.decision(X).astype(F32)
+
+        def sigmoid(v):
+            return recipf((F32(1) + expf(-np.clip(v, -SIGMOID_LIMIT, SIGMOID_LIMIT))).astype(F32))
+
         if self.proba == PROBA_LOGISTIC:
-            p = 1.0 / (1.0 + np.exp(-d[:, 0]))
-            return np.stack([1.0 - p, p], axis=1).astype(np.float32)
+            p = sigmoid(d[:, 0])
+            return np.stack([(F32(1) - p).astype(F32), p], axis=1)
         if self.proba == PROBA_SOFTMAX:
-            e = np.exp(d - d.max(axis=1, keepdims=True))
-            return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
-        p = 1.0 / (1.0 + np.exp(-d))
-        return (p / p.sum(axis=1, keepdims=True)).astype(np.float32)
+            e = expf((d - d.max(axis=1, keepdims=True)).astype(F32))
+        else:
+            e = sigmoid(d)
+        total = np.zeros(len(d), dtype=F32)
+        for i in range(d.shape[1]):
+            total = (total + e[:, i]).astype(F32)
+        return (e * recipf(total)[:, None]).astype(F32)
 
 
 def _lower_step(step) -> StoredStep:
@@ -187,7 +214,9 @@ def lower(ir) -> StoredChain:
         if not ir_steps:
             raise ExportError("the pipeline has no steps")
         kind, proba, classes = TRANSFORMER, PROBA_NONE, None
+        feature_names = getattr(ir, "feature_names", None)
     elif isinstance(final, Linear):
+        feature_names = getattr(ir, "feature_names", None) if ir_steps else final.feature_names
         ir_steps.append(Matrix("estimator", final.n_features, final.coef, final.intercept))
         kind, proba, classes = final.kind, final.proba, final.classes
     else:
@@ -200,7 +229,7 @@ def lower(ir) -> StoredChain:
     if len(steps) > MAX_STEPS:
         raise ExportError("%d steps, the format supports at most %d" % (len(steps), MAX_STEPS))
     return StoredChain(kind=kind, n_features=ir.n_features, n_outputs=n_outputs, proba=proba, steps=steps,
-                       classes=classes)
+                       classes=classes, feature_names=feature_names)
 
 
 @dataclass
@@ -222,7 +251,13 @@ class StoredPipeline:
         return self.steps.transform(X)
 
     def predict(self, X) -> np.ndarray:
+        """Class labels, as scikit-learn's pipeline.predict."""
         return self.model.predict(self.transform(X))
+
+    def predict_index(self, X) -> np.ndarray:
+        """Class indices, what the device's predict returns (tree models' predict gives indices)."""
+        model = self.model
+        return (model.predict_index if hasattr(model, "predict_index") else model.predict)(self.transform(X))
 
     def predict_proba(self, X) -> np.ndarray:
         return self.model.predict_proba(self.transform(X))

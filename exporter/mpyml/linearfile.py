@@ -6,21 +6,19 @@ runs a file on the unix port.
 
 from __future__ import annotations
 
-import io
-import os
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from .linear import StoredChain, StoredStep
+from .linear import (CLASSIFIER, MAX_STEPS, MAX_WIDTH, PROBA_LOGISTIC, PROBA_NONE, PROBA_OVR, PROBA_SOFTMAX, REGRESSOR,
+                     TRANSFORMER, StoredChain, StoredStep)
+from .records import CORRUPT, FormatError, label_records, parse_hex32, parse_int, read_labels, records, seal
 
 FORMAT = "mpyml-linear"
-FORMAT_VERSION = 1
-
-
-class FormatError(ValueError):
-    pass
+# Version 2: the end record, class labels and feature names. Version 1 is refused.
+FORMAT_VERSION = 2
+MAX_VALUES = 2**30 - 1
 
 
 def _hex_row(values) -> str:
@@ -28,7 +26,8 @@ def _hex_row(values) -> str:
     return ",".join("%08x" % int(b) for b in bits)
 
 
-def write(stored: StoredChain, f) -> None:
+def dumps(stored: StoredChain) -> str:
+    """The file's text (docs/formats.md, mpyml-linear)."""
     header = [
         (FORMAT, FORMAT_VERSION),
         ("kind", stored.kind),
@@ -39,12 +38,19 @@ def write(stored: StoredChain, f) -> None:
         ("n_values", stored.n_values),
         ("max_width", stored.max_width),
     ]
-    lines = ["%s,%s" % kv for kv in header] + step_lines(stored.steps)
-    f.write("\n".join(lines) + "\n")
+    lines = ["%s,%s" % kv for kv in header]
+    if stored.kind == CLASSIFIER:
+        lines += label_records("classes", stored.classes if stored.classes is not None else np.arange(stored.n_outputs))
+    lines += label_records("feature_names", stored.feature_names)
+    return seal("\n".join(lines + step_lines(stored.steps)) + "\n")
+
+
+def write(stored: StoredChain, f) -> None:
+    f.write(dumps(stored))
 
 
 def step_lines(steps) -> list[str]:
-    """The step records (also the steps section of mpyml-trees version 2)."""
+    """The step records (also the steps section of mpyml-trees and mpyml-neighbors)."""
     lines = []
     for step in steps:
         lines.append("step,%s,%d,%d" % (step.kind, step.n_in, step.n_out))
@@ -59,25 +65,49 @@ def step_lines(steps) -> list[str]:
 
 
 def read_steps(take, n_steps: int) -> list[StoredStep]:
-    """n_steps step records; take() returns the next (line number, line)."""
+    """n_steps step records; take() returns the next (line number, line). Checks what the device
+    checks: kinds, widths chaining, value counts, select indices below n_in, finite floats."""
 
-    def floats(n):
+    def row(n):
         lineno, line = take()
         fields = line.split(",")
         if len(fields) != n:
             raise FormatError("line %d: expected %d values, got %d" % (lineno, n, len(fields)))
-        return np.array([int(v, 16) for v in fields], dtype=np.uint32).view(np.float32)
+        return lineno, fields
+
+    def floats(n):
+        lineno, fields = row(n)
+        try:
+            values = np.array([parse_hex32(v) for v in fields], dtype=np.uint32).view(np.float32)
+        except ValueError as e:
+            raise FormatError("line %d: %s" % (lineno, e)) from None
+        if not np.all(np.isfinite(values)):
+            raise FormatError("line %d: NaN or infinite value" % lineno)
+        return values
 
     steps = []
     for _ in range(n_steps):
         lineno, line = take()
         fields = line.split(",")
-        if len(fields) != 4 or fields[0] != "step":
-            raise FormatError("line %d: expected 'step,<kind>,<n_in>,<n_out>', got %r" % (lineno, line))
-        step_kind, n_in, n_out = fields[1], int(fields[2]), int(fields[3])
+        if len(fields) != 4 or fields[0] != "step" or fields[1] not in ("affine", "select", "matrix"):
+            raise FormatError("line %d: expected 'step,<affine|select|matrix>,<n_in>,<n_out>', got %r" % (lineno, line[:40]))
+        try:
+            n_in, n_out = (parse_int(v, 1, MAX_WIDTH, what) for v, what in zip(fields[2:], ("n_in", "n_out")))
+        except ValueError as e:
+            raise FormatError("line %d: %s" % (lineno, e)) from None
+        if steps and n_in != steps[-1].n_out:
+            raise FormatError("line %d: n_in=%d, the previous step gives %d" % (lineno, n_in, steps[-1].n_out))
+        step_kind = fields[1]
         if step_kind == "select":
-            steps.append(StoredStep("select", n_in, n_out, indices=np.array(take()[1].split(","), dtype=np.int64)))
+            lineno, fields = row(n_out)
+            try:
+                indices = np.array([parse_int(v, 0, n_in - 1, "a select index") for v in fields], dtype=np.int64)
+            except ValueError as e:
+                raise FormatError("line %d: %s" % (lineno, e)) from None
+            steps.append(StoredStep("select", n_in, n_out, indices=indices))
         elif step_kind == "affine":
+            if n_in != n_out:
+                raise FormatError("line %d: an affine step needs n_in == n_out" % lineno)
             steps.append(StoredStep("affine", n_in, n_out, a=floats(n_out), b=floats(n_out)))
         else:
             weights = np.stack([floats(n_in) for _ in range(n_out)])
@@ -85,50 +115,70 @@ def read_steps(take, n_steps: int) -> list[StoredStep]:
     return steps
 
 
-def dumps(stored: StoredChain) -> str:
-    out = io.StringIO()
-    write(stored, out)
-    return out.getvalue()
-
-
 def save(stored: StoredChain, path) -> int:
     """Writes the model file; returns its size in bytes."""
+    text = dumps(stored)
     with open(path, "w", newline="\n") as f:
-        write(stored, f)
-    return os.path.getsize(path)
+        f.write(text)
+    return len(text.encode())
 
 
-def read(f) -> StoredChain:
-    """Reads a file written by :func:`write` (tests, `mpyml inspect`)."""
-    records = iter([(i + 1, line.strip()) for i, line in enumerate(f) if line.strip() and not line.startswith("#")])
+def read(data) -> StoredChain:
+    """Reads a file's bytes (or text) as the device does (tests, `mpyml inspect`).
+    Raises FormatError("line N: ...")."""
+    found = iter(records(data.encode() if isinstance(data, str) else bytes(data)))
+    last = [0]
 
     def take():
-        try:
-            return next(records)
-        except StopIteration:
-            raise FormatError("file ends early") from None
+        for n, line in found:
+            last[0] = n
+            return n, line
+        raise FormatError("line %d: %sit ends early" % (last[0], CORRUPT))
 
-    def value(key):
+    def value(key, low=None, high=None):
         lineno, line = take()
         fields = line.split(",")
         if len(fields) != 2 or fields[0] != key:
-            raise FormatError("line %d: expected '%s,<value>', got %r" % (lineno, key, line))
-        return fields[1]
+            raise FormatError("line %d: expected '%s,<value>', got %r" % (lineno, key, line[:40]))
+        if low is None:
+            return fields[1]
+        try:
+            return parse_int(fields[1], low, high, key)
+        except ValueError as e:
+            raise FormatError("line %d: %s" % (lineno, e)) from None
 
-    version = value(FORMAT)
+    lineno, line = take()
+    version = line[len(FORMAT) + 1:] if line.startswith(FORMAT + ",") else None
+    if version == "1":
+        raise FormatError("line %d: version 1 is no longer read by this mpyml (it reads version %d): export the model "
+                          "again" % (lineno, FORMAT_VERSION))
     if version != str(FORMAT_VERSION):
-        raise FormatError("format version %s is not supported (expected %d)" % (version, FORMAT_VERSION))
+        raise FormatError("line %d: expected '%s,%d', got %r" % (lineno, FORMAT, FORMAT_VERSION, line[:40]))
     kind, proba = value("kind"), value("proba")
-    n_features, n_outputs, n_steps = int(value("n_features")), int(value("n_outputs")), int(value("n_steps"))
-    value("n_values")
-    value("max_width")
+    if kind not in (CLASSIFIER, REGRESSOR, TRANSFORMER) or proba not in (PROBA_NONE, PROBA_LOGISTIC, PROBA_SOFTMAX, PROBA_OVR):
+        raise FormatError("line %d: unknown kind %r or proba %r" % (lineno, kind[:20], proba[:20]))
+    n_features, n_outputs = value("n_features", 1, MAX_WIDTH), value("n_outputs", 1, MAX_WIDTH)
+    n_steps, n_values = value("n_steps", 1, MAX_STEPS), value("n_values", 0, MAX_VALUES)
+    max_width = value("max_width", 1, MAX_WIDTH)
+    classes = read_labels(take, "classes") if kind == CLASSIFIER else None
+    if kind == CLASSIFIER and len(classes or ()) != n_outputs:
+        raise FormatError("line %d: %d classes, but n_outputs is %d" % (last[0], len(classes or ()), n_outputs))
+    feature_names = read_labels(take, "feature_names")
+    if feature_names is not None and len(feature_names) != n_features:
+        raise FormatError("line %d: %d feature names, but n_features is %d" % (last[0], len(feature_names), n_features))
     steps = read_steps(take, n_steps)
-    return StoredChain(kind=kind, n_features=n_features, n_outputs=n_outputs, proba=proba, steps=steps)
+    for lineno, line in found:
+        raise FormatError("line %d: unexpected line after the last step: %r" % (lineno, line[:40]))
+    stored = StoredChain(kind=kind, n_features=n_features, n_outputs=n_outputs, proba=proba, steps=steps,
+                         classes=None if classes is None else np.asarray(classes), feature_names=feature_names)
+    if steps[0].n_in != n_features or (stored.n_values, stored.max_width) != (n_values, max_width):
+        raise FormatError("line %d: the steps do not match the header's n_features, n_values or max_width" % last[0])
+    return stored
 
 
 def load(path) -> StoredChain:
-    with open(path) as f:
-        return read(f)
+    with open(path, "rb") as f:
+        return read(f.read())
 
 
 _RUN_SCRIPT = """

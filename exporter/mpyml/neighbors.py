@@ -42,6 +42,7 @@ class Neighbors:
     weights: str
     k: int
     classes: np.ndarray | None = None  # the estimator's classes_, which labels index
+    feature_names: list | None = None  # the estimator's feature_names_in_, as str
 
 
 def _metric_name(estimator) -> str:
@@ -64,6 +65,8 @@ def neighbors_from_sklearn(estimator) -> Neighbors:
     from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
     from sklearn.utils.validation import check_is_fitted
 
+    from .records import feature_names_of
+
     check_is_fitted(estimator)
     items = np.asarray(estimator._fit_X, dtype=np.float64)
     if items.ndim != 2:
@@ -76,9 +79,9 @@ def neighbors_from_sklearn(estimator) -> Neighbors:
         if estimator.weights not in WEIGHTS:
             raise ExportError("weights %r is not supported; use 'uniform' or 'distance'" % (estimator.weights,))
         return Neighbors(CLASSIFIER, items, np.asarray(estimator._y, dtype=np.int64), metric, estimator.weights, k,
-                         np.asarray(estimator.classes_))
+                         np.asarray(estimator.classes_), feature_names_of(estimator))
     if isinstance(estimator, NearestNeighbors):
-        return Neighbors(NEIGHBORS, items, None, metric, "uniform", k)
+        return Neighbors(NEIGHBORS, items, None, metric, "uniform", k, feature_names=feature_names_of(estimator))
     raise ExportError("%s is not a k-nearest-neighbours estimator" % type(estimator).__name__)
 
 
@@ -176,7 +179,8 @@ class StoredNeighbors:
     labels: np.ndarray | None  # int64 per item, or None (NearestNeighbors)
     n_classes: int  # 0 for NearestNeighbors
     threshold: np.float32 | None = None  # novelty: score > threshold is an outlier
-    classes: np.ndarray | None = None
+    classes: np.ndarray | None = None  # class labels (the estimator's classes_), which `labels` index
+    feature_names: list | None = None  # the estimator's feature_names_in_ (str), or None
 
     @property
     def n_items(self) -> int:
@@ -203,7 +207,11 @@ class StoredNeighbors:
         return len(neighborsfile.dumps(self).encode())
 
     def cast_features(self, X) -> np.ndarray:
-        """Rows as the device receives them: int16 values (as int64) or float32."""
+        """Rows as the device receives them: int16 values (as int64) or float32. A DataFrame must
+        have the columns the estimator was fitted with, in that order (ValueError otherwise)."""
+        from .records import check_columns
+
+        check_columns(X, self.feature_names)
         X = np.asarray(X)
         if X.ndim == 1:
             X = X[None, :]
@@ -274,7 +282,12 @@ class StoredNeighbors:
         return self.score(X) > self.threshold
 
     def predict(self, X) -> np.ndarray:
-        """Class index per row (mpyml_neighbors_vote)."""
+        """Class label per row, as scikit-learn's predict (classes[predict_index(X)])."""
+        index = self.predict_index(X)
+        return index if self.classes is None else np.asarray(self.classes)[index]
+
+    def predict_index(self, X) -> np.ndarray:
+        """Class index per row, what the device's predict returns (mpyml_neighbors_vote)."""
         if self.labels is None:
             raise ValueError("a NearestNeighbors model has no labels to predict")
         X = self.cast_features(X)
@@ -331,7 +344,7 @@ def lower(ir: Neighbors, dtype: str = "int16", novelty_percentile: float | None 
         if n_classes > MAX_CLASSES:
             raise ExportError("%d classes: the device supports at most %d" % (n_classes, MAX_CLASSES))
     stored = StoredNeighbors(ir.kind, dtype, ir.metric, ir.weights, ir.k, items, ir.labels, n_classes,
-                             classes=ir.classes)
+                             classes=ir.classes, feature_names=ir.feature_names)
     if novelty_percentile is not None:
         if not 0 <= novelty_percentile <= 100:
             raise ExportError("novelty_percentile must be 0..100, got %r" % (novelty_percentile,))

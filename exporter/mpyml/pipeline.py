@@ -124,6 +124,7 @@ class PipelineIR:
     n_features: int
     steps: list = field(default_factory=list)  # PerFeature | Select | Matrix, in order
     final: object = None  # trees.Forest, linear.Linear, neighbors IR, or None
+    feature_names: list | None = None  # the pipeline's feature_names_in_ (str), or None
 
     @property
     def n_out(self) -> int:
@@ -254,7 +255,9 @@ def pipeline_from_sklearn(pipeline) -> PipelineIR:
     check_is_fitted(first)
     if not hasattr(first, "n_features_in_"):
         raise ExportError("step '%s' (%s) does not say how many features it takes" % (steps[0][0], type(first).__name__))
-    ir = PipelineIR(n_features=int(first.n_features_in_))
+    from .records import feature_names_of
+
+    ir = PipelineIR(n_features=int(first.n_features_in_), feature_names=feature_names_of(first))
     width = ir.n_features
     last_name, last = steps[-1]
     transformers = steps if _is_transformer(last) else steps[:-1]

@@ -8,6 +8,7 @@ from :func:`records`, which checks the end record as the device does
 
 from __future__ import annotations
 
+import re
 import zlib
 
 import numpy as np
@@ -61,6 +62,23 @@ def records(data: bytes) -> list[tuple[int, str]]:
     if fields[2] != "%08x" % crc:
         raise FormatError("line %d: %sits CRC-32 is %08x, the end record says %s" % (end_lineno, CORRUPT, crc, fields[2]))
     return body
+
+
+def parse_hex32(text: str) -> int:
+    """The float32 bits of a field of exactly 8 hex digits (the device's mpyml_parse_hex32)."""
+    if not re.fullmatch(r"[0-9a-fA-F]{8}", text):
+        raise ValueError("expected 8 hex digits (IEEE-754 float32 bits), got %r" % text[:20])
+    return int(text, 16)
+
+
+def parse_int(text: str, low: int, high: int, what: str = "value") -> int:
+    """A decimal integer field within low..high (the device's _int_in)."""
+    if not re.fullmatch(r"-?[0-9]+", text):
+        raise ValueError("%s: expected a decimal integer, got %r" % (what, text[:20]))
+    value = int(text)
+    if not low <= value <= high:
+        raise ValueError("%s must be %d..%d, got %s" % (what, low, high, text[:24]))
+    return value
 
 
 def label_type(labels) -> str:
@@ -121,3 +139,56 @@ def parse_label(kind: str, text: str):
     if kind == "int":
         return int(text)
     raise FormatError("unknown label type %r" % kind[:20])
+
+
+def feature_names_of(estimator):
+    """An estimator's (or pipeline's) feature_names_in_ as a list of str, or None without them."""
+    names = getattr(estimator, "feature_names_in_", None)
+    return None if names is None else [str(name) for name in names]
+
+
+def label_records(key: str, labels) -> list[str]:
+    """label_lines of `labels`, or '<key>,str,0' for None (an estimator without feature names)."""
+    if labels is None or len(labels) == 0:
+        return ["%s,str,0" % key]
+    return label_lines(key, labels)
+
+
+def read_labels(take, key: str):
+    """The labels of a '<key>,<type>,<n>' record and its n label records; take() gives the next
+    (line number, line). Returns a list, or None for n = 0."""
+    n, line = take()
+    fields = line.split(",")
+    if len(fields) != 3 or fields[0] != key or fields[1] not in LABEL_TYPES:
+        raise FormatError("line %d: expected '%s,<int|str|bool|float>,<n>', got %r" % (n, key, line[:40]))
+    kind = fields[1]
+    try:
+        count = parse_int(fields[2], 0, 2**31, "the number of labels")
+    except ValueError as e:
+        raise FormatError("line %d: %s" % (n, e)) from None
+    labels = []
+    for _ in range(count):
+        n, line = take()
+        fields = line.split(",")
+        if len(fields) != 2 or fields[0] != "label":
+            raise FormatError("line %d: expected 'label,<text>', got %r" % (n, line[:40]))
+        try:
+            labels.append(parse_label(kind, fields[1]))
+        except (ValueError, IndexError) as e:
+            raise FormatError("line %d: %s" % (n, e)) from None
+    return labels or None
+
+
+def check_columns(X, feature_names) -> None:
+    """Refuses a DataFrame whose columns are not the feature names the model was fitted with, in
+    their order (scikit-learn's check). Arrays without column names pass."""
+    columns = getattr(X, "columns", None)
+    if columns is None or feature_names is None:
+        return
+    columns = [str(c) for c in columns]
+    if columns != list(feature_names):
+        if sorted(columns) == sorted(feature_names):
+            raise ValueError("X: the columns are in another order than at fit: expected %s, got %s"
+                             % (list(feature_names)[:10], columns[:10]))
+        raise ValueError("X: the feature names differ from those seen at fit: expected %s, got %s"
+                         % (list(feature_names)[:10], columns[:10]))

@@ -110,6 +110,12 @@ static size_t mpyml_get_array(mp_obj_t obj, int typecode, const char *what, mp_u
     return buf->len >> mpyml_typecode_shift(typecode);
 }
 
+#ifdef MPYML_TEXT_FORMATS
+// The helpers of the text-format loaders (natmods/common/mpyml_records.py): a glue file whose
+// module reads a text format defines MPYML_TEXT_FORMATS before including this file and links
+// mpyml_records.py, whose text names their qstrs for mpy_ld (it finds qstrs only in a module's
+// own source files, not in headers).
+
 // _crc32(data, crc) -> zlib.crc32(data, crc) of a str or bytes: the text loaders check a model
 // file's end record with it (docs/formats.md, "Integrity"). A module whose loader reads a text
 // format calls mpyml_store_crc32() in its init and names MP_QSTR__crc32 in its own source (a
@@ -129,5 +135,50 @@ static inline void mpyml_store_crc32(void) {
     mp_store_global(MP_QSTR__crc32, MP_OBJ_FROM_PTR(&crc32_obj));
 }
 #endif
+
+// _hex_row(line, out) -> out: the comma-separated fields of `line` (str), each exactly 8 hex
+// digits of IEEE-754 float32 bits (mpyml_parse_hex32: the one strict parser of every text format),
+// into `out`, an array of 32-bit items ('f', 'I' or 'i') with exactly one item per field.
+// A module whose loader reads float32 bits in Python calls mpyml_store_hex_row() in its init.
+static inline mp_obj_t mpyml_hex_row_fun(mp_obj_t line_in, mp_obj_t out_in) {
+    size_t len;
+    const char *text = mp_obj_str_get_data(line_in, &len);
+    mp_buffer_info_t buf;
+    if (!mp_get_buffer(out_in, &buf, MP_BUFFER_WRITE) || mpyml_typecode_shift(buf.typecode) != 2) {
+        mpyml_raise_fmt(&mp_type_TypeError, "_hex_row: expected an array of 32-bit items, got %s", 1, mpyml_type_name(out_in));
+    }
+    size_t n = buf.len >> 2, got = 0, start = 0;
+    for (size_t i = 0; i <= len; i++) {
+        if (i == len || text[i] == ',') {
+            uint32_t bits = 0;
+            mpyml_err_t err = mpyml_parse_hex32(text + start, i - start, &bits);
+            if (err != MPYML_OK) {
+                char shown[20];  // the field's first bytes, non-ASCII ones as '?'
+                size_t n_shown = i - start < sizeof shown ? i - start : sizeof shown;
+                for (size_t j = 0; j < n_shown; j++) {
+                    shown[j] = (text[start + j] & 0x80) ? '?' : text[start + j];
+                }
+                mpyml_raise_fmt(&mp_type_ValueError, "%s, got '%s'", 2, mpyml_str(mpyml_error_message(err)),
+                    mp_obj_new_str(shown, n_shown));
+            }
+            if (got < n) {
+                ((uint32_t *)buf.buf)[got] = bits;
+            }
+            got++;
+            start = i + 1;
+        }
+    }
+    if (got != n) {
+        mpyml_raise_fmt(&mp_type_ValueError, "expected %d values, got %d", 2, mp_obj_new_int(n), mp_obj_new_int(got));
+    }
+    return out_in;
+}
+
+static inline void mpyml_store_hex_row(void) {
+    static MP_DEFINE_CONST_FUN_OBJ_2(hex_row_obj, mpyml_hex_row_fun);
+    mp_store_global(MP_QSTR__hex_row, MP_OBJ_FROM_PTR(&hex_row_obj));
+}
+
+#endif // MPYML_TEXT_FORMATS
 
 #endif // MPYML_GLUE_H

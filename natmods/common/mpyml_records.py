@@ -1,7 +1,10 @@
 # Line records of mpyml's text model formats (docs/formats.md), read one line
 # at a time. Linked into every natmod whose loader reads a text format, beside
 # that loader; `lineno` names the line an error is about. The C glue provides
-# _crc32 (zlib's CRC-32, chained), which checks the file's end record.
+# _crc32 (zlib's CRC-32, chained), which checks the file's end record, and
+# _hex_row (the one strict parser of float32 bits), when it defines
+# MPYML_TEXT_FORMATS (mpyml_glue.h); their qstrs, for mpy_ld's scan of a
+# module's sources: MP_QSTR__crc32 MP_QSTR__hex_row.
 
 CORRUPT = "the file is truncated or corrupt: "
 
@@ -9,6 +12,7 @@ CORRUPT = "the file is truncated or corrupt: "
 class _Records:
     def __init__(self, f):
         self.f = f
+        self.size = _file_size(f)  # bytes from here to the end of f, or None where f cannot tell
         self.lineno = 0
         self.n_records = 0
         self.crc = 0  # of every byte read so far
@@ -23,9 +27,15 @@ class _Records:
             self.lineno += 1
             self.crc_before = self.crc
             self.crc = _crc32(line, self.crc)
+            cut = line[-1:] not in ("\n", b"\n")  # only the file's last line may lack its line end
             if isinstance(line, bytes):
-                line = line.decode()
+                try:
+                    line = line.decode()
+                except UnicodeError:
+                    raise ValueError(CORRUPT + "line %d is not UTF-8 text" % self.lineno) from None
             line = line.strip()
+            if cut and not line.startswith("end,"):
+                raise ValueError(CORRUPT + "it ends inside line %d" % self.lineno)
             if line and line[0] != "#":
                 self.n_records += 1
                 return line
@@ -36,6 +46,8 @@ class _Records:
         if line is None:
             raise ValueError(CORRUPT + "it ends after line %d, expected %s" % (self.lineno, what))
         fields = line.split(",")
+        if fields[0] == "end":  # the end record where the format expects more: records are missing
+            raise ValueError(CORRUPT + "it ends after line %d, expected %s" % (self.lineno - 1, what))
         if n_fields and len(fields) != n_fields:
             raise ValueError("%s needs %d fields, got %d: '%s'" % (what, n_fields, len(fields), line[:40]))
         return fields
@@ -46,8 +58,18 @@ class _Records:
             raise ValueError("expected '%s,<value>', got '%s'" % (key, ",".join(fields)[:40]))
         return fields[1]
 
-    def count(self, key):
-        return int(self.value(key))
+    def count(self, key, low=None, high=None):
+        # The decimal number of '<key>,<n>'; with low and high, checked to be within low..high.
+        if low is None:
+            return int(self.value(key))
+        return _int_in(self.value(key), low, high, key)
+
+    def check_size(self, n, min_bytes_each, what):
+        # Refuses a declared count before allocating for it, where the file cannot hold that
+        # many records: each takes at least min_bytes_each bytes of the file.
+        if self.size is not None and n * min_bytes_each > self.size:
+            raise ValueError(CORRUPT + "file says %d %s (at least %d bytes), the file has %d bytes"
+                             % (n, what, n * min_bytes_each, self.size))
 
     def choice(self, key, choices):
         value = self.value(key)
@@ -91,6 +113,29 @@ class _Records:
             raise ValueError(CORRUPT + "its CRC-32 is %08x, the end record says %s" % (self.crc_before, fields[2]))
         if self.f.readline():
             raise ValueError(CORRUPT + "data after the end record")
+
+
+def _int_in(text, low, high, what):
+    # A decimal integer within low..high, checked on the full Python int before any C code
+    # narrows it (the natmod API truncates big ints to a machine word).
+    digits = text[1:] if text[:1] == "-" else text
+    if not digits or not digits.isdigit():
+        raise ValueError("%s: expected a decimal integer, got '%s'" % (what, text[:20]))
+    value = int(text)
+    if not low <= value <= high:
+        raise ValueError("%s must be %d..%d, got %s" % (what, low, high, text[:24]))
+    return value
+
+
+def _file_size(f):
+    # Bytes from f's position to its end, for files that can seek; None otherwise.
+    try:
+        here = f.tell()
+        end = f.seek(0, 2)
+        f.seek(here)
+        return end - here
+    except Exception:
+        return None
 
 
 def _label_text(text):

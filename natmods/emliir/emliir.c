@@ -6,6 +6,8 @@
 // The error messages this module carries (see mpyml_common.h).
 #define MPYML_ERROR_MESSAGES(X) MPYML_ERRORS_COMMON(X) MPYML_ERRORS_IIR(X)
 
+// A text-format loader: mpyml_glue.h provides _crc32 and _hex_row.
+#define MPYML_TEXT_FORMATS
 #include "mpyml_glue.h"
 #include "mpyml_iir.h"
 
@@ -135,6 +137,8 @@ static mp_obj_t mpyml_module_init(mp_obj_fun_bc_t *self, size_t n_args, size_t n
     MP_OBJ_TYPE_SET_SLOT(&filter_type, attr, filter_attr, 0);
     MP_OBJ_TYPE_SET_SLOT(&filter_type, locals_dict, (void *)&filter_locals, 1);
 
+    mpyml_store_crc32();
+    mpyml_store_hex_row();
     mp_store_global(MP_QSTR_new, MP_OBJ_FROM_PTR(&emliir_new_obj));
     mp_store_global(MP_QSTR_new_q15, MP_OBJ_FROM_PTR(&emliir_new_q15_obj));
     mp_store_global(MP_QSTR_IIR, MP_OBJ_FROM_PTR(&filter_type));

@@ -6,6 +6,8 @@
 // The error messages this module carries (see mpyml_common.h).
 #define MPYML_ERROR_MESSAGES(X) MPYML_ERRORS_COMMON(X) MPYML_ERRORS_LINEAR(X)
 
+// A text-format loader: mpyml_glue.h provides _crc32 and _hex_row.
+#define MPYML_TEXT_FORMATS
 #include "mpyml_glue.h"
 #include "mpyml_steps_glue.h"
 
@@ -17,6 +19,7 @@ typedef struct {
     uint32_t state;
     void *block;  // owns every array of `model`
     mpyml_linear_t model;
+    mp_obj_t classes, feature_names;  // lists of labels from the file, or None
 } model_t;
 
 // Not static: mpy_ld cannot relocate static bss variables.
@@ -31,6 +34,8 @@ static model_t *get_model(mp_obj_t self_in) {
 
 static void model_unload(model_t *self) {
     self->state = MODEL_EMPTY;
+    self->classes = mp_const_none;
+    self->feature_names = mp_const_none;
     if (self->block != NULL) {
         m_free(self->block);
         self->block = NULL;
@@ -97,6 +102,8 @@ static mp_obj_t emllinear_new(mp_obj_t steps_in, mp_obj_t values_in) {
     self->max_values = (uint32_t)max_values;
     self->state = MODEL_EMPTY;
     self->block = NULL;
+    self->classes = mp_const_none;
+    self->feature_names = mp_const_none;
     return MP_OBJ_FROM_PTR(self);
 }
 static MP_DEFINE_CONST_FUN_OBJ_2(emllinear_new_obj, emllinear_new);
@@ -151,13 +158,16 @@ static mp_obj_t model_index(mp_obj_t self_in, mp_obj_t index_in) {
 }
 static MP_DEFINE_CONST_FUN_OBJ_2(model_index_obj, model_index);
 
-static mp_obj_t model_finish(mp_obj_t self_in) {
+// model._finish(classes, feature_names): the file's label lists (or None), checked by the loader.
+static mp_obj_t model_finish(mp_obj_t self_in, mp_obj_t classes_in, mp_obj_t names_in) {
     model_t *self = get_model(self_in);
     mpyml_check(mpyml_linear_check_complete(loading_model(self_in)));
+    self->classes = classes_in;
+    self->feature_names = names_in;
     self->state = MODEL_READY;
     return mp_const_none;
 }
-static MP_DEFINE_CONST_FUN_OBJ_1(model_finish_obj, model_finish);
+static MP_DEFINE_CONST_FUN_OBJ_3(model_finish_obj, model_finish);
 
 static mp_obj_t model_unload_method(mp_obj_t self_in) {
     model_unload(get_model(self_in));
@@ -216,6 +226,10 @@ static void model_attr(mp_obj_t self_in, qstr attr, mp_obj_t *dest) {
         dest[0] = mp_obj_new_int(self->max_values);
     } else if (attr == MP_QSTR_loaded) {
         dest[0] = mp_obj_new_bool(ready);
+    } else if (attr == MP_QSTR_classes) {
+        dest[0] = ready ? self->classes : mp_const_none;
+    } else if (attr == MP_QSTR_feature_names) {
+        dest[0] = ready ? self->feature_names : mp_const_none;
     } else if (!ready && (attr == MP_QSTR_n_features || attr == MP_QSTR_n_outputs || attr == MP_QSTR_n_classes ||
                           attr == MP_QSTR_n_steps || attr == MP_QSTR_kind || attr == MP_QSTR_width)) {
         dest[0] = mp_const_none;
@@ -258,6 +272,7 @@ static mp_obj_t mpyml_module_init(mp_obj_fun_bc_t *self, size_t n_args, size_t n
     MP_OBJ_TYPE_SET_SLOT(&model_type, attr, model_attr, 0);
     MP_OBJ_TYPE_SET_SLOT(&model_type, locals_dict, (void *)&model_locals, 1);
 
+    mpyml_store_crc32();
     mp_store_global(MP_QSTR_new, MP_OBJ_FROM_PTR(&emllinear_new_obj));
     mp_store_global(MP_QSTR_Model, MP_OBJ_FROM_PTR(&model_type));
 

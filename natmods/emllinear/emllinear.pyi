@@ -19,6 +19,8 @@ class Model:
     n_features: Optional[int]
     n_outputs: Optional[int]  # classes, 1 for regressors, the output width for transformers
     n_classes: Optional[int]  # 0 unless a classifier
+    classes: Optional[list]  # the file's class labels (classifiers), else None
+    feature_names: Optional[list]  # the file's feature names, or None
     n_steps: Optional[int]
     width: Optional[int]  # the last step's output width: what transform() writes
 

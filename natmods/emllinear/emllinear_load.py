@@ -6,25 +6,38 @@
 from array import array
 
 FORMAT = "mpyml-linear"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _KINDS = {"classifier": 1, "regressor": 2, "transformer": 3}
 _PROBA = {"none": 0, "logistic": 1, "softmax": 2, "ovr": 3}
 
 
 def _read(model, records):
-    if records.value(FORMAT) != str(FORMAT_VERSION):
+    version = records.value(FORMAT)
+    if version != str(FORMAT_VERSION):
+        if version == "1":
+            raise ValueError("version 1 is no longer read by this emllinear (it reads version %d): export the model again"
+                             % FORMAT_VERSION)
         raise ValueError("this file's format version is not supported (this emllinear reads version %d)" % FORMAT_VERSION)
     kind = records.choice("kind", _KINDS)
     proba = records.choice("proba", _PROBA)
-    n_features = records.count("n_features")
-    n_outputs = records.count("n_outputs")
-    n_steps = records.count("n_steps")
-    n_values = records.count("n_values")
-    max_width = records.count("max_width")
+    n_features = records.count("n_features", 1, 65535)
+    n_outputs = records.count("n_outputs", 1, 65535)
+    n_steps = records.count("n_steps", 1, _MAX_STEPS)
+    n_values = records.count("n_values", 0, _MAX_VALUES)
+    records.check_size(n_values, 2, "step values")  # each takes at least 2 bytes, '0,'
+    max_width = records.count("max_width", 1, _MAX_WIDTH)
+    classes = None
+    if kind == "classifier":
+        classes = records.labels("classes")
+        if len(classes) != n_outputs:
+            raise ValueError("%d classes, but n_outputs is %d" % (len(classes), n_outputs))
+    feature_names = records.labels("feature_names") or None
+    if feature_names is not None and len(feature_names) != n_features:
+        raise ValueError("%d feature names, but n_features is %d" % (len(feature_names), n_features))
     model._begin(_KINDS[kind], _PROBA[proba], n_features, n_outputs, n_steps, n_values, max_width)
     _read_steps(model, records, n_steps)
     records.end("step")
-    model._finish()
+    model._finish(classes, feature_names)
 
 
 def load_model(model, f):

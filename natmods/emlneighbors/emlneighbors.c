@@ -6,6 +6,8 @@
 // The error messages this module carries (see mpyml_common.h).
 #define MPYML_ERROR_MESSAGES(X) MPYML_ERRORS_COMMON(X) MPYML_ERRORS_NEIGHBORS(X) MPYML_ERRORS_LINEAR(X)
 
+// A text-format loader: mpyml_glue.h provides _crc32 and _hex_row.
+#define MPYML_TEXT_FORMATS
 #include "mpyml_glue.h"
 #include "mpyml_neighbors.h"
 // Only the search over the items (mpyml_neighbors.h, above) is hot: on x64, where the Makefile
@@ -31,6 +33,7 @@ typedef struct {
     void *steps_block;          // owns every array of `steps`, including its work rows
     uint8_t steps_ready;
     mpyml_linear_t steps;
+    mp_obj_t classes, feature_names;  // lists of labels from a loaded file, or None
 } model_t;
 
 enum { LABELS_UNKNOWN, LABELS_NONE, LABELS_YES };
@@ -55,6 +58,8 @@ static void model_clear(model_t *self) {
         self->steps_block = NULL;
     }
     self->steps_ready = 0;
+    self->classes = mp_const_none;
+    self->feature_names = mp_const_none;
     self->n_classes = 0;
     self->labeled = LABELS_UNKNOWN;
     self->classes_fixed = 0;
@@ -248,16 +253,20 @@ static mp_obj_t model_index(mp_obj_t self_in, mp_obj_t index_in) {
 }
 static MP_DEFINE_CONST_FUN_OBJ_2(model_index_obj, model_index);
 
-// model._finish(): the file's items are in; from now on rows go through the steps.
-static mp_obj_t model_finish(mp_obj_t self_in) {
+// model._finish(classes, feature_names): the file's items are in; from now on rows go through the
+// steps. The file's label lists (or None), checked by the loader, become model.classes and
+// model.feature_names.
+static mp_obj_t model_finish(mp_obj_t self_in, mp_obj_t classes_in, mp_obj_t names_in) {
     model_t *self = get_model(self_in);
     if (self->steps_block != NULL && !self->steps_ready) {
         mpyml_check(mpyml_linear_check_complete(&self->steps));
         self->steps_ready = 1;
     }
+    self->classes = classes_in;
+    self->feature_names = names_in;
     return mp_const_none;
 }
-static MP_DEFINE_CONST_FUN_OBJ_1(model_finish_obj, model_finish);
+static MP_DEFINE_CONST_FUN_OBJ_3(model_finish_obj, model_finish);
 
 static const mpyml_linear_step_t *get_step(model_t *self, mp_obj_t index_in) {
     mp_int_t i = mp_obj_get_int(index_in);
@@ -513,6 +522,10 @@ static void model_attr(mp_obj_t self_in, qstr attr, mp_obj_t *dest) {
         dest[0] = mp_obj_new_int(configured ? self->nb.n_items : 0);
     } else if (attr == MP_QSTR_n_classes) {
         dest[0] = mp_obj_new_int(self->labeled == LABELS_YES ? self->n_classes : 0);
+    } else if (attr == MP_QSTR_classes) {
+        dest[0] = self->classes;
+    } else if (attr == MP_QSTR_feature_names) {
+        dest[0] = self->feature_names;
     } else if (attr == MP_QSTR_labeled) {
         dest[0] = self->labeled == LABELS_UNKNOWN ? mp_const_none : mp_obj_new_bool(self->labeled == LABELS_YES);
     } else if (attr == MP_QSTR_threshold) {
@@ -557,6 +570,8 @@ static mp_obj_t mpyml_module_init(mp_obj_fun_bc_t *self, size_t n_args, size_t n
     MP_OBJ_TYPE_SET_SLOT(&model_type, attr, model_attr, 0);
     MP_OBJ_TYPE_SET_SLOT(&model_type, locals_dict, (void *)&model_locals, 1);
 
+    mpyml_store_crc32();
+    mpyml_store_hex_row();
     mp_store_global(MP_QSTR_new, MP_OBJ_FROM_PTR(&emlneighbors_new_obj));
     mp_store_global(MP_QSTR_Model, MP_OBJ_FROM_PTR(&model_type));
 

@@ -3,7 +3,7 @@
 from array import array
 from typing import IO, Optional, Union
 
-# A model loaded from an mpyml-neighbors version 2 file has pipeline steps (n_steps > 0):
+# A model loaded from an mpyml-neighbors file with a steps section has pipeline steps (n_steps > 0):
 # predict, kneighbors, score, is_outlier, additem and setitem take raw rows of n_input_features
 # float32 values and run the steps first; items are stored transformed, so getitem fills
 # n_features values; save_model writes the steps back; clear() removes them.
@@ -16,6 +16,8 @@ class Model:
     k: int                    # neighbours per query; settable 1..max_k (a loaded file sets it)
     n_items: int
     n_classes: int            # 0 for unlabelled items (NearestNeighbors)
+    classes: Optional[list]   # the loaded file's class labels (model.classes[predict(x)]), else None
+    feature_names: Optional[list]  # the loaded file's feature names, or None
     labeled: Optional[bool]   # None until the first item or load
     threshold: Optional[float]  # novelty threshold; settable, None removes it
     typecode: Optional[str]   # 'h' or 'f'; None until the first item or load
