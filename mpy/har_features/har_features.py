@@ -16,15 +16,22 @@ only. The per-sample magnitude is sqrt(x^2 + y^2 + ...) rounded to the nearest i
 exactly. So the float32 bits are the same on CPython, on ports whose floats are double and
 on ports whose floats are float32, whatever their libm; `out` (an array('f')) receives the
 bits directly, so even ports with 30-bit float objects (MICROPY_OBJ_REPR_C: esp8266, some
-stm32 boards) hand the model the exact values. Python floats appear only as first guesses
-of integer square roots, which integer arithmetic then corrects.
+stm32 boards) hand the model the exact values (the list features() returns without `out`
+holds Python floats, which lose their last 2 bits there). Python floats appear only as first
+guesses of integer square roots, which integer arithmetic then corrects. The sums need
+MicroPython's long integers (n * sum of squares exceeds 31 bits).
+
+Per channel (each axis, then the magnitude): mean, std (population), min, max, percentiles
+interpolated linearly as numpy.percentile does, energy (mean of squares), mean crossings
+(sign changes of x - mean), mean absolute difference of consecutive samples; then the
+Pearson correlation of each pair of axes (0 when an axis is constant).
 """
 
 import array
 import math
 import struct
 
-PERCENTILES = (10, 25, 50, 75, 90)
+PERCENTILES = (10, 25, 50, 75, 90)  # in percent
 _CHANNEL_FEATURES = ("mean", "std", "min", "max", "p10", "p25", "p50", "p75", "p90",
                      "energy", "mean_crossings", "mean_abs_diff")
 _TWO23 = 1 << 23
@@ -188,7 +195,8 @@ def features(window, n_axes=3, out=None):
 
     Returns a list of floats (each exactly a float32) in feature_names() order, or fills `out`,
     an array('f') of n_features(n_axes) places, with their float32 bits and returns it.
-    Raises ValueError for a window that is not whole rows or an `out` of the wrong size.
+    Raises ValueError for a window that is not whole rows or an `out` of the wrong size, TypeError
+    for an `out` of another typecode (on CPython; MicroPython arrays do not tell their typecode).
     """
     size = len(window)
     if size < n_axes or size % n_axes:
@@ -208,9 +216,12 @@ def features(window, n_axes=3, out=None):
             axes[a][row] = v
             squares += v * v
             i += 1
-        r = int(math.sqrt(squares) + 0.5)  # a guess: checked exactly below
-        rr = r * r
-        if not rr - r < squares <= rr + r:
+        r = int(math.sqrt(squares))  # a guess of floor(sqrt), checked exactly below
+        d = squares - r * r
+        if d > r:
+            r += 1
+            d -= r + r - 1
+        if not -r < d <= r:  # r is the nearest integer iff (r - 1/2)^2 < squares < (r + 1/2)^2
             r = _rounded_sqrt(squares)
         magnitude[row] = r
     # cross products before _channel sorts the axis lists
