@@ -140,8 +140,8 @@ with open({out_path!r}, 'wb') as f:
 """
 
 
-def predict_trees(model_path, X: np.ndarray, stored) -> tuple[np.ndarray, np.ndarray | None]:
-    """Loads `model_path` into emltrees on the unix port and predicts every row of X.
+def predict_trees(model_path, X: np.ndarray, stored, float32: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """Loads `model_path` into emltrees on the unix port (float32=True: the float32 one) and predicts every row of X.
 
     Returns (predictions, probabilities or None): class indices for classifiers, float32 values for regressors.
     """
@@ -152,7 +152,8 @@ def predict_trees(model_path, X: np.ndarray, stored) -> tuple[np.ndarray, np.nda
         run(_PREDICT_SCRIPT.format(
             n_trees=stored.n_trees, n_nodes=stored.n_nodes, n_leaves=stored.n_leaves,
             model_path=str(Path(model_path).resolve()), typecode="h" if stored.dtype == "int16" else "f",
-            n_values=X.size, itemsize=X.itemsize, x_path=str(x_path), n_rows=len(X), out_path=str(out_path)))
+            n_values=X.size, itemsize=X.itemsize, x_path=str(x_path), n_rows=len(X), out_path=str(out_path)),
+            float32=float32)
         raw = out_path.read_bytes()
     n_rows = len(X)
     if stored.kind == "classifier":
