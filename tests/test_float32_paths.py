@@ -64,3 +64,21 @@ def test_threshold_rules():
     assert trees.int16_threshold(32767.0) == "left"
     assert trees.int16_threshold(-32768.0) == -32768
     assert trees.int16_threshold(-32768.5) == "right"
+
+
+@pytest.mark.parametrize("voting", ["soft", "hard"])
+def test_float32_port_predicts_as_the_double_port_and_scikit_learn(tmp_path, emltrees_x64, voting):
+    # the loader's Python float work (soft-vote probabilities) really runs in float32 here
+    import mpyml
+    from mpyml import device
+
+    X, y = load_digits(return_X_y=True)
+    estimator = RandomForestClassifier(n_estimators=15, max_depth=8, random_state=0).fit(X[:1200], y[:1200])
+    path = tmp_path / "digits.csv"
+    stored = mpyml.export(estimator, path, feature_dtype="float32", voting=voting)
+    pred_double, proba_double = device.predict_trees(path, X[1200:], stored)
+    pred_float32, proba_float32 = device.predict_trees(path, X[1200:], stored, float32=True)
+    assert np.array_equal(pred_float32, pred_double)
+    assert proba_float32.tobytes() == proba_double.tobytes()
+    if voting == "soft":
+        np.testing.assert_array_equal(pred_float32, estimator.predict(X[1200:]))

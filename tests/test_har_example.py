@@ -62,6 +62,13 @@ def test_device_predicts_every_held_out_window_as_the_host(report):
     assert "%d/%d windows agree with the host" % (report["agree"], report["agree"]) in report["log"]
 
 
+def test_float32_port_predicts_every_held_out_window_as_the_host(report):
+    # a port whose Python floats are float32 (as on most boards) computes the very features the host trained on
+    paths = [DATA_DIR / name for name in report["test_recordings"]]
+    predictions, _ = har_trees.replay_on_device(report["out"] / "har_model.json", paths, float32=True)
+    assert predictions == report["host_predictions"] == report["device_predictions"]
+
+
 def test_held_out_f1_floor_and_report(report):
     assert report["f1_macro"] >= 0.93, report["log"]
     assert report["confusion"].sum() == report["n_windows_test"]

@@ -1,6 +1,7 @@
-"""mpy/har_features: the same features from CPython and the unix port, checked against numpy."""
+"""mpy/har_features: the same float32 bits from CPython, the unix port and a float32 port; checked against numpy and mpmath."""
 
 import array
+import math
 import os
 import struct
 import subprocess
@@ -9,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mpyml import device
 
@@ -21,9 +24,9 @@ for _d in PORTABLE:
     sys.path.insert(0, str(_d))
 import har_features  # noqa: E402
 
-pytestmark = pytest.mark.skipif(not DATASET_FILES, reason="dataset %s not present" % DATA_DIR)
+needs_dataset = pytest.mark.skipif(not DATASET_FILES, reason="dataset %s not present" % DATA_DIR)
 
-# every window's features as the hex of their float64 bits, and as the float32 array the model reads
+# every window's features: the returned list as float64 bits, and the array('f') the model reads
 FEATURES_SCRIPT = """
 import array, binascii, struct, npyfile, har_features
 for path, window, hop, chunk in %r:
@@ -46,29 +49,33 @@ for path, window, hop, chunk in %r:
 def _cases():
     truncated = [p for p in DATASET_FILES if p.stat().st_size < 6000]
     complete = [p for p in DATASET_FILES if p.stat().st_size >= 6000]
-    return [(str(complete[0]), 100, 50, 150), (str(complete[17]), 100, 50, 7), (str(complete[60]), 128, 32, 300),
-            (str(truncated[0]), 100, 50, 99), (str(complete[90]), 50, 50, 3000)]
+    cases = [(str(complete[17]), 100, 50, 7), (str(complete[60]), 128, 32, 300),
+             (str(truncated[0]), 100, 50, 99), (str(complete[90]), 50, 50, 3000)]
+    return cases + [(str(p), 100, 50, 150) for p in complete[::4]]
 
 
-def test_features_bit_identical_on_cpython_and_unix_port_and_float32_path():
+@needs_dataset
+def test_features_bit_identical_on_cpython_and_double_and_float32_unix_ports():
     script = FEATURES_SCRIPT % (_cases(),)
     env = dict(os.environ, PYTHONPATH=":".join(str(p) for p in PORTABLE))
     cpython = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True).stdout
-    unix = device.run(script, extra_path=PORTABLE)
     lines = cpython.splitlines()
-    assert len(lines) > 2 * 60
-    assert unix.splitlines() == lines  # float64 bits equal: well inside the 1e-9 asked for
+    assert len(lines) > 2 * 400
+    assert device.run(script, extra_path=PORTABLE).splitlines() == lines  # Python floats are double there
+    assert device.run(script, extra_path=PORTABLE, float32=True).splitlines() == lines  # and float32 here
     for doubles, floats in zip(lines[::2], lines[1::2]):
         values = np.frombuffer(bytes.fromhex(doubles), dtype="<f8")
-        # the device's array('f') holds exactly numpy's float32 rounding of the host's features
+        # every returned value is a float32, exactly the one the array('f') holds
         assert np.frombuffer(bytes.fromhex(floats), dtype="<f4").tobytes() == values.astype(np.float32).tobytes()
+        assert np.array_equal(values.astype(np.float32).astype(np.float64), values)
 
 
 def numpy_features(window: np.ndarray) -> np.ndarray:
     """Independent numpy reference of har_features.features for one (n, axes) integer window."""
     n, n_axes = window.shape
     channels = [window[:, a].astype(np.float64) for a in range(n_axes)]
-    channels.append(np.sqrt((window.astype(np.int64) ** 2).sum(axis=1)).astype(np.float64))
+    # the magnitude of each sample, rounded to the nearest integer
+    channels.append(np.rint(np.sqrt((window.astype(np.int64) ** 2).sum(axis=1).astype(np.float64))))
     out = []
     for c in channels:
         centred = c - c.mean()
@@ -81,16 +88,19 @@ def numpy_features(window: np.ndarray) -> np.ndarray:
     return np.array(out)
 
 
+@needs_dataset
 def test_features_match_an_independent_numpy_computation():
     rng = np.random.default_rng(5)
     windows = [np.load(p)[:100] for p in DATASET_FILES[::25] if p.stat().st_size >= 6000]
     windows += [rng.integers(-32768, 32768, size=(64, 3)), rng.integers(-5, 5, size=(33, 3))]
     for window in windows:
         got = np.array(har_features.features(array.array("h", window.astype(np.int16).ravel().tolist()), 3))
-        np.testing.assert_allclose(got, numpy_features(window), rtol=1e-9, atol=1e-6)
+        # each feature is its exact value rounded once to float32: within half a float32 step (2**-24 relative)
+        np.testing.assert_allclose(got, numpy_features(window), rtol=2.0 ** -24 * (1 + 1e-9), atol=1e-12)
     assert len(har_features.feature_names(3)) == har_features.n_features(3) == len(got) == 51
 
 
+@needs_dataset
 def test_windows_do_not_depend_on_chunk_sizes():
     values = array.array("h", np.load(DATASET_FILES[3]).ravel().tolist())
     n_rows = len(values) // 3
@@ -120,3 +130,65 @@ def test_two_axis_and_float_free_integer_sums_stay_exact():
     values = har_features.features(window, 2)
     assert values[0] == -0.5 and values[1] == 32767.5 and len(values) == har_features.n_features(2) == 37
     assert struct.pack("<d", values[0]) == struct.pack("<d", -0.5)
+
+
+def _float32_of_bits(bits: int) -> float:
+    return float(np.array([bits], dtype="<u4").view("<f4")[0])
+
+
+def _mpmath_float32(exact_value) -> float:
+    """mpmath's rounding of a (300-bit) value to 24 significant bits, nearest, ties to even."""
+    import mpmath
+
+    with mpmath.workprec(24):
+        return float(+exact_value)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.integers(-2 ** 70, 2 ** 70), st.integers(1, 2 ** 40))
+def test_ratios_round_to_nearest_float32_as_mpmath(num, den):
+    import mpmath
+
+    with mpmath.workprec(300):
+        exact = mpmath.mpf(num) / den
+    assert _float32_of_bits(har_features._ratio_bits(num, den)) == _mpmath_float32(exact)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.integers(0, 2 ** 100), st.integers(1, 2 ** 90))
+def test_square_roots_of_ratios_round_to_nearest_float32_as_mpmath(num, den):
+    import mpmath
+
+    with mpmath.workprec(300):
+        exact = mpmath.sqrt(mpmath.mpf(num) / den)
+    assert _float32_of_bits(har_features._sqrt_ratio_bits(num, den)) == _mpmath_float32(exact)
+
+
+def test_rounding_ties_go_to_even():
+    # halfway between two float32 values: 2**24 + 1 lies between 2**24 and 2**24 + 2
+    assert _float32_of_bits(har_features._ratio_bits(2 ** 24 + 1, 1)) == 2 ** 24
+    assert _float32_of_bits(har_features._ratio_bits(2 ** 24 + 3, 1)) == 2 ** 24 + 4
+    assert _float32_of_bits(har_features._ratio_bits(-(2 ** 25 + 2), 2)) == -(2 ** 24)
+    # sqrt((2**24 + 1)**2 / 4) = 2**23 + 1/2: a tie at 24 bits, to the even 2**23
+    assert _float32_of_bits(har_features._sqrt_ratio_bits((2 ** 24 + 1) ** 2, 4)) == 2 ** 23
+    assert _float32_of_bits(har_features._sqrt_ratio_bits((2 ** 24 + 3) ** 2, 4)) == 2 ** 23 + 2
+    # float32 division and square root of float32 operands, as numpy does them
+    rng = np.random.default_rng(1)
+    a = rng.integers(-2 ** 24, 2 ** 24, 2000)
+    b = rng.integers(1, 2 ** 24, 2000)
+    got = [_float32_of_bits(har_features._ratio_bits(int(x), int(y))) for x, y in zip(a, b)]
+    assert np.array_equal(np.array(got, dtype=np.float32), a.astype(np.float32) / b.astype(np.float32))
+    x = np.abs(a)
+    got = [_float32_of_bits(har_features._sqrt_ratio_bits(int(v), 1)) for v in x]
+    assert np.array_equal(np.array(got, dtype=np.float32), np.sqrt(x.astype(np.float32)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 3 * 2 ** 30))
+def test_magnitudes_round_to_the_nearest_integer(squares):
+    assert har_features._rounded_sqrt(squares) == round(math.sqrt(squares)) == int(np.rint(np.sqrt(np.float64(squares))))
+
+
+def test_out_must_be_a_float32_array():
+    with pytest.raises(TypeError, match="out must be array\\('f'\\), got typecode 'd'"):
+        har_features.features(array.array("h", range(30)), 3, array.array("d", [0.0] * 51))

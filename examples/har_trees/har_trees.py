@@ -188,13 +188,16 @@ print(json.dumps({{"predictions": [p for _, p in results], "times_us": times}}))
 """
 
 
-def replay_on_device(settings_path, paths):
-    """Runs the device script's replay mode on the unix port: per recording, the class index of every window; and µs per window."""
+def replay_on_device(settings_path, paths, float32=False):
+    """Runs the device script's replay mode on the unix port: per recording, the class index of every window; and µs per window.
+
+    float32=True runs it on a unix port whose Python floats are float32, as a microcontroller's (mpyml.device.run).
+    """
     from mpyml import build, device
 
     build.build("emltrees", "x64")
     out = device.run(_REPLAY_SCRIPT.format(settings=str(settings_path), paths=[str(p) for p in paths]),
-                     extra_path=PORTABLE_DIRS)
+                     extra_path=PORTABLE_DIRS, float32=float32)
     result = json.loads(out.strip().splitlines()[-1])
     return result["predictions"], result["times_us"]
 

