@@ -95,12 +95,14 @@ def _unpack_checked(archive: Path, sha256: str, dest: Path, strip_into: bool) ->
 
 
 def micropython_tree() -> Path:
-    """The MicroPython source tree (MPY_DIR, or the cached 1.27.0 tree), without building anything."""
-    if os.environ.get("MPY_DIR"):
-        path = Path(os.environ["MPY_DIR"]).resolve()
-        if not (path / "py" / "dynruntime.mk").is_file():
-            raise BuildError("MPY_DIR=%s is not a MicroPython source tree (no py/dynruntime.mk)" % path)
-        return path
+    """The MicroPython source tree (MPY_DIR or MICROPYTHON_SRC, or the cached 1.27.0 tree), without building
+    anything: natmods, firmware for the emulated boards and the float32 unix port are built from it."""
+    for variable in ("MPY_DIR", "MICROPYTHON_SRC"):
+        if os.environ.get(variable):
+            path = Path(os.environ[variable]).resolve()
+            if not (path / "py" / "dynruntime.mk").is_file():
+                raise BuildError("%s=%s is not a MicroPython source tree (no py/dynruntime.mk)" % (variable, path))
+            return path
     path = MICROPYTHON_CACHE
     if not (path / "py" / "dynruntime.mk").is_file():
         if not MICROPYTHON_TARBALL.is_file():

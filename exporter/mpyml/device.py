@@ -5,8 +5,8 @@ native modules are imported from mpy/<arch>_6.3/ (built by `mpyml build`).
 
 `run(..., float32=True)` runs on a unix port whose Python floats are float32, as on most
 microcontroller ports (the usual unix port computes in double, like CPython). It is built once
-from MicroPython 1.27's source ($MICROPYTHON_SRC, a checkout, or else the archive
-../shared/micropython/micropython-1.27.0.tar.xz beside the repository) into the git-ignored
+from the MicroPython source tree the natmods are built with (`build.micropython_tree()`: $MPY_DIR or
+$MICROPYTHON_SRC, else the 1.27.0 archive beside the repository) into the git-ignored
 .cache/unix-float32/; building takes about a minute and needs only gcc and make.
 """
 
@@ -17,15 +17,14 @@ import fcntl
 import os
 import shutil
 import subprocess
-import tarfile
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from . import build
 from .build import CACHE, MPY_ABI, MPY_OUT, REPO
 
-MICROPYTHON_127_ARCHIVE = REPO.parent / "shared" / "micropython" / "micropython-1.27.0.tar.xz"
 FLOAT32_BUILD = CACHE / "unix-float32"
 
 
@@ -70,26 +69,6 @@ _FLOAT32_MAKE_ARGS = ["VARIANT=standard", "FROZEN_MANIFEST=", "MICROPY_PY_FFI=0"
                       "CFLAGS_EXTRA=-DMICROPY_FLOAT_IMPL=MICROPY_FLOAT_IMPL_FLOAT"]
 
 
-def _micropython_127_source() -> Path:
-    """MicroPython 1.27's source tree: $MICROPYTHON_SRC, or the shared archive unpacked into .cache/."""
-    if os.environ.get("MICROPYTHON_SRC"):
-        source = Path(os.environ["MICROPYTHON_SRC"]).resolve()
-        if not (source / "ports" / "unix" / "Makefile").is_file():
-            raise DeviceError("MICROPYTHON_SRC=%s is not a MicroPython source tree (no ports/unix/Makefile)" % source)
-        return source
-    source = CACHE / "micropython-1.27.0"
-    if (source / "ports" / "unix" / "Makefile").is_file():
-        return source
-    if not MICROPYTHON_127_ARCHIVE.is_file():
-        raise DeviceError("the float32 unix port is built from MicroPython 1.27's source: set MICROPYTHON_SRC to a "
-                          "checkout of v1.27.0 or later, or put micropython-1.27.0.tar.xz at %s" % MICROPYTHON_127_ARCHIVE)
-    staging = Path(tempfile.mkdtemp(prefix="micropython-1.27.0.", dir=CACHE))
-    with tarfile.open(MICROPYTHON_127_ARCHIVE) as tar:
-        tar.extractall(staging, filter="data")
-    staging.rename(source)
-    return source
-
-
 @contextlib.contextmanager
 def _float32_lock():
     CACHE.mkdir(parents=True, exist_ok=True)
@@ -105,7 +84,7 @@ def float32_micropython() -> Path:
     exe = FLOAT32_BUILD / "micropython"
     with _float32_lock():
         if not exe.is_file():
-            source = _micropython_127_source()
+            source = build.micropython_tree()
             result = subprocess.run(["make", "-j%d" % (os.cpu_count() or 1), "-C", str(source / "ports" / "unix"),
                                      "BUILD=%s" % FLOAT32_BUILD] + _FLOAT32_MAKE_ARGS,
                                     capture_output=True, text=True)
