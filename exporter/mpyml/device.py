@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from . import build
-from .build import CACHE, MPY_ABI, MPY_OUT, REPO
+from .build import CACHE, MPY_ABI, MPY_OUT
 
 FLOAT32_BUILD = CACHE / "unix-float32"
 
