@@ -32,7 +32,7 @@ SDIST_FILE = "mpy_cross_v6_3-1.1.1.tar.gz"
 SDIST_SHA256 = "55414c358f5844c784e76d3b253cbd7af5f243ddd4c0b47a26d3875d628df300"
 MICROPYTHON_CACHE = CACHE / "micropython-1.23.0"
 
-NATMODS = ("emltrees", "emlfft", "emliir", "emlneighbors", "emlcnn", "emllinear")
+NATMODS = ("emltrees", "emlfft", "emliir", "emlneighbors", "emlcnn", "emllinear", "emlmixture")
 
 # Cross-compiler prefix and the flags dynruntime.mk uses (to find the matching libgcc).
 ARCHES = {
