@@ -254,7 +254,10 @@ static mp_obj_t fill_rows(mp_obj_t self_in, mp_obj_t x_in, mp_obj_t out_in, int 
     float *out = (float *)buf.buf;
     for (size_t r = 0; r < n_rows; r++, x += m->shape.n_features, out += width) {
         if (kind == MPYML_MIX_GMM) {
-            *out = mpyml_mixture_logsumexp(mpyml_mixture_gmm_log_probs(m, x), k_n, what == ROWS_PROBA ? out : NULL);
+            float score = mpyml_mixture_logsumexp(mpyml_mixture_gmm_log_probs(m, x), k_n, what == ROWS_PROBA ? out : NULL);
+            if (what == ROWS_SCORE) {
+                *out = score;
+            }
         } else if (kind == MPYML_MIX_NB) {
             mpyml_mixture_nb_proba(m, x, out);
         } else if (kind == MPYML_MIX_KMEANS) {
