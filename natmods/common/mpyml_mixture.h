@@ -97,7 +97,11 @@ static inline size_t mpyml_mixture_bytes(const mpyml_mixture_shape_t *s) {
 }
 
 static inline void mpyml_mixture_bind(mpyml_mixture_t *m, const mpyml_mixture_shape_t *s, void *block) {
-    m->shape = *s;
+    // Field by field: a struct copy can become a memcpy call, which a natmod cannot link.
+    m->shape.kind = s->kind;
+    m->shape.cov = s->cov;
+    m->shape.n_features = s->n_features;
+    m->shape.n_components = s->n_components;
     m->values = block;
     size_t item = mpyml_mixture_is_double(s) ? 8u : 4u;
     m->work = (char *)block + item * (size_t)mpyml_mixture_n_values(s);

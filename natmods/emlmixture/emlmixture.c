@@ -61,11 +61,12 @@ static mpyml_mixture_t *ready_model(mp_obj_t self_in, uint32_t kind, const char 
 static const float *get_rows(const mpyml_mixture_t *m, mp_obj_t x_in, int one_row, size_t *n_rows) {
     mp_buffer_info_t buf;
     size_t n = mpyml_get_array(x_in, 'f', "x", MP_BUFFER_READ, &buf), d = m->shape.n_features;
-    if (one_row ? n != d : (n == 0 || n % d != 0)) {
+    uint32_t rest, rows = mpyml_udiv((uint32_t)n, (uint32_t)d, &rest);  // no division instruction on armv6m
+    if (one_row ? n != d : (n == 0 || rest != 0)) {
         mpyml_raise_fmt(&mp_type_ValueError, one_row ? "x: expected %d features, got %d" : "x: expected rows of %d features, got %d values",
             2, mp_obj_new_int(d), mp_obj_new_int(n));
     }
-    *n_rows = n / d;
+    *n_rows = rows;
     return (const float *)buf.buf;
 }
 
