@@ -24,10 +24,9 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "exporter"))
-sys.path.insert(0, str(REPO / "tests"))
 
 from mpyml import build, device, mixture, mixturefile  # noqa: E402
-from test_mixture import condition_monitoring  # noqa: E402
+from mpyml.vibration import condition_monitoring  # noqa: E402
 
 NATIVE = """
 import gc, time, array, json

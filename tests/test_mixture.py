@@ -20,49 +20,13 @@ from sklearn.naive_bayes import GaussianNB
 from sklearn.preprocessing import StandardScaler
 
 from mpyml import build, device, mixture, mixturefile
+from mpyml.vibration import condition_monitoring
 from mpyml.trees import ExportError
 
 
 @pytest.fixture(scope="module", autouse=True)
 def built():
     build.build("emlmixture", "x64")
-
-
-def condition_monitoring(seed: int = 7, n_per_class: int = 150):
-    """Synthetic vibration features (seeded): per window the RMS, peak, crest factor, kurtosis and
-    energies in six bands of a simulated accelerometer signal. Class 0 normal (shaft tone plus
-    noise), 1 imbalance (strong 1x), 2 misalignment (2x and 3x), 3 bearing fault (impulses ringing a
-    resonance), 4 looseness (many harmonics). Returns X (float32) and y."""
-    rng = np.random.default_rng(seed)
-    fs, n, shaft = 1000.0, 512, 25.0
-    t = np.arange(n) / fs
-    bands = np.array([0, 20, 40, 80, 160, 320, 500])
-    rows, labels = [], []
-    for label in range(5):
-        for _ in range(n_per_class):
-            f0 = shaft * rng.uniform(0.95, 1.05)
-            x = 0.2 * np.sin(2 * np.pi * f0 * t + rng.uniform(0, 6.3)) + 0.05 * rng.standard_normal(n)
-            if label == 1:
-                x += rng.uniform(0.5, 0.8) * np.sin(2 * np.pi * f0 * t)
-            elif label == 2:
-                x += rng.uniform(0.2, 0.4) * (np.sin(4 * np.pi * f0 * t) + 0.6 * np.sin(6 * np.pi * f0 * t))
-            elif label == 3:
-                period = int(fs / rng.uniform(70, 90))
-                ring = np.exp(-np.arange(40) / 6.0) * np.sin(2 * np.pi * 280 * np.arange(40) / fs)
-                for start in range(rng.integers(0, period), n - 40, period):
-                    x[start:start + 40] += rng.uniform(0.3, 0.6) * ring
-            elif label == 4:
-                for h in range(1, 9):
-                    x += rng.uniform(0.02, 0.08) * np.sin(2 * np.pi * h * f0 * t + rng.uniform(0, 6.3))
-            spectrum = np.abs(np.fft.rfft(x * np.hanning(n))) ** 2
-            freqs = np.fft.rfftfreq(n, 1 / fs)
-            energy = [np.log10(spectrum[(freqs >= lo) & (freqs < hi)].sum() + 1e-9) for lo, hi in zip(bands[:-1], bands[1:])]
-            rms = np.sqrt(np.mean(x * x))
-            peak = np.max(np.abs(x))
-            kurt = np.mean((x - x.mean()) ** 4) / np.var(x) ** 2
-            rows.append([rms, peak, peak / rms, kurt] + energy)
-            labels.append(label)
-    return np.asarray(rows, dtype=np.float32), np.asarray(labels)
 
 
 @lru_cache(maxsize=None)
