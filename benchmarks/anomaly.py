@@ -1,6 +1,6 @@
 """Benchmark: emlmixture against the same computation in plain MicroPython, on the unix port.
 
-Data: the synthetic vibration set of tests/test_mixture.py (10 features per window, 750 rows).
+Data: the synthetic vibration set of mpyml.vibration (10 features per window, 750 rows).
 Models: GaussianMixture(4, full) score_samples, GaussianNB predict_proba, EllipticEnvelope
 mahalanobis, KMeans(5) predict. Each contender runs in its own `micropython` process: emlmixture
 (one call over all rows, and one call per row), and a plain-MicroPython version of the same

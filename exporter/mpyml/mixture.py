@@ -184,7 +184,10 @@ class StoredMixture:
             q = np.zeros(len(X), dtype=F32)
             for i in range(self.n_features):
                 diff = (X[:, i] - centres[k, i]).astype(F32)
-                q = (q + (diff * diff).astype(F32)).astype(F32)
+                term = (diff * diff).astype(F32)
+                if self.covariance_type == "diag":
+                    term = (term * self.rows[self.n_components + 1][i]).astype(F32)
+                q = (q + term).astype(F32)
             out[:, k] = q
         return out
 
@@ -291,56 +294,205 @@ def _finite32(name: str, values) -> np.ndarray:
     return out
 
 
-def _from_gaussian_mixture(est) -> StoredMixture:
+class Fold:
+    """The transformer steps in front of a Pipeline's final estimator as one affine map
+    y = A @ x + b (float64; A of shape (n_out, n_features)), folded into the estimator's parameters
+    on the host. `columns`: when every transformed feature is one raw feature scaled (scalers and
+    column selection), the raw column of each (increasing) and `scale` its factor; None when a step
+    mixes features (`mixing`: the name and class of the first such step, for error messages)."""
+
+    def __init__(self, n_features: int, steps, classes: dict):
+        from .pipeline import PerFeature, Select
+
+        self.n_features = n_features
+        A, b = np.eye(n_features), np.zeros(n_features)
+        self.mixing = None
+        for step in steps:
+            if isinstance(step, PerFeature):
+                if step.clip is not None:
+                    raise ExportError("step '%s' (%s) clips its output (clip=True), which the model's parameters "
+                                      "cannot take" % (step.name, classes[step.name]))
+                a, shift = step.affine64()
+                A, b = a[:, None] * A, a * b + shift
+            elif isinstance(step, Select):
+                A, b = A[step.indices], b[step.indices]
+            else:
+                A, b = step.weights @ A, step.weights @ b + step.bias
+                self.mixing = self.mixing or (step.name, classes[step.name])
+        self.A, self.b = A, b
+        nonzero = A != 0
+        self.columns = self.scale = None
+        if np.all(nonzero.sum(axis=1) == 1):
+            columns = np.argmax(nonzero, axis=1)
+            if np.all(np.diff(columns) > 0):
+                self.columns, self.scale = columns, A[np.arange(len(A)), columns]
+        if self.columns is None and np.linalg.matrix_rank(A) < len(A):
+            raise ExportError("the steps in front of the estimator map %d features onto %d dependent ones: "
+                              "no point of the raw features reaches every mean" % (n_features, len(A)))
+        if self.columns is not None:
+            self.mixing = None
+
+    @property
+    def n_out(self) -> int:
+        return len(self.A)
+
+    def point(self, y) -> np.ndarray:
+        """A raw point m with A @ m + b == y (per-feature: 0 in the unused columns)."""
+        y = np.asarray(y, dtype=F64) - self.b
+        if self.columns is None:
+            return np.linalg.pinv(self.A) @ y
+        m = np.zeros(self.n_features)
+        m[self.columns] = y / self.scale
+        return m
+
+    def per_feature(self, values) -> np.ndarray:
+        """Per-feature values of the transformed features at their raw columns (0 elsewhere)."""
+        out = np.zeros(self.n_features)
+        out[self.columns] = values
+        return out
+
+    def quadratic(self, P) -> np.ndarray:
+        """A.T @ P @ A: the (n_features, n_features) matrix of y.T P y in raw coordinates."""
+        return self.A.T @ np.asarray(P, dtype=F64) @ self.A
+
+    def factor(self, U) -> np.ndarray:
+        """Upper-triangular T (n_features square) with T @ T.T == A.T @ U @ U.T @ A."""
+        U = np.asarray(U, dtype=F64)
+        d = self.n_features
+        T = np.zeros((d, d))
+        if self.columns is not None:
+            T[np.ix_(self.columns, self.columns)] = self.scale[:, None] * U
+            return T
+        # T T^T = M M^T with M = A^T U: the QR of M reversed gives a lower factor; reversing it back
+        # gives an upper one.
+        R = np.linalg.qr((self.A.T @ U)[::-1].T, mode="r")
+        T[:, :R.shape[0]] = R.T
+        return T[::-1, ::-1]
+
+
+def _triangle_row(u) -> np.ndarray:
+    return _finite32("precisions_cholesky_", np.concatenate([u[:j + 1, j] for j in range(len(u))]))
+
+
+def _from_gaussian_mixture(est, fold: Fold | None) -> StoredMixture:
     cov = est.covariance_type
     means = _finite("means_", est.means_)
     k_n, d = means.shape
-    _check_size(d, k_n)
     chol = _finite("precisions_cholesky_", est.precisions_cholesky_)
     consts = np.array([est._estimate_weighted_log_prob(means[k:k + 1])[0, k] for k in range(k_n)])
-    rows = [_finite32("means_", m) for m in means]
-    if cov in ("full", "tied"):
-        mats = chol if cov == "full" else chol[None]
-        for u in mats:
-            rows.append(_finite32("precisions_cholesky_", np.concatenate([u[:j + 1, j] for j in range(d)])))
-    elif cov == "diag":
-        rows += [_finite32("precisions_cholesky_", p * p) for p in chol]
+    if fold is None:
+        rows = [_finite32("means_", m) for m in means]
+        if cov in ("full", "tied"):
+            rows += [_triangle_row(u) for u in (chol if cov == "full" else chol[None])]
+        elif cov == "diag":
+            rows += [_finite32("precisions_cholesky_", p * p) for p in chol]
+        else:
+            rows.append(_finite32("precisions_cholesky_", chol * chol))
     else:
-        rows.append(_finite32("precisions_cholesky_", chol * chol))
+        d = fold.n_features
+        rows = [_finite32("means_ (folded)", fold.point(m)) for m in means]
+        if fold.columns is not None and cov in ("diag", "spherical"):
+            per_feature = chol if cov == "diag" else chol[:, None] * np.ones(fold.n_out)
+            rows += [_finite32("precisions_cholesky_ (folded)", fold.per_feature((fold.scale * p) ** 2)) for p in per_feature]
+            cov = "diag"
+        else:
+            if cov == "diag":
+                mats = [np.diag(p) for p in chol]
+            elif cov == "spherical":
+                mats = [p * np.eye(fold.n_out) for p in chol]
+            else:
+                mats = chol if cov == "full" else chol[None]
+            rows += [_triangle_row(fold.factor(u)) for u in mats]
+            cov = "tied" if cov == "tied" else "full"
+    _check_size(d, k_n)
     rows.append(_finite32("the log-likelihood constants", consts))
     return StoredMixture("mixture", cov, d, k_n, rows)
 
 
-def _from_gaussian_nb(est) -> StoredMixture:
+def _per_feature_only(fold: Fold | None, model: str, why: str):
+    if fold is not None and fold.columns is None:
+        raise ExportError("step '%s' (%s) mixes features, which %s cannot take (%s); put it before the pipeline "
+                          "(transform on the device) or use GaussianMixture" % (*fold.mixing, model, why))
+
+
+def _from_gaussian_nb(est, fold: Fold | None) -> StoredMixture:
+    _per_feature_only(fold, "GaussianNB", "its variances are per feature")
     theta, var = _finite("theta_", est.theta_), _finite("var_", est.var_)
     k_n, d = theta.shape
-    _check_size(d, k_n)
     if np.any(var <= 0):
         raise ExportError("var_ has zero variances")
     prior = np.log(_finite("class_prior_", est.class_prior_))
     norm = np.array([-0.5 * np.sum(np.log(2.0 * np.pi * var[k])) for k in range(k_n)])
-    rows = list(theta) + list(1.0 / var) + [prior, _finite("the normalisers", norm)]
-    return StoredMixture("naive_bayes", "diag", d, k_n, [np.asarray(r, dtype=F64) for r in rows],
+    inv_var = 1.0 / var
+    if fold is not None:
+        d = fold.n_features
+        theta = [fold.point(t) for t in theta]
+        inv_var = [fold.per_feature(fold.scale * fold.scale * v) for v in inv_var]
+    _check_size(d, k_n)
+    rows = list(theta) + list(inv_var) + [prior, _finite("the normalisers", norm)]
+    return StoredMixture("naive_bayes", "diag", d, k_n, [_finite("GaussianNB's parameters", r) for r in rows],
                          classes=list(est.classes_))
 
 
-def _from_elliptic_envelope(est) -> StoredMixture:
+def _from_elliptic_envelope(est, fold: Fold | None) -> StoredMixture:
     loc = _finite("location_", est.location_)
+    prec = _finite("precision_", est.get_precision())
+    if fold is not None:
+        loc, prec = _finite("location_ (folded)", fold.point(loc)), _finite("precision_ (folded)", fold.quadratic(prec))
     d = len(loc)
     _check_size(d, 1)
-    prec = _finite("precision_", est.get_precision())
     return StoredMixture("envelope", "full", d, 1, [loc] + list(prec), threshold=float(est.offset_))
 
 
-def _from_kmeans(est) -> StoredMixture:
-    centres = _finite32("cluster_centers_", est.cluster_centers_)
+def _from_kmeans(est, fold: Fold | None) -> StoredMixture:
+    _per_feature_only(fold, type(est).__name__, "its distances are euclidean")
+    centres = _finite("cluster_centers_", est.cluster_centers_)
     k_n, d = centres.shape
-    _check_size(d, k_n)
     counts = getattr(est, "_counts", None)
     if counts is None:
         counts = np.bincount(est.labels_, minlength=k_n)
     counts = np.minimum(np.round(np.asarray(counts, dtype=F64)), MAX_COUNT).astype(F32)
-    return StoredMixture("kmeans", "spherical", d, k_n, list(centres) + [counts])
+    if fold is None:
+        _check_size(d, k_n)
+        return StoredMixture("kmeans", "spherical", d, k_n, [_finite32("cluster_centers_", c) for c in centres] + [counts])
+    _check_size(fold.n_features, k_n)
+    rows = [_finite32("cluster_centers_ (folded)", fold.point(c)) for c in centres]
+    weights = _finite32("the feature weights", fold.per_feature(fold.scale * fold.scale))
+    return StoredMixture("kmeans", "diag", fold.n_features, k_n, rows + [counts, weights])
+
+
+def _split_pipeline(pipeline):
+    """(Fold of the transformer steps or None, name, final estimator) of a fitted Pipeline."""
+    from sklearn.pipeline import Pipeline
+
+    from .pipeline import is_pipeline, pipeline_from_sklearn
+
+    front, (name, final) = [], pipeline.steps[-1]
+    while True:
+        front += list(pipeline.steps[:-1])
+        name, final = pipeline.steps[-1]
+        if not is_pipeline(final):
+            break
+        pipeline = final
+    classes = {}
+
+    def collect(steps):
+        for step_name, est in steps:
+            if is_pipeline(est):
+                collect(est.steps)
+            classes[step_name] = type(est).__name__
+
+    collect(front)
+    transformers = [(n, e) for n, e in front if not (e is None or (isinstance(e, str) and e == "passthrough"))]
+    if not transformers:
+        return None, name, final
+    ir = pipeline_from_sklearn(Pipeline(transformers))
+    fold = Fold(ir.n_features, ir.steps, classes)
+    n_in = getattr(final, "n_features_in_", None)
+    if n_in is not None and n_in != fold.n_out:
+        raise ExportError("step '%s' (%s) takes %d features but the step before it gives %d"
+                          % (name, type(final).__name__, n_in, fold.n_out))
+    return fold, name, final
 
 
 def mixture_from_sklearn(estimator, X=None, outlier_percentile: float = 1.0) -> StoredMixture:
@@ -354,16 +506,21 @@ def mixture_from_sklearn(estimator, X=None, outlier_percentile: float = 1.0) -> 
     from sklearn.mixture import BayesianGaussianMixture, GaussianMixture
     from sklearn.naive_bayes import GaussianNB
 
+    from .pipeline import is_pipeline
+
+    fold = None
+    if is_pipeline(estimator):
+        fold, _, estimator = _split_pipeline(estimator)
     name = type(estimator).__name__
     try:
         if isinstance(estimator, (GaussianMixture, BayesianGaussianMixture)):
-            stored = _from_gaussian_mixture(estimator)
+            stored = _from_gaussian_mixture(estimator, fold)
         elif isinstance(estimator, GaussianNB):
-            stored = _from_gaussian_nb(estimator)
+            stored = _from_gaussian_nb(estimator, fold)
         elif isinstance(estimator, EllipticEnvelope):
-            stored = _from_elliptic_envelope(estimator)
+            stored = _from_elliptic_envelope(estimator, fold)
         elif isinstance(estimator, (KMeans, MiniBatchKMeans)):
-            stored = _from_kmeans(estimator)
+            stored = _from_kmeans(estimator, fold)
         else:
             raise ExportError("emlmixture does not take %s" % name)
     except AttributeError as e:

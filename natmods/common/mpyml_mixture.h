@@ -42,7 +42,7 @@ static inline mpyml_err_t mpyml_mixture_check_shape(const mpyml_mixture_shape_t 
     } else if (s->kind == MPYML_MIX_ENVELOPE) {
         ok = ok && s->cov == MPYML_COV_FULL && k == 1;
     } else {
-        ok = ok && s->kind == MPYML_MIX_KMEANS && s->cov == MPYML_COV_SPHERICAL;
+        ok = ok && s->kind == MPYML_MIX_KMEANS && (s->cov == MPYML_COV_SPHERICAL || s->cov == MPYML_COV_DIAG);
     }
     return ok ? MPYML_OK : MPYML_ERR_MIX_HEADER;
 }
@@ -56,14 +56,14 @@ static inline uint32_t mpyml_mixture_triangle(uint32_t d) {
 //        spherical: 1 of K), 1 row of K constants
 //   nb: K means (d), K inverse variances (d), 1 row of K log priors, 1 row of K normalisers
 //   envelope: 1 location (d), d precision rows (d)
-//   kmeans: K centres (d), 1 row of K counts
+//   kmeans: K centres (d), 1 row of K counts; diag: 1 row of per-feature weights (d)
 static inline uint32_t mpyml_mixture_n_rows(const mpyml_mixture_shape_t *s) {
     uint32_t k = s->n_components;
     switch (s->kind) {
         case MPYML_MIX_GMM: return k + ((s->cov == MPYML_COV_TIED || s->cov == MPYML_COV_SPHERICAL) ? 1u : k) + 1u;
         case MPYML_MIX_NB: return 2u * k + 2u;
         case MPYML_MIX_ENVELOPE: return 1u + s->n_features;
-        default: return k + 1u;
+        default: return k + (s->cov == MPYML_COV_DIAG ? 2u : 1u);
     }
 }
 
@@ -78,7 +78,16 @@ static inline uint32_t mpyml_mixture_row_width(const mpyml_mixture_shape_t *s, u
     if (s->kind == MPYML_MIX_ENVELOPE) {
         return d;
     }
-    return row < k ? d : k;  // means or centres, then constants or counts
+    return (row < k || row == k + 1u) ? d : k;  // means or centres, constants or counts, k-means weights
+}
+
+// Index of the first value of `row` in the values.
+static inline uint32_t mpyml_mixture_row_offset(const mpyml_mixture_shape_t *s, uint32_t row) {
+    uint32_t at = 0;
+    for (uint32_t r = 0; r < row; r++) {
+        at += mpyml_mixture_row_width(s, r);
+    }
+    return at;
 }
 
 static inline uint64_t mpyml_mixture_n_values(const mpyml_mixture_shape_t *s) {
@@ -252,15 +261,17 @@ static inline float mpyml_mixture_logsumexp(const float *v, uint32_t n, float *p
 }
 
 // k-means: squared euclidean distances of x to every centre into work[d..d+K); returns that array.
+// diag (a pipeline's scalers folded in): sum_i (x_i - c_ki)^2 * w_i with per-feature weights w.
 static inline const float *mpyml_mixture_kmeans_distances(const mpyml_mixture_t *m, const float *x) {
     uint32_t d = m->shape.n_features, k_n = m->shape.n_components;
     const float *centres = (const float *)m->values;
+    const float *weights = m->shape.cov == MPYML_COV_DIAG ? centres + k_n * d + k_n : NULL;
     float *out = (float *)m->work + d;
     for (uint32_t k = 0; k < k_n; k++) {
         float q = 0.0f;
         for (uint32_t i = 0; i < d; i++) {
             float diff = x[i] - centres[k * d + i];
-            q += diff * diff;
+            q += weights != NULL ? diff * diff * weights[i] : diff * diff;
         }
         out[k] = q;
     }

@@ -166,7 +166,7 @@ static mp_obj_t model_get_row(mp_obj_t self_in, mp_obj_t row_in, mp_obj_t out_in
     if (row < 0 || (uint32_t)row >= mpyml_mixture_n_rows(&m->shape)) {
         mp_raise_ValueError("row out of range");
     }
-    uint32_t offset = (uint32_t)row * m->shape.n_features, width = mpyml_mixture_row_width(&m->shape, (uint32_t)row);
+    uint32_t offset = mpyml_mixture_row_offset(&m->shape, (uint32_t)row), width = mpyml_mixture_row_width(&m->shape, (uint32_t)row);
     mp_buffer_info_t buf;
     if (mpyml_get_array(out_in, 'f', "out", MP_BUFFER_WRITE, &buf) != width) {
         mp_raise_ValueError("out: wrong length");

@@ -34,17 +34,17 @@ def load_model(model, f):
 
 
 def save_model(model, f):
-    """Writes a loaded k-means model (centres and counts, as partial_fit left them) to a file or path."""
+    """Writes a loaded k-means model (centres and counts as partial_fit left them, weights) to a file or path."""
     if not isinstance(model, Model) or model.kind != "kmeans":
         raise TypeError("save_model: expected a loaded emlmixture k-means model")
     if isinstance(f, str):
         with open(f, "w") as opened:
             return save_model(model, opened)
-    d, k = model.n_features, model.n_components
-    lines = ["%s,1" % FORMAT, "kind,kmeans", "covariance_type,spherical", "n_features,%d" % d,
+    d, k, cov = model.n_features, model.n_components, model.covariance_type
+    lines = ["%s,1" % FORMAT, "kind,kmeans", "covariance_type," + cov, "n_features,%d" % d,
              "n_components,%d" % k, "threshold,none", "values"]
-    for r in range(k + 1):
-        row = model._get_row(r, array("f", bytes(4 * (d if r < k else k))))
+    for r in range(k + 2 if cov == "diag" else k + 1):
+        row = model._get_row(r, array("f", bytes(4 * (k if r == k else d))))
         lines.append(",".join("%08x" % b for b in array("I", bytearray(row))))
     crc = 0
     for line in lines:
