@@ -78,7 +78,10 @@ static inline uint32_t mpyml_mixture_row_width(const mpyml_mixture_shape_t *s, u
     if (s->kind == MPYML_MIX_ENVELOPE) {
         return d;
     }
-    return (row < k || row == k + 1u) ? d : k;  // means or centres, constants or counts, k-means weights
+    if (s->kind == MPYML_MIX_KMEANS && row == k + 1u) {
+        return d;  // diag: the per-feature weights
+    }
+    return row < k ? d : k;  // means or centres, then constants or counts
 }
 
 // Index of the first value of `row` in the values.
