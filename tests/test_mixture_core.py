@@ -16,6 +16,8 @@ from sklearn.cluster import KMeans
 from sklearn.covariance import EllipticEnvelope
 from sklearn.mixture import GaussianMixture
 from sklearn.naive_bayes import GaussianNB
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from c_errors import error_codes
 from mpyml import mixture, mixturefile
@@ -90,12 +92,13 @@ def _fitted(kind: str, cov: str, seed: int):
         est = {"mixture": lambda: GaussianMixture(3, covariance_type=cov, random_state=seed).fit(X),
                "naive_bayes": lambda: GaussianNB().fit(X, y),
                "envelope": lambda: EllipticEnvelope(random_state=seed).fit(X),
-               "kmeans": lambda: KMeans(4, random_state=seed, n_init=1).fit(X)}[kind]()
+               "kmeans": lambda: KMeans(4, random_state=seed, n_init=1).fit(X) if cov == "spherical"
+               else make_pipeline(StandardScaler(), KMeans(4, random_state=seed, n_init=1)).fit(X)}[kind]()
     return mixture.mixture_from_sklearn(est), X
 
 
 @pytest.mark.parametrize("kind,cov", [("mixture", c) for c in mixture.COVARIANCE_TYPES]
-                         + [("naive_bayes", "diag"), ("envelope", "full"), ("kmeans", "spherical")])
+                         + [("naive_bayes", "diag"), ("envelope", "full"), ("kmeans", "spherical"), ("kmeans", "diag")])
 def test_core_matches_mirror(driver, kind, cov):
     for seed in range(3):
         stored, X = _fitted(kind, cov, seed)
@@ -119,8 +122,10 @@ def test_core_matches_mirror(driver, kind, cov):
             np.testing.assert_array_equal(vals, stored._kmeans_sq_distances(X))
 
 
-def test_kmeans_learn_matches_mirror(driver):
-    stored, X = _fitted("kmeans", "spherical", 1)
+@pytest.mark.parametrize("cov", ["spherical", "diag"])
+def test_kmeans_learn_matches_mirror(driver, cov):
+    stored, X = _fitted("kmeans", cov, 1)
+    assert stored.covariance_type == cov
     script = _script(stored) + "".join("learn " + " ".join(hex32(x)) + "\n" for x in X)
     script += "".join("x " + " ".join(hex32(x)) + "\n" for x in X[:20])
     out = run(driver, script)[len(stored.rows) + 2:]

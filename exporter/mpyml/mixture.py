@@ -500,7 +500,9 @@ def mixture_from_sklearn(estimator, X=None, outlier_percentile: float = 1.0) -> 
     EllipticEnvelope, KMeans or MiniBatchKMeans. For the mixtures, X (the training rows, (n,
     n_features)) sets the anomaly threshold: the `outlier_percentile` percentile of their
     score_samples as the device computes them; without X there is no threshold.
-    Raises ExportError for other estimators, unfitted ones and NaN/infinite parameters."""
+    `estimator` may also be a fitted Pipeline ending in one of these, its steps folded into the
+    parameters (Fold; docs/formats.md, mpyml-mixture "Pipelines"); X is then the raw rows.
+    Raises ExportError for other estimators and steps, unfitted ones and NaN/infinite parameters."""
     from sklearn.cluster import KMeans, MiniBatchKMeans
     from sklearn.covariance import EllipticEnvelope
     from sklearn.mixture import BayesianGaussianMixture, GaussianMixture
