@@ -41,7 +41,7 @@ XTENSA_CACHE = CACHE / "xtensa-esp32-elf"
 XTENSA_TARBALL = SHARED / "toolchains" / "xtensa-esp32-elf-gcc12-x86_64-linux.tar.xz"
 XTENSA_SHA256 = "433919b64aaa969f5d3fa36961878b3b088af3cd55fbbeda4b2477fc4bb1fbf0"
 
-NATMODS = ("emltrees", "emlfft", "emliir", "emlneighbors", "emlcnn", "emllinear")
+NATMODS = ("emltrees", "emlfft", "emliir", "emlneighbors", "emlcnn", "emllinear", "emlmixture")
 
 # Cross-compiler prefix and the flags dynruntime.mk uses (to find the matching libgcc).
 ARCHES = {

@@ -116,8 +116,18 @@ static inline uint32_t mpyml_crc32_update(uint32_t crc, const uint8_t *data, siz
     X(LIN_NOT_FINITE, "step value is NaN or infinite") \
     X(LIN_OUTPUT, "the last step's width does not fit the model kind, n_outputs and proba")
 
+// emlmixture
+#define MPYML_ERRORS_MIXTURE(X) \
+    X(MIX_HEADER, "bad header: kind, covariance type, n_features or n_components (1..65535) or threshold") \
+    X(MIX_ROW_WIDTH, "wrong number of values in the row") \
+    X(MIX_TOO_MANY_ROWS, "more rows than the header says") \
+    X(MIX_MISSING_ROWS, "fewer rows than the header says") \
+    X(MIX_NOT_FINITE, "value is NaN or infinite") \
+    X(MIX_HEX64, "expected 16 hex digits (IEEE-754 float64 bits)") \
+    X(MIX_COUNT, "k-means count must be 0..16777216")
+
 // Error lists end
-#define MPYML_ERRORS(X) MPYML_ERRORS_COMMON(X) MPYML_ERRORS_TREES(X) MPYML_ERRORS_IIR(X) MPYML_ERRORS_FFT(X) MPYML_ERRORS_NEIGHBORS(X) MPYML_ERRORS_NETS(X) MPYML_ERRORS_LINEAR(X)
+#define MPYML_ERRORS(X) MPYML_ERRORS_COMMON(X) MPYML_ERRORS_TREES(X) MPYML_ERRORS_IIR(X) MPYML_ERRORS_FFT(X) MPYML_ERRORS_NEIGHBORS(X) MPYML_ERRORS_NETS(X) MPYML_ERRORS_LINEAR(X) MPYML_ERRORS_MIXTURE(X)
 
 #define MPYML_ERROR_ENUM(name, message) MPYML_ERR_##name,
 typedef enum {

@@ -136,6 +136,41 @@ static inline float mpyml_recipf(float d) {
     return r;
 }
 
+// Natural logarithm for float32, within 1 ulp over the whole float32 range
+// (tests/test_mixture_core.py checks every exponent against numpy): log(+0) is
+// -inf, log(+inf) is +inf, NaN or x < 0 give NaN. x = 2**e * m with m in
+// [sqrt(1/2), sqrt(2)); log(m) = log1p(f), f = m - 1 (exact), from s = f / (2 + f)
+// as f - s*(f*f/2 - ... ) (the classic fdlibm arrangement), the division by
+// mpyml_recipf. exporter/mpyml/mixture.py (logf) mirrors these exact operations.
+static inline float mpyml_logf(float x) {
+    if (!(x > 0.0f)) {
+        return x == 0.0f ? mpyml_f32_from_bits(0xff800000u) : mpyml_f32_from_bits(0x7fc00000u);
+    }
+    if (!mpyml_is_finite(x)) {
+        return x;
+    }
+    int32_t e = 0;
+    if (x < 1.17549435e-38f) {
+        x *= 33554432.0f;  // 2**25: subnormals become normal
+        e = -25;
+    }
+    uint32_t bits = mpyml_f32_to_bits(x);
+    e += (int32_t)(bits >> 23) - 127;
+    float m = mpyml_f32_from_bits((bits & 0x007fffffu) | 0x3f800000u);
+    if (m > 1.41421356f) {
+        m *= 0.5f;
+        e += 1;
+    }
+    float f = m - 1.0f;
+    float s = f * mpyml_recipf(2.0f + f);
+    float z = s * s;
+    // 2/3 z + 2/5 z^2 + 2/7 z^3 + 2/9 z^4: |s| <= 0.1716, the next term is below 1e-9 relative.
+    float r = z * (0x1.555556p-1f + z * (0x1.99999ap-2f + z * (0x1.24924ap-2f + z * 0x1.c71c72p-3f)));
+    float hfsq = 0.5f * f * f;
+    float ef = (float)e;
+    return ef * 0x1.62e4p-1f + ((f - (hfsq - s * (hfsq + r))) + ef * 0x1.7f7d1cp-20f);
+}
+
 // sigmoid(x) = 1/(1 + e**-x) is computed for x clamped to [-80, 80], where 1 + e**80 stays in mpyml_recipf's range.
 #define MPYML_SIGMOID_LIMIT 80.0f
 
