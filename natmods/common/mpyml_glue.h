@@ -135,7 +135,9 @@ static size_t mpyml_get_array(mp_obj_t obj, int typecode, const char *what, mp_u
 
 // _crc32(data, crc) -> zlib.crc32(data, crc) of a str or bytes: the text loaders check a model
 // file's end record with it (docs/formats.md, "Integrity"). A module whose loader reads a text
-// format calls mpyml_store_crc32() in its init.
+// format calls mpyml_store_crc32() in its init and names MP_QSTR__crc32 in its own source (a
+// comment will do): mpy_ld collects a module's qstrs from its own files only, not from headers.
+#ifdef MP_QSTR__crc32
 static inline mp_obj_t mpyml_crc32_fun(mp_obj_t data, mp_obj_t crc) {
     mp_buffer_info_t buf;
     if (!mp_get_buffer(data, &buf, MP_BUFFER_READ)) {
@@ -149,5 +151,6 @@ static inline void mpyml_store_crc32(void) {
     static MP_DEFINE_CONST_FUN_OBJ_2(crc32_obj, mpyml_crc32_fun);
     mp_store_global(MP_QSTR__crc32, MP_OBJ_FROM_PTR(&crc32_obj));
 }
+#endif
 
 #endif // MPYML_GLUE_H
