@@ -134,6 +134,11 @@ def read(f):
         f = "".join(f)
     if isinstance(f, str):
         f = f.encode()
+    # The version comes first, as on the device: files before version 3 have no end record.
+    first = f.split(b"\n", 1)[0].strip()
+    if first in (b"%s,1" % FORMAT.encode(), b"%s,2" % FORMAT.encode()):
+        raise FormatError("format version %s is no longer read (this mpyml reads version %d): export the model again"
+                          % (first[-1:].decode(), FORMAT_VERSION))
     found = iter(records.records(f))
 
     def take(n_fields=None, section=None):
@@ -155,9 +160,6 @@ def read(f):
 
     version = value(FORMAT)
     if version != str(FORMAT_VERSION):
-        if version in ("1", "2"):
-            raise FormatError("format version %s is no longer read (this mpyml reads version %d): export the model again"
-                              % (version, FORMAT_VERSION))
         raise FormatError("format version %s is not supported (expected %d)" % (version, FORMAT_VERSION))
     kind, voting, leaf_kind, dtype = value("kind"), value("voting"), value("leaf_values"), value("dtype")
     n_features = int(value("n_features"))

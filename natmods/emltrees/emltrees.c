@@ -146,6 +146,10 @@ static mp_obj_t model_begin(size_t n_args, const mp_obj_t *args) {
         MPYML_TREES_MAX_NODES, MPYML_TREES_MAX_NODES, MPYML_TREES_MAX_LEAVES };
     mp_int_t v[7];
     for (int i = 0; i < 7; i++) {
+        v[i] = mp_obj_get_int(args[i + 1]);  // TypeError for a non-integer; a big int is checked below
+        if (mp_obj_is_small_int(args[i + 1]) && v[i] < 0) {
+            mp_raise_ValueError("header values must be non-negative integers");
+        }
         v[i] = mpyml_get_int(args[i + 1], 0, highs[i], errors[i]);
     }
     mpyml_forest_shape_t shape;

@@ -23,8 +23,10 @@ def _counts_leaf(fields, n_classes):
     # class:count pairs of the classes with a non-zero count
     counts = array("H", bytes(2 * n_classes))
     for pair in fields:
-        c, w = pair.split(":")
-        c, w = int(c), int(w)
+        c_w = pair.split(":")
+        if len(c_w) != 2:
+            raise ValueError("leaf '%s': expected class:count pairs" % pair[:30])
+        c, w = int(c_w[0]), int(c_w[1])
         if not 0 <= c < n_classes or not 0 < w <= 65535 or counts[c]:
             raise ValueError("leaf '%s': class must be 0..%d, once, and its count 1..65535" % (pair[:30], n_classes - 1))
         counts[c] = w
@@ -35,8 +37,10 @@ def _float64_leaf(fields, n_classes):
     # class:<16 hex digits> pairs of the classes with a non-zero probability -> n_classes x 16 hex digits
     hexes = ["0" * 16] * n_classes
     for pair in fields:
-        c, bits = pair.split(":")
-        c = int(c)
+        c_bits = pair.split(":")
+        if len(c_bits) != 2:
+            raise ValueError("leaf '%s': expected class:<16 hex digits> pairs" % pair[:30])
+        c, bits = int(c_bits[0]), c_bits[1]
         if not 0 <= c < n_classes or len(bits) != 16 or hexes[c] != "0" * 16:
             raise ValueError("leaf '%s': class must be 0..%d, once, with 16 hex digits" % (pair[:30], n_classes - 1))
         hexes[c] = bits
