@@ -109,7 +109,8 @@ static inline void mpyml_f64_split(uint64_t bits, uint64_t *mantissa, int32_t *e
 
 // a / b rounded to nearest (ties to even) as IEEE-754 double division, for finite a and
 // finite b > 0, by long division in integers (libgcc's divdf3 does not link in natmods).
-// A quotient below the normal range gives +-0 (never reached by the forests' values).
+// Subnormal operands and quotients are rounded correctly too; a quotient past the largest
+// double is +-infinity.
 static inline double mpyml_f64_div(double a, double b) {
     uint64_t ua = mpyml_f64_to_bits(a);
     uint64_t sign = ua & 0x8000000000000000ull;
@@ -136,16 +137,29 @@ static inline double mpyml_f64_div(double a, double b) {
         }
         r <<= 1;
     }
-    uint64_t mantissa = q >> 1;
-    if ((q & 1u) && (r != 0 || (mantissa & 1u))) {
-        mantissa++;
-        if (mantissa == 0x20000000000000ull) {
-            mantissa >>= 1;
-            e++;
+    int sticky = r != 0;
+    if (e <= 0) {
+        // Subnormal: the quotient keeps 1 - e fewer bits; the bits shifted out join the sticky bit.
+        uint32_t shift = (uint32_t)(1 - e);
+        if (shift >= 64) {
+            sticky |= q != 0;
+            q = 0;
+        } else {
+            sticky |= (q & ((1ull << shift) - 1u)) != 0;
+            q >>= shift;
         }
     }
+    uint64_t mantissa = q >> 1;
+    if ((q & 1u) && (sticky || (mantissa & 1u))) {
+        mantissa++;
+    }
     if (e <= 0) {
-        return mpyml_f64_from_bits(sign);
+        // Bit 52 set after rounding up is the smallest normal number, which these bits encode as well.
+        return mpyml_f64_from_bits(sign | mantissa);
+    }
+    if (mantissa == 0x20000000000000ull) {
+        mantissa >>= 1;
+        e++;
     }
     if (e >= 0x7ff) {
         return mpyml_f64_from_bits(sign | 0x7ff0000000000000ull);
