@@ -3,7 +3,7 @@
 One run on the unix port of MicroPython, in one process, contenders interleaved pass by pass
 (a pass predicts every one of the 540 test rows from array('f') rows of raw features):
 
-  native pipeline      the mpyml-trees version 2 file mpyml.export writes: model.predict(x) on raw
+  native pipeline      the mpyml-trees version 3 file (steps section) mpyml.export writes: model.predict(x) on raw
                        features; emltrees runs the scaler and PCA (folded into one matrix) in C,
                        then the forest
   composed             emllinear.Pipeline(steps, forest).predict(x): the steps in emllinear, the

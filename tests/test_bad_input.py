@@ -6,7 +6,7 @@ from sklearn.datasets import load_digits
 from sklearn.ensemble import RandomForestClassifier
 
 import mpyml
-from mpyml import treesfile
+from mpyml import records, treesfile
 
 
 @pytest.fixture(scope="module")
@@ -48,21 +48,36 @@ def set_node_field(field, value, offset=0):
     return replace_line(lambda lines: first_line(lines, "nodes") + offset, new)
 
 
-# (name, dtype of the base file, edit of its lines, expected exception, words the message must contain)
+def unsealed(edit):
+    """An edit about integrity: its file is written without an end record."""
+    edit.sealed = False
+    return edit
+
+
+# (name, dtype of the base file, edit of its lines (without the end record), expected exception, words the
+# message must contain). A file is sealed with a valid end record unless its edit is `unsealed`: then the
+# loader meets the fault a case is about, not the end record.
 FILE_CASES = [
-    ("empty file", "int16", lambda lines: [], "ValueError", ["line 1", "file ends here", "mpyml-trees"]),
-    ("wrong version", "int16", set_header("mpyml-trees", 3), "ValueError", ["line 1", "version", "1"]),
+    ("empty file", "int16", unsealed(lambda lines: []), "ValueError", ["line 0", "truncated or corrupt", "mpyml-trees"]),
+    ("wrong version", "int16", set_header("mpyml-trees", 4), "ValueError", ["line 1", "version 4", "reads version 3"]),
     ("other format", "int16", lambda l: ["mpyml-neighbors,1"] + l[1:], "ValueError", ["line 1", "mpyml-trees", "mpyml-neighbors"]),
-    ("wrong kind", "int16", set_header("kind", "clusterer"), "ValueError", ["line 3", "unknown model kind", "clusterer"]),
-    ("wrong voting", "int16", set_header("voting", "mean"), "ValueError", ["line 3", "unknown model kind"]),
-    ("wrong dtype", "int16", set_header("dtype", "int8"), "ValueError", ["line 4", "int8"]),
-    ("zero features", "int16", set_header("n_features", 0), "ValueError", ["line 9", "n_features"]),
-    ("no trees", "int16", set_header("n_trees", 0), "ValueError", ["line 9", "at least one tree"]),
-    ("negative count", "int16", set_header("n_nodes", -3), "ValueError", ["line 9", "non-negative"]),
-    ("truncated in nodes", "int16", lambda l: l[: first_line(l, "nodes") + 5], "ValueError", ["file ends here", "a node"]),
-    ("truncated mid-line", "int16", lambda l: l[: first_line(l, "nodes") + 5] + [l[first_line(l, "nodes") + 5][:3]],
+    ("wrong kind", "int16", set_header("kind", "clusterer"), "ValueError", ["line 4", "unknown model kind", "clusterer"]),
+    ("wrong voting", "int16", set_header("voting", "mean"), "ValueError", ["line 4", "unknown model kind"]),
+    ("wrong leaf values", "int16", set_header("leaf_values", "float64x"), "ValueError", ["line 4", "unknown model kind"]),
+    ("wrong dtype", "int16", set_header("dtype", "int8"), "ValueError", ["line 5", "int8"]),
+    ("zero features", "int16", set_header("n_features", 0), "ValueError", ["line 11", "n_features"]),
+    ("no trees", "int16", set_header("n_trees", 0), "ValueError", ["line 11", "at least one tree"]),
+    ("negative count", "int16", set_header("n_nodes", -3), "ValueError", ["line 11", "non-negative"]),
+    ("huge count", "int16", set_header("n_nodes", 2**64 + 5), "ValueError", ["line 11", "too big"]),
+    ("fewer classes than labels", "int16", set_header("n_classes", 9), "ValueError", ["label"]),
+    ("truncated in nodes", "int16", unsealed(lambda l: l[: first_line(l, "nodes") + 5]), "ValueError",
+     ["truncated or corrupt", "a node"]),
+    ("truncated mid-line", "int16", unsealed(lambda l: l[: first_line(l, "nodes") + 5] + [l[first_line(l, "nodes") + 5][:3]]),
      "ValueError", ["needs 4 fields"]),
-    ("truncated in leaves", "int16", lambda l: l[:-2], "ValueError", ["file ends here", "a leaf"]),
+    ("truncated in leaves", "int16", unsealed(lambda l: l[:-2]), "ValueError", ["truncated or corrupt", "a leaf"]),
+    ("fewer nodes than n_nodes", "int16", lambda l: l[: first_line(l, "nodes") + 5], "ValueError",
+     ["needs 4 fields", "end,"]),
+    ("fewer leaves than n_leaves", "int16", lambda l: l[:-2], "ValueError", ["class:count", "'end'"]),
     ("garbage node", "int16", replace_line(lambda l: first_line(l, "nodes") + 2, lambda _: "hello"), "ValueError",
      ["needs 4 fields", "hello"]),
     ("non-number", "int16", set_node_field(1, "x7"), "ValueError", ["line", "x7"]),
@@ -74,12 +89,16 @@ FILE_CASES = [
     ("root past the end", "int16", replace_line(lambda l: first_line(l, "trees"), lambda _: "100000"), "ValueError",
      ["past the last node"]),
     ("bad leaf class", "int16", replace_line(lambda l: first_line(l, "leaves"), lambda _: "12:3"), "ValueError", ["class"]),
-    ("bad leaf pair", "int16", replace_line(lambda l: first_line(l, "leaves"), lambda _: "3-2"), "ValueError", ["line"]),
+    ("bad leaf pair", "int16", replace_line(lambda l: first_line(l, "leaves"), lambda _: "3-2"), "ValueError",
+     ["line", "class:count"]),
     ("extra line", "int16", lambda l: l + ["1,2,3"], "ValueError", ["unexpected line"]),
     ("missing section", "int16", lambda l: [x for x in l if x != "leaves"], "ValueError", ["'leaves' section"]),
     ("NaN threshold", "float32", set_node_field(1, "7fc00000"), "ValueError", ["NaN"]),
     ("bad hex threshold", "float32", set_node_field(1, "3f80zz00"), "ValueError", ["hex"]),
     ("short hex threshold", "float32", set_node_field(1, "3f80"), "ValueError", ["hex"]),
+    ("bad NaN direction", "float32", set_node_field(4, "x"), "ValueError", ["NaN direction"]),
+    ("no NaN direction", "float32", replace_line(lambda l: first_line(l, "nodes"), lambda line: line[:-2]), "ValueError",
+     ["needs 5 fields"]),
 ]
 
 
@@ -110,7 +129,9 @@ print(m.predict(x))
 def test_bad_model_file(run_device, models, tmp_path, name, dtype, edit, exc, words):
     good, stored = models[dtype]
     bad = tmp_path / "bad.csv"
-    bad.write_text("\n".join(edit(lines_of(good))) + "\n")
+    lines = edit(lines_of(good)[:-1])
+    text = "\n".join(lines) + "\n" if lines else ""
+    bad.write_text(records.seal(text) if getattr(edit, "sealed", True) else text)
     x = [float(v) for v in models["x"]] if dtype == "float32" else models["x"]
     out = run_bad_file(run_device, good, bad, x, "f" if dtype == "float32" else "h")
     assert out[0] == exc, out
@@ -119,7 +140,7 @@ def test_bad_model_file(run_device, models, tmp_path, name, dtype, edit, exc, wo
     assert "line" in out[1]
     assert out[2] == "False", "a failed load leaves the model clearly unloaded"
     assert out[3].startswith("RuntimeError no model loaded")
-    assert int(out[4]) == stored.predict(np.array([models["x"]]))[0], "the model loads again afterwards"
+    assert int(out[4]) == stored.predict_index(np.array([models["x"]]))[0], "the model loads again afterwards"
 
 
 def load_error(run_device, model, capacity):
@@ -139,7 +160,7 @@ def test_capacity_too_small(run_device, models):
     good, stored = models["int16"]
     n, nodes, leaves = stored.n_trees, stored.n_nodes, stored.n_leaves
     out = load_error(run_device, good, (n - 1, nodes, leaves))
-    assert out == ["model file line 9: model needs %d trees but emltrees.new() was given capacity for %d (1 short)" % (n, n - 1),
+    assert out == ["model file line 11: model needs %d trees but emltrees.new() was given capacity for %d (1 short)" % (n, n - 1),
                    "False"]
     out = load_error(run_device, good, (n, nodes - 7, leaves))
     assert "needs %d decision nodes" % nodes in out[0] and "(7 short)" in out[0]
@@ -171,7 +192,7 @@ BAD_CALLS = [
     ("emltrees.load_model(None, 'x.csv')", "TypeError", "expected a model from emltrees.new(), got NoneType"),
     ("emltrees.load_model(m, '/nonexistent/model.csv')", "OSError", ""),
     ("emltrees.new(1, 1, 1).predict(x)", "RuntimeError", "no model loaded"),
-    ("m._node(1, 2, 3, 4)", "RuntimeError", "model is not being loaded"),
+    ("m._node(1, 2, 3, 4, 0)", "RuntimeError", "model is not being loaded"),
     # MicroPython 1.29 checks self itself; the natmod checks too, for runtimes that do not.
     ("emltrees.Model.predict(None, x)", "TypeError", "NoneType"),
     ("emltrees.Model.predict_many(x, x, x)", "TypeError", "array"),
@@ -247,8 +268,8 @@ print('done')
 def test_model_bigger_than_memory(run_device, tmp_path):
     """A header asking for more memory than the heap has: MemoryError, model left empty, interpreter fine."""
     path = tmp_path / "huge.csv"
-    path.write_text("mpyml-trees,1\nkind,classifier\nvoting,soft\ndtype,float32\nn_features,4\nn_classes,500\n"
-                    "n_trees,1\nn_nodes,16000000\nn_leaves,32000\ntrees\n0\nnodes\n")
+    path.write_text("mpyml-trees,3\nkind,classifier\nvoting,soft\nleaf_values,counts\ndtype,float32\nn_features,4\n"
+                    "n_classes,500\nn_trees,1\nn_nodes,16000000\nn_leaves,32000\nn_steps,0\n")
     out = run_device(f"""
 import emltrees
 m = emltrees.new(1, 20000000, 40000)
@@ -259,3 +280,74 @@ except MemoryError as e:
 print(m.loaded)
 """).splitlines()
     assert out[0].startswith("MemoryError not enough memory for the model") and out[1] == "False"
+
+
+def small_model(tmp_path):
+    """A small float32 forest file with class labels and feature names: every record kind once or more."""
+    import pandas as pd
+
+    X = pd.DataFrame({"temp, C": [0.0, 1.0, 2.0, 3.0, np.nan, 5.0], "rh": [1.0, 0.0, 1.0, 0.0, 1.0, 0.0]})
+    y = np.array(["dry", "wet", "wet", "dry", "wet", "dry"])
+    forest = RandomForestClassifier(n_estimators=2, max_depth=2, random_state=0).fit(X, y)
+    path = tmp_path / "small.csv"
+    mpyml.export(forest, path, feature_dtype="float32")
+    return path
+
+
+def test_truncated_at_every_record_boundary(run_device, tmp_path):
+    good = small_model(tmp_path)
+    lines = good.read_text().splitlines(keepends=True)
+    assert len(lines) > 20
+    paths = []
+    for n in range(len(lines)):
+        path = tmp_path / ("cut%d.csv" % n)
+        path.write_text("".join(lines[:n]))
+        paths.append(str(path))
+        with pytest.raises(treesfile.FormatError, match="truncated or corrupt"):
+            treesfile.load(path)
+    out = run_device(f"""
+import emltrees
+m = emltrees.new(4, 20, 20)
+for p in {paths!r}:
+    try:
+        emltrees.load_model(m, p)
+        print('LOADED', p)
+    except ValueError as e:
+        print(e)
+    assert not m.loaded
+emltrees.load_model(m, {str(good)!r})
+print(m.loaded, m.classes)
+""").splitlines()
+    assert len(out) == len(lines) + 1, out
+    for n, message in enumerate(out[:-1]):
+        assert "truncated or corrupt" in message, (n, message)
+    assert out[-1] == "True ['dry', 'wet']"
+
+
+# Files written by mpyml before format version 3 (a tree; a tree behind a PCA step).
+OLD_FILES = {
+    "1": "mpyml-trees,1\nkind,classifier\nvoting,soft\ndtype,int16\nn_features,2\nn_classes,2\nn_trees,1\n"
+         "n_nodes,1\nn_leaves,2\ntrees\n0\nnodes\n1,0,-2,-1\nleaves\n1:1\n0:1\n",
+    "2": "mpyml-trees,2\nkind,classifier\nvoting,soft\ndtype,float32\nn_features,1\nn_classes,2\nn_trees,1\n"
+         "n_nodes,1\nn_leaves,1\nsteps,2,1,3,2\nstep,matrix,2,1\n3f800000,00000000\nbf000000\ntrees\n0\nnodes\n"
+         "0,00000000,-1,-1\nleaves\n0:1,1:1\n",
+}
+
+
+@pytest.mark.parametrize("version", sorted(OLD_FILES))
+def test_old_versions_are_refused(run_device, tmp_path, version):
+    path = tmp_path / ("v%s.csv" % version)
+    path.write_text(OLD_FILES[version])
+    with pytest.raises(treesfile.FormatError, match="format version %s is no longer read" % version):
+        treesfile.load(path)
+    out = run_device(f"""
+import emltrees
+m = emltrees.new(4, 20, 20)
+try:
+    emltrees.load_model(m, {str(path)!r})
+except ValueError as e:
+    print(e)
+print(m.loaded)
+""").splitlines()
+    assert out == ["model file line 1: format version %s is no longer read by this emltrees (it reads version 3): "
+                   "export the model again" % version, "False"]

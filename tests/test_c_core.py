@@ -2,9 +2,11 @@
 
 tests/c/trees_driver.c is compiled with ASan and UBSan and fed forests in a small
 line format of its own (described at the top of the driver). The tests check
-that the core predicts bit for bit what StoredForest's numpy mirror predicts,
-that it rejects every corrupt record with the right error code, that random
-garbage never makes it crash, and its integer / hex / float helpers.
+that the core predicts bit for bit what StoredForest's numpy mirror predicts
+(every forest kind: soft voting with count and float64 leaves, hard voting,
+AdaBoost SAMME, regressors; NaN directions; exact vote ties), that it rejects
+every corrupt record with the right error code, that random garbage never makes
+it crash, and its integer / hex / float helpers, mpyml_f64_div among them.
 """
 
 from __future__ import annotations
@@ -32,10 +34,16 @@ CFLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-fsanitize=address,undefin
           "-fno-sanitize-recover=all", "-g", "-I", str(COMMON)]
 SANITIZER_ENV = {"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0", "UBSAN_OPTIONS": "print_stacktrace=1"}
 
-KINDS = {"soft": 1, "hard": 2, None: 3}
+# mpyml_trees_kind_t of (voting, leaf_kind)
+KINDS = {("soft", "counts"): 1, ("hard", "class"): 2, (None, "float32"): 3, ("samme", "class"): 4,
+         ("soft", "float64"): 5}
+KIND_OF_CODE = {code: kind for kind, code in KINDS.items()}
 DTYPES = {"int16": 1, "float32": 2}
 INT32_MIN, INT32_MAX, UINT32_MAX = -(2**31), 2**31 - 1, 2**32 - 1
 MAX_NODES = 2**24
+MAX_FEATURES = 32767
+# Proba of SAMME forests: the device's float32 softmax against the mirror's float64 one.
+SAMME_PROBA_TOLERANCE = 1e-5
 
 
 ERR = error_table()
@@ -68,7 +76,7 @@ def driver_o2(tmp_path_factory) -> Path:
 def run(exe: Path, text: str | bytes, *args: str) -> subprocess.CompletedProcess:
     data = text if isinstance(text, bytes) else text.encode()
     env = dict(os.environ, **SANITIZER_ENV)
-    proc = subprocess.run([str(exe), *args], input=data, capture_output=True, timeout=120, env=env)
+    proc = subprocess.run([str(exe), *args], input=data, capture_output=True, timeout=300, env=env)
     stderr = proc.stderr.decode(errors="replace")
     assert "Sanitizer" not in stderr and "runtime error" not in stderr, stderr[-4000:]
     assert proc.returncode != 2, "the test sent input the driver cannot read:\n" + stderr[-2000:]
@@ -84,8 +92,16 @@ def hex32(value) -> str:
     return "%08x" % int(bits32(value)[0])
 
 
+def hex64(value) -> str:
+    return "%016x" % int(np.float64(value).view(np.uint64))
+
+
 def f32(bits: int) -> np.float32:
     return np.array([bits], dtype=np.uint32).view(np.float32)[0]
+
+
+def f64(text: str) -> float:
+    return float(np.uint64(int(text, 16)).view(np.float64))
 
 
 # ---------------------------------------------------------------- StoredForest -> driver input
@@ -97,21 +113,33 @@ def row_text(dtype: str, row) -> str:
     return "row " + " ".join(str(int(v)) for v in row)
 
 
+def leaf_line(stored: StoredForest, leaf: np.ndarray) -> str:
+    if stored.leaf_kind == "counts":
+        return "counts " + " ".join(str(int(c)) for c in leaf)
+    if stored.leaf_kind == "float64":
+        return "exact " + "".join(hex64(p) for p in leaf)
+    if stored.leaf_kind == "class":
+        return "class %d" % int(leaf[0])
+    return "value " + hex32(leaf[0])
+
+
 def forest_lines(stored: StoredForest, rows) -> list[str]:
     """Driver records of `stored`, with roots and nodes taken from its model file text.
 
-    The node records (feature, threshold text, relative children) are exactly
-    what treesfile writes, so the relative child offsets come from the writer.
+    The tree and node records (roots, SAMME votes, feature, threshold text, relative
+    children, NaN direction) are exactly what treesfile writes, so they come from the writer.
     """
     text = treesfile.dumps(stored).splitlines()
     t, n, l = text.index("trees"), text.index("nodes"), text.index("leaves")
     assert n - t - 1 == stored.n_trees and l - n - 1 == stored.n_nodes
-    shape = (KINDS[stored.voting], DTYPES[stored.dtype], stored.n_features, stored.n_classes,
+    shape = (KINDS[(stored.voting, stored.leaf_kind)], DTYPES[stored.dtype], stored.n_features, stored.n_classes,
              stored.n_trees, stored.n_nodes, stored.n_leaves)
     lines = ["forest %d %d %d %d %d %d %d " % shape + hex32(stored.tree_weight)]
-    lines += ["tree " + root for root in text[t + 1:n]]
+    if stored.voting == "samme":
+        lines.append("sum " + hex64(stored.weight_sum))
+    lines += ["tree " + record.replace(",", " ") for record in text[t + 1:n]]
     lines += ["node " + record.replace(",", " ") for record in text[n + 1:l]]
-    lines += ["leaf " + " ".join("%08x" % b for b in bits32(leaf)) for leaf in stored.leaf_values()]
+    lines += [leaf_line(stored, leaf) for leaf in stored.leaves]
     lines.append("done")
     lines += [row_text(stored.dtype, row) for row in rows]
     lines.append("end")
@@ -132,7 +160,8 @@ def split_outputs(out: list[str]) -> list[list[str]]:
 
 
 def assert_predictions(stored: StoredForest, rows: np.ndarray, lines: list[str], what: str = ""):
-    """The driver's per-row lines match StoredForest.predict / predict_proba bit for bit."""
+    """The driver's per-row lines match StoredForest.predict_index / predict_proba bit for bit
+    (SAMME proba: within SAMME_PROBA_TOLERANCE)."""
     assert len(lines) == len(rows), what
     with np.errstate(over="ignore", invalid="ignore"):
         _assert_predictions(stored, rows, lines, what)
@@ -141,18 +170,25 @@ def assert_predictions(stored: StoredForest, rows: np.ndarray, lines: list[str],
 def _assert_predictions(stored: StoredForest, rows: np.ndarray, lines: list[str], what: str):
     if stored.kind == "regressor":
         got = np.array([int(line, 16) for line in lines], dtype=np.uint32)
-        want = bits32(stored.predict(rows))
+        want = bits32(stored.predict_index(rows))
         bad = np.flatnonzero(got != want)
         assert not len(bad), "%s: row %s: C %08x, numpy %08x" % (what, rows[bad[0]], got[bad[0]], want[bad[0]])
         return
     fields = [line.split() for line in lines]
     got_class = np.array([int(f[0]) for f in fields], dtype=np.int64)
-    got_proba = np.array([[int(v, 16) for v in f[1:]] for f in fields], dtype=np.uint32).reshape(len(rows), -1)
-    want_class = stored.predict(rows)
-    want_proba = stored.predict_proba(rows).view(np.uint32)
-    bad = np.flatnonzero((got_class != want_class) | np.any(got_proba != want_proba, axis=1))
+    got_bits = np.array([[int(v, 16) for v in f[1:]] for f in fields], dtype=np.uint32).reshape(len(rows), -1)
+    want_class = stored.predict_index(rows)
+    if stored.voting == "samme":
+        got_proba = got_bits.view(np.float32).astype(np.float64)
+        proba_bad = np.any(np.abs(got_proba - stored.predict_proba(rows)) > SAMME_PROBA_TOLERANCE, axis=1)
+        want_text = stored.predict_proba(rows)
+    else:
+        want_bits = stored.predict_proba(rows).astype(np.float32).view(np.uint32)
+        proba_bad = np.any(got_bits != want_bits, axis=1)
+        want_text = [["%08x" % b for b in row] for row in want_bits]
+    bad = np.flatnonzero((got_class != want_class) | proba_bad)
     assert not len(bad), "%s: row %s: C %s, numpy %d %s" % (
-        what, rows[bad[0]], lines[bad[0]], want_class[bad[0]], ["%08x" % b for b in want_proba[bad[0]]])
+        what, rows[bad[0]], lines[bad[0]], want_class[bad[0]], want_text[bad[0]])
 
 
 def check_parity(exe: Path, cases: list[tuple[StoredForest, np.ndarray]]):
@@ -164,7 +200,7 @@ def check_parity(exe: Path, cases: list[tuple[StoredForest, np.ndarray]]):
     blocks = split_outputs(proc.out)
     assert len(blocks) == len(cases)
     for (stored, rows), block in zip(cases, blocks):
-        what = "%s %s %s" % (stored.kind, stored.voting, stored.dtype)
+        what = "%s %s %s %s" % (stored.kind, stored.voting, stored.leaf_kind, stored.dtype)
         assert block[0] == "bytes %d" % stored.ram_bytes(), what
         assert block[1] == "ready", (what, block[:3])
         assert_predictions(stored, rows, block[2:], what)
@@ -181,14 +217,15 @@ def cast_rows(X, dtype: str) -> np.ndarray:
 
 def probe_rows(stored: StoredForest, X) -> np.ndarray:
     """The data rows, then rows with one feature set to each node's stored threshold and its
-    neighbours (float32: np.nextafter either way; int16: t - 1 and t + 1), then extreme rows."""
+    neighbours (float32: np.nextafter either way, and NaN; int16: t - 1 and t + 1), then extreme rows."""
     X = cast_rows(X, stored.dtype)
     nodes = np.arange(stored.n_nodes)
     base = X[nodes % len(X)]
     t = stored.threshold
     if stored.dtype == "float32":
         t = t.astype(np.float32)
-        values = [t, np.nextafter(t, np.float32(np.inf)), np.nextafter(t, np.float32(-np.inf))]
+        values = [t, np.nextafter(t, np.float32(np.inf)), np.nextafter(t, np.float32(-np.inf)),
+                  np.full_like(t, np.nan)]
         specials = [np.inf, -np.inf, np.nan, 0.0, -0.0, 3.4028235e38, -3.4028235e38, 1e-45, -1e-45]
     else:
         values = [t, np.clip(t - 1, -32768, None), np.clip(t + 1, None, 32767)]
@@ -209,7 +246,8 @@ SEED = 20240611
 def dataset(name: str, dtype: str):
     """(X, y) of a classification ('*_cls') or regression ('*_reg') dataset, made for the dtype:
     int16 datasets hold whole numbers (the random ones partly beyond int16, so that some
-    thresholds send every int16 one way and the exporter drops those nodes)."""
+    thresholds send every int16 one way and the exporter drops those nodes); 'nan' is the
+    float32 random dataset with a tenth of its values missing (NaN)."""
     from sklearn.datasets import load_iris, load_wine
 
     rng = np.random.default_rng(SEED + len(name))
@@ -232,6 +270,8 @@ def dataset(name: str, dtype: str):
         X[:, 3] = np.round(X[:, 3] * 4 / scales[3])  # many ties
     Z = X / np.abs(X).max(axis=0)
     signal = Z[:, 0] + 0.5 * Z[:, 1] - Z[:, 2] + 0.3 * Z[:, 3] + 0.1 * rng.normal(size=n)
+    if base == "nan":
+        X[rng.random(X.shape) < 0.1] = np.nan
     if task == "cls":
         return X, np.digitize(signal, np.quantile(signal, [0.3, 0.55, 0.8]))
     return X, signal * 1000.0
@@ -246,36 +286,77 @@ def make_estimator(model: str, task: str):
     if model == "forest":
         return (ensemble.RandomForestClassifier if cls else ensemble.RandomForestRegressor)(
             n_estimators=6, min_samples_leaf=2, random_state=1)
+    if model == "adaboost":
+        return ensemble.AdaBoostClassifier(tree.DecisionTreeClassifier(max_depth=2), n_estimators=8, random_state=3)
     return (ensemble.ExtraTreesClassifier if cls else ensemble.ExtraTreesRegressor)(n_estimators=6, random_state=2)
 
 
 def fitted(data: str, model: str, dtype: str):
     X, y = dataset(data, dtype)
     est = make_estimator(model, data.rsplit("_", 1)[1])
-    # Random sample weights for the random forests: fractional leaf counts, so soft-vote
-    # leaves take the exporter's 2**23-scaled branch.
-    weight = np.random.default_rng(SEED).uniform(0.5, 2.0, len(X)) if model == "forest" else None
+    # Random sample weights for the single trees and the random forests: fractional leaf counts,
+    # so single trees' soft-vote leaves are stored as float64 probabilities (random forests draw
+    # their bootstrap samples by weight and may keep whole counts).
+    weight = np.random.default_rng(SEED).uniform(0.5, 2.0, len(X)) if model in ("tree", "forest") else None
     return est.fit(X, y, sample_weight=weight), X
 
 
 @pytest.mark.parametrize("dtype", ["int16", "float32"])
-@pytest.mark.parametrize("model", ["tree", "forest", "extra"])
-@pytest.mark.parametrize("data", ["iris_cls", "wine_cls", "random_cls"])
+@pytest.mark.parametrize("model", ["tree", "forest", "extra", "adaboost"])
+@pytest.mark.parametrize("data", ["iris_cls", "wine_cls", "random_cls", "nan_cls"])
 def test_parity_classifier(driver, data, model, dtype):
+    if data == "nan_cls" and (dtype == "int16" or model in ("extra", "adaboost")):
+        pytest.skip("int16 features have no NaN; ExtraTrees and AdaBoost do not train on NaN")
     est, X = fitted(data, model, dtype)
     forest = forest_from_sklearn(est)
     soft, hard = lower(forest, dtype, "soft"), lower(forest, dtype, "hard")
+    if data == "nan_cls":
+        assert soft.nan_left.any() and not soft.nan_left.all()
+    if model == "tree":
+        assert soft.leaf_kind == "float64"
+    elif model == "adaboost":
+        assert soft.voting == "samme"
+    elif model == "extra":
+        assert soft.leaf_kind == "counts"
     rows = probe_rows(soft, X)
     check_parity(driver, [(soft, rows), (hard, rows)])
 
 
 @pytest.mark.parametrize("dtype", ["int16", "float32"])
 @pytest.mark.parametrize("model", ["tree", "forest", "extra"])
-@pytest.mark.parametrize("data", ["iris_reg", "wine_reg", "random_reg"])
+@pytest.mark.parametrize("data", ["iris_reg", "wine_reg", "random_reg", "nan_reg"])
 def test_parity_regressor(driver, data, model, dtype):
+    if data == "nan_reg" and (dtype == "int16" or model == "extra"):
+        pytest.skip("int16 features have no NaN; ExtraTrees do not train on NaN")
     est, X = fitted(data, model, dtype)
     stored = lower(forest_from_sklearn(est), dtype)
     check_parity(driver, [(stored, probe_rows(stored, X))])
+
+
+def test_parity_vote_ties(driver):
+    """Soft-vote sums that float32 cannot separate are decided as scikit-learn's float64 ones
+    (issue 11's ExtraTrees case: predict_proba [0.49999999999999994, 0.5] -> class 1), and
+    a RandomForest with class_weight='balanced' (float64 leaves) on many near-tied rows."""
+    from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
+
+    X = np.arange(8, dtype=np.float64)[:, None]
+    y = np.array([0, 0, 1, 1, 1, 0, 1, 0])
+    et = ExtraTreesClassifier(n_estimators=3, max_depth=1, random_state=226).fit(X, y)
+    assert et.predict([[5.0]])[0] == 1
+    cases = []
+    for dtype in ("int16", "float32"):
+        stored = lower(forest_from_sklearn(et), dtype, "soft")
+        assert stored.predict_index(np.array([[5]]))[0] == 1
+        assert np.argmax(stored.predict_proba(np.array([[5]]))[0]) == 0, "float32 sums alone would say class 0"
+        cases.append((stored, probe_rows(stored, X)))
+    rng = np.random.default_rng(SEED)
+    Xb = rng.integers(0, 4, size=(200, 3)).astype(np.float64)
+    yb = rng.integers(0, 3, 200)
+    rf = RandomForestClassifier(n_estimators=7, class_weight="balanced", max_depth=3, random_state=0).fit(Xb, yb)
+    stored = lower(forest_from_sklearn(rf), "float32", "soft")
+    cases.append((stored, probe_rows(stored, Xb)))
+    check_parity(driver, cases)
+    assert np.array_equal(stored.predict(Xb.astype(np.float32)), rf.predict(Xb.astype(np.float32)))
 
 
 def test_parity_degenerate_forests(driver):
@@ -315,7 +396,8 @@ def test_parity_offset_and_leaf_limits(driver):
     feature[32769], threshold[32769], left[32769], right[32769] = 1, 9, -2, -32767
     stored = StoredForest(kind="regressor", voting=None, dtype="int16", n_features=2, n_classes=0,
                           roots=np.array([0, -32768, 32767]), feature=feature, threshold=threshold,
-                          left=left, right=right, leaves=np.arange(n_leaves, dtype=np.float64)[:, None] * 0.5)
+                          left=left, right=right, leaves=np.arange(n_leaves, dtype=np.float64)[:, None] * 0.5,
+                          leaf_kind="float32")
     rows = np.array([[x0, x1] for x0 in (-1, 0, 1, 32767) for x1 in (-32768, 5, 6, 9, 10, 32767)])
     assert set(stored.leaf_indices(rows)[:, 0]) >= {32767, 1, 32766}
     check_parity(driver, [(stored, rows)])
@@ -328,15 +410,19 @@ class Bad(str):
     """Marks the record a case expects the driver to reject."""
 
 
-def records(shape=(1, 1, 3, 3, 2, 3, 4), weight=0.5, trees=None, nodes=None, leaves=None, rows=()):
+SOFT_LEAVES = ["counts 1 0 0", "counts 0 1 0", "counts 0 0 1", "counts 1 1 0"]
+
+
+def records(shape=(1, 1, 3, 3, 2, 3, 4), weight=0.5, trees=None, nodes=None, leaves=None, rows=(), head=()):
     """A soft-vote int16 forest of 2 trees, 3 nodes, 4 leaves over 3 features and 3 classes by default:
     tree 0 is node 0 (x0 <= 10: node 1, else leaf 0), node 1 (x1 <= -5: leaf 1, else leaf 2);
-    tree 1 is node 2 (x2 <= 0: leaf 3, else leaf 0). Returns (lines, index of the Bad line or of 'done')."""
+    tree 1 is node 2 (x2 <= 0: leaf 3, else leaf 0). `head`: records between the forest and its trees.
+    Returns (lines, index of the Bad line or of 'done')."""
     trees = ["tree 0", "tree 2"] if trees is None else trees
     nodes = ["node 0 10 1 -1", "node 1 -5 -2 -3", "node 2 0 -4 -1"] if nodes is None else nodes
-    if leaves is None:
-        leaves = [leaf(1, 0, 0), leaf(0, 1, 0), leaf(0, 0, 1), leaf(0.5, 0.5, 0)]
-    lines = ["forest %d %d %d %d %d %d %d " % shape + hex32(weight), *trees, *nodes, *leaves, "done", *rows, "end"]
+    leaves = SOFT_LEAVES if leaves is None else leaves
+    lines = ["forest %d %d %d %d %d %d %d " % shape + hex32(weight), *head, *trees, *nodes, *leaves, "done", *rows,
+             "end"]
     marked = [i for i, line in enumerate(lines) if isinstance(line, Bad)]
     return lines, marked[0] if marked else lines.index("done")
 
@@ -346,30 +432,49 @@ def bad_shape(shape):
     return records(shape=shape)[0], 0
 
 
-def leaf(*values) -> str:
-    return "leaf" + "".join(" " + hex32(v) for v in values)
+def exact(*values) -> str:
+    return "exact " + "".join(hex64(v) for v in values)
 
 
-def leaf_bits(*bits: int) -> str:
-    return "leaf" + "".join(" %08x" % b for b in bits)
+def value(v) -> str:
+    return "value " + hex32(v)
 
 
 NAN, INF = float("nan"), float("inf")
 HARD, REG, F32 = (2, 1, 3, 3, 2, 3, 4), (3, 1, 3, 0, 2, 3, 4), (1, 2, 3, 3, 2, 3, 4)
-HARD_LEAVES = [leaf(0), leaf(1), leaf(2), leaf(1)]
-REG_LEAVES = [leaf(1.5), leaf(-2), leaf(3.25), leaf(0)]
+SAMME, EXACT = (4, 1, 3, 3, 2, 3, 4), (5, 1, 3, 3, 2, 3, 4)
+HARD_LEAVES = ["class 0", "class 1", "class 2", "class 1"]
+REG_LEAVES = [value(1.5), value(-2), value(3.25), value(0)]
+EXACT_LEAVES = [exact(1, 0, 0), exact(0, 1, 0), exact(0, 0, 1), exact(0.5, 0.5, 0)]
+SUM = "sum " + hex64(2.5)
+SAMME_TREES = ["tree 0 %s %s" % (hex64(1.5), hex64(-0.75)), "tree 2 %s %s" % (hex64(1.0), hex64(-0.5))]
+
+
+def samme(**kw):
+    kw.setdefault("head", [SUM])
+    kw.setdefault("trees", SAMME_TREES)
+    kw.setdefault("leaves", HARD_LEAVES)
+    return records(shape=SAMME, **kw)
+
+
+def samme_tree(root, vote, other):
+    return Bad("tree %d %s %s" % (root, hex64(vote), hex64(other)))
+
 
 INVALID = {
     # shapes
     "kind 0": (bad_shape((0, 1, 3, 3, 2, 3, 4)), "BAD_KIND"),
-    "kind 4": (bad_shape((4, 1, 3, 3, 2, 3, 4)), "BAD_KIND"),
+    "kind 6": (bad_shape((6, 1, 3, 3, 2, 3, 4)), "BAD_KIND"),
     "kind 257": (bad_shape((257, 1, 3, 3, 2, 3, 4)), "BAD_KIND"),
     "dtype 0": (bad_shape((1, 0, 3, 3, 2, 3, 4)), "BAD_DTYPE"),
     "dtype 3": (bad_shape((1, 3, 3, 3, 2, 3, 4)), "BAD_DTYPE"),
-    "0 features": (bad_shape((1, 1, 0, 3, 2, 3, 4)), "BAD_N_FEATURES"),
-    "65536 features": (bad_shape((1, 1, 65536, 3, 2, 3, 4)), "BAD_N_FEATURES"),
+    "0 features": (bad_shape((1, 1, 0, 3, 2, 3, 4)), "TREES_N_FEATURES"),
+    "32768 features": (bad_shape((1, 1, 32768, 3, 2, 3, 4)), "TREES_N_FEATURES"),
+    "65536 features": (bad_shape((1, 1, 65536, 3, 2, 3, 4)), "TREES_N_FEATURES"),
     "soft, 0 classes": (bad_shape((1, 1, 3, 0, 2, 3, 4)), "BAD_N_CLASSES"),
     "hard, 0 classes": (bad_shape((2, 1, 3, 0, 2, 3, 4)), "BAD_N_CLASSES"),
+    "samme, 0 classes": (bad_shape((4, 1, 3, 0, 2, 3, 4)), "BAD_N_CLASSES"),
+    "exact, 0 classes": (bad_shape((5, 1, 3, 0, 2, 3, 4)), "BAD_N_CLASSES"),
     "65536 classes": (bad_shape((1, 1, 3, 65536, 2, 3, 4)), "BAD_N_CLASSES"),
     "regressor with classes": (bad_shape((3, 1, 3, 1, 2, 3, 4)), "BAD_N_CLASSES"),
     "regressor with 3 classes": (bad_shape((3, 2, 3, 3, 2, 3, 4)), "BAD_N_CLASSES"),
@@ -379,9 +484,11 @@ INVALID = {
     "2**32-1 leaves": (bad_shape((3, 1, 3, 0, 2, 3, UINT32_MAX)), "BAD_N_LEAVES"),
     "2**24+1 trees": (bad_shape((1, 1, 3, 3, MAX_NODES + 1, 3, 4)), "TOO_BIG"),
     "2**32-1 trees": (bad_shape((3, 2, 3, 0, UINT32_MAX, 3, 4)), "TOO_BIG"),
+    "2**32-1 samme trees": (bad_shape((4, 2, 3, 2, UINT32_MAX, 3, 4)), "TOO_BIG"),
     "2**24+1 nodes": (bad_shape((1, 2, 3, 3, 2, MAX_NODES + 1, 4)), "TOO_BIG"),
     "2**32-1 nodes": (bad_shape((3, 1, 3, 0, 2, UINT32_MAX, 4)), "TOO_BIG"),
     "leaves * classes > 2**24": (bad_shape((1, 1, 3, 1000, 2, 3, 20000)), "TOO_BIG"),
+    "exact leaves * classes > 2**24": (bad_shape((5, 1, 3, 1000, 2, 3, 20000)), "TOO_BIG"),
     "65535 classes, 257 leaves": (bad_shape((1, 1, 3, 65535, 2, 3, 257)), "TOO_BIG"),
     # tree records
     "root past the last node": (records(trees=["tree 0", Bad("tree 3")]), "NODE_REF_RANGE"),
@@ -391,6 +498,19 @@ INVALID = {
     "too many trees": (records(trees=["tree 0", "tree 2", Bad("tree 1")]), "TOO_MANY_TREES"),
     "too few trees": (records(trees=["tree 0"]), "MISSING_TREES"),
     "no records at all": (records(trees=[], nodes=[], leaves=[]), "MISSING_TREES"),
+    # SAMME votes and weight sum
+    "samme vote NaN": (samme(trees=[SAMME_TREES[0], samme_tree(2, NAN, -0.5)]), "TREE_WEIGHT"),
+    "samme vote inf": (samme(trees=[samme_tree(0, INF, -0.5), SAMME_TREES[1]]), "TREE_WEIGHT"),
+    "samme vote negative": (samme(trees=[samme_tree(0, -1.0, -0.5), SAMME_TREES[1]]), "TREE_WEIGHT"),
+    "samme other positive": (samme(trees=[samme_tree(0, 1.0, 0.5), SAMME_TREES[1]]), "TREE_WEIGHT"),
+    "samme other -inf": (samme(trees=[samme_tree(0, 1.0, -INF), SAMME_TREES[1]]), "TREE_WEIGHT"),
+    "samme root past the last leaf": (samme(trees=[samme_tree(-5, 1.0, -0.5), SAMME_TREES[1]]), "LEAF_REF_RANGE"),
+    "samme weight sum 0": (samme(head=[Bad("sum " + hex64(0.0))]), "TREE_WEIGHT"),
+    "samme weight sum -1": (samme(head=[Bad("sum " + hex64(-1.0))]), "TREE_WEIGHT"),
+    "samme weight sum NaN": (samme(head=[Bad("sum " + hex64(NAN))]), "TREE_WEIGHT"),
+    "samme weight sum inf": (samme(head=[Bad("sum " + hex64(INF))]), "TREE_WEIGHT"),
+    "samme without weight sum": (samme(head=[]), "TREE_WEIGHT"),
+    "weight sum of a soft forest": (records(head=[Bad(SUM)]), "TREE_WEIGHT"),
     # node records
     "left offset 0": (records(nodes=[Bad("node 0 10 0 -1"), "node 1 -5 -2 -3", "node 2 0 -4 -1"]),
                       "CHILD_BEFORE_PARENT"),
@@ -415,58 +535,68 @@ INVALID = {
                                  "LEAF_REF_RANGE"),
     "feature = n_features": (records(nodes=["node 0 10 1 -1", Bad("node 3 -5 -2 -3"), "node 2 0 -4 -1"]),
                              "FEATURE_RANGE"),
-    "feature 65535 = n_features": (records(shape=(1, 1, 65535, 3, 2, 3, 4), nodes=[Bad("node 65535 10 1 -1")]),
+    "feature 32767 = n_features": (records(shape=(1, 1, MAX_FEATURES, 3, 2, 3, 4), nodes=[Bad("node 32767 10 1 -1")]),
                                    "FEATURE_RANGE"),
-    "feature 65536 (uint16 wrap)": (records(shape=(1, 1, 65535, 3, 2, 3, 4), nodes=[Bad("node 65536 10 1 -1")]),
+    "feature 32768 (the NaN bit)": (records(shape=(1, 2, MAX_FEATURES, 3, 2, 3, 4), nodes=[Bad("node 32768 00000000 1 -1 l")]),
+                                    "FEATURE_RANGE"),
+    "feature 65536 (uint16 wrap)": (records(shape=(1, 1, MAX_FEATURES, 3, 2, 3, 4), nodes=[Bad("node 65536 10 1 -1")]),
                                     "FEATURE_RANGE"),
     "feature 2**32-1": (records(nodes=[Bad("node %d 10 1 -1" % UINT32_MAX)]), "FEATURE_RANGE"),
     "int16 threshold 32768": (records(nodes=[Bad("node 0 32768 1 -1")]), "THRESHOLD_RANGE"),
     "int16 threshold -32769": (records(nodes=[Bad("node 0 -32769 1 -1")]), "THRESHOLD_RANGE"),
     "int16 threshold int32 max": (records(nodes=[Bad("node 0 %d 1 -1" % INT32_MAX)]), "THRESHOLD_RANGE"),
     "int16 threshold int32 min": (records(nodes=[Bad("node 0 %d 1 -1" % INT32_MIN)]), "THRESHOLD_RANGE"),
+    "int16 node with a NaN direction": (records(nodes=[Bad("node 0 10 1 -1 l")]), "THRESHOLD_RANGE"),
     "too many nodes": (records(nodes=["node 0 10 1 -1", "node 1 -5 -2 -3", "node 2 0 -4 -1", Bad("node 0 0 -1 -1")]),
                        "TOO_MANY_NODES"),
     "too few nodes": (records(nodes=["node 0 10 1 -1", "node 1 -5 -2 -3"]), "MISSING_NODES"),
-    # leaf records
-    "soft leaf of 2": (records(leaves=[leaf(1, 0, 0), Bad(leaf(0, 1))]), "LEAF_WIDTH"),
-    "soft leaf of 4": (records(leaves=[Bad(leaf(1, 0, 0, 0))]), "LEAF_WIDTH"),
-    "empty soft leaf": (records(leaves=[Bad(leaf())]), "LEAF_WIDTH"),
-    "soft leaf inf": (records(leaves=[leaf(1, 0, 0), Bad(leaf(0, INF, 0))]), "NOT_FINITE"),
-    "soft leaf -inf": (records(leaves=[Bad(leaf(0, 0, -INF))]), "NOT_FINITE"),
-    "soft leaf NaN": (records(leaves=[Bad(leaf(NAN, 0, 0))]), "NOT_FINITE"),
-    "soft leaf signalling NaN": (records(leaves=[Bad(leaf_bits(0, 0x7f800001, 0))]), "NOT_FINITE"),
-    "soft leaf negative NaN": (records(leaves=[Bad(leaf_bits(0, 0, 0xffffffff))]), "NOT_FINITE"),
-    "too many leaves": (records(leaves=[leaf(1, 0, 0)] * 4 + [Bad(leaf(1, 0, 0))]), "TOO_MANY_LEAVES"),
-    "too few leaves": (records(leaves=[leaf(1, 0, 0)] * 3), "MISSING_LEAVES"),
-    "regressor leaf of 2": (records(shape=REG, leaves=[Bad(leaf(1, 2))]), "LEAF_WIDTH"),
-    "empty regressor leaf": (records(shape=REG, leaves=[leaf(1), Bad(leaf())]), "LEAF_WIDTH"),
-    "regressor leaf NaN": (records(shape=REG, leaves=[leaf(1), Bad(leaf(NAN))]), "NOT_FINITE"),
-    "regressor leaf inf": (records(shape=REG, leaves=[Bad(leaf(INF))]), "NOT_FINITE"),
-    "hard leaf of 2": (records(shape=HARD, leaves=[Bad(leaf(0, 1))]), "LEAF_WIDTH"),
-    "empty hard leaf": (records(shape=HARD, leaves=[Bad(leaf())]), "LEAF_WIDTH"),
-    "hard class = n_classes": (records(shape=HARD, leaves=[leaf(0), Bad(leaf(3))]), "CLASS_RANGE"),
-    "hard class -1": (records(shape=HARD, leaves=[Bad(leaf(-1))]), "CLASS_RANGE"),
-    "hard class 0.5": (records(shape=HARD, leaves=[Bad(leaf(0.5))]), "CLASS_RANGE"),
-    "hard class 2.5": (records(shape=HARD, leaves=[Bad(leaf(2.5))]), "CLASS_RANGE"),
-    "hard class smallest subnormal": (records(shape=HARD, leaves=[Bad(leaf_bits(1))]), "CLASS_RANGE"),
-    "hard class 1 + ulp": (records(shape=HARD, leaves=[Bad(leaf_bits(0x3f800001))]), "CLASS_RANGE"),
-    "hard class NaN": (records(shape=HARD, leaves=[Bad(leaf(NAN))]), "CLASS_RANGE"),
-    "hard class inf": (records(shape=HARD, leaves=[Bad(leaf(INF))]), "CLASS_RANGE"),
-    "hard class -inf": (records(shape=HARD, leaves=[Bad(leaf(-INF))]), "CLASS_RANGE"),
-    "hard class 65535 of 65535": (records(shape=(2, 1, 3, 65535, 2, 3, 4), leaves=[Bad(leaf(65535))]),
+    # count leaves (soft voting)
+    "counts leaf of 2": (records(leaves=["counts 1 0 0", Bad("counts 0 1")]), "LEAF_WIDTH"),
+    "counts leaf of 4": (records(leaves=[Bad("counts 1 0 0 0")]), "LEAF_WIDTH"),
+    "empty counts leaf": (records(leaves=[Bad("counts")]), "LEAF_WIDTH"),
+    "counts all 0": (records(leaves=["counts 1 0 0", Bad("counts 0 0 0")]), "LEAF_COUNTS"),
+    "counts leaf in a hard forest": (records(shape=HARD, leaves=[Bad("counts 1 0 0")]), "LEAF_WIDTH"),
+    "counts leaf in an exact forest": (records(shape=EXACT, leaves=[Bad("counts 1 0 0")]), "LEAF_WIDTH"),
+    "too many leaves": (records(leaves=SOFT_LEAVES + [Bad("counts 1 0 0")]), "TOO_MANY_LEAVES"),
+    "too few leaves": (records(leaves=SOFT_LEAVES[:3]), "MISSING_LEAVES"),
+    # float64 leaves (soft voting)
+    "exact leaf of 2": (records(shape=EXACT, leaves=[exact(1, 0, 0), Bad(exact(0, 1))]), "LEAF_WIDTH"),
+    "exact leaf of 4": (records(shape=EXACT, leaves=[Bad(exact(1, 0, 0, 0))]), "LEAF_WIDTH"),
+    "empty exact leaf": (records(shape=EXACT, leaves=[Bad("exact")]), "LEAF_WIDTH"),
+    "exact leaf one digit short": (records(shape=EXACT, leaves=[Bad(exact(1, 0, 0)[:-1])]), "LEAF_WIDTH"),
+    "exact leaf bad hex": (records(shape=EXACT, leaves=[Bad(exact(1, 0, 0)[:-1] + "g")]), "BAD_HEX64"),
+    "exact leaf 0x": (records(shape=EXACT, leaves=[Bad("exact 0x" + exact(1, 0, 0)[8:])]), "BAD_HEX64"),
+    "exact leaf NaN": (records(shape=EXACT, leaves=[Bad(exact(NAN, 0, 0))]), "LEAF_PROBA"),
+    "exact leaf inf": (records(shape=EXACT, leaves=[Bad(exact(0, INF, 0))]), "LEAF_PROBA"),
+    "exact leaf above 1": (records(shape=EXACT, leaves=[Bad(exact(0, 0, np.nextafter(1.0, 2.0)))]), "LEAF_PROBA"),
+    "exact leaf negative": (records(shape=EXACT, leaves=[Bad(exact(0, -1e-300, 1))]), "LEAF_PROBA"),
+    "exact leaf in a soft counts forest": (records(leaves=[Bad(exact(1, 0, 0))]), "LEAF_WIDTH"),
+    # class leaves (hard voting, SAMME)
+    "class leaf in a soft forest": (records(leaves=[Bad("class 0")]), "LEAF_WIDTH"),
+    "class leaf in a regressor": (records(shape=REG, leaves=[Bad("class 0")]), "LEAF_WIDTH"),
+    "hard class = n_classes": (records(shape=HARD, leaves=["class 0", Bad("class 3")]), "CLASS_RANGE"),
+    "samme class = n_classes": (samme(leaves=["class 0", Bad("class 3")]), "CLASS_RANGE"),
+    "hard class 65535 of 65535": (records(shape=(2, 1, 3, 65535, 2, 3, 4), leaves=[Bad("class 65535")]),
                                   "CLASS_RANGE"),
-    "hard class 65536": (records(shape=(2, 1, 3, 65535, 2, 3, 4), leaves=[Bad(leaf(65536))]), "CLASS_RANGE"),
-    "hard class 1e10": (records(shape=HARD, leaves=[Bad(leaf(1e10))]), "CLASS_RANGE"),
-    "hard class 3e38": (records(shape=HARD, leaves=[Bad(leaf(3e38))]), "CLASS_RANGE"),
+    "hard class 65536": (records(shape=(2, 1, 3, 65535, 2, 3, 4), leaves=[Bad("class 65536")]), "CLASS_RANGE"),
+    "hard class 2**32-1": (records(shape=HARD, leaves=[Bad("class %d" % UINT32_MAX)]), "CLASS_RANGE"),
+    # value leaves (regressors)
+    "value leaf in a soft forest": (records(leaves=[Bad(value(1.0))]), "LEAF_WIDTH"),
+    "value leaf in a hard forest": (records(shape=HARD, leaves=[Bad(value(0.0))]), "LEAF_WIDTH"),
+    "regressor leaf NaN": (records(shape=REG, leaves=[value(1), Bad(value(NAN))]), "NOT_FINITE"),
+    "regressor leaf inf": (records(shape=REG, leaves=[Bad(value(INF))]), "NOT_FINITE"),
+    "regressor leaf -inf": (records(shape=REG, leaves=[Bad(value(-INF))]), "NOT_FINITE"),
+    "regressor leaf signalling NaN": (records(shape=REG, leaves=[Bad("value 7f800001")]), "NOT_FINITE"),
+    "regressor leaf negative NaN": (records(shape=REG, leaves=[Bad("value ffffffff")]), "NOT_FINITE"),
     # float32 thresholds
-    "float32 threshold quiet NaN": (records(shape=F32, nodes=[Bad("node 0 7fc00000 1 -1")]), "NAN"),
-    "float32 threshold negative NaN": (records(shape=F32, nodes=[Bad("node 0 ffc00000 1 -1")]), "NAN"),
-    "float32 threshold signalling NaN": (records(shape=F32, nodes=[Bad("node 0 7f800001 1 -1")]), "NAN"),
-    "float32 threshold NaN ffffffff": (records(shape=F32, nodes=[Bad("node 0 FFFFFFFF 1 -1")]), "NAN"),
-    "float32 threshold 7 digits": (records(shape=F32, nodes=[Bad("node 0 3f80000 1 -1")]), "BAD_HEX"),
-    "float32 threshold 9 digits": (records(shape=F32, nodes=[Bad("node 0 3f8000000 1 -1")]), "BAD_HEX"),
-    "float32 threshold 0x": (records(shape=F32, nodes=[Bad("node 0 0x3f8000 1 -1")]), "BAD_HEX"),
-    "float32 threshold decimal": (records(shape=F32, nodes=[Bad("node 0 1.500000 1 -1")]), "BAD_HEX"),
+    "float32 threshold quiet NaN": (records(shape=F32, nodes=[Bad("node 0 7fc00000 1 -1 r")]), "NAN"),
+    "float32 threshold negative NaN": (records(shape=F32, nodes=[Bad("node 0 ffc00000 1 -1 l")]), "NAN"),
+    "float32 threshold signalling NaN": (records(shape=F32, nodes=[Bad("node 0 7f800001 1 -1 r")]), "NAN"),
+    "float32 threshold NaN ffffffff": (records(shape=F32, nodes=[Bad("node 0 FFFFFFFF 1 -1 r")]), "NAN"),
+    "float32 threshold 7 digits": (records(shape=F32, nodes=[Bad("node 0 3f80000 1 -1 r")]), "BAD_HEX"),
+    "float32 threshold 9 digits": (records(shape=F32, nodes=[Bad("node 0 3f8000000 1 -1 r")]), "BAD_HEX"),
+    "float32 threshold 0x": (records(shape=F32, nodes=[Bad("node 0 0x3f8000 1 -1 r")]), "BAD_HEX"),
+    "float32 threshold decimal": (records(shape=F32, nodes=[Bad("node 0 1.500000 1 -1 r")]), "BAD_HEX"),
 }
 
 
@@ -504,21 +634,33 @@ def test_rejects_corrupt_forests_in_sequence(request, build):
 
 
 def stored_of(lines: list[str]) -> StoredForest:
-    """The StoredForest of a forest in the driver's format (absolute child indices, float32 leaf table)."""
-    shape, trees, nodes, leaves = None, [], [], []
+    """The StoredForest of a forest in the driver's format (absolute child indices), with the
+    forest record's tree weight."""
+    shape, trees, votes, nodes, leaves, weight_sum = None, [], [], [], [], None
     for line in lines:
         tag, *f = line.split()
         if tag == "forest":
             shape = [int(v) for v in f[:7]] + [f32(int(f[7], 16))]
+        elif tag == "sum":
+            weight_sum = f64(f[0])
         elif tag == "tree":
             trees.append(int(f[0]))
+            votes.append([f64(f[1]), f64(f[2])] if len(f) == 3 else [0.0, 0.0])
         elif tag == "node":
-            nodes.append((int(f[0]), f[1], int(f[2]), int(f[3])))
-        elif tag == "leaf":
-            leaves.append([f32(int(v, 16)) for v in f])
+            nan = f[4] if len(f) == 5 else "0"
+            nodes.append((int(f[0]), f[1], int(f[2]), int(f[3]), nan in ("l", "1")))
+        elif tag == "counts":
+            leaves.append([int(v) for v in f])
+        elif tag == "exact":
+            leaves.append([f64(f[0][i:i + 16]) for i in range(0, len(f[0]), 16)])
+        elif tag == "class":
+            leaves.append([int(f[0])])
+        elif tag == "value":
+            leaves.append([float(f32(int(f[0], 16)))])
     kind, dtype, n_features, n_classes, _, _, _, weight = shape
+    voting, leaf_kind = KIND_OF_CODE[kind]
     stored = RawStoredForest(
-        kind="regressor" if kind == 3 else "classifier", voting={1: "soft", 2: "hard", 3: None}[kind],
+        kind="regressor" if kind == 3 else "classifier", voting=voting, leaf_kind=leaf_kind,
         dtype="int16" if dtype == 1 else "float32", n_features=n_features, n_classes=n_classes,
         roots=np.array(trees, dtype=np.int64),
         feature=np.array([n[0] for n in nodes], dtype=np.int64),
@@ -526,19 +668,20 @@ def stored_of(lines: list[str]) -> StoredForest:
                    else np.array([int(n[1]) for n in nodes], dtype=np.int64)),
         left=np.array([i + n[2] if n[2] > 0 else n[2] for i, n in enumerate(nodes)], dtype=np.int64),
         right=np.array([i + n[3] if n[3] > 0 else n[3] for i, n in enumerate(nodes)], dtype=np.int64),
-        leaves=np.array(leaves, dtype=np.float64).reshape(len(leaves), -1))
+        nan_left=np.array([n[4] for n in nodes], dtype=bool),
+        leaves=np.array(leaves, dtype=np.int64 if leaf_kind in ("counts", "class") else np.float64).reshape(
+            len(leaves), -1),
+        tree_votes=np.array(votes, dtype=np.float64).reshape(-1, 2) if voting == "samme" else None,
+        weight_sum=weight_sum)
     stored.weight = weight
     return stored
 
 
 @dataclass
 class RawStoredForest(StoredForest):
-    """A StoredForest whose leaf table is taken as given (no soft-vote normalisation), with its own tree weight."""
+    """A StoredForest with the tree weight of its forest record (which need not be 1 / n_trees)."""
 
     weight: np.float32 = field(default=np.float32(0))
-
-    def leaf_values(self) -> np.ndarray:
-        return self.leaves.astype(np.float32)
 
     @property
     def tree_weight(self) -> np.float32:
@@ -548,23 +691,41 @@ class RawStoredForest(StoredForest):
 VALID = {
     "default": records(rows=["row 10 -5 0", "row 11 0 1", "row -32768 32767 -1"])[0],
     "boundaries": records(
-        shape=(1, 1, 65535, 3, 3, 3, 4),
+        shape=(1, 1, MAX_FEATURES, 3, 3, 3, 4),
         trees=["tree -4", "tree 2", "tree 0"],
-        nodes=["node 65534 32767 2 -4", "node 1 -32768 -2 -3", "node 0 -1 -4 -1"],
-        rows=["row " + " ".join(["-32768"] * 65535), "row " + " ".join(["32767"] * 65535)])[0],
+        nodes=["node 32766 32767 2 -4", "node 1 -32768 -2 -3", "node 0 -1 -4 -1"],
+        rows=["row " + " ".join(["-32768"] * MAX_FEATURES), "row " + " ".join(["32767"] * MAX_FEATURES)])[0],
     "float32 infinite thresholds": records(
-        shape=F32, nodes=["node 0 7f800000 1 -1", "node 1 ff800000 -2 -3", "node 2 80000000 -4 -1"],
-        rows=[row_text("float32", r) for r in ([INF, -INF, 0.0], [NAN, -INF, -0.0], [1e38, 1.0, NAN])])[0],
+        shape=F32, nodes=["node 0 7f800000 1 -1 r", "node 1 ff800000 -2 -3 l", "node 2 80000000 -4 -1 l"],
+        rows=[row_text("float32", r) for r in ([INF, -INF, 0.0], [NAN, -INF, -0.0], [1e38, 1.0, NAN],
+                                                [NAN, NAN, NAN], [-INF, NAN, 1.0])])[0],
+    "float32 NaN directions": records(
+        shape=F32, nodes=["node 0 41200000 1 -1 l", "node 1 c0a00000 -2 -3 r", "node 2 00000000 -4 -1 r"],
+        rows=[row_text("float32", r) for r in ([NAN, NAN, NAN], [NAN, -6.0, NAN], [11.0, NAN, 0.0])])[0],
     "hard vote": records(shape=HARD, leaves=HARD_LEAVES, rows=["row 10 -5 0", "row 11 0 1", "row 0 0 0"])[0],
     "hard vote, class 65534 of 65535": records(
-        shape=(2, 1, 3, 65535, 2, 3, 4), leaves=[leaf(65534), leaf(0), leaf(65534), leaf(7)],
+        shape=(2, 1, 3, 65535, 2, 3, 4), leaves=["class 65534", "class 0", "class 65534", "class 7"],
         rows=["row 10 -5 0", "row 11 0 1", "row 0 0 0"])[0],
+    "samme": samme(rows=["row 10 -5 0", "row 11 0 1", "row 0 0 0", "row -32768 32767 -1"])[0],
+    "samme, one class": records(shape=(4, 1, 3, 1, 2, 3, 4), head=["sum " + hex64(1.0)],
+                                trees=["tree 0 %s %s" % (hex64(0.5), hex64(0.0)), "tree 2 %s %s" % (hex64(0.5), hex64(0.0))],
+                                leaves=["class 0"] * 4, rows=["row 10 -5 0"])[0],
+    "samme, two classes": records(shape=(4, 1, 3, 2, 2, 3, 4), head=["sum " + hex64(3.0)],
+                                  trees=["tree 0 %s %s" % (hex64(2.0), hex64(-2.0)),
+                                         "tree 2 %s %s" % (hex64(1.0), hex64(-1.0))],
+                                  leaves=["class 0", "class 1", "class 1", "class 0"],
+                                  rows=["row 10 -5 0", "row 11 0 1", "row 0 0 0", "row 0 -10 10"])[0],
+    "exact leaves": records(shape=EXACT, leaves=EXACT_LEAVES, rows=["row 10 -5 0", "row 11 0 1", "row -32768 32767 -1"])[0],
+    "exact leaves, subnormal and one-third": records(
+        shape=EXACT, leaves=[exact(1 / 3, 2 / 3, 0), exact(5e-324, 1 - 5e-324, 0), exact(0, 0, 1), exact(1 / 3, 1 / 3, 1 / 3)],
+        rows=["row 10 -5 0", "row 11 0 1", "row 10 -4 1", "row 0 0 0"])[0],
     "regressor": records(shape=REG, weight=0.25, leaves=REG_LEAVES, rows=["row 10 -5 0", "row 11 0 1"])[0],
     "regressor, huge leaves": records(
-        shape=REG, leaves=[leaf(3e38), leaf(-3e38), leaf(3.4028235e38), leaf(-0.0)],
+        shape=REG, leaves=[value(3e38), value(-3e38), value(3.4028235e38), value(-0.0)],
         rows=["row 10 -5 0", "row 11 0 1", "row 10 -4 1"])[0],
-    "soft, no class weight": records(leaves=[leaf(0, 0, 0), leaf(0, 1, 0), leaf(0, 0, 1), leaf(0, 0, 0)],
-                                     rows=["row 10 -5 0", "row 11 0 1"])[0],
+    "soft, counts at the limit": records(leaves=["counts 65535 1 0", "counts 0 65535 65535", "counts 0 0 1",
+                                                 "counts 65535 65535 65535"],
+                                         rows=["row 10 -5 0", "row 11 0 1", "row 10 0 0"])[0],
 }
 
 
@@ -587,31 +748,52 @@ def test_default_forest_by_hand(driver):
     proc = run(driver, "\n".join(VALID["default"]) + "\n")
     # (10, -5, 0): tree 0 -> node 1 -> leaf 1, tree 1 -> leaf 3: (0 + .5, 1 + .5, 0) / 2
     # (11, 0, 1): leaf 0 twice; (-32768, 32767, -1): leaf 2 and leaf 3: (.5, .5, 1) / 2
-    assert proc.out == ["bytes 100", "ready", "1 3e800000 3f400000 00000000",
+    # bytes: roots 8, thresholds 8, features 8, left 8, right 8, counts 24, scales 16, sums 12
+    assert proc.out == ["bytes 92", "ready", "1 3e800000 3f400000 00000000",
                         "0 3f800000 00000000 00000000", "2 3e800000 3e800000 3f000000", "end"]
 
 
+def test_samme_by_hand(driver):
+    """SAMME decisions worked out by hand: per class, the sum of each tree's vote for its class and
+    `other` for the rest, divided by the weight sum 2.5; the largest wins (lowest index on ties)."""
+    proc = run(driver, "\n".join(VALID["samme"]) + "\n")
+    # (10, -5, 0): tree 0 -> leaf 1 (class 1), tree 1 -> leaf 3 (class 1): class 1 gets 1.5 + 1.0.
+    # (11, 0, 1): leaf 0 twice (class 0). (0, 0, 0): leaf 2 (class 2, 1.5) and leaf 3 (class 1, 1.0): class 2.
+    # (-32768, 32767, -1): leaf 2 (class 2) and leaf 3 (class 1): class 2.
+    assert [line.split()[0] for line in proc.out[2:-1]] == ["1", "0", "2", "2"]
+
+
 @pytest.mark.parametrize("shape", [
-    (1, 1, 65535, 3, 2, 3, 4), (3, 2, 1, 0, 1, 0, 32768), (2, 1, 1, 65535, 1, 0, 256),
-    (2, 1, 1, 65535, 1, 0, 32768),
+    (1, 1, MAX_FEATURES, 3, 2, 3, 4), (3, 2, 1, 0, 1, 0, 32768), (2, 1, 1, 65535, 1, 0, 256),
+    (2, 1, 1, 65535, 1, 0, 32768), (4, 1, 1, 65535, 7, 3, 32768), (5, 2, 1, 1000, 1, 0, 16777),
     (2, 1, 1, 1000, 1, 0, 16777), (1, 2, 1, 65535, 1, 0, 256), (1, 1, 1, 1, 1, 0, 32768),
     (3, 1, 1, 0, MAX_NODES, MAX_NODES, 1), (1, 2, 7, 1000, 5, MAX_NODES, 16777), (2, 2, 3, 5, 1, 1, 1),
+    (4, 2, 3, 2, MAX_NODES, 1, 1),
 ])
 def test_shape_limits_and_bytes(driver, shape):
-    """Shapes at the limits are accepted, and mpyml_forest_bytes is the documented size."""
+    """Shapes at the limits are accepted, and mpyml_forest_bytes is the documented size
+    (docs/formats.md, "Device memory")."""
     kind, dtype, n_features, n_classes, n_trees, n_nodes, n_leaves = shape
 
     def align4(n):
         return (n + 3) & ~3
 
     want = align4(4 * n_trees) + align4((4 if dtype == 2 else 2) * n_nodes) + 3 * align4(2 * n_nodes)
-    want += align4(2 * n_leaves) if kind == 2 else 4 * n_leaves * (n_classes if kind == 1 else 1)
+    want += {1: align4(2 * n_leaves * n_classes) + 4 * n_leaves,           # counts and their scales
+             2: align4(2 * n_leaves),                                      # class per leaf
+             3: 4 * n_leaves,                                              # float32 value per leaf
+             4: align4(2 * n_leaves) + 16 * n_trees + 8 * n_classes,       # class per leaf, votes, sums
+             5: 8 * n_leaves * n_classes}[kind]                            # float64 probabilities
     want += 4 * max(n_classes, 1)
     proc = run(driver, "shape %d %d %d %d %d %d %d\n" % shape)
     assert proc.returncode == 0 and proc.out == ["shape %d" % want]
 
 
 # ---------------------------------------------------------------- random garbage
+
+
+def _f64_of(text: str):
+    return f64(text) if re.fullmatch(r"[0-9a-fA-F]{16}", text) else None
 
 
 class Reference:
@@ -621,38 +803,49 @@ class Reference:
     def __init__(self):
         self.shape = None
         self.counts = [0, 0, 0]
+        self.weight_sum = None
 
     def codes(self, tag, args) -> set[str]:
         if tag == "forest":
             kind, dtype, nf, nc, nt, nn, nl = args[:7]
             self.shape = args[:7]
             bad = set()
-            if kind not in (1, 2, 3):
+            if kind not in (1, 2, 3, 4, 5):
                 bad.add("BAD_KIND")
             if dtype not in (1, 2):
                 bad.add("BAD_DTYPE")
-            if not 1 <= nf <= 65535:
-                bad.add("BAD_N_FEATURES")
+            if not 1 <= nf <= MAX_FEATURES:
+                bad.add("TREES_N_FEATURES")
             if nc > 65535 or (nc != 0 if kind == 3 else nc < 1):
                 bad.add("BAD_N_CLASSES")
             if nt < 1:
                 bad.add("NO_TREES")
             if not 1 <= nl <= 32768:
                 bad.add("BAD_N_LEAVES")
-            if nt > MAX_NODES or nn > MAX_NODES or (0 < nc <= 65535 and nl > MAX_NODES // nc):
+            if nt > MAX_NODES or nn > MAX_NODES or (kind in (1, 5) and 0 < nc <= 65535 and nl > MAX_NODES // nc):
                 bad.add("TOO_BIG")
             return bad
         kind, dtype, nf, nc, nt, nn, nl = self.shape
+        if tag == "sum":
+            s = f64(args[0])
+            if kind != 4 or not math.isfinite(s) or not s > 0:
+                return {"TREE_WEIGHT"}
+            self.weight_sum = s
+            return set()
         if tag == "tree":
             bad = {"TOO_MANY_TREES"} if self.counts[0] >= nt else set()
             root = args[0]
             if root >= nn if root >= 0 else -(root + 1) >= nl:
                 bad.add("NODE_REF_RANGE" if root >= 0 else "LEAF_REF_RANGE")
+            if kind == 4:
+                vote, other = (f64(v) for v in args[1:]) if len(args) == 3 else (0.0, 0.0)
+                if not (math.isfinite(vote) and math.isfinite(other) and vote >= 0 and other <= 0):
+                    bad.add("TREE_WEIGHT")
             if not bad:
                 self.counts[0] += 1
             return bad
         if tag == "node":
-            feature, threshold, left, right = args
+            feature, threshold, left, right, nan = args
             node = self.counts[1]
             bad = set()
             if node >= nn:
@@ -675,30 +868,47 @@ class Reference:
                     bad.add("BAD_HEX")
                 elif np.isnan(f32(int(threshold, 16))):
                     bad.add("NAN")
-            elif not -32768 <= int(threshold) <= 32767:
+            elif not -32768 <= int(threshold) <= 32767 or nan == "l":
                 bad.add("THRESHOLD_RANGE")
             if not bad:
                 self.counts[1] += 1
             return bad
-        if tag == "leaf":
-            values = [f32(v) for v in args]
+        if tag in ("counts", "exact", "class", "value"):
             bad = {"TOO_MANY_LEAVES"} if self.counts[2] >= nl else set()
-            if kind == 2:
-                if len(values) != 1:
+            if tag == "counts":
+                if kind != 1 or len(args) != nc:
                     bad.add("LEAF_WIDTH")
-                elif not (0 <= values[0] < nc and values[0] == math.floor(values[0])):
+                elif sum(args) == 0:
+                    bad.add("LEAF_COUNTS")
+            elif tag == "exact":
+                text = args[0] if args else ""
+                if kind != 5 or len(text) != 16 * nc:
+                    bad.add("LEAF_WIDTH")
+                else:
+                    values = [_f64_of(text[i:i + 16]) for i in range(0, len(text), 16)]
+                    if None in values:
+                        bad.add("BAD_HEX64")
+                    elif not all(0.0 <= p <= 1.0 for p in values):
+                        bad.add("LEAF_PROBA")
+            elif tag == "class":
+                if kind not in (2, 4):
+                    bad.add("LEAF_WIDTH")
+                elif args[0] >= nc:
                     bad.add("CLASS_RANGE")
             else:
-                if len(values) != (nc if kind == 1 else 1):
+                if kind != 3:
                     bad.add("LEAF_WIDTH")
-                if not all(np.isfinite(values)):
+                elif not np.isfinite(f32(args[0])):
                     bad.add("NOT_FINITE")
             if not bad:
                 self.counts[2] += 1
             return bad
         assert tag == "done"
-        return {name for name, count, total in zip(("MISSING_TREES", "MISSING_NODES", "MISSING_LEAVES"),
-                                                   self.counts, (nt, nn, nl)) if count != total}
+        bad = {name for name, count, total in zip(("MISSING_TREES", "MISSING_NODES", "MISSING_LEAVES"),
+                                                  self.counts, (nt, nn, nl)) if count != total}
+        if kind == 4 and self.weight_sum is None:
+            bad.add("TREE_WEIGHT")
+        return bad
 
 
 def random_forest_records(rng: np.random.Generator, chaos: bool):
@@ -714,17 +924,27 @@ def random_forest_records(rng: np.random.Generator, chaos: bool):
     def pick(values):
         return values[rng.integers(len(values))]
 
-    kind = int(rng.integers(1, 4)) if not bad_shape() else pick([0, 4, 255, 256, 2**31])
+    kind = int(rng.integers(1, 6)) if not bad_shape() else pick([0, 6, 255, 256, 2**31])
     dtype = int(rng.integers(1, 3)) if not bad_shape() else pick([0, 3, 256])
-    nf = int(rng.integers(1, 5)) if not bad_shape() else pick([0, 65535, 65536, UINT32_MAX])
+    nf = int(rng.integers(1, 5)) if not bad_shape() else pick([0, 32767, 32768, 65536, UINT32_MAX])
     nc = (0 if kind == 3 else int(rng.integers(1, 5))) if not bad_shape() else pick([0, 1, 65535, 65536, UINT32_MAX])
     nt = int(rng.integers(1, 5)) if not bad_shape() else pick([0, MAX_NODES + 1, UINT32_MAX])
     nn = int(rng.integers(0, 12)) if not bad_shape() else pick([MAX_NODES + 1, UINT32_MAX])
     nl = int(rng.integers(1, 7)) if not bad_shape() else pick([0, 32769, UINT32_MAX])
     nt_, nn_, nl_ = (min(v, 12) for v in (nt, nn, nl))
+    nc_ = min(nc, 8)
     weight = int(bits32(1.0 / max(nt, 1))[0]) if rng.random() < 0.85 else pick(
         [0, 0x80000000, 0x7f800000, 0xff800000, 0x7fc00000, 0xffc12345, 0x7f7fffff, int(rng.integers(0, 2**32))])
     recs = [("forest", (kind, dtype, nf, nc, nt, nn, nl, weight))]
+
+    def float64_text(good: float) -> str:
+        if garbage():
+            return pick([hex64(NAN), hex64(INF), hex64(-INF), hex64(-good - 1), hex64(0.0), hex64(-0.0),
+                         "%016x" % int(rng.integers(0, 2**63)), hex64(5e-324)])
+        return hex64(good)
+
+    if kind == 4 or garbage(0.01):
+        recs.append(("sum", (float64_text(float(rng.uniform(0.5, 5))),)))
 
     def ref(node):
         # a child reference of node `node`: a valid node offset or leaf, or garbage
@@ -740,36 +960,51 @@ def random_forest_records(rng: np.random.Generator, chaos: bool):
 
     for _ in range(count(nt_)):
         root = ref(-1) if nn_ == 0 or rng.random() < 0.3 else int(rng.integers(0, nn_))
-        recs.append(("tree", (root,)))
+        if kind == 4:
+            vote = float(rng.uniform(0, 3))
+            recs.append(("tree", (root, float64_text(vote), float64_text(-vote / max(nc - 1, 1)))))
+        else:
+            recs.append(("tree", (root,)))
     for i in range(count(nn_)):
         feature = int(rng.integers(0, max(1, min(nf, 8)))) if not garbage() else pick(
-            [nf, 65535, 65536, UINT32_MAX, int(rng.integers(0, 2**32))])
+            [nf, 32767, 32768, 65535, 65536, UINT32_MAX, int(rng.integers(0, 2**32))])
         if dtype == 2:
             if garbage():
                 threshold = pick(["7fc00000", "ffc00000", "7f800001", "FFFFFFFF", "%08x" % rng.integers(0, 2**32),
                                   "7f80000", "0x7f8000", "7f8000000", "zzzzzzzz", "-1000000"])
             else:
                 threshold = hex32(np.float32(rng.normal() * pick([1, 4, 1e-3])))
-        elif garbage():
-            threshold = str(pick([32768, -32769, INT32_MAX, INT32_MIN, int(rng.integers(INT32_MIN, INT32_MAX))]))
+            nan = pick(["l", "r"])
         else:
-            threshold = str(int(rng.integers(-6, 7)) if rng.random() < 0.9 else pick([-32768, 32767]))
-        recs.append(("node", (feature, threshold, ref(i), ref(i))))
-    width = nc if kind == 1 else 1
+            if garbage():
+                threshold = str(pick([32768, -32769, INT32_MAX, INT32_MIN, int(rng.integers(INT32_MIN, INT32_MAX))]))
+            else:
+                threshold = str(int(rng.integers(-6, 7)) if rng.random() < 0.9 else pick([-32768, 32767]))
+            nan = "l" if garbage() else "r"
+        recs.append(("node", (feature, threshold, ref(i), ref(i), nan)))
+    leaf_tag = {1: "counts", 2: "class", 3: "value", 4: "class", 5: "exact"}.get(kind, "value")
     for _ in range(count(nl_)):
-        n = min(width, 8) if not garbage() else int(rng.integers(0, 6))
-        if kind == 2:
-            values = [float(rng.integers(0, max(1, min(nc, 8)))) for _ in range(n)]
-        elif kind == 1:
-            values = list(rng.random(n))
+        tag = leaf_tag if not garbage() else pick(["counts", "exact", "class", "value"])
+        width = nc_ if not garbage() else int(rng.integers(0, 6))
+        if tag == "counts":
+            counts = [int(c) for c in rng.integers(0, 4, width)]
+            if garbage():
+                counts = [pick([0, 65535, int(rng.integers(0, 65536))]) for _ in counts]
+            recs.append(("counts", tuple(counts)))
+        elif tag == "exact":
+            p = rng.dirichlet(np.ones(max(width, 1)))[:width] if width else []
+            text = "".join(float64_text(float(v)) for v in p)
+            if garbage(0.02):
+                text = text[:-1] + pick(["g", "-", "x"]) if text else "zz"
+            recs.append(("exact", (text,) if text else ()))
+        elif tag == "class":
+            recs.append(("class", (int(rng.integers(0, max(1, nc_))) if not garbage() else pick(
+                [nc, 65535, 65536, UINT32_MAX]),)))
         else:
-            values = list(rng.normal(size=n) * 10)
-        values = [int(bits32(v)[0]) for v in values]
-        if values and garbage():
-            values[int(rng.integers(len(values)))] = pick(
-                [0x7f800000, 0xff800000, 0x7fc00000, 0xffffffff, 0x7f800001, 0x3f000000, 0xbf800000,
-                 int(bits32(nc)[0]), 0x7f7fffff, 0xff7fffff, 0x80000000, 1, int(rng.integers(0, 2**32))])
-        recs.append(("leaf", tuple(values)))
+            bits = int(bits32(rng.normal() * 10)[0]) if not garbage() else pick(
+                [0x7f800000, 0xff800000, 0x7fc00000, 0xffffffff, 0x7f800001, 0x7f7fffff, 0x80000000, 1,
+                 int(rng.integers(0, 2**32))])
+            recs.append(("value", (bits,)))
     if chaos or rng.random() < 0.05:
         order = rng.permutation(len(recs) - 1) + 1
         recs = recs[:1] + [recs[i] for i in order]
@@ -781,8 +1016,8 @@ def random_forest_records(rng: np.random.Generator, chaos: bool):
 def record_line(tag, args) -> str:
     if tag == "forest":
         return "forest %d %d %d %d %d %d %d %08x" % args
-    if tag == "leaf":
-        return leaf_bits(*args)
+    if tag == "value":
+        return "value %08x" % args[0]
     return " ".join([tag, *map(str, args)])
 
 
@@ -797,7 +1032,7 @@ def random_rows(rng: np.random.Generator, stored: StoredForest, n: int) -> np.nd
     if stored.n_nodes:
         mask = rng.random((n, nf)) < 0.3
         rows[mask] = stored.threshold[rng.integers(0, stored.n_nodes, mask.sum())]
-    special = rng.random((n, nf)) < 0.05
+    special = rng.random((n, nf)) < 0.1
     rows[special] = rng.choice(np.array([np.inf, -np.inf, np.nan, -0.0], dtype=np.float32), special.sum())
     return rows
 
@@ -809,7 +1044,7 @@ def test_fuzz_random_garbage(driver, driver_o2):
     rng = np.random.default_rng(SEED)
     lines, forests = [], []
     n_records = 0
-    for i in range(700):
+    for i in range(900):
         recs = random_forest_records(rng, chaos=i % 5 == 4)
         n_records += len(recs)
         reference = Reference()
@@ -828,10 +1063,12 @@ def test_fuzz_random_garbage(driver, driver_o2):
             block += [row_text(stored.dtype, row) for row in rows]
         lines += block + ["end"]
         forests.append((verdict, rows, block, recs[-1][0] == "done"))
-    assert n_records > 3000
+    assert n_records > 4000
     n_accepted = sum(f[0] is None and f[3] for f in forests)
     n_rejected = sum(f[0] is not None for f in forests)
+    kinds_accepted = {int(f[2][0].split()[1]) for f in forests if f[0] is None and f[3]}
     assert n_accepted > 150 and n_rejected > 150, (n_accepted, n_rejected)
+    assert kinds_accepted == {1, 2, 3, 4, 5}
     text = "\n".join(lines) + "\n"
     for exe in (driver, driver_o2):
         proc = run(exe, text, "--keep-going")
@@ -910,3 +1147,39 @@ def test_is_finite_and_bits(driver):
     for v, line in zip(values, proc.out):
         want = math.isfinite(struct.unpack("<f", struct.pack("<I", v))[0])
         assert line == "%d %08x" % (want, v), hex(v)
+
+
+def f64_bits(value: float) -> int:
+    return int(np.float64(value).view(np.uint64))
+
+
+def test_f64_div_is_correctly_rounded(driver):
+    """mpyml_f64_div (double division by long division in integers) gives exactly Python's
+    float division for finite a and finite b > 0: random operands, random bit patterns
+    (subnormals among them), powers of two, the largest and smallest doubles, equal
+    operands, and quotients that overflow to infinity or round into the subnormal range."""
+    rng = np.random.default_rng(SEED)
+    tiny, smallest_normal, largest = 5e-324, 2.2250738585072014e-308, 1.7976931348623157e308
+    edges = [tiny, 2 * tiny, 3 * tiny, smallest_normal, np.nextafter(smallest_normal, 0), largest,
+             np.nextafter(largest, 0), 1.0, np.nextafter(1.0, 2), np.nextafter(1.0, 0), 3.0, 0.1, 1 / 3,
+             2.0**-1022, 2.0**-1074, 2.0**1023, 0.5, 7.0, 10.0, 1e-300, 1e300, 65535.0, 65536.0]
+    edges += [2.0**k for k in range(-1074, 1024, 37)]
+    pairs = [(a, b) for a in edges for b in edges]
+    pairs += [(-a, b) for a, b in pairs[:200]] + [(0.0, 1.0), (-0.0, 3.0), (0.0, tiny)]
+    pairs += [(float(a), float(a)) for a in rng.uniform(0, 10, 200)]  # equal operands: exactly 1
+    pairs += [(float(a), float(b)) for a, b in rng.uniform(0, 1, size=(3000, 2)) if b > 0]
+    pairs += [(float(a) * 2.0**int(e), float(b)) for a, b, e in
+              zip(rng.uniform(0, 1, 2000), rng.uniform(1, 65536, 2000), rng.integers(-1074, 1024, 2000)) if a > 0]
+    random_bits = rng.integers(0, 0x7ff0000000000000, size=(4000, 2), dtype=np.int64).view(np.float64)
+    pairs += [(float(a), float(b)) for a, b in random_bits if b > 0]
+    # Quotients near the subnormal boundary and ties at the subnormal rounding point.
+    pairs += [(float(a) * 2.0**-1000, float(b) * 2.0**60) for a, b in rng.uniform(1, 2, size=(1000, 2))]
+    pairs += [(3 * tiny, 2.0), (5 * tiny, 2.0), (7 * tiny, 4.0), (smallest_normal, 2.0), (smallest_normal, 3.0)]
+    text = "".join("div %016x %016x\n" % (f64_bits(a), f64_bits(b)) for a, b in pairs)
+    proc = run(driver, text, "helpers")
+    assert proc.returncode == 0
+    assert len(proc.out) == len(pairs)
+    with np.errstate(over="ignore"):
+        for (a, b), line in zip(pairs, proc.out):
+            want = np.float64(a) / np.float64(b)  # IEEE division, infinity on overflow
+            assert line == "%016x" % f64_bits(want), (a, b, line, want)

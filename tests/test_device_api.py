@@ -141,3 +141,69 @@ print(m.predict(array.array('h', {X[5].tolist()!r})), src.calls)
 """).split()
     assert int(out[0]) == stored.predict(X[5:6])[0]
     assert int(out[1]) > stored.n_nodes
+
+
+def every_kind_models(directory):
+    """(path, stored, rows) of a forest of every device kind: AdaBoost SAMME (int16), soft voting
+    with float64 leaves and NaN directions (float32, rows with NaN), hard voting, and the vote-tie
+    forest of issue 11 whose soft-vote decision takes the float64 path."""
+    from sklearn.ensemble import AdaBoostClassifier, ExtraTreesClassifier
+    from sklearn.tree import DecisionTreeClassifier
+
+    X, y = load_digits(return_X_y=True)
+    X = X[:600]
+    y = y[:600]
+    rng = np.random.default_rng(0)
+    X_nan = X.astype(np.float32)
+    X_nan[rng.random(X_nan.shape) < 0.1] = np.nan
+    tie_X, tie_y = np.arange(8, dtype=np.float64)[:, None], np.array([0, 0, 1, 1, 1, 0, 1, 0])
+    cases = [
+        (AdaBoostClassifier(DecisionTreeClassifier(max_depth=3), n_estimators=6, random_state=0).fit(X, y), X, {}),
+        (DecisionTreeClassifier(max_depth=8, class_weight="balanced", random_state=0).fit(X_nan, y),
+         X_nan, {"feature_dtype": "float32"}),
+        (RandomForestClassifier(n_estimators=4, max_depth=6, random_state=0).fit(X, y), X, {"voting": "hard"}),
+        (ExtraTreesClassifier(n_estimators=3, max_depth=1, random_state=226).fit(tie_X, tie_y),
+         np.array([[5.0]] * 7 + [[np.nan]]), {"feature_dtype": "float32"}),
+    ]
+    models = []
+    for i, (estimator, rows, options) in enumerate(cases):
+        path = directory / ("kind%d.csv" % i)
+        stored = mpyml.export(estimator, path, **options)
+        models.append((path, stored, np.asarray(rows)[:8]))
+    assert [(s.voting, s.leaf_kind) for _, s, _ in models] == [
+        ("samme", "class"), ("soft", "float64"), ("hard", "class"), ("soft", "counts")]
+    return models
+
+
+def test_predict_allocates_nothing_for_every_kind(run_device, tmp_path):
+    """No heap allocation in any predict method of any forest kind, and the answers are the mirror's."""
+    models = every_kind_models(tmp_path)
+    setup, calls = [], []
+    for i, (path, stored, rows) in enumerate(models):
+        code = "f" if stored.dtype == "float32" else "h"
+        values = [float(v) for v in rows.ravel()] if code == "f" else [int(v) for v in rows.ravel()]
+        setup.append(f"""
+m{i} = emltrees.new(10, 5000, 5000)
+emltrees.load_model(m{i}, {str(path)!r})
+X{i} = array.array({code!r}, {values!r})
+x{i} = X{i}[:{stored.n_features}]
+p{i} = array.array('f', [0.0] * {stored.n_classes})
+ps{i} = array.array('f', [0.0] * {stored.n_classes * len(rows)})
+c{i} = array.array('H', [0] * {len(rows)})
+""")
+        calls.append(f"    m{i}.predict(x{i}); m{i}.predict_proba(x{i}, p{i}); m{i}.predict_many(X{i}, c{i}); "
+                     f"m{i}.predict_proba_many(X{i}, ps{i})")
+    out = run_device("import emltrees, array, gc\nnan = float('nan')\n" + "".join(setup) + """
+def calls():
+""" + "\n".join(calls) + """
+
+calls()
+gc.collect()
+before = gc.mem_alloc()
+for _ in range(50):
+    calls()
+print(gc.mem_alloc() - before)
+""" + "".join(f"print(list(c{i}))\n" for i in range(len(models)))).splitlines()
+    assert int(out[0]) == 0
+    for (path, stored, rows), line in zip(models, out[1:]):
+        assert eval(line) == stored.predict_index(rows).tolist(), path.name

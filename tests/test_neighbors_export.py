@@ -46,7 +46,7 @@ def test_convert_and_export_dispatch(tmp_path, iris):
     nn = mpyml.export(NearestNeighbors(n_neighbors=3, p=1).fit(X), tmp_path / "nn.csv", novelty_percentile=None)
     assert (nn.kind, nn.metric, nn.labels, nn.n_classes, nn.threshold) == ("neighbors", "manhattan", None, 0, None)
     forest = mpyml.export(RandomForestClassifier(2, random_state=0).fit(X, y), tmp_path / "rf.csv")
-    assert (tmp_path / "rf.csv").read_text().startswith("mpyml-trees,1")
+    assert (tmp_path / "rf.csv").read_text().startswith("mpyml-trees,3\n")
     assert forest.n_trees == 2
 
 

@@ -16,7 +16,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MaxAbsScaler, StandardScaler
 
 import mpyml
-from mpyml import build, device, linear, linearfile, neighborsfile, treesfile
+from mpyml import build, device, linear, linearfile, neighborsfile, records, treesfile
 
 CLASSIFICATION = {"iris": load_iris, "wine": load_wine, "breast_cancer": load_breast_cancer, "digits": load_digits}
 
@@ -184,7 +184,7 @@ def test_steps_in_the_trees_file_allocate_nothing_and_check_input(natmods_x64, t
     pipe = make_pipeline(StandardScaler(), PCA(8), RandomForestClassifier(n_estimators=5, random_state=0)).fit(X_train, y_train)
     path = tmp_path / "model.csv"
     stored = mpyml.export(pipe, path)
-    assert path.read_text().startswith("mpyml-trees,2\n")
+    assert path.read_text().startswith("mpyml-trees,3\n")
     back = treesfile.load(path)
     np.testing.assert_array_equal(back.predict(X_test), stored.predict(X_test))
     out = device.run(DEVICE_API_SCRIPT.format(path=str(path))).splitlines()
@@ -216,26 +216,26 @@ def test_bad_steps_sections(natmods_x64, tmp_path):
     pipe = make_pipeline(StandardScaler(), PCA(2), RandomForestClassifier(n_estimators=2, random_state=0)).fit(X, y)
     path = tmp_path / "model.csv"
     mpyml.export(pipe, path)
-    lines = path.read_text().splitlines()
-    assert lines[0] == "mpyml-trees,2" and lines[9].startswith("steps,4,") and lines[10] == "step,matrix,4,2"
+    lines = path.read_text().splitlines()[:-1]  # without the end record: each edit is sealed again
+    assert lines[0] == "mpyml-trees,3" and lines[11].startswith("steps,4,") and lines[12] == "step,matrix,4,2"
 
     def load_error(edit):
         edited = list(lines)
         edit(edited)
-        (tmp_path / "bad.csv").write_text("\n".join(edited) + "\n")
+        (tmp_path / "bad.csv").write_text(records.seal("\n".join(edited) + "\n"))
         return device.run(BAD_SCRIPT.format(path=str(tmp_path / "bad.csv"))).strip()
 
     def set_line(index, text):
         return lambda l: l.__setitem__(index, text)
 
     cases = [
-        (set_line(0, "mpyml-trees,3"), "line 1: this file's format version is not supported (this emltrees reads versions 1 and 2)"),
-        (set_line(9, "trees"), "line 10: 'steps,<n_input_features>,<n_steps>,<n_values>,<max_width>' needs 5 fields"),
-        (set_line(10, "step,matrix,5,2"), "line 11: a step's input width differs from the previous step's output width"),
-        (set_line(10, "step,matrix,4,3"), "line 11: more values than the step or the header's n_values hold"),
-        (set_line(11, "7f800000," + lines[11].split(",", 1)[1]), "line 12: step value is NaN or infinite"),
-        (set_line(3, "dtype,int16"), "line 10: steps need a float32 forest and come once"),
-        (lambda l: l.__setitem__(9, l[9].replace("steps,4,", "steps,5,")), "line 10: bad header"),  # 5 > max_width
+        (set_line(0, "mpyml-trees,4"), "line 1: format version 4 is not supported (this emltrees reads version 3)"),
+        (set_line(11, "trees"), "line 12: 'steps,<n_input_features>,<n_steps>,<n_values>,<max_width>' needs 5 fields"),
+        (set_line(12, "step,matrix,5,2"), "line 13: a step's input width differs from the previous step's output width"),
+        (set_line(12, "step,matrix,4,3"), "line 13: more values than the step or the header's n_values hold"),
+        (set_line(13, "7f800000," + lines[13].split(",", 1)[1]), "line 14: step value is NaN or infinite"),
+        (set_line(4, "dtype,int16"), "line 12: steps need a float32 forest and come once"),
+        (lambda l: l.__setitem__(11, l[11].replace("steps,4,", "steps,5,")), "line 12: bad header"),  # 5 > max_width
     ]
     for edit, message in cases:
         out = load_error(edit)
@@ -248,6 +248,9 @@ def test_host_reader_rejects_unknown_versions(tmp_path):
     pipe = make_pipeline(StandardScaler(), PCA(2), RandomForestClassifier(n_estimators=2, random_state=0)).fit(X, y)
     path = tmp_path / "model.csv"
     mpyml.export(pipe, path)
-    text = path.read_text().replace("mpyml-trees,2", "mpyml-trees,3")
-    with pytest.raises(treesfile.FormatError, match="format version 3 is not supported"):
+    body = path.read_text().splitlines(True)[:-1]
+    text = records.seal("".join(body).replace("mpyml-trees,3", "mpyml-trees,4"))
+    with pytest.raises(treesfile.FormatError, match="format version 4 is not supported"):
         treesfile.read(text.splitlines(True))
+    with pytest.raises(treesfile.FormatError, match="format version 2 is no longer read"):
+        treesfile.read("".join(body).replace("mpyml-trees,3", "mpyml-trees,2"))

@@ -22,6 +22,8 @@ def random_case(seed):
         X = rng.integers(-32768, 32768, size=(n_rows, n_features)).astype(np.int16)
     else:
         X = (rng.standard_normal((n_rows, n_features)) * 10 ** rng.uniform(-3, 3)).astype(np.float32)
+        if seed % 4 == 1 and cls in (DecisionTreeClassifier, RandomForestClassifier, ExtraTreesClassifier):
+            X[rng.random(X.shape) < 0.1] = np.nan
     if cls in (DecisionTreeClassifier, RandomForestClassifier, ExtraTreesClassifier):
         y = rng.integers(0, int(rng.integers(2, 7)), size=n_rows)
     else:
@@ -32,7 +34,15 @@ def random_case(seed):
     return cls(**params).fit(X, y), X, dtype, rng
 
 
-def inputs_on_thresholds(stored, X, rng):
+def accepts_nan(estimator, rows) -> bool:
+    try:
+        estimator.predict(np.full((1, rows.shape[1]), np.nan, dtype=np.float32))
+    except ValueError:  # this scikit-learn estimator does not take missing values
+        return False
+    return True
+
+
+def inputs_on_thresholds(stored, X, rng, estimator):
     """Rows whose features sit exactly on stored thresholds and one step above them."""
     rows = [X[rng.integers(0, len(X), size=50)]]
     for i in rng.integers(0, max(stored.n_nodes, 1), size=min(stored.n_nodes, 100)):
@@ -40,24 +50,29 @@ def inputs_on_thresholds(stored, X, rng):
         t = stored.threshold[i]
         f = stored.feature[i]
         for value in (t, t + 1 if stored.dtype == "int16" else np.nextafter(np.float32(t), np.float32(np.inf))):
-            if stored.dtype == "int16" and not -32768 <= value <= 32767:
-                continue
+            if (stored.dtype == "int16" and not -32768 <= value <= 32767) or not np.isfinite(value):
+                continue  # (trained with NaN, scikit-learn splits NaN from everything else at threshold inf)
             row = row.copy()
             row[f] = value
             rows.append(row[None, :])
-    return np.concatenate(rows).astype(X.dtype)
+    rows = np.concatenate(rows).astype(X.dtype)
+    if stored.dtype == "float32" and stored.kind == "classifier" and accepts_nan(estimator, rows):
+        # NaN features: some trees learned where NaN goes (training rows had NaN), the others send it
+        # to the child that had more samples; both as scikit-learn's missing_go_to_left says.
+        rows[rng.random(rows.shape) < 0.1] = np.nan
+    return rows
 
 
 @pytest.mark.parametrize("seed", range(36))
 def test_random_forest_random_inputs(emltrees_x64, tmp_path, seed):
     estimator, X, dtype, rng = random_case(seed)
     stored = trees.lower(trees.forest_from_sklearn(estimator), dtype=dtype)
-    X_test = inputs_on_thresholds(stored, X, rng)
+    X_test = inputs_on_thresholds(stored, X, rng, estimator)
     path = tmp_path / "model.csv"
     treesfile.save(stored, path)
     pred, proba = device.predict_trees(path, X_test, stored)
     X_sklearn = X_test.astype(np.float32)
-    np.testing.assert_array_equal(pred, stored.predict(X_test))
+    np.testing.assert_array_equal(pred, stored.predict_index(X_test))
     if stored.kind == "classifier":
         np.testing.assert_array_equal(proba, stored.predict_proba(X_test))
         np.testing.assert_allclose(proba, estimator.predict_proba(X_sklearn), rtol=0, atol=1e-6)
@@ -107,6 +122,40 @@ def test_node_storage_is_8_bytes_with_int16_features():
     forest = trees.forest_from_sklearn(estimator)
     for dtype, per_node in (("int16", 8), ("float32", 10)):
         stored = trees.lower(forest, dtype=dtype)
-        fixed = 4 * stored.n_trees + 4 * stored.n_leaves * stored.n_classes + 4 * stored.n_classes
+        leaves = ((2 * stored.n_leaves * stored.n_classes + 3) & ~3) + 4 * stored.n_leaves
+        fixed = 4 * stored.n_trees + leaves + 4 * stored.n_classes
         assert stored.ram_bytes() - fixed <= per_node * stored.n_nodes + 12
         assert stored.ram_bytes() - fixed >= per_node * stored.n_nodes
+
+
+def tie_forest(seed):
+    """Forests made to tie: depth-1 or 2 trees on a handful of rows of one small integer feature, so
+    the trees' leaf probabilities are fractions like 1/3 and 2/3 whose float64 sums meet or miss by an ulp."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(5, 13))
+    X = rng.integers(0, 8, size=(n, 1)).astype(np.float32)
+    y = rng.integers(0, 2 + (seed % 4 == 0), size=n)
+    y[:2] = [0, 1]
+    cls = [ExtraTreesClassifier, RandomForestClassifier][seed % 2]
+    kwargs = {"class_weight": "balanced"} if seed % 3 == 0 else {}
+    est = cls(n_estimators=int(rng.choice([2, 3, 4, 6, 7])), max_depth=int(rng.integers(1, 3)), random_state=seed, **kwargs)
+    return est.fit(X, y)
+
+
+def test_ties_follow_scikit_learns_float64(emltrees_x64, tmp_path):
+    grid = np.arange(8, dtype=np.float32).reshape(-1, 1)
+    n_tied, n_ulp_apart = 0, 0
+    for seed in range(100):
+        est = tie_forest(seed)
+        top = np.sort(est.predict_proba(grid), axis=1)
+        n_tied += int(np.sum(top[:, -1] == top[:, -2]))
+        n_ulp_apart += int(np.sum((top[:, -1] - top[:, -2] < 1e-12) & (top[:, -1] != top[:, -2])))
+        for dtype in ("float32", "int16"):
+            stored = trees.lower(trees.forest_from_sklearn(est), dtype=dtype)
+            path = tmp_path / "model.csv"
+            treesfile.save(stored, path)
+            pred, _ = device.predict_trees(path, grid, stored)
+            np.testing.assert_array_equal(stored.classes[pred], est.predict(grid), err_msg="seed %d %s" % (seed, dtype))
+            np.testing.assert_array_equal(stored.predict(grid), est.predict(grid), err_msg="seed %d %s" % (seed, dtype))
+    # The generator makes exact ties and float64 sums an ulp apart (where float32 sums tie or flip).
+    assert n_tied >= 20 and n_ulp_apart >= 1, (n_tied, n_ulp_apart)

@@ -93,6 +93,7 @@ def _export_pipeline(estimator, path, feature_dtype, voting):
     ir = pipeline.pipeline_from_sklearn(estimator)
     if isinstance(ir.final, trees.Forest) and pipeline.foldable(ir):
         stored = trees.lower(pipeline.fold_into_forest(ir, feature_dtype), dtype=feature_dtype, voting=voting)
+        stored.feature_names = getattr(estimator, "feature_names_in_", None)
         treesfile.save(stored, path)
         return stored
     if ir.final is None or isinstance(ir.final, linear.Linear):
@@ -106,6 +107,7 @@ def _export_pipeline(estimator, path, feature_dtype, voting):
     steps = linear.lower(pipeline.PipelineIR(n_features=ir.n_features, steps=ir.steps))
     if isinstance(ir.final, trees.Forest):
         model = trees.lower(ir.final, dtype="float32", voting=voting)
+        model.feature_names = getattr(estimator, "feature_names_in_", None)  # the steps' input
         treesfile.save(model, path, steps=steps)
         return linear.StoredPipeline(steps=steps, model=model)
     model = neighbors.lower(ir.final, dtype="float32", novelty_percentile=None)

@@ -374,11 +374,15 @@ def fold_into_forest(ir: PipelineIR, dtype: str) -> Forest:
         split = tree.left >= 0
         feature, threshold = tree.feature.copy(), tree.threshold.copy()
         left, right = tree.left.copy(), tree.right.copy()
+        nan_left = tree.nan_left.copy()
         if split.any():
             raw_feature, raw, swap = raw_thresholds(ir, tree.feature[split], tree.threshold[split], dtype)
             feature[split], threshold[split] = raw_feature, raw
             nodes = np.flatnonzero(split)[swap]
             left[nodes], right[nodes] = tree.right[nodes], tree.left[nodes]
-        trees.append(Tree(feature=feature, threshold=threshold, left=left, right=right, value=tree.value))
+            # The steps map NaN to NaN, which still goes to the same child, now on the other side.
+            nan_left[nodes] = ~tree.nan_left[nodes]
+        trees.append(Tree(feature=feature, threshold=threshold, left=left, right=right, value=tree.value,
+                          nan_left=nan_left, proba=tree.proba))
     return Forest(kind=forest.kind, n_features=ir.n_features, n_classes=forest.n_classes, trees=trees,
-                  classes=forest.classes)
+                  classes=forest.classes, tree_weights=forest.tree_weights, weight_sum=forest.weight_sum)

@@ -18,9 +18,10 @@ CLASSIFIER = "classifier"
 REGRESSOR = "regressor"
 FEATURE_DTYPES = ("int16", "float32")
 VOTING = ("soft", "hard")
+MAX_COUNT = 65535  # soft-vote leaves stored as class counts
 
 # Limits of the device storage (natmods/common/mpyml_trees.h).
-MAX_FEATURES = 65535
+MAX_FEATURES = 32767  # a node keeps its NaN direction in the top bit of its feature index
 MAX_CLASSES = 65535
 MAX_LEAVES = 32768
 MAX_CHILD_OFFSET = 32767
@@ -41,6 +42,10 @@ class Tree:
     left: np.ndarray  # int64 per node, -1 at leaves
     right: np.ndarray
     value: np.ndarray  # float64 (n_nodes, n_values): weighted class counts, or the regression value
+    # bool per node: a NaN feature goes left (scikit-learn's missing_go_to_left)
+    nan_left: np.ndarray | None = None
+    # classifiers: float64 (n_nodes, n_classes), the class probabilities scikit-learn's predict_proba gives
+    proba: np.ndarray | None = None
 
 
 @dataclass
@@ -50,6 +55,10 @@ class Forest:
     n_classes: int  # 0 for regressors
     trees: list[Tree]
     classes: np.ndarray | None = None  # the estimator's classes_, which class indices refer to
+    feature_names: np.ndarray | None = None  # the estimator's feature_names_in_, if any
+    # AdaBoostClassifier (SAMME): per tree estimator_weights_, and scikit-learn's estimator_weights_.sum()
+    tree_weights: np.ndarray | None = None
+    weight_sum: float | None = None
 
 
 def _tree_from_sklearn(tree_, kind: str) -> Tree:
@@ -57,43 +66,77 @@ def _tree_from_sklearn(tree_, kind: str) -> Tree:
     if value.shape[1] != 1:
         raise ExportError("only single-output estimators are supported, got %d outputs" % value.shape[1])
     value = value[:, 0, :]
+    proba = None
     if kind == CLASSIFIER:
-        # scikit-learn >= 1.4 stores class fractions, older versions weighted counts: make both counts.
+        # scikit-learn >= 1.4 stores class fractions (what predict_proba returns), older versions weighted counts.
         totals = value.sum(axis=1, keepdims=True)
         totals[totals == 0.0] = 1.0
+        proba = value.copy() if _SKLEARN_FRACTIONS else value / totals
         value = value / totals * np.asarray(tree_.weighted_n_node_samples, dtype=np.float64)[:, None]
+    n_nodes = len(tree_.feature)
+    nan_left = np.asarray(getattr(tree_, "missing_go_to_left", np.zeros(n_nodes)), dtype=bool)
     return Tree(
         feature=np.asarray(tree_.feature, dtype=np.int64),
         threshold=np.asarray(tree_.threshold, dtype=np.float64),
         left=np.asarray(tree_.children_left, dtype=np.int64),
         right=np.asarray(tree_.children_right, dtype=np.int64),
         value=value,
+        nan_left=nan_left,
+        proba=proba,
     )
 
 
+def _sklearn_stores_fractions() -> bool:
+    import sklearn
+
+    major, minor = (int(part) for part in sklearn.__version__.split(".")[:2])
+    return (major, minor) >= (1, 4)
+
+
+_SKLEARN_FRACTIONS = _sklearn_stores_fractions()
+
+# The estimators forest_from_sklearn converts (by class name, module sklearn.tree / sklearn.ensemble).
+SUPPORTED = ("DecisionTreeClassifier", "DecisionTreeRegressor", "ExtraTreeClassifier", "ExtraTreeRegressor",
+             "RandomForestClassifier", "RandomForestRegressor", "ExtraTreesClassifier", "ExtraTreesRegressor",
+             "AdaBoostClassifier")
+
+
 def forest_from_sklearn(estimator) -> Forest:
-    """Converts a fitted DecisionTree*, RandomForest* or ExtraTrees* estimator."""
-    from sklearn.base import is_classifier, is_regressor
+    """Converts a fitted estimator of SUPPORTED: a decision tree, a random forest, extra trees, or an
+    AdaBoostClassifier (SAMME) of decision trees. Raises ExportError for anything else."""
+    from sklearn.base import is_classifier
     from sklearn.utils.validation import check_is_fitted
 
+    name = type(estimator).__name__
+    if name not in SUPPORTED or not type(estimator).__module__.startswith(("sklearn.tree", "sklearn.ensemble")):
+        raise ExportError("%s is not a supported tree model (supported: %s)" % (name, ", ".join(SUPPORTED)))
     check_is_fitted(estimator)
-    if hasattr(estimator, "tree_"):
-        sk_trees = [estimator.tree_]
-    elif hasattr(estimator, "estimators_") and all(hasattr(e, "tree_") for e in estimator.estimators_):
-        sk_trees = [e.tree_ for e in estimator.estimators_]
-    else:
-        raise ExportError("not a tree model: %s" % type(estimator).__name__)
     if getattr(estimator, "n_outputs_", 1) != 1:
         raise ExportError("only single-output estimators are supported, got n_outputs_=%d" % estimator.n_outputs_)
-    if is_classifier(estimator):
-        kind, classes = CLASSIFIER, np.asarray(estimator.classes_)
-        n_classes = len(classes)
-    elif is_regressor(estimator):
-        kind, classes, n_classes = REGRESSOR, None, 0
+    if hasattr(estimator, "tree_"):
+        sk_estimators = [estimator]
     else:
-        raise ExportError("neither a classifier nor a regressor: %s" % type(estimator).__name__)
-    trees = [_tree_from_sklearn(t, kind) for t in sk_trees]
-    return Forest(kind=kind, n_features=int(estimator.n_features_in_), n_classes=n_classes, trees=trees, classes=classes)
+        sk_estimators = list(estimator.estimators_)
+    if not all(type(e).__name__ in SUPPORTED[:4] for e in sk_estimators):
+        raise ExportError("%s: every estimator must be a decision tree, got %s"
+                          % (name, sorted({type(e).__name__ for e in sk_estimators})))
+    kind = CLASSIFIER if is_classifier(estimator) else REGRESSOR
+    classes = np.asarray(estimator.classes_) if kind == CLASSIFIER else None
+    n_classes = len(classes) if kind == CLASSIFIER else 0
+    for e in sk_estimators:
+        if kind == CLASSIFIER and (len(e.classes_) != n_classes or e.n_features_in_ != estimator.n_features_in_):
+            raise ExportError("%s: a tree was fitted on other classes or features than the ensemble" % name)
+    trees = [_tree_from_sklearn(e.tree_, kind) for e in sk_estimators]
+    feature_names = getattr(estimator, "feature_names_in_", None)
+    forest = Forest(kind=kind, n_features=int(estimator.n_features_in_), n_classes=n_classes, trees=trees,
+                    classes=classes, feature_names=None if feature_names is None else np.asarray(feature_names))
+    if name == "AdaBoostClassifier":
+        if getattr(estimator, "algorithm", "SAMME") not in ("SAMME", "deprecated"):
+            raise ExportError("AdaBoostClassifier: only algorithm='SAMME' is supported, got %r" % estimator.algorithm)
+        weights = np.asarray(estimator.estimator_weights_, dtype=np.float64)
+        forest.tree_weights = weights[:len(trees)].copy()
+        forest.weight_sum = float(weights.sum())  # as scikit-learn's decision_function divides
+    return forest
 
 
 def float32_threshold(threshold: float) -> np.float32:
@@ -115,24 +158,23 @@ def int16_threshold(threshold: float) -> int | str:
     return int(t)
 
 
-# Soft-vote leaves hold integer class weights whose sum stays below 2**24: then
-# w / sum(w) rounds to the same float32 whether computed in float32 or in double.
-MAX_WEIGHT_SUM = 2**24 - 1
-_WEIGHT_SCALE = 2**23
+def soft_leaf_counts(proba: np.ndarray, weighted_counts: np.ndarray) -> np.ndarray | None:
+    """Smallest integer class counts c (each <= MAX_COUNT) with float(c[k]) / sum(c) == proba[k]
+    exactly in float64 for every class, or None when there are none (weighted training)."""
+    weighted_counts = np.asarray(weighted_counts, dtype=np.float64)
+    counts = np.round(weighted_counts)
+    if not np.all(np.abs(weighted_counts - counts) <= 1e-9 * max(1.0, weighted_counts.max())) or not counts.any():
+        return None
+    counts = counts.astype(np.int64)
+    counts //= np.gcd.reduce(counts[counts > 0])
+    total = int(counts.sum())
+    if counts.max() > MAX_COUNT or any(float(c) / total != p for c, p in zip(counts.tolist(), proba.tolist())):
+        return None
+    return counts
 
 
-def soft_vote_weights(counts: np.ndarray) -> np.ndarray:
-    """Smallest integer weights with the leaf's class proportions (exact for unweighted training)."""
-    counts = np.asarray(counts, dtype=np.float64)
-    weights = np.round(counts)
-    exact = np.all(np.abs(counts - weights) <= 1e-9 * max(1.0, counts.max()))
-    if not exact or weights.sum() > MAX_WEIGHT_SUM:
-        total = counts.sum()
-        weights = np.round(counts / total * _WEIGHT_SCALE) if total > 0 else np.zeros_like(counts)
-    weights = weights.astype(np.int64)
-    if weights.any():
-        weights //= np.gcd.reduce(weights[weights > 0])
-    return weights
+# How each kind of forest stores its leaves (the file's leaf_values header line).
+LEAF_KINDS = ("counts", "float64", "class", "float32")
 
 
 @dataclass
@@ -145,7 +187,7 @@ class StoredForest:
     """
 
     kind: str
-    voting: str | None  # "soft" / "hard" for classifiers, None for regressors
+    voting: str | None  # "soft" / "hard" / "samme" for classifiers, None for regressors
     dtype: str  # "int16" or "float32"
     n_features: int
     n_classes: int
@@ -154,8 +196,19 @@ class StoredForest:
     threshold: np.ndarray  # int64 (int16 models) or float32 per node
     left: np.ndarray  # int64 per node
     right: np.ndarray
-    leaves: np.ndarray  # float64 (n_leaves, width): integer class weights (soft), [class index] (hard) or [float32 value]
+    # per leaf: (n_leaves, n_classes) int64 class counts (leaf_kind "counts") or float64 probabilities
+    # ("float64"); (n_leaves, 1) class index ("class") or float32 value ("float32")
+    leaves: np.ndarray
+    leaf_kind: str = "counts"
+    nan_left: np.ndarray | None = None  # bool per node: a NaN feature goes left (float32 forests)
     classes: np.ndarray | None = field(default=None)
+    feature_names: np.ndarray | None = field(default=None)
+    tree_votes: np.ndarray | None = None  # SAMME: float64 (n_trees, 2), the vote for the tree's class and for the others
+    weight_sum: float | None = None  # SAMME: the sum the votes are divided by
+
+    def __post_init__(self):
+        if self.nan_left is None:
+            self.nan_left = np.zeros(len(self.feature), dtype=bool)
 
     @property
     def n_trees(self) -> int:
@@ -170,12 +223,19 @@ class StoredForest:
         return len(self.leaves)
 
     def leaf_values(self) -> np.ndarray:
-        """float32 leaf table as the device holds it: soft-vote weights become probabilities w / sum(w)."""
-        if self.voting != "soft":
-            return self.leaves.astype(np.float32)
-        totals = self.leaves.sum(axis=1, keepdims=True)
-        totals[totals == 0] = 1
-        return (self.leaves / totals).astype(np.float32)
+        """float32 leaf table the device sums: count * float32(1 / total) for counts, float32 of float64
+        probabilities, class indices, or the regression values."""
+        if self.leaf_kind == "counts":
+            totals = self.leaves.sum(axis=1, keepdims=True).astype(np.float64)
+            scale = (1.0 / totals).astype(np.float32)
+            return self.leaves.astype(np.float32) * scale
+        return self.leaves.astype(np.float32)
+
+    def leaf_proba64(self) -> np.ndarray:
+        """float64 (n_leaves, n_classes) leaf probabilities of soft voting, as scikit-learn's trees give them."""
+        if self.leaf_kind == "counts":
+            return self.leaves / self.leaves.sum(axis=1, keepdims=True)
+        return self.leaves.astype(np.float64)
 
     @property
     def tree_weight(self) -> np.float32:
@@ -188,12 +248,16 @@ class StoredForest:
             return (n + 3) & ~3
 
         threshold_size = 4 if self.dtype == "float32" else 2
-        n = align4(4 * self.n_trees)
+        n = 16 * self.n_trees + 8 * self.n_classes if self.voting == "samme" else 0
+        n += 8 * self.n_leaves * self.n_classes if self.leaf_kind == "float64" else 0
+        n += align4(4 * self.n_trees)
         n += align4(threshold_size * self.n_nodes) + align4(2 * self.n_nodes) + 2 * align4(2 * self.n_nodes)
-        if self.voting == "hard":
+        if self.leaf_kind == "counts":
+            n += align4(2 * self.n_leaves * self.n_classes) + 4 * self.n_leaves
+        elif self.leaf_kind == "class":
             n += align4(2 * self.n_leaves)
-        else:
-            n += 4 * self.n_leaves * self.leaves.shape[1]
+        elif self.leaf_kind == "float32":
+            n += 4 * self.n_leaves
         return n + 4 * max(self.n_classes, 1)
 
     def leaf_indices(self, X: np.ndarray) -> np.ndarray:
@@ -206,13 +270,22 @@ class StoredForest:
             active = ref >= 0
             while active.any():
                 node = ref[active]
-                go_left = X[rows[active], self.feature[node]] <= self.threshold[node]
+                x = X[rows[active], self.feature[node]]
+                go_left = x <= self.threshold[node]
+                if self.dtype == "float32":
+                    go_left |= np.isnan(x) & self.nan_left[node]
                 ref[active] = np.where(go_left, self.left[node], self.right[node])
                 active = ref >= 0
             out[:, t] = -(ref + 1)
         return out
 
     def cast_features(self, X) -> np.ndarray:
+        """X as the device reads it (int16 or float32); refuses a DataFrame whose columns are not
+        feature_names in order."""
+        columns = getattr(X, "columns", None)
+        if columns is not None and self.feature_names is not None and list(columns) != list(self.feature_names):
+            raise ValueError("X: the DataFrame's columns must be the model's feature names in order (%s), got %s"
+                             % (list(self.feature_names)[:8], list(columns)[:8]))
         X = np.asarray(X)
         if X.ndim != 2 or X.shape[1] != self.n_features:
             raise ValueError("X: expected shape (n_rows, %d), got %s" % (self.n_features, X.shape))
@@ -232,29 +305,70 @@ class StoredForest:
         width = max(self.n_classes, 1)
         sums = np.zeros((len(leaves), width), dtype=np.float32)
         for t in range(self.n_trees):
-            if self.voting == "hard":
+            if self.leaf_kind == "class":
                 classes = values[leaves[:, t], 0].astype(np.int64)
                 sums[np.arange(len(leaves)), classes] += np.float32(1.0)
             else:
                 sums += values[leaves[:, t]]
         return sums
 
-    def predict(self, X) -> np.ndarray:
-        """Class indices (classifiers) or float32 values (regressors), as the device computes them."""
-        sums = self.sums(X)
+    def decision_function(self, X) -> np.ndarray:
+        """SAMME: scikit-learn's AdaBoostClassifier.decision_function per class (float64, n_rows x
+        n_classes; not summed to one column for two classes), as the device computes it."""
+        leaves = self.leaf_indices(X)
+        decision = np.zeros((len(leaves), self.n_classes), dtype=np.float64)
+        for t in range(self.n_trees):
+            votes = self.leaves[leaves[:, t], 0].astype(np.int64)
+            decision += np.where(votes[:, None] == np.arange(self.n_classes), self.tree_votes[t, 0], self.tree_votes[t, 1])
+        return decision / self.weight_sum
+
+    def predict_index(self, X) -> np.ndarray:
+        """Class indices (int64; classifiers) or float32 values (regressors), as the device computes them:
+        scikit-learn's decision in float64 (soft voting: the mean of the trees' probabilities, summed in tree
+        order; SAMME: the weighted votes), the vote count for hard voting, lowest index on ties."""
         if self.kind == REGRESSOR:
-            return sums[:, 0] * self.tree_weight
-        return np.argmax(sums, axis=1)
+            return self.sums(X)[:, 0] * self.tree_weight
+        if self.voting == "samme":
+            return np.argmax(self.decision_function(X), axis=1)
+        if self.voting == "hard":
+            return np.argmax(self.sums(X), axis=1)
+        leaves = self.leaf_indices(X)
+        proba = self.leaf_proba64()
+        total = np.zeros((len(leaves), self.n_classes), dtype=np.float64)
+        for t in range(self.n_trees):
+            total += proba[leaves[:, t]]
+        return np.argmax(total / self.n_trees, axis=1)
+
+    def predict(self, X) -> np.ndarray:
+        """Class labels (classes_[index], as scikit-learn's predict) or regression values, as the device."""
+        index = self.predict_index(X)
+        if self.kind == REGRESSOR or self.classes is None:
+            return index
+        return np.asarray(self.classes)[index]
 
     def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities: soft and hard voting bit for bit as the device (float32 sums times
+        float32(1/n_trees)); SAMME as scikit-learn's float64 softmax (the device's float32 one is within 1e-5)."""
         if self.kind != CLASSIFIER:
             raise TypeError("predict_proba: the model is a regressor")
-        return self.sums(X) * self.tree_weight
+        if self.voting != "samme":
+            return self.sums(X) * self.tree_weight
+        decision = self.decision_function(X)
+        if self.n_classes == 1:
+            return np.ones((len(decision), 1))
+        if self.n_classes == 2:
+            d = decision[:, 1] - decision[:, 0]
+            z = np.vstack([-d, d]).T / 2
+        else:
+            z = decision / (self.n_classes - 1)
+        z = np.exp(z - z.max(axis=1, keepdims=True))
+        return z / z.sum(axis=1, keepdims=True)
 
 
 def _lower_tree(tree: Tree, dtype: str, leaf_ref, nodes: list) -> int:
     """Appends `tree`'s decision nodes to `nodes` in depth-first order; returns its root reference."""
     first = len(nodes)
+    nan_left = tree.nan_left if tree.nan_left is not None else np.zeros(len(tree.feature), dtype=bool)
 
     def resolve(n):
         # Skips nodes whose int16 comparison always goes the same way.
@@ -269,11 +383,11 @@ def _lower_tree(tree: Tree, dtype: str, leaf_ref, nodes: list) -> int:
         return n
 
     def ref_of(n):
-        return leaf_ref(tree.value[n]) if tree.left[n] < 0 else None
+        return leaf_ref(tree, n) if tree.left[n] < 0 else None
 
     root = resolve(0)
     if tree.left[root] < 0:
-        return leaf_ref(tree.value[root])
+        return leaf_ref(tree, root)
     # Iterative depth-first: each stack entry is (sklearn node, index of the parent's record, side).
     stack = [(root, None, None)]
     while stack:
@@ -285,7 +399,8 @@ def _lower_tree(tree: Tree, dtype: str, leaf_ref, nodes: list) -> int:
             threshold = int16_threshold(tree.threshold[n])
         else:
             threshold = float32_threshold(tree.threshold[n])
-        record = [int(tree.feature[n]), threshold, None, None]
+        # int16 features have no NaN: the direction is kept for float32 forests only.
+        record = [int(tree.feature[n]), threshold, None, None, bool(nan_left[n]) and dtype == "float32"]
         nodes.append(record)
         left, right = resolve(tree.left[n]), resolve(tree.right[n])
         # Push right first so the left subtree is numbered right after its parent.
@@ -304,8 +419,18 @@ def _lower_tree(tree: Tree, dtype: str, leaf_ref, nodes: list) -> int:
     return first
 
 
+def _soft_leaf_kind(forest: Forest) -> str:
+    """'counts' when every leaf's probabilities are exact ratios of small class counts, else 'float64'."""
+    for tree in forest.trees:
+        for n in np.flatnonzero(tree.left < 0):
+            if soft_leaf_counts(tree.proba[n], tree.value[n]) is None:
+                return "float64"
+    return "counts"
+
+
 def lower(forest: Forest, dtype: str = "int16", voting: str = "soft") -> StoredForest:
-    """The stored form of `forest` for int16 or float32 features and soft or hard voting."""
+    """The stored form of `forest` for int16 or float32 features and soft or hard voting
+    (AdaBoost forests always vote as SAMME; voting does not apply)."""
     if dtype not in FEATURE_DTYPES:
         raise ExportError("feature_dtype must be one of %s, got %r" % (FEATURE_DTYPES, dtype))
     if forest.kind == CLASSIFIER and voting not in VOTING:
@@ -314,18 +439,27 @@ def lower(forest: Forest, dtype: str = "int16", voting: str = "soft") -> StoredF
         raise ExportError("%d features, the format supports at most %d" % (forest.n_features, MAX_FEATURES))
     if forest.n_classes > MAX_CLASSES:
         raise ExportError("%d classes, the format supports at most %d" % (forest.n_classes, MAX_CLASSES))
-    voting = voting if forest.kind == CLASSIFIER else None
+    if forest.kind != CLASSIFIER:
+        voting, leaf_kind = None, "float32"
+    elif forest.tree_weights is not None:
+        voting, leaf_kind = "samme", "class"
+    elif voting == "hard":
+        leaf_kind = "class"
+    else:
+        leaf_kind = _soft_leaf_kind(forest)
 
     leaf_index: dict[tuple, int] = {}
     leaves: list[tuple] = []
 
-    def leaf_ref(value: np.ndarray) -> int:
-        if voting == "hard":
-            key = (float(np.argmax(value)),)
-        elif voting == "soft":
-            key = tuple(soft_vote_weights(value).tolist())
+    def leaf_ref(tree: Tree, n: int) -> int:
+        if leaf_kind == "class":
+            key = (int(np.argmax(tree.proba[n])),)  # the tree's own predict: argmax of its probabilities
+        elif leaf_kind == "counts":
+            key = tuple(soft_leaf_counts(tree.proba[n], tree.value[n]).tolist())
+        elif leaf_kind == "float64":
+            key = tuple(float(p) for p in tree.proba[n])
         else:
-            key = (float(np.float32(value[0])),)
+            key = (float(np.float32(tree.value[n][0])),)
         if key not in leaf_index:
             leaf_index[key] = len(leaves)
             leaves.append(key)
@@ -336,11 +470,20 @@ def lower(forest: Forest, dtype: str = "int16", voting: str = "soft") -> StoredF
     if len(leaves) > MAX_LEAVES:
         raise ExportError("%d distinct leaves, the format supports at most %d (use voting='hard', fewer or smaller trees)"
                           % (len(leaves), MAX_LEAVES))
-    if len(nodes) > MAX_NODES or len(roots) > MAX_NODES or (voting == "soft" and len(leaves) * forest.n_classes > MAX_NODES):
+    soft = leaf_kind in ("counts", "float64")
+    if len(nodes) > MAX_NODES or len(roots) > MAX_NODES or (soft and len(leaves) * forest.n_classes > MAX_NODES):
         raise ExportError("model too big: %d trees, %d nodes, %d leaves x %d classes (each at most %d)"
                           % (len(roots), len(nodes), len(leaves), forest.n_classes, MAX_NODES))
-    width = forest.n_classes if voting == "soft" else 1
+    width = forest.n_classes if soft else 1
     threshold_dtype = np.float32 if dtype == "float32" else np.int64
+    tree_votes = None
+    if voting == "samme":
+        weights = np.asarray(forest.tree_weights, dtype=np.float64)
+        if not np.all(np.isfinite(weights)) or (weights < 0).any() or not forest.weight_sum > 0:
+            raise ExportError("AdaBoostClassifier: estimator weights must be finite and >= 0 with a positive sum")
+        # scikit-learn's decision_function adds w for the tree's class and -1 / (n_classes - 1) * w for the others.
+        other = np.array([-1 / (forest.n_classes - 1) * w if forest.n_classes > 1 else 0.0 for w in weights])
+        tree_votes = np.stack([weights, other], axis=1)
     return StoredForest(
         kind=forest.kind,
         voting=voting,
@@ -352,6 +495,11 @@ def lower(forest: Forest, dtype: str = "int16", voting: str = "soft") -> StoredF
         threshold=np.array([r[1] for r in nodes], dtype=threshold_dtype),
         left=np.array([r[2] for r in nodes], dtype=np.int64),
         right=np.array([r[3] for r in nodes], dtype=np.int64),
-        leaves=np.array(leaves, dtype=np.float64).reshape(len(leaves), width),
+        nan_left=np.array([r[4] for r in nodes], dtype=bool),
+        leaves=np.array(leaves, dtype=np.int64 if leaf_kind in ("counts", "class") else np.float64).reshape(len(leaves), width),
+        leaf_kind=leaf_kind,
         classes=forest.classes,
+        feature_names=forest.feature_names,
+        tree_votes=tree_votes,
+        weight_sum=forest.weight_sum,
     )

@@ -60,7 +60,12 @@ static inline uint32_t mpyml_crc32_update(uint32_t crc, const uint8_t *data, siz
     X(TOO_MANY_LEAVES, "more leaf records than the header's n_leaves") \
     X(MISSING_TREES, "fewer tree records than the header's n_trees") \
     X(MISSING_NODES, "fewer node records than the header's n_nodes") \
-    X(MISSING_LEAVES, "fewer leaf records than the header's n_leaves")
+    X(MISSING_LEAVES, "fewer leaf records than the header's n_leaves") \
+    X(TREES_N_FEATURES, "n_features must be 1..32767 for trees") \
+    X(BAD_HEX64, "expected 16 hex digits (IEEE-754 float64 bits)") \
+    X(TREE_WEIGHT, "tree weight must be finite and >= 0, and the weight sum finite and > 0") \
+    X(LEAF_COUNTS, "leaf class counts must be 0..65535 and not all 0") \
+    X(LEAF_PROBA, "leaf probabilities must be finite and in 0..1")
 
 // emliir
 #define MPYML_ERRORS_IIR(X) \

@@ -82,6 +82,29 @@ static inline void mpyml_add_method(mp_map_elem_t *table, size_t i, qstr name, c
     table[i] = (mp_map_elem_t){ MP_OBJ_NEW_QSTR(name), MP_OBJ_FROM_PTR(fun) };
 }
 
+// An integer argument in lo..hi, else ValueError(err). The range is checked on the Python int itself:
+// the dynruntime's mp_obj_get_int truncates a big int (2**64 + 1 would pass as 1).
+static inline mp_int_t mpyml_get_int(mp_obj_t obj, mp_int_t lo, mp_int_t hi, mpyml_err_t err) {
+    mp_int_t value = mp_obj_get_int(obj);  // TypeError for a non-integer
+    if (!mp_obj_is_small_int(obj) || value < lo || value > hi) {
+        mpyml_raise_err(err);
+    }
+    return value;
+}
+
+// 16 hex digits (str) -> the float64 with those IEEE-754 bits.
+static inline double mpyml_get_hex64(mp_obj_t text_in, mpyml_err_t err) {
+    size_t len;
+    const char *text = mp_obj_str_get_data(text_in, &len);
+    uint32_t high = 0, low = 0;
+    if (len != 16 || mpyml_parse_hex32(text, 8, &high) != MPYML_OK || mpyml_parse_hex32(text + 8, 8, &low) != MPYML_OK) {
+        mpyml_raise_err(err);
+    }
+    union { uint64_t u; double d; } v;
+    v.u = ((uint64_t)high << 32) | low;
+    return v.d;
+}
+
 static inline mp_obj_t mpyml_type_name(mp_obj_t obj) {
     return MP_OBJ_NEW_QSTR(mp_obj_get_type(obj)->name);
 }

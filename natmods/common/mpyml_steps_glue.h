@@ -10,10 +10,7 @@
 static void mpyml_steps_add_step(mpyml_linear_t *m, const mp_obj_t *args) {
     mp_int_t v[3];
     for (int i = 0; i < 3; i++) {
-        v[i] = mp_obj_get_int(args[i]);
-        if (v[i] < 0 || v[i] > (mp_int_t)MPYML_LINEAR_MAX_WIDTH) {
-            mpyml_raise_err(i == 0 ? MPYML_ERR_LIN_STEP_KIND : MPYML_ERR_LIN_STEP_WIDTH);
-        }
+        v[i] = mpyml_get_int(args[i], 0, (mp_int_t)MPYML_LINEAR_MAX_WIDTH, i == 0 ? MPYML_ERR_LIN_STEP_KIND : MPYML_ERR_LIN_STEP_WIDTH);
     }
     mpyml_check(mpyml_linear_add_step(m, (uint32_t)v[0], (uint32_t)v[1], (uint32_t)v[2]));
 }
@@ -35,10 +32,7 @@ static void mpyml_steps_add_floats(mpyml_linear_t *m, mp_obj_t line_in) {
 
 // model._index(i): one column index of a select step.
 static void mpyml_steps_add_index(mpyml_linear_t *m, mp_obj_t index_in) {
-    mp_int_t index = mp_obj_get_int(index_in);
-    if (index < 0 || index > (mp_int_t)MPYML_LINEAR_MAX_WIDTH) {
-        mpyml_raise_err(MPYML_ERR_LIN_INDEX);
-    }
+    mp_int_t index = mpyml_get_int(index_in, 0, (mp_int_t)MPYML_LINEAR_MAX_WIDTH, MPYML_ERR_LIN_INDEX);
     mpyml_check(mpyml_linear_add_value(m, (uint32_t)index));
 }
 

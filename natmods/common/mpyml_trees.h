@@ -3,9 +3,14 @@
 // Portable C99, header-only: no MicroPython headers, no libc, no allocation.
 // The caller owns one memory block sized by mpyml_forest_bytes() and hands it
 // to mpyml_forest_bind(); records are then stored one by one with the
-// mpyml_forest_set_* functions, which validate everything that predict relies
+// mpyml_forest_add_* functions, which validate everything that predict relies
 // on, so predicting on a forest that mpyml_forest_check_complete() accepted
 // never reads out of bounds and always terminates.
+//
+// Class decisions follow scikit-learn's float64 arithmetic exactly. Double
+// arithmetic here is only addition, subtraction, comparison and conversion
+// (libgcc members that natmods link on every target); the one division,
+// mpyml_f64_div, is done in integers.
 #ifndef MPYML_TREES_H
 #define MPYML_TREES_H
 
@@ -13,19 +18,24 @@
 #include <stdint.h>
 
 #include "mpyml_common.h"
+#include "mpyml_math.h"
 
 typedef enum {
-    MPYML_TREES_SOFT_VOTE = 1,   // classifier: mean of per-tree class probabilities
+    MPYML_TREES_SOFT_VOTE = 1,   // classifier: mean of per-tree class probabilities, leaves as class counts
     MPYML_TREES_HARD_VOTE = 2,   // classifier: majority of per-tree classes
     MPYML_TREES_REGRESSOR = 3,   // mean of per-tree leaf values
+    MPYML_TREES_SAMME = 4,       // classifier: AdaBoost SAMME, weighted votes of per-tree classes
+    MPYML_TREES_SOFT_EXACT = 5,  // as SOFT_VOTE, leaves as float64 probabilities
 } mpyml_trees_kind_t;
 
 // Limits that follow from the storage types below.
-#define MPYML_TREES_MAX_FEATURES 65535u
+#define MPYML_TREES_MAX_FEATURES 32767u   // the top bit of a node's feature index is its NaN direction
 #define MPYML_TREES_MAX_CLASSES 65535u
 #define MPYML_TREES_MAX_LEAVES 32768u
 #define MPYML_TREES_MAX_NODES 0x1000000u
 #define MPYML_TREES_MAX_CHILD_OFFSET 32767u
+#define MPYML_TREES_MAX_COUNT 65535u
+#define MPYML_TREES_NAN_LEFT 0x8000u      // in features[]: NaN goes to the left child
 
 typedef struct {
     uint8_t kind;           // mpyml_trees_kind_t
@@ -45,19 +55,126 @@ typedef struct {
     mpyml_forest_shape_t shape;
     float tree_weight;              // 1 / n_trees
     uint32_t n_trees_set, n_nodes_set, n_leaves_set;
+    double weight_sum;              // SAMME: scikit-learn's estimator_weights_.sum()
+    double *tree_votes;             // SAMME: per tree, the weight of a vote for its class and for every other class
+    double *exact_sums;             // SAMME: scratch of n_classes
+    double *leaf_exact;             // SOFT_EXACT: n_leaves * n_classes float64 probabilities
     int32_t *roots;                 // per tree: >= 0 first node, < 0 leaf -(root + 1)
-    uint16_t *features;             // per node
+    uint16_t *features;             // per node: feature index | MPYML_TREES_NAN_LEFT
     int16_t *thresholds_i16;        // per node, int16 forests
     float *thresholds_f32;          // per node, float32 forests
     mpyml_child_t *left;            // per node, taken when x <= threshold
     mpyml_child_t *right;           // per node
-    float *leaf_values;             // soft vote: n_leaves * n_classes; regressor: n_leaves
-    uint16_t *leaf_classes;         // hard vote: n_leaves
+    uint16_t *leaf_counts;          // SOFT_VOTE: n_leaves * n_classes class counts
+    float *leaf_scale;              // SOFT_VOTE: per leaf, float32(1 / sum of its counts)
+    float *leaf_values;             // regressor: n_leaves
+    uint16_t *leaf_classes;         // hard vote, SAMME: n_leaves
     float *sums;                    // scratch for one prediction: max(n_classes, 1)
 } mpyml_forest_t;
 
-static inline size_t mpyml_trees_leaf_width(const mpyml_forest_shape_t *s) {
-    return s->kind == MPYML_TREES_SOFT_VOTE ? s->n_classes : (s->kind == MPYML_TREES_REGRESSOR ? 1 : 0);
+// ---------------------------------------------------------------- float64 helpers
+
+static inline uint64_t mpyml_f64_to_bits(double d) {
+    union { uint64_t u; double d; } v;
+    v.d = d;
+    return v.u;
+}
+
+static inline double mpyml_f64_from_bits(uint64_t bits) {
+    union { uint64_t u; double d; } v;
+    v.u = bits;
+    return v.d;
+}
+
+static inline int mpyml_f64_is_finite(double d) {
+    return ((mpyml_f64_to_bits(d) >> 52) & 0x7ffu) != 0x7ffu;
+}
+
+// Mantissa with its leading bit (bit 52) and biased exponent of a finite non-zero |d|, subnormals normalized.
+static inline void mpyml_f64_split(uint64_t bits, uint64_t *mantissa, int32_t *exponent) {
+    int32_t e = (int32_t)((bits >> 52) & 0x7ffu);
+    uint64_t m = bits & 0xfffffffffffffull;
+    if (e == 0) {
+        e = 1;
+        while (!(m & 0x10000000000000ull)) {
+            m <<= 1;
+            e--;
+        }
+    } else {
+        m |= 0x10000000000000ull;
+    }
+    *mantissa = m;
+    *exponent = e;
+}
+
+// a / b rounded to nearest (ties to even) as IEEE-754 double division, for finite a and
+// finite b > 0, by long division in integers (libgcc's divdf3 does not link in natmods).
+// Subnormal operands and quotients are rounded correctly too; a quotient past the largest
+// double is +-infinity.
+static inline double mpyml_f64_div(double a, double b) {
+    uint64_t ua = mpyml_f64_to_bits(a);
+    uint64_t sign = ua & 0x8000000000000000ull;
+    ua ^= sign;
+    if (ua == 0) {
+        return a;
+    }
+    uint64_t ma, mb;
+    int32_t ea, eb;
+    mpyml_f64_split(ua, &ma, &ea);
+    mpyml_f64_split(mpyml_f64_to_bits(b), &mb, &eb);
+    int32_t e = ea - eb + 1023;
+    if (ma < mb) {
+        ma <<= 1;
+        e--;
+    }
+    // ma / mb in [1, 2): 54 quotient bits (the leading 1, 52 more, one guard bit), then the sticky remainder.
+    uint64_t q = 0, r = ma;
+    for (int i = 0; i < 54; i++) {
+        q <<= 1;
+        if (r >= mb) {
+            r -= mb;
+            q |= 1u;
+        }
+        r <<= 1;
+    }
+    int sticky = r != 0;
+    if (e <= 0) {
+        // Subnormal: the quotient keeps 1 - e fewer bits; the bits shifted out join the sticky bit.
+        uint32_t shift = (uint32_t)(1 - e);
+        if (shift >= 64) {
+            sticky |= q != 0;
+            q = 0;
+        } else {
+            sticky |= (q & ((1ull << shift) - 1u)) != 0;
+            q >>= shift;
+        }
+    }
+    uint64_t mantissa = q >> 1;
+    if ((q & 1u) && (sticky || (mantissa & 1u))) {
+        mantissa++;
+    }
+    if (e <= 0) {
+        // Bit 52 set after rounding up is the smallest normal number, which these bits encode as well.
+        return mpyml_f64_from_bits(sign | mantissa);
+    }
+    if (mantissa == 0x20000000000000ull) {
+        mantissa >>= 1;
+        e++;
+    }
+    if (e >= 0x7ff) {
+        return mpyml_f64_from_bits(sign | 0x7ff0000000000000ull);
+    }
+    return mpyml_f64_from_bits(sign | ((uint64_t)e << 52) | (mantissa & 0xfffffffffffffull));
+}
+
+// ---------------------------------------------------------------- shape and memory
+
+static inline int mpyml_trees_is_soft(const mpyml_forest_shape_t *s) {
+    return s->kind == MPYML_TREES_SOFT_VOTE || s->kind == MPYML_TREES_SOFT_EXACT;
+}
+
+static inline int mpyml_trees_leaf_is_class(const mpyml_forest_shape_t *s) {
+    return s->kind == MPYML_TREES_HARD_VOTE || s->kind == MPYML_TREES_SAMME;
 }
 
 static inline size_t mpyml_trees_n_outputs(const mpyml_forest_shape_t *s) {
@@ -66,14 +183,14 @@ static inline size_t mpyml_trees_n_outputs(const mpyml_forest_shape_t *s) {
 
 // Checks a shape read from a file header (before anything is allocated).
 static inline mpyml_err_t mpyml_forest_check_shape(const mpyml_forest_shape_t *s) {
-    if (s->kind != MPYML_TREES_SOFT_VOTE && s->kind != MPYML_TREES_HARD_VOTE && s->kind != MPYML_TREES_REGRESSOR) {
+    if (s->kind < MPYML_TREES_SOFT_VOTE || s->kind > MPYML_TREES_SOFT_EXACT) {
         return MPYML_ERR_BAD_KIND;
     }
     if (s->dtype != MPYML_DTYPE_INT16 && s->dtype != MPYML_DTYPE_FLOAT32) {
         return MPYML_ERR_BAD_DTYPE;
     }
     if (s->n_features < 1 || s->n_features > MPYML_TREES_MAX_FEATURES) {
-        return MPYML_ERR_BAD_N_FEATURES;
+        return MPYML_ERR_TREES_N_FEATURES;
     }
     if (s->kind == MPYML_TREES_REGRESSOR ? s->n_classes != 0 : s->n_classes < 1) {
         return MPYML_ERR_BAD_N_CLASSES;
@@ -86,7 +203,7 @@ static inline mpyml_err_t mpyml_forest_check_shape(const mpyml_forest_shape_t *s
     }
     // mpyml_forest_bytes() must not overflow a 32-bit size_t.
     if (s->n_trees > MPYML_TREES_MAX_NODES || s->n_nodes > MPYML_TREES_MAX_NODES ||
-        (s->kind == MPYML_TREES_SOFT_VOTE && s->n_leaves > mpyml_udiv(MPYML_TREES_MAX_NODES, s->n_classes, NULL))) {
+        (mpyml_trees_is_soft(s) && s->n_leaves > mpyml_udiv(MPYML_TREES_MAX_NODES, s->n_classes, NULL))) {
         return MPYML_ERR_TOO_BIG;
     }
     return MPYML_OK;
@@ -94,60 +211,85 @@ static inline mpyml_err_t mpyml_forest_check_shape(const mpyml_forest_shape_t *s
 
 #define MPYML_ALIGN4(n) (((n) + 3u) & ~(size_t)3u)
 
+// Sizes of the arrays of a forest of shape s, in the order mpyml_forest_bind lays them out
+// (the float64 arrays first: the block is 8-aligned).
+static inline void mpyml_forest_sizes(const mpyml_forest_shape_t *s, size_t sizes[12]) {
+    size_t threshold_size = s->dtype == MPYML_DTYPE_FLOAT32 ? sizeof(float) : sizeof(int16_t);
+    int samme = s->kind == MPYML_TREES_SAMME;
+    sizes[0] = samme ? (size_t)s->n_trees * 2 * sizeof(double) : 0;              // tree_votes
+    sizes[1] = samme ? (size_t)s->n_classes * sizeof(double) : 0;                // exact_sums
+    sizes[2] = s->kind == MPYML_TREES_SOFT_EXACT ? (size_t)s->n_leaves * s->n_classes * sizeof(double) : 0;
+    sizes[3] = MPYML_ALIGN4((size_t)s->n_trees * sizeof(int32_t));               // roots
+    sizes[4] = MPYML_ALIGN4((size_t)s->n_nodes * threshold_size);                // thresholds
+    sizes[5] = MPYML_ALIGN4((size_t)s->n_nodes * sizeof(uint16_t));              // features
+    sizes[6] = MPYML_ALIGN4((size_t)s->n_nodes * sizeof(mpyml_child_t));         // left
+    sizes[7] = sizes[6];                                                         // right
+    sizes[8] = s->kind == MPYML_TREES_SOFT_VOTE ? MPYML_ALIGN4((size_t)s->n_leaves * s->n_classes * sizeof(uint16_t)) : 0;
+    sizes[9] = s->kind == MPYML_TREES_SOFT_VOTE ? (size_t)s->n_leaves * sizeof(float) : 0;  // leaf_scale
+    sizes[10] = s->kind == MPYML_TREES_REGRESSOR ? (size_t)s->n_leaves * sizeof(float)
+        : (mpyml_trees_leaf_is_class(s) ? MPYML_ALIGN4((size_t)s->n_leaves * sizeof(uint16_t)) : 0);
+    sizes[11] = (size_t)(s->n_classes > 0 ? s->n_classes : 1) * sizeof(float);  // sums
+}
+
 // Bytes of the one block that holds every array of a forest of this shape.
 static inline size_t mpyml_forest_bytes(const mpyml_forest_shape_t *s) {
-    size_t threshold_size = s->dtype == MPYML_DTYPE_FLOAT32 ? sizeof(float) : sizeof(int16_t);
-    size_t n_sums = s->n_classes > 0 ? s->n_classes : 1;
+    size_t sizes[12];
+    mpyml_forest_sizes(s, sizes);
     size_t bytes = 0;
-    bytes += MPYML_ALIGN4((size_t)s->n_trees * sizeof(int32_t));
-    bytes += MPYML_ALIGN4((size_t)s->n_nodes * threshold_size);
-    bytes += MPYML_ALIGN4((size_t)s->n_nodes * sizeof(uint16_t));
-    bytes += MPYML_ALIGN4((size_t)s->n_nodes * sizeof(mpyml_child_t)) * 2;
-    if (s->kind == MPYML_TREES_HARD_VOTE) {
-        bytes += MPYML_ALIGN4((size_t)s->n_leaves * sizeof(uint16_t));
-    } else {
-        bytes += (size_t)s->n_leaves * mpyml_trees_leaf_width(s) * sizeof(float);
+    for (int i = 0; i < 12; i++) {
+        bytes += sizes[i];
     }
-    bytes += n_sums * sizeof(float);
     return bytes;
 }
 
-// Lays the arrays out in `block` (mpyml_forest_bytes(shape) bytes, 4-aligned).
+// Lays the arrays out in `block` (mpyml_forest_bytes(shape) bytes, 8-aligned).
 static inline void mpyml_forest_bind(mpyml_forest_t *f, const mpyml_forest_shape_t *s, float tree_weight, void *block) {
+    size_t sizes[12];
+    mpyml_forest_sizes(s, sizes);
     uint8_t *p = (uint8_t *)block;
-    // Field by field: a struct assignment may compile to a memset call, which natmods cannot link.
-    f->shape = *s;
+    uint8_t *at[12];
+    for (int i = 0; i < 12; i++) {
+        at[i] = sizes[i] ? p : NULL;
+        p += sizes[i];
+    }
+    // Field by field: a struct assignment may compile to a memcpy call, which natmods cannot link.
+    f->shape.kind = s->kind;
+    f->shape.dtype = s->dtype;
+    f->shape.n_classes = s->n_classes;
+    f->shape.n_features = s->n_features;
+    f->shape.n_trees = s->n_trees;
+    f->shape.n_nodes = s->n_nodes;
+    f->shape.n_leaves = s->n_leaves;
     f->tree_weight = tree_weight;
     f->n_trees_set = 0;
     f->n_nodes_set = 0;
     f->n_leaves_set = 0;
-    f->thresholds_i16 = NULL;
-    f->thresholds_f32 = NULL;
-    f->leaf_values = NULL;
-    f->leaf_classes = NULL;
-    f->roots = (int32_t *)p;
-    p += MPYML_ALIGN4((size_t)s->n_trees * sizeof(int32_t));
-    if (s->dtype == MPYML_DTYPE_FLOAT32) {
-        f->thresholds_f32 = (float *)p;
-        p += MPYML_ALIGN4((size_t)s->n_nodes * sizeof(float));
-    } else {
-        f->thresholds_i16 = (int16_t *)p;
-        p += MPYML_ALIGN4((size_t)s->n_nodes * sizeof(int16_t));
+    f->weight_sum = 0.0;
+    f->tree_votes = (double *)at[0];
+    f->exact_sums = (double *)at[1];
+    f->leaf_exact = (double *)at[2];
+    f->roots = (int32_t *)at[3];
+    f->thresholds_f32 = s->dtype == MPYML_DTYPE_FLOAT32 ? (float *)at[4] : NULL;
+    f->thresholds_i16 = s->dtype == MPYML_DTYPE_FLOAT32 ? NULL : (int16_t *)at[4];
+    f->features = (uint16_t *)at[5];
+    f->left = (mpyml_child_t *)at[6];
+    f->right = (mpyml_child_t *)at[7];
+    f->leaf_counts = (uint16_t *)at[8];
+    f->leaf_scale = (float *)at[9];
+    f->leaf_values = s->kind == MPYML_TREES_REGRESSOR ? (float *)at[10] : NULL;
+    f->leaf_classes = mpyml_trees_leaf_is_class(s) ? (uint16_t *)at[10] : NULL;
+    f->sums = (float *)at[11];
+}
+
+// ---------------------------------------------------------------- records
+
+// SAMME: scikit-learn's estimator_weights_.sum(), which the weighted votes are divided by.
+static inline mpyml_err_t mpyml_forest_set_weight_sum(mpyml_forest_t *f, double weight_sum) {
+    if (f->shape.kind != MPYML_TREES_SAMME || !mpyml_f64_is_finite(weight_sum) || !(weight_sum > 0.0)) {
+        return MPYML_ERR_TREE_WEIGHT;
     }
-    f->features = (uint16_t *)p;
-    p += MPYML_ALIGN4((size_t)s->n_nodes * sizeof(uint16_t));
-    f->left = (mpyml_child_t *)p;
-    p += MPYML_ALIGN4((size_t)s->n_nodes * sizeof(mpyml_child_t));
-    f->right = (mpyml_child_t *)p;
-    p += MPYML_ALIGN4((size_t)s->n_nodes * sizeof(mpyml_child_t));
-    if (s->kind == MPYML_TREES_HARD_VOTE) {
-        f->leaf_classes = (uint16_t *)p;
-        p += MPYML_ALIGN4((size_t)s->n_leaves * sizeof(uint16_t));
-    } else {
-        f->leaf_values = (float *)p;
-        p += (size_t)s->n_leaves * mpyml_trees_leaf_width(s) * sizeof(float);
-    }
-    f->sums = (float *)p;
+    f->weight_sum = weight_sum;
+    return MPYML_OK;
 }
 
 // A tree root as written in the file: >= 0 node index, < 0 leaf -(root + 1).
@@ -158,13 +300,21 @@ static inline mpyml_err_t mpyml_forest_check_root(const mpyml_forest_t *f, int32
     return (uint32_t)(-(root + 1)) < f->shape.n_leaves ? MPYML_OK : MPYML_ERR_LEAF_REF_RANGE;
 }
 
-static inline mpyml_err_t mpyml_forest_add_tree(mpyml_forest_t *f, int32_t root) {
+// vote, other: SAMME only (the weight added to the tree's class and to every other class).
+static inline mpyml_err_t mpyml_forest_add_tree(mpyml_forest_t *f, int32_t root, double vote, double other) {
     if (f->n_trees_set >= f->shape.n_trees) {
         return MPYML_ERR_TOO_MANY_TREES;
     }
     mpyml_err_t err = mpyml_forest_check_root(f, root);
     if (err) {
         return err;
+    }
+    if (f->shape.kind == MPYML_TREES_SAMME) {
+        if (!mpyml_f64_is_finite(vote) || !mpyml_f64_is_finite(other) || vote < 0.0 || other > 0.0) {
+            return MPYML_ERR_TREE_WEIGHT;
+        }
+        f->tree_votes[2 * f->n_trees_set] = vote;
+        f->tree_votes[2 * f->n_trees_set + 1] = other;
     }
     f->roots[f->n_trees_set++] = root;
     return MPYML_OK;
@@ -186,7 +336,9 @@ static inline mpyml_err_t mpyml_forest_check_child(const mpyml_forest_t *f, uint
 }
 
 // threshold_bits: the int16 threshold, or the IEEE-754 bits of the float32 one.
-static inline mpyml_err_t mpyml_forest_add_node(mpyml_forest_t *f, uint32_t feature, int32_t threshold_bits, int32_t left, int32_t right) {
+// nan_left: a NaN feature goes left (float32 forests; int16 features have no NaN, so 0 there).
+static inline mpyml_err_t mpyml_forest_add_node(mpyml_forest_t *f, uint32_t feature, int32_t threshold_bits,
+                                                int32_t left, int32_t right, int nan_left) {
     uint32_t node = f->n_nodes_set;
     if (node >= f->shape.n_nodes) {
         return MPYML_ERR_TOO_MANY_NODES;
@@ -209,45 +361,106 @@ static inline mpyml_err_t mpyml_forest_add_node(mpyml_forest_t *f, uint32_t feat
         }
         f->thresholds_f32[node] = t;
     } else {
-        if (threshold_bits < INT16_MIN || threshold_bits > INT16_MAX) {
+        if (threshold_bits < INT16_MIN || threshold_bits > INT16_MAX || nan_left) {
             return MPYML_ERR_THRESHOLD_RANGE;
         }
         f->thresholds_i16[node] = (int16_t)threshold_bits;
     }
-    f->features[node] = (uint16_t)feature;
+    f->features[node] = (uint16_t)(feature | (nan_left ? MPYML_TREES_NAN_LEFT : 0u));
     f->left[node] = (mpyml_child_t)left;
     f->right[node] = (mpyml_child_t)right;
     f->n_nodes_set++;
     return MPYML_OK;
 }
 
-// values: n_classes probabilities (soft vote), one class index (hard vote) or one value (regressor).
-static inline mpyml_err_t mpyml_forest_add_leaf(mpyml_forest_t *f, const float *values, size_t n_values) {
-    uint32_t leaf = f->n_leaves_set;
-    if (leaf >= f->shape.n_leaves) {
-        return MPYML_ERR_TOO_MANY_LEAVES;
+static inline mpyml_err_t mpyml_forest_next_leaf(const mpyml_forest_t *f, uint32_t *leaf) {
+    *leaf = f->n_leaves_set;
+    return *leaf < f->shape.n_leaves ? MPYML_OK : MPYML_ERR_TOO_MANY_LEAVES;
+}
+
+// SOFT_VOTE: n_classes class counts (not all 0); probability = count / sum of counts.
+static inline mpyml_err_t mpyml_forest_add_leaf_counts(mpyml_forest_t *f, const uint16_t *counts, size_t n) {
+    uint32_t leaf;
+    mpyml_err_t err = mpyml_forest_next_leaf(f, &leaf);
+    if (err) {
+        return err;
     }
-    if (f->shape.kind == MPYML_TREES_HARD_VOTE) {
-        if (n_values != 1) {
-            return MPYML_ERR_LEAF_WIDTH;
-        }
-        float c = values[0];
-        if (!(c >= 0.0f && c < (float)f->shape.n_classes) || (float)(uint16_t)c != c) {
-            return MPYML_ERR_CLASS_RANGE;
-        }
-        f->leaf_classes[leaf] = (uint16_t)c;
-    } else {
-        size_t width = mpyml_trees_leaf_width(&f->shape);
-        if (n_values != width) {
-            return MPYML_ERR_LEAF_WIDTH;
-        }
-        for (size_t i = 0; i < width; i++) {
-            if (!mpyml_is_finite(values[i])) {
-                return MPYML_ERR_NOT_FINITE;
-            }
-            f->leaf_values[leaf * width + i] = values[i];
-        }
+    if (f->shape.kind != MPYML_TREES_SOFT_VOTE || n != f->shape.n_classes) {
+        return MPYML_ERR_LEAF_WIDTH;
     }
+    uint32_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        total += counts[i];
+    }
+    if (total == 0) {
+        return MPYML_ERR_LEAF_COUNTS;
+    }
+    for (size_t i = 0; i < n; i++) {
+        f->leaf_counts[(size_t)leaf * n + i] = counts[i];
+    }
+    f->leaf_scale[leaf] = (float)mpyml_f64_div(1.0, (double)total);
+    f->n_leaves_set++;
+    return MPYML_OK;
+}
+
+// SOFT_EXACT: n_classes float64 probabilities in 0..1, as 16 hex digits of their IEEE-754 bits each.
+static inline mpyml_err_t mpyml_forest_add_leaf_exact(mpyml_forest_t *f, const char *hex, size_t len) {
+    uint32_t leaf;
+    mpyml_err_t err = mpyml_forest_next_leaf(f, &leaf);
+    if (err) {
+        return err;
+    }
+    size_t n = f->shape.n_classes;
+    if (f->shape.kind != MPYML_TREES_SOFT_EXACT || len != 16 * n) {
+        return MPYML_ERR_LEAF_WIDTH;
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint32_t high, low;
+        if (mpyml_parse_hex32(hex + 16 * i, 8, &high) != MPYML_OK || mpyml_parse_hex32(hex + 16 * i + 8, 8, &low) != MPYML_OK) {
+            return MPYML_ERR_BAD_HEX64;
+        }
+        double p = mpyml_f64_from_bits(((uint64_t)high << 32) | low);
+        if (!(p >= 0.0 && p <= 1.0)) {
+            return MPYML_ERR_LEAF_PROBA;
+        }
+        f->leaf_exact[(size_t)leaf * n + i] = p;
+    }
+    f->n_leaves_set++;
+    return MPYML_OK;
+}
+
+// HARD_VOTE, SAMME: the tree's class.
+static inline mpyml_err_t mpyml_forest_add_leaf_class(mpyml_forest_t *f, uint32_t class_index) {
+    uint32_t leaf;
+    mpyml_err_t err = mpyml_forest_next_leaf(f, &leaf);
+    if (err) {
+        return err;
+    }
+    if (!mpyml_trees_leaf_is_class(&f->shape)) {
+        return MPYML_ERR_LEAF_WIDTH;
+    }
+    if (class_index >= f->shape.n_classes) {
+        return MPYML_ERR_CLASS_RANGE;
+    }
+    f->leaf_classes[leaf] = (uint16_t)class_index;
+    f->n_leaves_set++;
+    return MPYML_OK;
+}
+
+// REGRESSOR: the leaf's value.
+static inline mpyml_err_t mpyml_forest_add_leaf_value(mpyml_forest_t *f, float value) {
+    uint32_t leaf;
+    mpyml_err_t err = mpyml_forest_next_leaf(f, &leaf);
+    if (err) {
+        return err;
+    }
+    if (f->shape.kind != MPYML_TREES_REGRESSOR) {
+        return MPYML_ERR_LEAF_WIDTH;
+    }
+    if (!mpyml_is_finite(value)) {
+        return MPYML_ERR_NOT_FINITE;
+    }
+    f->leaf_values[leaf] = value;
     f->n_leaves_set++;
     return MPYML_OK;
 }
@@ -262,8 +475,13 @@ static inline mpyml_err_t mpyml_forest_check_complete(const mpyml_forest_t *f) {
     if (f->n_leaves_set != f->shape.n_leaves) {
         return MPYML_ERR_MISSING_LEAVES;
     }
+    if (f->shape.kind == MPYML_TREES_SAMME && !(f->weight_sum > 0.0)) {
+        return MPYML_ERR_TREE_WEIGHT;
+    }
     return MPYML_OK;
 }
+
+// ---------------------------------------------------------------- prediction
 
 // Index of the leaf that tree `root` sends x to.
 static inline uint32_t mpyml_tree_leaf_i16(const mpyml_forest_t *f, int32_t root, const int16_t *x) {
@@ -280,13 +498,19 @@ static inline uint32_t mpyml_tree_leaf_i16(const mpyml_forest_t *f, int32_t root
     }
 }
 
+// As scikit-learn: left when x <= threshold; a NaN goes where the node's NaN bit says.
 static inline uint32_t mpyml_tree_leaf_f32(const mpyml_forest_t *f, int32_t root, const float *x) {
     if (root < 0) {
         return (uint32_t)(-(root + 1));
     }
     uint32_t node = (uint32_t)root;
     for (;;) {
-        mpyml_child_t next = x[f->features[node]] <= f->thresholds_f32[node] ? f->left[node] : f->right[node];
+        uint32_t feature = f->features[node];
+        float v = x[feature & ~MPYML_TREES_NAN_LEFT];
+        float t = f->thresholds_f32[node];
+        // !(v > t) is (v <= t or v is NaN).
+        int go_left = (feature & MPYML_TREES_NAN_LEFT) ? !(v > t) : (v <= t);
+        mpyml_child_t next = go_left ? f->left[node] : f->right[node];
         if (next < 0) {
             return (uint32_t)(-(next + 1));
         }
@@ -302,7 +526,8 @@ static inline uint32_t mpyml_tree_leaf(const mpyml_forest_t *f, uint32_t tree, c
 }
 
 // Adds every tree's vote (classifiers) or value (regressors) for one row x
-// into out[0 .. n_outputs), unscaled. Trees are summed in file order.
+// into out[0 .. n_outputs), unscaled, in float32. Trees are summed in file order.
+// SAMME forests add one vote per tree (their exact decision is mpyml_samme_decision).
 static inline void mpyml_forest_sum(const mpyml_forest_t *f, const void *x, float *out) {
     size_t n_out = mpyml_trees_n_outputs(&f->shape);
     for (size_t i = 0; i < n_out; i++) {
@@ -310,23 +535,30 @@ static inline void mpyml_forest_sum(const mpyml_forest_t *f, const void *x, floa
     }
     for (uint32_t t = 0; t < f->shape.n_trees; t++) {
         uint32_t leaf = mpyml_tree_leaf(f, t, x);
-        if (f->shape.kind == MPYML_TREES_HARD_VOTE) {
-            out[f->leaf_classes[leaf]] += 1.0f;
-        } else {
-            const float *values = &f->leaf_values[(size_t)leaf * n_out];
-            for (size_t i = 0; i < n_out; i++) {
-                out[i] += values[i];
+        switch (f->shape.kind) {
+            case MPYML_TREES_SOFT_VOTE: {
+                const uint16_t *counts = &f->leaf_counts[(size_t)leaf * n_out];
+                float scale = f->leaf_scale[leaf];
+                for (size_t i = 0; i < n_out; i++) {
+                    float p = (float)counts[i] * scale;
+                    out[i] += p;
+                }
+                break;
             }
+            case MPYML_TREES_SOFT_EXACT: {
+                const double *proba = &f->leaf_exact[(size_t)leaf * n_out];
+                for (size_t i = 0; i < n_out; i++) {
+                    out[i] += (float)proba[i];
+                }
+                break;
+            }
+            case MPYML_TREES_REGRESSOR:
+                out[0] += f->leaf_values[leaf];
+                break;
+            default:
+                out[f->leaf_classes[leaf]] += 1.0f;
+                break;
         }
-    }
-}
-
-// Class probabilities (classifiers) or the predicted value (regressors) of one row.
-static inline void mpyml_forest_predict_proba(const mpyml_forest_t *f, const void *x, float *out) {
-    mpyml_forest_sum(f, x, out);
-    size_t n_out = mpyml_trees_n_outputs(&f->shape);
-    for (size_t i = 0; i < n_out; i++) {
-        out[i] *= f->tree_weight;
     }
 }
 
@@ -341,10 +573,143 @@ static inline uint32_t mpyml_argmax(const float *values, size_t n) {
     return best;
 }
 
+// SAMME: scikit-learn's decision_function of every class into f->exact_sums:
+// per class the sum over trees (in order, float64) of `vote` for the tree's class and `other`
+// for the rest, divided by the weight sum.
+static inline void mpyml_samme_decision(const mpyml_forest_t *f, const void *x) {
+    double *d = f->exact_sums;
+    size_t n = f->shape.n_classes;
+    for (size_t c = 0; c < n; c++) {
+        d[c] = 0.0;
+    }
+    for (uint32_t t = 0; t < f->shape.n_trees; t++) {
+        uint32_t k = f->leaf_classes[mpyml_tree_leaf(f, t, x)];
+        double vote = f->tree_votes[2 * t], other = f->tree_votes[2 * t + 1];
+        for (size_t c = 0; c < n; c++) {
+            d[c] += c == k ? vote : other;
+        }
+    }
+    for (size_t c = 0; c < n; c++) {
+        d[c] = mpyml_f64_div(d[c], f->weight_sum);
+    }
+}
+
+// Soft voting: scikit-learn's predict_proba of class c (float64 sum of the trees' leaf
+// probabilities in tree order, divided by n_trees).
+static inline double mpyml_soft_exact(const mpyml_forest_t *f, const void *x, uint32_t c) {
+    size_t n = f->shape.n_classes;
+    double sum = 0.0;
+    for (uint32_t t = 0; t < f->shape.n_trees; t++) {
+        uint32_t leaf = mpyml_tree_leaf(f, t, x);
+        double p;
+        if (f->shape.kind == MPYML_TREES_SOFT_EXACT) {
+            p = f->leaf_exact[(size_t)leaf * n + c];
+        } else {
+            const uint16_t *counts = &f->leaf_counts[(size_t)leaf * n];
+            uint32_t total = 0;
+            for (size_t i = 0; i < n; i++) {
+                total += counts[i];
+            }
+            p = mpyml_f64_div((double)counts[c], (double)total);
+        }
+        sum += p;
+    }
+    return mpyml_f64_div(sum, (double)f->shape.n_trees);
+}
+
+// Soft voting: the class of the float32 sums unless another class lies within their error bound
+// of it; then the classes within the bound are decided by scikit-learn's float64 arithmetic.
+// Each float32 leaf probability is within 2**-23 relative of scikit-learn's, and each of the
+// n_trees float32 additions of nonnegative terms errs by at most 2**-24 of the final sum, so
+// |sum32 - sum64| <= (n_trees + 2) * 2**-24 * sum32 (plus float64's far smaller error); the
+// bound used is twice that.
+static inline uint32_t mpyml_soft_class(const mpyml_forest_t *f, const void *x, const float *sums) {
+    size_t n = f->shape.n_classes;
+    uint32_t best = mpyml_argmax(sums, n);
+    float slack = (float)(f->shape.n_trees + 4) * 1.1920929e-7f;  // (n_trees + 4) * 2**-23
+    int close = 0;
+    for (size_t c = 0; c < n && !close; c++) {
+        close = c != best && sums[best] - sums[c] <= slack * (sums[best] + sums[c]);
+    }
+    if (!close) {
+        return best;
+    }
+    uint32_t exact_best = 0;
+    double exact_max = -1.0;
+    for (size_t c = 0; c < n; c++) {
+        if (sums[best] - sums[c] <= slack * (sums[best] + sums[c])) {
+            double p = mpyml_soft_exact(f, x, (uint32_t)c);
+            if (p > exact_max) {
+                exact_max = p;
+                exact_best = (uint32_t)c;
+            }
+        }
+    }
+    return exact_best;
+}
+
 // Class index of one row; uses the forest's own scratch, so not reentrant.
 static inline uint32_t mpyml_forest_predict_class(const mpyml_forest_t *f, const void *x) {
+    size_t n = f->shape.n_classes;
+    if (f->shape.kind == MPYML_TREES_SAMME) {
+        mpyml_samme_decision(f, x);
+        uint32_t best = 0;
+        for (size_t c = 1; c < n; c++) {
+            if (f->exact_sums[c] > f->exact_sums[best]) {
+                best = (uint32_t)c;
+            }
+        }
+        return best;
+    }
     mpyml_forest_sum(f, x, f->sums);
-    return mpyml_argmax(f->sums, f->shape.n_classes);
+    if (mpyml_trees_is_soft(&f->shape)) {
+        return mpyml_soft_class(f, x, f->sums);
+    }
+    return mpyml_argmax(f->sums, n);
+}
+
+// SAMME probabilities: softmax of decision / (n_classes - 1) (binary: of [-d, d] / 2 with
+// d = decision[1] - decision[0]), as scikit-learn's _compute_proba_from_decision, in float32.
+static inline void mpyml_samme_proba(const mpyml_forest_t *f, const void *x, float *out) {
+    size_t n = f->shape.n_classes;
+    if (n == 1) {
+        out[0] = 1.0f;
+        return;
+    }
+    mpyml_samme_decision(f, x);
+    if (n == 2) {
+        float d = (float)(f->exact_sums[1] - f->exact_sums[0]) * 0.5f;
+        out[0] = -d;
+        out[1] = d;
+    } else {
+        float scale = mpyml_recipf((float)(n - 1));
+        for (size_t c = 0; c < n; c++) {
+            out[c] = (float)f->exact_sums[c] * scale;
+        }
+    }
+    float top = out[mpyml_argmax(out, n)];
+    float total = 0.0f;
+    for (size_t c = 0; c < n; c++) {
+        out[c] = mpyml_expf(out[c] - top);
+        total += out[c];
+    }
+    float inverse = mpyml_recipf(total);
+    for (size_t c = 0; c < n; c++) {
+        out[c] *= inverse;
+    }
+}
+
+// Class probabilities (classifiers) or the predicted value (regressors) of one row.
+static inline void mpyml_forest_predict_proba(const mpyml_forest_t *f, const void *x, float *out) {
+    if (f->shape.kind == MPYML_TREES_SAMME) {
+        mpyml_samme_proba(f, x, out);
+        return;
+    }
+    mpyml_forest_sum(f, x, out);
+    size_t n_out = mpyml_trees_n_outputs(&f->shape);
+    for (size_t i = 0; i < n_out; i++) {
+        out[i] *= f->tree_weight;
+    }
 }
 
 static inline float mpyml_forest_predict_value(const mpyml_forest_t *f, const void *x) {

@@ -6,6 +6,7 @@
 // The error messages this module carries (see mpyml_common.h).
 #define MPYML_ERROR_MESSAGES(X) MPYML_ERRORS_COMMON(X) MPYML_ERRORS_TREES(X) MPYML_ERRORS_LINEAR(X)
 
+#define MPYML_TEXT_FORMATS
 #include "mpyml_glue.h"
 #include "mpyml_steps_glue.h"
 #include "mpyml_trees.h"
@@ -18,6 +19,7 @@ typedef struct {
     uint32_t state;
     void *block;                // owns every array of `forest`
     mpyml_forest_t forest;
+    mp_obj_t classes;           // the class labels (a list), or None
     // Pipeline steps that run before the forest (format version 2), or NULL.
     void *steps_block;          // owns every array of `steps`
     mpyml_linear_t steps;
@@ -36,6 +38,7 @@ static model_t *get_model(mp_obj_t self_in) {
 
 static void model_unload(model_t *self) {
     self->state = MODEL_EMPTY;
+    self->classes = mp_const_none;
     if (self->block != NULL) {
         m_free(self->block);
         self->block = NULL;
@@ -122,6 +125,7 @@ static mp_obj_t emltrees_new(mp_obj_t trees_in, mp_obj_t nodes_in, mp_obj_t leav
     self->state = MODEL_EMPTY;
     self->block = NULL;
     self->steps_block = NULL;
+    self->classes = mp_const_none;
     return MP_OBJ_FROM_PTR(self);
 }
 static MP_DEFINE_CONST_FUN_OBJ_3(emltrees_new_obj, emltrees_new);
@@ -137,15 +141,17 @@ static void check_capacity(const char *what, uint32_t needed, uint32_t capacity)
 static mp_obj_t model_begin(size_t n_args, const mp_obj_t *args) {
     model_t *self = get_model(args[0]);
     model_unload(self);
+    static const mpyml_err_t errors[7] = { MPYML_ERR_BAD_KIND, MPYML_ERR_BAD_DTYPE, MPYML_ERR_TREES_N_FEATURES,
+        MPYML_ERR_BAD_N_CLASSES, MPYML_ERR_TOO_BIG, MPYML_ERR_TOO_BIG, MPYML_ERR_BAD_N_LEAVES };
+    static const mp_int_t highs[7] = { 255, 255, MPYML_TREES_MAX_FEATURES, MPYML_TREES_MAX_CLASSES,
+        MPYML_TREES_MAX_NODES, MPYML_TREES_MAX_NODES, MPYML_TREES_MAX_LEAVES };
     mp_int_t v[7];
     for (int i = 0; i < 7; i++) {
-        v[i] = mp_obj_get_int(args[i + 1]);
-        if (v[i] < 0 || v[i] > 0x7fffffff) {
+        v[i] = mp_obj_get_int(args[i + 1]);  // TypeError for a non-integer; a big int is checked below
+        if (mp_obj_is_small_int(args[i + 1]) && v[i] < 0) {
             mp_raise_ValueError("header values must be non-negative integers");
         }
-    }
-    if (v[0] > 255 || v[1] > 255 || v[3] > (mp_int_t)MPYML_TREES_MAX_CLASSES) {
-        mpyml_raise_err(v[3] > (mp_int_t)MPYML_TREES_MAX_CLASSES ? MPYML_ERR_BAD_N_CLASSES : MPYML_ERR_BAD_KIND);
+        v[i] = mpyml_get_int(args[i + 1], 0, highs[i], errors[i]);
     }
     mpyml_forest_shape_t shape;
     shape.kind = (uint8_t)v[0];
@@ -175,30 +181,51 @@ static mpyml_forest_t *loading_forest(mp_obj_t self_in) {
     return &self->forest;
 }
 
+// A root or child reference: leaves -32768..-1, nodes up to MPYML_TREES_MAX_NODES.
 static int32_t get_ref(mp_obj_t ref_in) {
-    mp_int_t ref = mp_obj_get_int(ref_in);
-    if (ref < -0x7fffffff || ref > 0x7fffffff) {
-        mpyml_raise_err(MPYML_ERR_NODE_REF_RANGE);
-    }
-    return (int32_t)ref;
+    return (int32_t)mpyml_get_int(ref_in, -(mp_int_t)MPYML_TREES_MAX_LEAVES, MPYML_TREES_MAX_NODES, MPYML_ERR_NODE_REF_RANGE);
 }
 
-// model._tree(root)
-static mp_obj_t model_tree(mp_obj_t self_in, mp_obj_t root_in) {
-    mpyml_forest_t *f = loading_forest(self_in);
-    mpyml_check(mpyml_forest_add_tree(f, get_ref(root_in)));
+// model._tree(root) or, for SAMME, model._tree(root, vote, other) with the votes as 16 hex digits
+static mp_obj_t model_tree(size_t n_args, const mp_obj_t *args) {
+    mpyml_forest_t *f = loading_forest(args[0]);
+    double vote = 0.0, other = 0.0;
+    if ((n_args == 4) != (f->shape.kind == MPYML_TREES_SAMME)) {
+        mp_raise_ValueError("SAMME trees, and only they, carry two vote weights");
+    }
+    if (n_args == 4) {
+        vote = mpyml_get_hex64(args[2], MPYML_ERR_BAD_HEX64);
+        other = mpyml_get_hex64(args[3], MPYML_ERR_BAD_HEX64);
+    }
+    mpyml_check(mpyml_forest_add_tree(f, get_ref(args[1]), vote, other));
     return mp_const_none;
 }
-static MP_DEFINE_CONST_FUN_OBJ_2(model_tree_obj, model_tree);
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(model_tree_obj, 2, 4, model_tree);
 
-// model._node(feature, threshold, left, right): threshold is an int for int16
-// models and the 8 hex digits of the float32 bits (a str) for float32 models.
+// model._weight_sum(hex16): SAMME's estimator_weights_.sum()
+static mp_obj_t model_weight_sum(mp_obj_t self_in, mp_obj_t sum_in) {
+    mpyml_forest_t *f = loading_forest(self_in);
+    mpyml_check(mpyml_forest_set_weight_sum(f, mpyml_get_hex64(sum_in, MPYML_ERR_BAD_HEX64)));
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_2(model_weight_sum_obj, model_weight_sum);
+
+// model._classes(labels): the class labels, a list of n_classes
+static mp_obj_t model_classes(mp_obj_t self_in, mp_obj_t labels_in) {
+    mpyml_forest_t *f = loading_forest(self_in);
+    if (mp_obj_get_int(mp_obj_len(labels_in)) != f->shape.n_classes) {
+        mp_raise_ValueError("classes: expected n_classes labels");
+    }
+    get_model(self_in)->classes = labels_in;
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_2(model_classes_obj, model_classes);
+
+// model._node(feature, threshold, left, right, nan_left): threshold is an int for int16
+// models and the 8 hex digits of the float32 bits (a str) for float32 models; nan_left 0 or 1.
 static mp_obj_t model_node(size_t n_args, const mp_obj_t *args) {
     mpyml_forest_t *f = loading_forest(args[0]);
-    mp_int_t feature = mp_obj_get_int(args[1]);
-    if (feature < 0 || feature > (mp_int_t)MPYML_TREES_MAX_FEATURES) {
-        mpyml_raise_err(MPYML_ERR_FEATURE_RANGE);
-    }
+    mp_int_t feature = mpyml_get_int(args[1], 0, MPYML_TREES_MAX_FEATURES, MPYML_ERR_FEATURE_RANGE);
     int32_t threshold;
     if (f->shape.dtype == MPYML_DTYPE_FLOAT32) {
         size_t len;
@@ -207,23 +234,32 @@ static mp_obj_t model_node(size_t n_args, const mp_obj_t *args) {
         mpyml_check(mpyml_parse_hex32(text, len, &bits));
         threshold = (int32_t)bits;
     } else {
-        mp_int_t t = mp_obj_get_int(args[2]);
-        if (t < INT16_MIN || t > INT16_MAX) {
-            mpyml_raise_err(MPYML_ERR_THRESHOLD_RANGE);
-        }
-        threshold = (int32_t)t;
+        threshold = (int32_t)mpyml_get_int(args[2], INT16_MIN, INT16_MAX, MPYML_ERR_THRESHOLD_RANGE);
     }
-    mpyml_check(mpyml_forest_add_node(f, (uint32_t)feature, threshold, get_ref(args[3]), get_ref(args[4])));
+    int nan_left = (int)mpyml_get_int(args[5], 0, 1, MPYML_ERR_THRESHOLD_RANGE);
+    mpyml_check(mpyml_forest_add_node(f, (uint32_t)feature, threshold, get_ref(args[3]), get_ref(args[4]), nan_left));
     return mp_const_none;
 }
-static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(model_node_obj, 5, 5, model_node);
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(model_node_obj, 6, 6, model_node);
 
-// model._leaf(values): values is an array('f')
-static mp_obj_t model_leaf(mp_obj_t self_in, mp_obj_t values_in) {
+// model._leaf(value): soft voting with counts: array('H') of n_classes counts; soft voting with
+// float64 probabilities: a str of n_classes x 16 hex digits; hard voting and SAMME: the class
+// index; regressors: the float value.
+static mp_obj_t model_leaf(mp_obj_t self_in, mp_obj_t value_in) {
     mpyml_forest_t *f = loading_forest(self_in);
-    mp_buffer_info_t buf;
-    size_t n = mpyml_get_array(values_in, 'f', "leaf values", MP_BUFFER_READ, &buf);
-    mpyml_check(mpyml_forest_add_leaf(f, (const float *)buf.buf, n));
+    if (f->shape.kind == MPYML_TREES_SOFT_VOTE) {
+        mp_buffer_info_t buf;
+        size_t n = mpyml_get_array(value_in, 'H', "leaf counts", MP_BUFFER_READ, &buf);
+        mpyml_check(mpyml_forest_add_leaf_counts(f, (const uint16_t *)buf.buf, n));
+    } else if (f->shape.kind == MPYML_TREES_SOFT_EXACT) {
+        size_t len;
+        const char *text = mp_obj_str_get_data(value_in, &len);
+        mpyml_check(mpyml_forest_add_leaf_exact(f, text, len));
+    } else if (f->shape.kind == MPYML_TREES_REGRESSOR) {
+        mpyml_check(mpyml_forest_add_leaf_value(f, mp_obj_get_float_to_f(value_in)));
+    } else {
+        mpyml_check(mpyml_forest_add_leaf_class(f, (uint32_t)mpyml_get_int(value_in, 0, MPYML_TREES_MAX_CLASSES, MPYML_ERR_CLASS_RANGE)));
+    }
     return mp_const_none;
 }
 static MP_DEFINE_CONST_FUN_OBJ_2(model_leaf_obj, model_leaf);
@@ -238,7 +274,7 @@ static mp_obj_t model_steps(size_t n_args, const mp_obj_t *args) {
     mp_int_t v[4];
     for (int i = 0; i < 4; i++) {
         v[i] = mp_obj_get_int(args[i + 1]);
-        if (v[i] < 0 || v[i] > 0x3fffffff) {
+        if (!mp_obj_is_small_int(args[i + 1]) || v[i] < 0 || v[i] > 0x3fffffff) {
             mp_raise_ValueError("header values must be integers 0..1073741823");
         }
     }
@@ -411,8 +447,10 @@ static void model_attr(mp_obj_t self_in, qstr attr, mp_obj_t *dest) {
     } else if (!ready && (attr == MP_QSTR_n_features || attr == MP_QSTR_n_classes || attr == MP_QSTR_n_outputs ||
                           attr == MP_QSTR_n_trees || attr == MP_QSTR_n_nodes || attr == MP_QSTR_n_leaves ||
                           attr == MP_QSTR_kind || attr == MP_QSTR_typecode || attr == MP_QSTR_voting ||
-                          attr == MP_QSTR_n_steps)) {
+                          attr == MP_QSTR_n_steps || attr == MP_QSTR_classes)) {
         dest[0] = mp_const_none;
+    } else if (attr == MP_QSTR_classes) {
+        dest[0] = self->classes;
     } else if (attr == MP_QSTR_n_features) {
         dest[0] = mp_obj_new_int(input_features(self));
     } else if (attr == MP_QSTR_n_steps) {
@@ -431,7 +469,9 @@ static void model_attr(mp_obj_t self_in, qstr attr, mp_obj_t *dest) {
         dest[0] = kind_name(f);
     } else if (attr == MP_QSTR_voting) {
         dest[0] = f->shape.kind == MPYML_TREES_SOFT_VOTE ? MP_OBJ_NEW_QSTR(MP_QSTR_soft)
-            : (f->shape.kind == MPYML_TREES_HARD_VOTE ? MP_OBJ_NEW_QSTR(MP_QSTR_hard) : mp_const_none);
+            : f->shape.kind == MPYML_TREES_SOFT_EXACT ? MP_OBJ_NEW_QSTR(MP_QSTR_soft)
+            : f->shape.kind == MPYML_TREES_HARD_VOTE ? MP_OBJ_NEW_QSTR(MP_QSTR_hard)
+            : f->shape.kind == MPYML_TREES_SAMME ? MP_OBJ_NEW_QSTR(MP_QSTR_samme) : mp_const_none;
     } else if (attr == MP_QSTR_typecode) {
         dest[0] = MP_OBJ_NEW_QSTR(feature_typecode(self) == 'f' ? MP_QSTR_f : MP_QSTR_h);
     } else {
@@ -439,7 +479,7 @@ static void model_attr(mp_obj_t self_in, qstr attr, mp_obj_t *dest) {
     }
 }
 
-mp_map_elem_t model_locals_table[14];
+mp_map_elem_t model_locals_table[16];
 static MP_DEFINE_CONST_DICT(model_locals, model_locals_table);
 
 static mp_obj_t mpyml_module_init(mp_obj_fun_bc_t *self, size_t n_args, size_t n_kw, mp_obj_t *args) {
@@ -462,10 +502,13 @@ static mp_obj_t mpyml_module_init(mp_obj_fun_bc_t *self, size_t n_args, size_t n
     mpyml_add_method(model_locals_table, 11, MP_QSTR__step, &model_step_obj);
     mpyml_add_method(model_locals_table, 12, MP_QSTR__floats, &model_floats_obj);
     mpyml_add_method(model_locals_table, 13, MP_QSTR__index, &model_index_obj);
+    mpyml_add_method(model_locals_table, 14, MP_QSTR__weight_sum, &model_weight_sum_obj);
+    mpyml_add_method(model_locals_table, 15, MP_QSTR__classes, &model_classes_obj);
     MP_OBJ_TYPE_SET_SLOT(&model_type, attr, model_attr, 0);
     MP_OBJ_TYPE_SET_SLOT(&model_type, locals_dict, (void *)&model_locals, 1);
 
     mp_store_global(MP_QSTR_new, MP_OBJ_FROM_PTR(&emltrees_new_obj));
+    mpyml_store_crc32();
     mp_store_global(MP_QSTR_Model, MP_OBJ_FROM_PTR(&model_type));
 
     MP_DYNRUNTIME_INIT_EXIT

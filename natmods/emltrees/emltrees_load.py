@@ -1,42 +1,68 @@
 # Reads the mpyml-trees text format (docs/formats.md) into a model made by
 # emltrees.new(). Linked into emltrees.mpy beside the C glue,
 # ../common/mpyml_records.py (_Records) and ../common/mpyml_steps.py
-# (_read_steps, for version 2's pipeline steps); it streams the file one line
+# (_read_steps, for the optional pipeline steps); it streams the file one line
 # at a time and hands each record to C, which validates it.
 from array import array
 
 FORMAT = "mpyml-trees"
-FORMAT_VERSION = 2  # the newest this reader knows; version 1 has no steps section
-_KINDS = {("classifier", "soft"): 1, ("classifier", "hard"): 2, ("regressor", "mean"): 3}
+FORMAT_VERSION = 3
+# (kind, voting, leaf_values) -> the C core's mpyml_trees_kind_t
+_KINDS = {
+    ("classifier", "soft", "counts"): 1,
+    ("classifier", "hard", "class"): 2,
+    ("regressor", "mean", "float32"): 3,
+    ("classifier", "samme", "class"): 4,
+    ("classifier", "soft", "float64"): 5,
+}
 _DTYPES = {"int16": 1, "float32": 2}
+_NAN_LEFT = {"l": 1, "r": 0}
 
 
-def _soft_leaf(fields, n_classes):
-    # class:weight pairs; probability = weight / sum of weights
-    weights = [0] * n_classes
-    total = 0
+def _counts_leaf(fields, n_classes):
+    # class:count pairs of the classes with a non-zero count
+    counts = array("H", bytes(2 * n_classes))
     for pair in fields:
-        c, w = pair.split(":")
-        c, w = int(c), int(w)
-        if not 0 <= c < n_classes or w < 0:
-            raise ValueError("leaf '%s': class must be 0..%d and weight >= 0" % (pair, n_classes - 1))
-        weights[c] += w
-        total += w
-    return array("f", [w / total for w in weights] if total else weights)
+        c_w = pair.split(":")
+        if len(c_w) != 2:
+            raise ValueError("leaf '%s': expected class:count pairs" % pair[:30])
+        c, w = int(c_w[0]), int(c_w[1])
+        if not 0 <= c < n_classes or not 0 < w <= 65535 or counts[c]:
+            raise ValueError("leaf '%s': class must be 0..%d, once, and its count 1..65535" % (pair[:30], n_classes - 1))
+        counts[c] = w
+    return counts
+
+
+def _float64_leaf(fields, n_classes):
+    # class:<16 hex digits> pairs of the classes with a non-zero probability -> n_classes x 16 hex digits
+    hexes = ["0" * 16] * n_classes
+    for pair in fields:
+        c_bits = pair.split(":")
+        if len(c_bits) != 2:
+            raise ValueError("leaf '%s': expected class:<16 hex digits> pairs" % pair[:30])
+        c, bits = int(c_bits[0]), c_bits[1]
+        if not 0 <= c < n_classes or len(bits) != 16 or hexes[c] != "0" * 16:
+            raise ValueError("leaf '%s': class must be 0..%d, once, with 16 hex digits" % (pair[:30], n_classes - 1))
+        hexes[c] = bits
+    return "".join(hexes)
 
 
 def _read(model, records):
     version = records.value(FORMAT)
-    if version not in ("1", "2"):
-        raise ValueError("this file's format version is not supported (this emltrees reads versions 1 and 2)")
-    kind = (records.value("kind"), records.value("voting"))
+    if version != str(FORMAT_VERSION):
+        if version in ("1", "2"):
+            raise ValueError("format version %s is no longer read by this emltrees (it reads version %d): export the model again"
+                             % (version, FORMAT_VERSION))
+        raise ValueError("format version %s is not supported (this emltrees reads version %d)" % (version[:12], FORMAT_VERSION))
+    kind = (records.value("kind"), records.value("voting"), records.value("leaf_values"))
     if kind not in _KINDS:
-        raise ValueError("unknown model kind '%s' with voting '%s'" % kind)
+        raise ValueError("unknown model kind '%s' with voting '%s' and leaf values '%s'" % kind)
     dtype = records.value("dtype")
     if dtype not in _DTYPES:
         raise ValueError("unknown feature dtype '%s' (expected int16 or float32)" % dtype)
     n_features = records.count("n_features")
-    if kind[0] == "classifier":
+    classifier = kind[0] == "classifier"
+    if classifier:
         n_classes = records.count("n_classes")
     else:
         n_classes = 0
@@ -45,28 +71,50 @@ def _read(model, records):
     n_trees = records.count("n_trees")
     n_nodes = records.count("n_nodes")
     n_leaves = records.count("n_leaves")
+    n_steps = records.count("n_steps")
     weight = 1.0 / n_trees if n_trees > 0 else 0.0
     model._begin(_KINDS[kind], _DTYPES[dtype], n_features, n_classes, n_trees, n_nodes, n_leaves, weight)
-    if version == "2":
+    samme = kind[1] == "samme"
+    if samme:
+        model._weight_sum(records.value("weight_sum"))
+    if n_steps:
         fields = records.fields(5, "'steps,<n_input_features>,<n_steps>,<n_values>,<max_width>'")
-        if fields[0] != "steps":
-            raise ValueError("expected the 'steps,...' line, got '%s'" % ",".join(fields)[:40])
-        n_steps = int(fields[2])
-        model._steps(int(fields[1]), n_steps, int(fields[3]), int(fields[4]))
-        _read_steps(model, records, n_steps)
+        if fields[2] != str(n_steps):
+            raise ValueError("expected the 'steps,...' line with n_steps=%d, got '%s'" % (n_steps, ",".join(fields)[:40]))
+        _steps_section(model, records, fields)
+    if classifier:
+        classes = records.labels("classes")
+        model._classes(classes)
+    records.labels("feature_names")  # read for the end record's check; the device does not keep them
     records.section("trees")
     for _ in range(n_trees):
-        model._tree(int(records.fields(1, "a tree root")[0]))
+        if samme:
+            root, vote, other = records.fields(3, "a tree record 'root,<vote>,<other>'")
+            model._tree(int(root), vote, other)
+        else:
+            model._tree(int(records.fields(1, "a tree root")[0]))
     records.section("nodes")
     float32 = dtype == "float32"
     for _ in range(n_nodes):
-        feature, threshold, left, right = records.fields(4, "a node")
-        model._node(int(feature), threshold if float32 else int(threshold), int(left), int(right))
+        if float32:
+            feature, threshold, left, right, nan = records.fields(5, "a node 'feature,threshold,left,right,l|r'")
+            if nan not in _NAN_LEFT:
+                raise ValueError("a node's NaN direction must be 'l' or 'r', got '%s'" % nan[:10])
+            model._node(int(feature), threshold, int(left), int(right), _NAN_LEFT[nan])
+        else:
+            feature, threshold, left, right = records.fields(4, "a node 'feature,threshold,left,right'")
+            model._node(int(feature), int(threshold), int(left), int(right), 0)
     records.section("leaves")
-    soft = kind[1] == "soft"
+    leaf_values = kind[2]
     for _ in range(n_leaves):
-        fields = records.fields(0 if soft else 1, "a leaf")
-        model._leaf(_soft_leaf(fields, n_classes) if soft else array("f", [float(fields[0])]))
+        if leaf_values == "counts":
+            model._leaf(_counts_leaf(records.fields(0, "a leaf"), n_classes))
+        elif leaf_values == "float64":
+            model._leaf(_float64_leaf(records.fields(0, "a leaf"), n_classes))
+        elif leaf_values == "class":
+            model._leaf(int(records.fields(1, "a leaf")[0]))
+        else:
+            model._leaf(float(records.fields(1, "a leaf")[0]))
     records.end("leaf")
     model._finish()
 

@@ -9,15 +9,23 @@
 //                        (8 hex digits); checks the shape, then binds the forest
 //                        to a malloc'd block of exactly mpyml_forest_bytes()
 //                        bytes; prints "bytes N"
-//   tree ROOT            mpyml_forest_add_tree (decimal int32)
-//   node FEATURE THRESHOLD LEFT RIGHT
+//   sum BITS             mpyml_forest_set_weight_sum (SAMME) of the float64 with
+//                        those bits (16 hex digits)
+//   tree ROOT [VOTE OTHER]
+//                        mpyml_forest_add_tree (ROOT decimal int32; the votes as
+//                        float64 bits, 16 hex digits each, 0.0 when omitted)
+//   node FEATURE THRESHOLD LEFT RIGHT [NAN]
 //                        mpyml_forest_add_node; children relative as in the model
 //                        file; THRESHOLD is a decimal int32 for int16 forests, and
 //                        for float32 forests text handed to mpyml_parse_hex32
-//                        first (as the natmod glue does)
-//   leaf [V ...]         mpyml_forest_add_leaf with the given float32 bits
-//                        (8 hex digits each), in a malloc'd array of exactly that
-//                        many floats
+//                        first (as the natmod glue does); NAN is l (1), r (0) or a
+//                        decimal int handed on as nan_left (0 when omitted)
+//   counts C ...         mpyml_forest_add_leaf_counts with the given decimal
+//                        uint16s, in a malloc'd array of exactly that many
+//   exact [TEXT]         mpyml_forest_add_leaf_exact with TEXT (n_classes x 16
+//                        hex digits) from a malloc'd copy without a NUL
+//   class K              mpyml_forest_add_leaf_class (decimal uint32)
+//   value BITS           mpyml_forest_add_leaf_value of the float32 with those bits
 //   done                 mpyml_forest_check_complete; prints "ready"
 //   row X ...            n_features values (decimal for int16, float32 bits for
 //                        float32) in a malloc'd array of exactly that size; prints
@@ -40,13 +48,27 @@
 //                        prints "ok BITS" (8 lowercase hex digits) or "error CODE"
 //   finite BITS          prints "F B": mpyml_is_finite of the float with those bits
 //                        and the bits read back through mpyml_f32_to_bits
+//   div A B              A, B: float64 bits (16 hex digits); prints the 16 hex digits
+//                        of mpyml_f64_div(A, B)
 #include "mpyml_trees.h"
 
 #define DRIVER_NAME "trees_driver"
 #define MAX_TOKENS 70000
 #include "driver_input.h"
 
-static void *forest_block = NULL;  // the bound forest's block, freed on every exit path
+static void *forest_block = NULL;
+
+// 16 hex digits -> the 64 bits they spell.
+static uint64_t parse_bits64(const char *tok) {
+    if (strlen(tok) != 16) {
+        fail("expected 16 hex digits");
+    }
+    uint32_t high = 0, low = 0;
+    if (mpyml_parse_hex32(tok, 8, &high) != MPYML_OK || mpyml_parse_hex32(tok + 8, 8, &low) != MPYML_OK) {
+        fail("expected 16 hex digits");
+    }
+    return ((uint64_t)high << 32) | low;
+}  // the bound forest's block, freed on every exit path
 
 static void free_forest_block(void) {
     free(forest_block);
@@ -85,6 +107,9 @@ static int run_helpers(void) {
                 fail("mpyml_udiv gives another quotient without a remainder pointer");
             }
             printf("%lu %lu\n", (unsigned long)q, (unsigned long)rem);
+        } else if (n == 3 && strcmp(tokens[0], "div") == 0) {
+            double q = mpyml_f64_div(mpyml_f64_from_bits(parse_bits64(tokens[1])), mpyml_f64_from_bits(parse_bits64(tokens[2])));
+            printf("%016llx\n", (unsigned long long)mpyml_f64_to_bits(q));
         } else if (n == 2 && strcmp(tokens[0], "finite") == 0) {
             float f = mpyml_f32_from_bits(parse_bits(tokens[1]));
             printf("%d %08lx\n", mpyml_is_finite(f), (unsigned long)mpyml_f32_to_bits(f));
@@ -245,14 +270,21 @@ static int run_forests(void) {
             }
         } else if (!st.bound) {
             fail("record outside a forest");
-        } else if (strcmp(tag, "tree") == 0) {
+        } else if (strcmp(tag, "sum") == 0) {
             if (n != 2) {
-                fail("tree needs 1 number");
+                fail("sum needs the float64 bits");
             }
-            err = mpyml_forest_add_tree(f, (int32_t)parse_int(tokens[1], INT32_MIN, INT32_MAX));
+            err = mpyml_forest_set_weight_sum(f, mpyml_f64_from_bits(parse_bits64(tokens[1])));
+        } else if (strcmp(tag, "tree") == 0) {
+            if (n != 2 && n != 4) {
+                fail("tree needs a root and optionally two votes");
+            }
+            double vote = n == 4 ? mpyml_f64_from_bits(parse_bits64(tokens[2])) : 0.0;
+            double other = n == 4 ? mpyml_f64_from_bits(parse_bits64(tokens[3])) : 0.0;
+            err = mpyml_forest_add_tree(f, (int32_t)parse_int(tokens[1], INT32_MIN, INT32_MAX), vote, other);
         } else if (strcmp(tag, "node") == 0) {
-            if (n != 5) {
-                fail("node needs 4 fields");
+            if (n != 5 && n != 6) {
+                fail("node needs 4 or 5 fields");
             }
             uint32_t feature = (uint32_t)parse_int(tokens[1], 0, UINT32_MAX);
             int32_t threshold = 0;
@@ -265,20 +297,49 @@ static int run_forests(void) {
             }
             int32_t left = (int32_t)parse_int(tokens[3], INT32_MIN, INT32_MAX);
             int32_t right = (int32_t)parse_int(tokens[4], INT32_MIN, INT32_MAX);
-            if (err == MPYML_OK) {
-                err = mpyml_forest_add_node(f, feature, threshold, left, right);
+            int nan_left = 0;
+            if (n == 6) {
+                nan_left = strcmp(tokens[5], "l") == 0 ? 1 : strcmp(tokens[5], "r") == 0 ? 0
+                    : (int)parse_int(tokens[5], INT32_MIN, INT32_MAX);
             }
-        } else if (strcmp(tag, "leaf") == 0) {
+            if (err == MPYML_OK) {
+                err = mpyml_forest_add_node(f, feature, threshold, left, right, nan_left);
+            }
+        } else if (strcmp(tag, "counts") == 0) {
             size_t n_values = n - 1;
-            float *values = (float *)malloc(n_values * sizeof(float));
-            if (values == NULL && n_values > 0) {
+            uint16_t *counts = (uint16_t *)malloc(n_values * sizeof(uint16_t));
+            if (counts == NULL && n_values > 0) {
                 fail("out of memory");
             }
             for (size_t i = 0; i < n_values; i++) {
-                values[i] = mpyml_f32_from_bits(parse_bits(tokens[i + 1]));
+                counts[i] = (uint16_t)parse_int(tokens[i + 1], 0, UINT16_MAX);
             }
-            err = mpyml_forest_add_leaf(f, values, n_values);
-            free(values);
+            err = mpyml_forest_add_leaf_counts(f, counts, n_values);
+            free(counts);
+        } else if (strcmp(tag, "exact") == 0) {
+            if (n > 2) {
+                fail("exact needs one token");
+            }
+            size_t len = n == 2 ? strlen(tokens[1]) : 0;
+            char *text = (char *)malloc(len);  // no NUL: any read past len is an overrun
+            if (text == NULL && len > 0) {
+                fail("out of memory");
+            }
+            if (len > 0) {
+                memcpy(text, tokens[1], len);
+            }
+            err = mpyml_forest_add_leaf_exact(f, text, len);
+            free(text);
+        } else if (strcmp(tag, "class") == 0) {
+            if (n != 2) {
+                fail("class needs 1 number");
+            }
+            err = mpyml_forest_add_leaf_class(f, (uint32_t)parse_int(tokens[1], 0, UINT32_MAX));
+        } else if (strcmp(tag, "value") == 0) {
+            if (n != 2) {
+                fail("value needs the float32 bits");
+            }
+            err = mpyml_forest_add_leaf_value(f, mpyml_f32_from_bits(parse_bits(tokens[1])));
         } else if (strcmp(tag, "done") == 0) {
             err = mpyml_forest_check_complete(f);
             if (err == MPYML_OK) {
