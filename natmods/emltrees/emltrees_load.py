@@ -1,7 +1,7 @@
 # Reads the mpyml-trees text format (docs/formats.md) into a model made by
 # emltrees.new(). Linked into emltrees.mpy beside the C glue,
 # ../common/mpyml_records.py (_Records) and ../common/mpyml_steps.py
-# (_read_steps, for the optional pipeline steps); it streams the file one line
+# (_steps_section, for the optional pipeline steps); it streams the file one line
 # at a time and hands each record to C, which validates it.
 from array import array
 
