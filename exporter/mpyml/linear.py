@@ -39,10 +39,6 @@ class Linear:
         return self.coef.shape[1]
 
 
-def is_linear(estimator) -> bool:
-    return type(estimator).__name__ in _CLASSIFIERS + _REGRESSORS
-
-
 def linear_from_sklearn(estimator, name: str = "estimator") -> Linear:
     cls = type(estimator).__name__
     coef = np.atleast_2d(np.asarray(estimator.coef_, dtype=np.float64))

@@ -72,17 +72,26 @@ def _tree_from_sklearn(tree_, kind: str) -> Tree:
 
 
 def forest_from_sklearn(estimator) -> Forest:
-    """Converts a fitted DecisionTree*, RandomForest* or ExtraTrees* estimator."""
+    """Converts a fitted DecisionTree*, ExtraTree*, RandomForest* or ExtraTrees* estimator (exactly these
+    classes: other ensembles of trees combine them differently); ExportError for any other."""
     from sklearn.base import is_classifier, is_regressor
     from sklearn.utils.validation import check_is_fitted
 
-    check_is_fitted(estimator)
-    if hasattr(estimator, "tree_"):
+    from sklearn import ensemble, tree
+
+    if type(estimator) in (tree.DecisionTreeClassifier, tree.DecisionTreeRegressor, tree.ExtraTreeClassifier,
+                           tree.ExtraTreeRegressor):
+        check_is_fitted(estimator)
         sk_trees = [estimator.tree_]
-    elif hasattr(estimator, "estimators_") and all(hasattr(e, "tree_") for e in estimator.estimators_):
+    elif type(estimator) in (ensemble.RandomForestClassifier, ensemble.RandomForestRegressor,
+                             ensemble.ExtraTreesClassifier, ensemble.ExtraTreesRegressor):
+        check_is_fitted(estimator)
         sk_trees = [e.tree_ for e in estimator.estimators_]
-    else:
-        raise ExportError("not a tree model: %s" % type(estimator).__name__)
+    else:  # e.g. AdaBoost, gradient boosting, Bagging (mpyml.ensembles): same trees, other arithmetic
+        from .registry import lookup
+
+        lookup(estimator, families=("trees",))
+        raise ExportError("%s is not a forest: convert it with mpyml.convert" % type(estimator).__name__)
     if getattr(estimator, "n_outputs_", 1) != 1:
         raise ExportError("only single-output estimators are supported, got n_outputs_=%d" % estimator.n_outputs_)
     if is_classifier(estimator):
@@ -156,6 +165,7 @@ class StoredForest:
     right: np.ndarray
     leaves: np.ndarray  # float64 (n_leaves, width): integer class weights (soft), [class index] (hard) or [float32 value]
     classes: np.ndarray | None = field(default=None)
+    input_dtype: str | None = None  # pipelines: the input dtype whose pipeline.predict the file matches
 
     @property
     def n_trees(self) -> int:
