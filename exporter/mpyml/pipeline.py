@@ -257,8 +257,8 @@ def final_from_sklearn(name: str, estimator, n_features: int):
     if n_in is not None and n_in != n_features:
         raise ExportError("step '%s' (%s) takes %d features but the step before it gives %d"
                           % (name, cls, n_in, n_features))
-    row = registry.lookup(estimator, families=registry.PIPELINE_FINAL, what="final step '%s': " % name)
-    return row.convert(estimator)
+    row = registry.lookup(estimator, registry.PIPELINE_FINAL, "step '%s' (%s)" % (name, cls), "final estimator")
+    return row.convert(estimator, name=name) if row.family == "linear" else row.convert(estimator)
 
 
 def _flat_steps(pipeline) -> list:

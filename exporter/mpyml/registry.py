@@ -54,9 +54,9 @@ class Row:
         module, name = self.cls.rsplit(".", 1)
         return getattr(importlib.import_module(module), name)
 
-    def convert(self, estimator):
+    def convert(self, estimator, **kwargs):
         module, function = self.converter.split(":")
-        return getattr(importlib.import_module("." + module, __package__), function)(estimator)
+        return getattr(importlib.import_module("." + module, __package__), function)(estimator, **kwargs)
 
 
 _FOREST = "trees:forest_from_sklearn"
@@ -109,15 +109,15 @@ def supported(families=None) -> str:
     return ", ".join(row.label for row in ROWS if families is None or row.family in families)
 
 
-def lookup(estimator, families=None, what: str = "") -> Row:
+def lookup(estimator, families=None, subject: str | None = None, role: str = "estimator") -> Row:
     """The row of `estimator`'s exact class (among `families`), or ExportError naming it and listing the supported."""
     row = find(estimator)
     if row is None or (families is not None and row.family not in families):
         cls = type(estimator)
         subclass = [r.name for r in ROWS if issubclass(cls, _resolved(r))] if isinstance(cls, type) else []
         note = " (a subclass of %s: exported only when listed itself)" % subclass[0] if subclass else ""
-        raise ExportError("%s%s is not supported%s; supported%s: %s"
-                          % (what, cls.__name__, note, " here" if families else "", supported(families)))
+        raise ExportError("%s is not a supported %s%s; supported: %s"
+                          % (subject or cls.__name__, role, note, supported(families)))
     return row
 
 
