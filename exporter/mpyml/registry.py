@@ -10,6 +10,8 @@ its export function.
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 import warnings
 from dataclasses import dataclass
 from typing import Callable
@@ -24,6 +26,15 @@ class PrecisionWarning(UserWarning):
 
 
 FEATURE_DTYPES = ("auto", "int16", "float32")
+
+
+def _warn(message: str) -> None:
+    """A PrecisionWarning pointing at the first caller outside mpyml."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    frame, level = sys._getframe(1), 2
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package + os.sep):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, PrecisionWarning, stacklevel=level)
 
 
 @dataclass(frozen=True)
@@ -188,12 +199,12 @@ def forest_feature_dtype(forest, feature_dtype: str) -> str:
     if feature_dtype == "auto":
         return "int16" if integer_thresholds(forest) else "float32"
     if feature_dtype == "int16" and not integer_thresholds(forest):
-        warnings.warn(
+        _warn(
             "feature_dtype='int16': this model's thresholds are not all half-integers in -32768..32767, so it looks "
             "trained on non-integer features (ExtraTrees draw thresholds at random: for them this is a guess). The "
             "device takes integer features and compares them with floor(threshold): rows rounded to integers may "
             "be decided differently from scikit-learn on the unrounded rows. Train on integer features (scaled "
-            "and rounded) or use feature_dtype='float32' (or 'auto').", PrecisionWarning, stacklevel=4)
+            "and rounded) or use feature_dtype='float32' (or 'auto').")
     return feature_dtype
 
 
@@ -290,9 +301,9 @@ def _export_folded(ir, path, feature_dtype, voting, input_dtype):
         alternative = pipeline.fold_into_forest(ir, dtype, other)
         differ = sum(int(np.sum(a.threshold != b.threshold)) for a, b in zip(folded.trees, alternative.trees))
         if differ:
-            warnings.warn("this pipeline decides %d thresholds differently on %s input than on %s input; the file "
+            _warn("this pipeline decides %d thresholds differently on %s input than on %s input; the file "
                           "matches pipeline.predict on %s input (pass input_dtype='%s' if you predict on %s arrays)"
-                          % (differ, input_dtype, other, input_dtype, other, other), PrecisionWarning, stacklevel=4)
+                          % (differ, input_dtype, other, input_dtype, other, other))
     stored = trees.lower(folded, dtype=dtype, voting=voting)
     stored.input_dtype = input_dtype
     treesfile.save(stored, path)
