@@ -179,3 +179,17 @@ def test_novelty_percentile_reaches_pipelines_ending_in_nearest_neighbors(tmp_pa
     assert "threshold,none" not in text and "\nthreshold," in text
     stored = mpyml.export(pipe, tmp_path / "none.csv", novelty_percentile=None)
     assert stored.model.threshold is None and "threshold,none" in (tmp_path / "none.csv").read_text()
+
+
+def test_readme_lists_the_table():
+    """The README's "Supported estimators" table names every class of the registry, in its family's row."""
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme.split("## Supported estimators", 1)[1].split("\n## ", 1)[0]
+    rows = {line.split("|")[1].split("(")[0].strip(): line for line in section.splitlines() if line.startswith("| ")}
+    for row in registry.ROWS:
+        assert row.label in rows[row.family], (row.label, row.family)
+    for family, options in registry.FAMILIES.items():
+        for option in options.options:
+            assert "`%s`" % option in rows[family], (family, option)
