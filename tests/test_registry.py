@@ -163,6 +163,19 @@ def test_auto_for_pipelines_and_neighbors(tmp_path):
                             tmp_path / "p.csv").dtype == "int16"
         assert mpyml.export(make_pipeline(StandardScaler(), RandomForestClassifier(5, random_state=0)).fit(X, y),
                             tmp_path / "p.csv").dtype == "float32"
+        # Integer features up to 16383 through scalers that centre them near 0: still recognised.
+        from sklearn.preprocessing import MinMaxScaler, RobustScaler
+
+        from mpyml.demo import int16_scaled
+
+        Xs = int16_scaled(X, X)[0]
+        for fit in (Xs, Xs.astype(np.float32)):
+            pipe = make_pipeline(StandardScaler(), MinMaxScaler(), RobustScaler(),
+                                 RandomForestClassifier(10, random_state=0)).fit(fit, y)
+            assert mpyml.export(pipe, tmp_path / "p.csv").dtype == "int16"
+    pipe = make_pipeline(StandardScaler(), RandomForestClassifier(5, random_state=0)).fit(X, y)
+    with pytest.warns(mpyml.PrecisionWarning, match="integer features"):
+        assert mpyml.export(pipe, tmp_path / "p.csv", feature_dtype="int16", input_dtype="float64").dtype == "int16"
     assert mpyml.export(KNeighborsClassifier().fit(Xi, y), tmp_path / "k.csv").dtype == "int16"
     assert mpyml.export(KNeighborsClassifier().fit(X, y), tmp_path / "k.csv").dtype == "float32"
     with pytest.raises(mpyml.ExportError, match="feature_dtype must be one of"):

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .trees import ExportError, Forest, Tree
+from .trees import INT16_MAX, INT16_MIN, ExportError, Forest, Tree
 
 
 @dataclass
@@ -369,14 +369,38 @@ def _raw_feature(ir: PipelineIR, feature: np.ndarray) -> list[np.ndarray]:
     return chain
 
 
-def tree_side(ir: PipelineIR, raw: np.ndarray, inputs: list[np.ndarray], threshold: np.ndarray,
-              input_dtype: str = "float64") -> np.ndarray:
-    """True where scikit-learn's pipeline, given the raw value in an input_dtype array, sends it left:
-    float32(steps(raw)) <= threshold."""
+def steps_value(ir: PipelineIR, raw: np.ndarray, inputs: list[np.ndarray], input_dtype: str = "float64") -> np.ndarray:
+    """The transformed value, as float64, of each raw value through the per-feature steps (`inputs`: per
+    step, each value's input column; see _raw_feature)."""
     y = np.asarray(raw, dtype=np.float64)
     for step, feature in zip(ir.steps, inputs):
         if isinstance(step, PerFeature):
             y = step.apply(y, feature, input_dtype)
+    return y
+
+
+def integer_trained(ir: PipelineIR) -> bool:
+    """True when every decision node's threshold, taken back to raw feature space, is a half-integer (or
+    integer) within int16 range: scikit-learn puts thresholds midway between two transformed training
+    values, so the model looks trained on integer raw features. The transformed training values were
+    rounded to float32 (and, for float32 input, after each step) at magnitudes up to those of the int16
+    range: each rounding moves the raw threshold by at most 2**-24 * 2**16, hence the tolerance."""
+    forest = ir.final
+    features = np.concatenate([t.feature[t.left >= 0] for t in forest.trees] + [np.zeros(0, np.int64)])
+    thresholds = np.concatenate([t.threshold[t.left >= 0] for t in forest.trees] + [np.zeros(0)])
+    _, raw, _ = raw_thresholds(ir, features, thresholds, "float32")
+    raw = raw[np.isfinite(raw)]
+    half = np.round(2 * raw) / 2
+    n_roundings = 2 * sum(isinstance(step, PerFeature) for step in ir.steps)
+    tolerance = 2.0**-24 * 2**16 * n_roundings
+    return bool(np.all(np.abs(raw - half) <= tolerance) and np.all((half >= INT16_MIN) & (half <= INT16_MAX)))
+
+
+def tree_side(ir: PipelineIR, raw: np.ndarray, inputs: list[np.ndarray], threshold: np.ndarray,
+              input_dtype: str = "float64") -> np.ndarray:
+    """True where scikit-learn's pipeline, given the raw value in an input_dtype array, sends it left:
+    float32(steps(raw)) <= threshold."""
+    y = steps_value(ir, raw, inputs, input_dtype)
     # Tree estimators cast their input to float32 before comparing with the float64 threshold.
     with np.errstate(over="ignore"):
         return y.astype(np.float32).astype(np.float64) <= threshold
@@ -430,16 +454,20 @@ def fold_into_forest(ir: PipelineIR, dtype: str, input_dtype: str = "float64") -
         raise ExportError("only tree models take folded steps")
     if not foldable(ir):
         raise ExportError("steps that mix features (PCA, TruncatedSVD) cannot be folded into trees")
-    trees = []
-    for tree in forest.trees:
-        split = tree.left >= 0
+    # One bisection for the decision nodes of all trees together.
+    splits = [tree.left >= 0 for tree in forest.trees]
+    features = np.concatenate([tree.feature[split] for tree, split in zip(forest.trees, splits)] + [np.zeros(0, np.int64)])
+    thresholds = np.concatenate([tree.threshold[split] for tree, split in zip(forest.trees, splits)] + [np.zeros(0)])
+    raw_feature, raw, swap = raw_thresholds(ir, features, thresholds, dtype, input_dtype)
+    trees, start = [], 0
+    for tree, split in zip(forest.trees, splits):
+        end = start + int(split.sum())
         feature, threshold = tree.feature.copy(), tree.threshold.copy()
         left, right = tree.left.copy(), tree.right.copy()
-        if split.any():
-            raw_feature, raw, swap = raw_thresholds(ir, tree.feature[split], tree.threshold[split], dtype, input_dtype)
-            feature[split], threshold[split] = raw_feature, raw
-            nodes = np.flatnonzero(split)[swap]
-            left[nodes], right[nodes] = tree.right[nodes], tree.left[nodes]
+        feature[split], threshold[split] = raw_feature[start:end], raw[start:end]
+        nodes = np.flatnonzero(split)[swap[start:end]]
+        left[nodes], right[nodes] = tree.right[nodes], tree.left[nodes]
         trees.append(Tree(feature=feature, threshold=threshold, left=left, right=right, value=tree.value))
+        start = end
     return Forest(kind=forest.kind, n_features=ir.n_features, n_classes=forest.n_classes, trees=trees,
                   classes=forest.classes)

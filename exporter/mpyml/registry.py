@@ -107,12 +107,8 @@ def find(estimator) -> Row | None:
     """The row of `estimator`'s exact class, or None."""
     cls = type(estimator)
     for row in ROWS:
-        if row.name == cls.__name__:
-            try:
-                if cls is row.resolve():
-                    return row
-            except ImportError:
-                continue
+        if row.name == cls.__name__ and cls is _resolved(row):
+            return row
     return None
 
 
@@ -133,6 +129,10 @@ def lookup(estimator, families=None, subject: str | None = None, role: str = "es
 
 
 def _resolved(row: Row):
+    """The row's class, or NoneType when its package is not imported: then no estimator can be an
+    instance of it (this keeps a refusal from importing e.g. keras)."""
+    if row.cls.split(".", 1)[0] not in sys.modules:
+        return type(None)
     try:
         return row.resolve()
     except ImportError:
@@ -174,22 +174,24 @@ def pipeline_options(ir) -> dict:
 
 # ---------------------------------------------------------------- feature dtype
 
-# Tolerance of a half-integer threshold folded through float32 scalers (relative to its size).
-HALF_INTEGER_TOLERANCE = 1e-4
-
-
 def integer_thresholds(forest) -> bool:
-    """True when every finite threshold is a half-integer (or integer) within int16 range: the
-    thresholds scikit-learn puts midway between integer training values."""
+    """True when every threshold is a half-integer (or integer) within int16 range: scikit-learn puts
+    thresholds midway between training values, so the model was trained on integer features."""
     t = np.concatenate([tree.threshold[tree.left >= 0] for tree in forest.trees] + [np.zeros(0)])
-    t = t[np.isfinite(t)]
-    near = np.abs(2 * t - np.round(2 * t)) <= HALF_INTEGER_TOLERANCE * np.maximum(1.0, np.abs(t))
-    return bool(np.all(near) and np.all((t >= INT16_MIN) & (t <= INT16_MAX)))
+    return bool(np.all(2 * t == np.round(2 * t)) and np.all((t >= INT16_MIN) & (t <= INT16_MAX)))
 
 
 def check_feature_dtype(feature_dtype: str) -> None:
     if feature_dtype not in FEATURE_DTYPES:
         raise ExportError("feature_dtype must be one of %s, got %r" % (FEATURE_DTYPES, feature_dtype))
+
+
+INT16_WARNING = (
+    "feature_dtype='int16': this model's thresholds are not all half-integers in -32768..32767, so it looks trained "
+    "on non-integer features (ExtraTrees draw thresholds at random: for them this is a guess). The device takes "
+    "integer features and compares them with floor(threshold): rows rounded to integers may be decided "
+    "differently from scikit-learn on the unrounded rows. Train on integer features (scaled and rounded) or use "
+    "feature_dtype='float32' (or 'auto').")
 
 
 def forest_feature_dtype(forest, feature_dtype: str) -> str:
@@ -199,12 +201,7 @@ def forest_feature_dtype(forest, feature_dtype: str) -> str:
     if feature_dtype == "auto":
         return "int16" if integer_thresholds(forest) else "float32"
     if feature_dtype == "int16" and not integer_thresholds(forest):
-        _warn(
-            "feature_dtype='int16': this model's thresholds are not all half-integers in -32768..32767, so it looks "
-            "trained on non-integer features (ExtraTrees draw thresholds at random: for them this is a guess). The "
-            "device takes integer features and compares them with floor(threshold): rows rounded to integers may "
-            "be decided differently from scikit-learn on the unrounded rows. Train on integer features (scaled "
-            "and rounded) or use feature_dtype='float32' (or 'auto').")
+        _warn(INT16_WARNING)
     return feature_dtype
 
 
@@ -287,15 +284,11 @@ def _export_folded(ir, path, feature_dtype, voting, input_dtype):
 
     stated = input_dtype is not None
     input_dtype = pipeline.check_input_dtype(input_dtype) if stated else (pipeline.fitted_input_dtype(ir) or "float64")
-    if feature_dtype == "auto":
-        folded32 = pipeline.fold_into_forest(ir, "float32", input_dtype)
-        dtype = "int16" if integer_thresholds(folded32) else "float32"
-        folded = folded32 if dtype == "float32" else pipeline.fold_into_forest(ir, "int16", input_dtype)
-    else:
-        if feature_dtype == "int16":
-            forest_feature_dtype(pipeline.fold_into_forest(ir, "float32", input_dtype), "int16")
-        dtype = feature_dtype
-        folded = pipeline.fold_into_forest(ir, dtype, input_dtype)
+    integer = pipeline.integer_trained(ir)
+    if feature_dtype == "int16" and not integer:
+        _warn(INT16_WARNING)
+    dtype = feature_dtype if feature_dtype != "auto" else ("int16" if integer else "float32")
+    folded = pipeline.fold_into_forest(ir, dtype, input_dtype)
     if not stated:
         other = "float32" if input_dtype == "float64" else "float64"
         alternative = pipeline.fold_into_forest(ir, dtype, other)
