@@ -148,16 +148,19 @@ def export(estimator, path, **options):
     """See mpyml.export: looks the estimator up, checks the options against its family, writes the file."""
     row = lookup(estimator)
     family = FAMILIES[row.family]
-    ir = row.convert(estimator)
-    allowed = family.options
-    if row.family == "pipeline":
+    if row.family == "pipeline":  # a pipeline takes the options of its final estimator
+        ir = row.convert(estimator)
         allowed = pipeline_options(ir)
+    else:
+        allowed = family.options
     unknown = sorted(set(options) - set(allowed))
     if unknown:
         raise TypeError("export() got option%s %s that %s (%s) does not take; it takes: %s"
                         % ("s" if len(unknown) > 1 else "", ", ".join(unknown), type(estimator).__name__,
                            family.file_format if row.family != "pipeline" else "this pipeline",
                            ", ".join(allowed) or "no options"))
+    if row.family != "pipeline":
+        ir = row.convert(estimator)
     return family.export(estimator, ir, path, **dict(allowed, **options))
 
 
