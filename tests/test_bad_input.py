@@ -14,7 +14,7 @@ def models(tmp_path_factory):
     X, y = load_digits(return_X_y=True)
     rf = RandomForestClassifier(n_estimators=3, max_depth=4, random_state=0).fit(X, y)
     d = tmp_path_factory.mktemp("models")
-    int16 = mpyml.export(rf, d / "int16.csv")
+    int16 = mpyml.export(rf, d / "int16.csv", feature_dtype="int16")
     float32 = mpyml.export(rf, d / "float32.csv", feature_dtype="float32")
     return {"int16": (d / "int16.csv", int16), "float32": (d / "float32.csv", float32), "x": X[0].astype(int).tolist()}
 

@@ -5,12 +5,14 @@ import sys
 
 import joblib
 import numpy as np
+import pytest
 from sklearn.datasets import load_wine
 from sklearn.ensemble import ExtraTreesClassifier
 
 
-def mpyml(*args):
-    return subprocess.run([sys.executable, "-m", "mpyml", *map(str, args)], capture_output=True, text=True, timeout=300)
+def mpyml(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "mpyml", *map(str, args)], capture_output=True, text=True, timeout=300,
+                          env=env)
 
 
 def test_export_inspect_verify(emltrees_x64, tmp_path):
@@ -20,14 +22,14 @@ def test_export_inspect_verify(emltrees_x64, tmp_path):
     joblib.dump(estimator, tmp_path / "est.joblib")
     np.save(tmp_path / "X.npy", X)
 
-    out = mpyml("export", tmp_path / "est.joblib", tmp_path / "wine.csv")
+    out = mpyml("export", tmp_path / "est.joblib", tmp_path / "wine.csv", "--dtype", "int16")
     assert out.returncode == 0, out.stderr
     assert "classifier (soft voting), 13 int16 features, 3 classes, 5 trees" in out.stdout
 
     out = mpyml("inspect", tmp_path / "wine.csv")
     assert out.returncode == 0 and "emltrees.new(5, " in out.stdout
 
-    out = mpyml("verify", tmp_path / "est.joblib", tmp_path / "X.npy")
+    out = mpyml("verify", tmp_path / "est.joblib", tmp_path / "X.npy", "--dtype", "int16")
     assert out.returncode == 0, out.stdout + out.stderr
     assert "178/178 rows agree with scikit-learn" in out.stdout and "OK" in out.stdout
 
@@ -60,3 +62,110 @@ def test_inspect_every_format(emltrees_x64, tmp_path):
     assert out.returncode == 0 and "steps" in out.stdout and "150 float32 items" in out.stdout, out.stdout + out.stderr
     out = mpyml("inspect", tmp_path / "net.bin")
     assert out.returncode == 0 and "arena" in out.stdout, out.stdout + out.stderr
+
+
+# ---------------------------------------------------------------- export: every family, with its options
+
+
+def fitted(name):
+    import warnings
+
+    from sklearn.datasets import load_iris
+    from sklearn.ensemble import BaggingClassifier
+    from sklearn.feature_selection import SelectKBest
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+
+    X, y = load_iris(return_X_y=True)
+    X32 = X.astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return {
+            "bagging": lambda: BaggingClassifier(n_estimators=4, max_features=2, random_state=0).fit(X * 10, y),
+            "pipeline": lambda: make_pipeline(StandardScaler(), SelectKBest(k=3),
+                                              ExtraTreesClassifier(4, random_state=0)).fit(X32, y),
+            "knn": lambda: KNeighborsClassifier(3).fit(np.round(X * 10), y),
+            "nn pipeline": lambda: make_pipeline(StandardScaler(), NearestNeighbors()).fit(X),
+            "linear": lambda: LogisticRegression(max_iter=1000).fit(X, y),
+            "mlp": lambda: MLPClassifier((8,), max_iter=300, random_state=0).fit(X, y),
+            "svc": lambda: SVC().fit(X, y),
+        }[name]()
+
+
+EXPORTS = [
+    ("bagging", [], "classifier (soft voting), 4 int16 features, 3 classes, 4 trees"),
+    ("bagging", ["--dtype", "float32", "--voting", "hard"], "classifier (hard voting), 4 float32 features"),
+    ("pipeline", ["--dtype", "float32", "--input-dtype", "float32"], "decides as pipeline.predict on float32 input"),
+    ("knn", [], "150 int16 items of 4 features, k=3, euclidean metric, uniform weights, novelty threshold"),
+    ("knn", ["--dtype", "float32", "--novelty-percentile", "none"], "150 float32 items of 4 features, k=3"),
+    ("nn pipeline", ["--novelty-percentile", "95"], "150 float32 items of 4 features, k=5"),
+    ("linear", [], "classifier, 4 features -> 3 outputs, steps matrix"),
+    ("mlp", [], "MLPClassifier float32 net, 2 layers"),
+    ("mlp", ["--quantize", "int8", "--representative-data", "X.npy"], "MLPClassifier int8 net, 2 layers"),
+]
+
+
+@pytest.mark.parametrize("name, options, expected", EXPORTS)
+def test_export_every_family(tmp_path, name, options, expected):
+    from sklearn.datasets import load_iris
+
+    estimator = fitted(name)
+    joblib.dump(estimator, tmp_path / "est.joblib")
+    np.save(tmp_path / "X.npy", load_iris(return_X_y=True)[0][:60])
+    options = [str(tmp_path / o) if o.endswith(".npy") else o for o in options]
+    out = mpyml("export", tmp_path / "est.joblib", tmp_path / "model.out", *options)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert expected in out.stdout, out.stdout
+    if name == "nn pipeline":
+        assert "threshold,none" not in (tmp_path / "model.out").read_text()
+        assert "no novelty threshold" not in out.stdout
+    inspected = mpyml("inspect", tmp_path / "model.out")
+    assert inspected.returncode == 0, inspected.stderr
+    # inspect reads back what export wrote: the same summary, line for line (the pipeline's input dtype and
+    # the net's source class are not in the file).
+    exported = [line.replace("MLPClassifier ", " ") for line in out.stdout.splitlines() if "input" not in line]
+    assert exported == inspected.stdout.splitlines()
+
+
+@pytest.mark.parametrize("name, options, message", [
+    ("knn", ["--voting", "hard"], "got option voting that KNeighborsClassifier (mpyml-neighbors) does not take"),
+    ("mlp", ["--dtype", "int16"], "got option feature_dtype that MLPClassifier (mpyml-nets) does not take"),
+    ("bagging", ["--novelty-percentile", "90"], "got option novelty_percentile that BaggingClassifier"),
+    ("svc", [], "SVC is not a supported estimator; supported: DecisionTreeClassifier,"),
+])
+def test_export_refuses_clearly(tmp_path, name, options, message):
+    joblib.dump(fitted(name), tmp_path / "est.joblib")
+    out = mpyml("export", tmp_path / "est.joblib", tmp_path / "model.out", *options)
+    assert out.returncode == 2 and message in out.stderr, out.stdout + out.stderr
+    assert "Traceback" not in out.stderr and not (tmp_path / "model.out").exists()
+
+
+def test_export_unreadable_estimator(tmp_path):
+    (tmp_path / "est.joblib").write_bytes(b"not a pickle")
+    out = mpyml("export", tmp_path / "est.joblib", tmp_path / "model.out")
+    assert out.returncode == 2 and "cannot load" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_export_keras_model_file(tmp_path):
+    import os
+
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    keras = pytest.importorskip("keras")
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(2, 3, activation="relu"),
+                              keras.layers.Flatten(), keras.layers.Dense(3, activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy")
+    X = np.random.default_rng(0).random((40, 8, 8, 1)).astype(np.float32)
+    model.fit(X, np.arange(40) % 3, epochs=1, verbose=0)
+    model.save(tmp_path / "cnn.keras")
+    np.save(tmp_path / "X.npy", X)
+    env = dict(os.environ, KERAS_BACKEND=os.environ["KERAS_BACKEND"])
+    out = mpyml("export", tmp_path / "cnn.keras", tmp_path / "cnn.bin", env=env)
+    assert out.returncode == 0 and "float32 net, 2 layers" in out.stdout, out.stdout + out.stderr
+    out = mpyml("export", tmp_path / "cnn.keras", tmp_path / "cnn8.bin", "--quantize", "int8",
+                "--representative-data", tmp_path / "X.npy", env=env)
+    assert out.returncode == 0 and "int8 net, 2 layers" in out.stdout, out.stdout + out.stderr

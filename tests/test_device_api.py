@@ -13,7 +13,7 @@ def digits_model(tmp_path_factory):
     X, y = load_digits(return_X_y=True)
     rf = RandomForestClassifier(n_estimators=10, max_leaf_nodes=100, random_state=1).fit(X, y)
     path = tmp_path_factory.mktemp("m") / "digits.csv"
-    stored = mpyml.export(rf, path)
+    stored = mpyml.export(rf, path, feature_dtype="int16")
     return path, stored, X.astype(np.int16)
 
 

@@ -71,7 +71,7 @@ def test_ram_bytes(iris):
 def test_export_rejects(tmp_path, iris, make, message):
     X, y = iris
     with pytest.raises(mpyml.ExportError, match=message.replace("(", r"\(").replace(".", r"\.")):
-        mpyml.export(make(X, y), tmp_path / "bad.csv")
+        mpyml.export(make(X, y), tmp_path / "bad.csv", feature_dtype="int16")
 
 
 def test_float32_allows_any_values_and_bad_options(tmp_path, iris):

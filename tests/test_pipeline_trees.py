@@ -206,3 +206,47 @@ def test_nested_pipelines_and_passthrough_are_flattened(tmp_path):
     pipe.fit(X_train, y_train)
     stored = mpyml.export(pipe, tmp_path / "m.csv", feature_dtype="float32")
     np.testing.assert_array_equal(stored.predict(X_test), sklearn_classes(pipe, X_test))
+
+
+@pytest.mark.parametrize("feature_dtype", ["float32", "int16"])
+@pytest.mark.parametrize("input_dtype", ["float32", "float64"])
+def test_issue_pipeline_on_float32_or_float64_input(emltrees_x64, tmp_path, input_dtype, feature_dtype):
+    """Issue 11, fault 4: scikit-learn's scalers compute in the input's dtype (27 of 7188 rows differed on float32)."""
+    X, y = load_digits(return_X_y=True)
+    X_in = X.astype(input_dtype)
+    path = tmp_path / "model.csv"
+    rng = np.random.default_rng(0)
+    n_rows = n_differ_other = 0
+    for seed in range(4):
+        pipe = make_pipeline(VarianceThreshold(), StandardScaler(), SelectKBest(k=30),
+                             RandomForestClassifier(n_estimators=10, random_state=seed)).fit(X_in[::2], y[::2])
+        stored = mpyml.export(pipe, path, feature_dtype=feature_dtype, input_dtype=input_dtype)
+        assert stored.input_dtype == input_dtype and stored.dtype == feature_dtype
+        rows = np.concatenate([X, boundary_rows(stored, X, rng)])
+        device_rows = rows.astype(np.float32 if feature_dtype == "float32" else np.int16)
+        pred, _ = device.predict_trees(path, device_rows, stored)
+        expected = np.searchsorted(pipe.classes_, pipe.predict(device_rows.astype(input_dtype)))
+        np.testing.assert_array_equal(pred, expected)
+        n_rows += len(rows)
+        other = "float64" if input_dtype == "float32" else "float32"
+        n_differ_other += int((pred != np.searchsorted(pipe.classes_, pipe.predict(device_rows.astype(other)))).sum())
+    print("%s input, %s features: %d/%d rows identical; %d differ from pipeline.predict on %s input"
+          % (input_dtype, feature_dtype, n_rows, n_rows, n_differ_other, other))
+    assert n_differ_other > 0  # the two input dtypes really decide differently here
+
+
+def test_input_dtype_default_and_warning(tmp_path):
+    X, y = load_digits(return_X_y=True)
+    X32 = X.astype(np.float32)
+    pipe = make_pipeline(VarianceThreshold(), StandardScaler(), SelectKBest(k=30),
+                         RandomForestClassifier(n_estimators=10, random_state=0)).fit(X32[::2], y[::2])
+    with pytest.warns(mpyml.PrecisionWarning, match="the file matches pipeline.predict on float64 input"):
+        assert mpyml.export(pipe, tmp_path / "m.csv", feature_dtype="float32").input_dtype == "float64"
+    # MinMaxScaler keeps float32 attributes when fitted on float32: the default follows.
+    pipe = make_pipeline(MinMaxScaler(), RandomForestClassifier(n_estimators=5, random_state=0)).fit(X32 / 7, y)
+    assert mpyml.export(pipe, tmp_path / "m.csv", input_dtype=np.int16).input_dtype == "float64"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", mpyml.PrecisionWarning)
+        assert mpyml.export(pipe, tmp_path / "m.csv").input_dtype == "float32"
+    with pytest.raises(mpyml.ExportError, match="input_dtype must be float32 or float64"):
+        mpyml.export(pipe, tmp_path / "m.csv", input_dtype="float16")

@@ -4,115 +4,70 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from .registry import PrecisionWarning
 from .trees import ExportError
 
 
 def convert(estimator):
-    """The intermediate representation of a fitted estimator or pipeline: mpyml.trees.Forest,
-    mpyml.neighbors IR, mpyml.nets IR or mpyml.pipeline.PipelineIR."""
-    from . import neighbors, nets, pipeline, trees
+    """The intermediate representation of a fitted supported estimator: mpyml.trees.Forest (tree
+    models, Bagging of trees), mpyml.neighbors.Neighbors, mpyml.linear.Linear, mpyml.nets.Net or
+    mpyml.pipeline.PipelineIR. ExportError, naming the class and listing the supported ones, for any
+    other (mpyml.registry holds the table; subclasses of supported classes are refused)."""
+    from . import registry
 
-    if pipeline.is_pipeline(estimator):
-        return pipeline.pipeline_from_sklearn(estimator)
-    if _is_neighbors(estimator):
-        return neighbors.neighbors_from_sklearn(estimator)
-    if _is_net(estimator):
-        return nets.convert(estimator)
-    return trees.forest_from_sklearn(estimator)
+    return registry.convert(estimator)
 
 
-def _is_neighbors(estimator) -> bool:
-    from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
+def export(estimator, path, **options):
+    """Writes a fitted estimator to a model file for the device; returns the stored model.
 
-    return isinstance(estimator, (KNeighborsClassifier, NearestNeighbors))
+    The estimator's exact class decides the family (mpyml.registry; `mpyml.registry.supported()`
+    lists them); each family takes its own keyword options, and an option it does not take raises
+    TypeError. Unsupported estimators raise ExportError naming the class.
 
+    Tree models (DecisionTree*, ExtraTree*, RandomForest*, ExtraTrees*, Bagging* of decision trees)
+    -> mpyml-trees file, mpyml.trees.StoredForest (n_nodes, n_leaves, ram_bytes(), and a numpy
+    predict()/predict_proba() that mirror the device). Options:
+      feature_dtype='auto': 'int16' (the device predicts from array('h')) when every threshold is a
+        half-integer within int16 range (scikit-learn's thresholds on integer training features),
+        else 'float32' (array('f')). An explicit 'int16' on a model whose thresholds show
+        non-integer training features warns (mpyml.PrecisionWarning): the device then needs
+        rounded features and can decide differently from scikit-learn on the unrounded rows.
+      voting='soft': averages the trees' class probabilities exactly as scikit-learn's
+        predict_proba; 'hard' takes the majority class (smaller file).
 
-def _is_net(model) -> bool:
-    return type(model).__name__ in ("MLPClassifier", "MLPRegressor", "Sequential")
+    KNeighborsClassifier, NearestNeighbors -> mpyml-neighbors file (mpyml.neighbors.StoredNeighbors).
+    Options: feature_dtype='auto' ('int16' when every training row is whole numbers within int16
+    range, else 'float32'); novelty_percentile=99.0: the novelty threshold is that percentile of
+    the training rows' scores (None: no threshold).
 
+    MLPClassifier, MLPRegressor, Keras Sequential -> mpyml-nets file for emlcnn (mpyml.nets.StoredNet).
+    Options: quantize=None stores float32, 'int8' calibrates int8 scales on representative_data
+    (typical input rows). stored.summary() reports the weights (flash) and arena (RAM) bytes.
 
-def export(estimator, path, feature_dtype: str = "int16", voting: str = "soft", *, novelty_percentile: float | None = 99.0,
-           quantize: str | None = None, representative_data=None):
-    """Writes a fitted scikit-learn estimator to a model file for the device.
+    Linear models (LogisticRegression, LinearSVC, RidgeClassifier, SGDClassifier, LinearRegression,
+    Ridge, SGDRegressor) -> a pipeline of one step: an mpyml-linear file (float32) for emllinear,
+    mpyml.linear.StoredChain. No options.
 
-    feature_dtype: 'int16' (the device predicts from array('h')) or 'float32' (array('f')).
-    voting: classifiers only; 'soft' averages the trees' class probabilities exactly
-    as scikit-learn's predict_proba, 'hard' takes the majority class (smaller file).
-    Returns the stored model (mpyml.trees.StoredForest): its n_nodes, n_leaves,
-    ram_bytes() and a numpy predict()/predict_proba() that mirror the device.
-
-    KNeighborsClassifier and NearestNeighbors go to the mpyml-neighbors format
-    (mpyml.neighbors.StoredNeighbors; voting does not apply): novelty_percentile
-    sets the novelty threshold to that percentile of the training rows' scores
-    (None: no threshold).
-
-    MLPClassifier/MLPRegressor and Keras Sequential models go to the mpyml-nets
-    format for emlcnn (mpyml.nets.StoredNet; feature_dtype and voting do not
-    apply): quantize=None stores float32, quantize='int8' calibrates int8 scales
-    on representative_data (typical input rows). stored.summary() reports the
-    weights (flash) and arena (RAM) bytes.
-
-    sklearn Pipelines (docs/formats.md, "Pipelines"): scalers and column selection in
-    front of a tree model are folded into its thresholds (an mpyml-trees file on raw
-    features of feature_dtype; predict identical to the pipeline's). Steps with a linear
-    model or no final estimator go to one mpyml-linear file for emllinear (float32;
-    mpyml.linear.StoredChain). PCA/TruncatedSVD in front of trees: one mpyml-trees
-    version 2 file whose steps emltrees runs in float32 before the forest. Any steps in
-    front of kNN: one mpyml-neighbors version 2 file (float32 items in the steps' output
-    space) whose steps emlneighbors runs before each search. Both return a
-    mpyml.linear.StoredPipeline.
+    sklearn Pipelines (docs/formats.md, "Pipelines") take the options of their final estimator:
+    scalers and column selection in front of a tree model are folded into its thresholds (an
+    mpyml-trees file on raw features of feature_dtype; predict identical to the pipeline's on
+    input_dtype arrays, see below). Steps with a linear model or no final estimator go to one
+    mpyml-linear file (no options). PCA/TruncatedSVD in front of trees: an mpyml-trees version 2 file
+    whose steps emltrees runs in float32 before the forest. Any steps in front of k-NN: an
+    mpyml-neighbors version 2 file (float32 items in the steps' output space). Both return a
+    mpyml.linear.StoredPipeline; feature_dtype must then be 'auto' or 'float32'.
+      input_dtype (pipelines ending in trees): the dtype of the arrays the user gives
+        pipeline.predict, 'float32' or 'float64' (or a dtype: integer input counts as float64, as
+        scikit-learn converts it). scikit-learn's scalers compute in that dtype, so a value near a
+        threshold can go either way depending on it. Default: 'float32' when a fitted scaler shows
+        float32 training data (MinMaxScaler, MaxAbsScaler, RobustScaler keep it), else 'float64'; a
+        PrecisionWarning says when the other dtype would decide some threshold differently. The
+        stored model's input_dtype says which one the file matches.
     """
-    from . import pipeline
+    from . import registry
 
-    if pipeline.is_pipeline(estimator):
-        return _export_pipeline(estimator, path, feature_dtype, voting)
-    if _is_net(estimator):
-        from . import nets, netsfile
-
-        stored = nets.lower(convert(estimator), dtype=quantize or "float32", representative_data=representative_data)
-        netsfile.save(stored, path)
-        return stored
-    if _is_neighbors(estimator):
-        from . import neighbors, neighborsfile
-
-        stored = neighbors.lower(convert(estimator), dtype=feature_dtype, novelty_percentile=novelty_percentile)
-        neighborsfile.save(stored, path)
-        return stored
-    from . import trees, treesfile
-
-    stored = trees.lower(convert(estimator), dtype=feature_dtype, voting=voting)
-    treesfile.save(stored, path)
-    return stored
+    return registry.export(estimator, path, **options)
 
 
-def _export_pipeline(estimator, path, feature_dtype, voting):
-    """Pipelines: per-feature steps folded into a tree model's thresholds (an mpyml-trees file),
-    or float32 steps with a linear model or no final estimator (an mpyml-linear file for emllinear)."""
-    from . import linear, linearfile, pipeline, trees, treesfile
-
-    ir = pipeline.pipeline_from_sklearn(estimator)
-    if isinstance(ir.final, trees.Forest) and pipeline.foldable(ir):
-        stored = trees.lower(pipeline.fold_into_forest(ir, feature_dtype), dtype=feature_dtype, voting=voting)
-        stored.feature_names = getattr(estimator, "feature_names_in_", None)
-        treesfile.save(stored, path)
-        return stored
-    if ir.final is None or isinstance(ir.final, linear.Linear):
-        stored = linear.lower(ir)
-        linearfile.save(stored, path)
-        return stored
-    # Steps that mix features run in float32 on the device before the estimator, from the steps
-    # section of an mpyml-trees or mpyml-neighbors version 2 file.
-    from . import neighbors, neighborsfile
-
-    steps = linear.lower(pipeline.PipelineIR(n_features=ir.n_features, steps=ir.steps))
-    if isinstance(ir.final, trees.Forest):
-        model = trees.lower(ir.final, dtype="float32", voting=voting)
-        model.feature_names = getattr(estimator, "feature_names_in_", None)  # the steps' input
-        treesfile.save(model, path, steps=steps)
-        return linear.StoredPipeline(steps=steps, model=model)
-    model = neighbors.lower(ir.final, dtype="float32", novelty_percentile=None)
-    neighborsfile.save(model, path, steps=steps)
-    return linear.StoredPipeline(steps=steps, model=model)
-
-
-__all__ = ["ExportError", "convert", "export", "__version__"]
+__all__ = ["ExportError", "PrecisionWarning", "convert", "export", "__version__"]

@@ -40,10 +40,6 @@ class Linear:
         return self.coef.shape[1]
 
 
-def is_linear(estimator) -> bool:
-    return type(estimator).__name__ in _CLASSIFIERS + _REGRESSORS
-
-
 def linear_from_sklearn(estimator, name: str = "estimator") -> Linear:
     from .records import feature_names_of
 

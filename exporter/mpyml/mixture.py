@@ -527,14 +527,21 @@ def mixture_from_sklearn(estimator, X=None, outlier_percentile: float = 1.0) -> 
             raise ExportError("emlmixture does not take %s" % name)
     except AttributeError as e:
         raise ExportError("%s is not fitted (%s)" % (name, e)) from None
-    if X is not None:
-        if stored.kind != "mixture":
-            raise ExportError("X sets the anomaly threshold of GaussianMixture models only, not %s" % name)
-        if not 0.0 <= outlier_percentile <= 100.0:
-            raise ExportError("outlier_percentile must be 0..100, got %r" % outlier_percentile)
-        scores = stored.score_samples(X)
-        stored.threshold = float(F32(np.percentile(scores.astype(F64), outlier_percentile)))
+    set_threshold(stored, X, outlier_percentile, name)
     return stored
+
+
+def set_threshold(stored: StoredMixture, X=None, outlier_percentile: float = 1.0, name: str = "this model") -> None:
+    """For the mixtures, sets the anomaly threshold to the `outlier_percentile` percentile of the
+    device's score_samples of X (raw training rows, (n, n_features)); no threshold without X."""
+    if X is None:
+        return
+    if stored.kind != "mixture":
+        raise ExportError("X sets the anomaly threshold of GaussianMixture models only, not %s" % name)
+    if not 0.0 <= outlier_percentile <= 100.0:
+        raise ExportError("outlier_percentile must be 0..100, got %r" % outlier_percentile)
+    scores = stored.score_samples(X)
+    stored.threshold = float(F32(np.percentile(scores.astype(F64), outlier_percentile)))
 
 
 def export(estimator, path, X=None, outlier_percentile: float = 1.0) -> StoredMixture:

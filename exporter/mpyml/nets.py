@@ -438,13 +438,10 @@ def _checked(net: Net) -> Net:
 
 
 def convert(model) -> Net:
-    """A Net from a fitted MLPClassifier/MLPRegressor or a Keras 3 Sequential model."""
-    if hasattr(model, "coefs_") or type(model).__name__ in ("MLPClassifier", "MLPRegressor"):
-        return net_from_sklearn(model)
-    if type(model).__name__ == "Sequential":
-        return net_from_keras(model)
-    raise ExportError("%s is not supported: expected MLPClassifier, MLPRegressor or a Keras Sequential model"
-                      % type(model).__name__)
+    """A Net from a fitted MLPClassifier/MLPRegressor or a Keras 3 Sequential model (mpyml.registry)."""
+    from .registry import lookup
+
+    return lookup(model, families=("nets",)).convert(model)
 
 
 # ---------------------------------------------------------------- lowering and int8

@@ -12,11 +12,12 @@ in raw feature space, so the device file is a plain mpyml-trees file.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .trees import ExportError, Forest, Tree
+from .trees import INT16_MAX, INT16_MIN, ExportError, Forest, Tree
 
 
 @dataclass
@@ -33,22 +34,31 @@ class PerFeature:
     factor: np.ndarray | None = None
     offset: np.ndarray | None = None
     clip: tuple[float, float] | None = None
+    source: object = field(default=None, repr=False)  # the fitted scikit-learn step, for its exact arithmetic
 
     @property
     def n_out(self) -> int:
         return self.n_features
 
-    def apply(self, values: np.ndarray, features: np.ndarray) -> np.ndarray:
-        """float64 transform of `values`, each of input feature `features` (same shape)."""
+    def apply(self, values: np.ndarray, features: np.ndarray, input_dtype: str = "float64") -> np.ndarray:
+        """The transform of `values`, each of input feature `features` (same shape), as float64.
+
+        input_dtype is the dtype of the array scikit-learn transforms ('float32' or 'float64'): with
+        `source` (the fitted scikit-learn step) its own transform computes it, bit for bit as in
+        pipeline.predict; without, the operations in this order, each rounded to input_dtype.
+        """
+        if self.source is not None:
+            return _source_apply(self.source, self.n_features, values, features, input_dtype)
+        dtype = np.dtype(input_dtype).type
         y = np.asarray(values, dtype=np.float64).copy()
         if self.center is not None:
-            y -= self.center[features]
+            y = dtype(y - self.center[features]).astype(np.float64)
         if self.divisor is not None:
-            y /= self.divisor[features]
+            y = dtype(y / self.divisor[features]).astype(np.float64)
         if self.factor is not None:
-            y *= self.factor[features]
+            y = dtype(y * self.factor[features]).astype(np.float64)
         if self.offset is not None:
-            y += self.offset[features]
+            y = dtype(y + self.offset[features]).astype(np.float64)
         if self.clip is not None:
             y = np.clip(y, self.clip[0], self.clip[1])
         return y
@@ -84,6 +94,33 @@ class PerFeature:
         if self.offset is not None:
             b = b + self.offset
         return a, b
+
+
+def _source_apply(source, n_features: int, values, features, input_dtype: str) -> np.ndarray:
+    """source.transform of `values` (each in column `features`), computed on an input_dtype array.
+
+    The steps transform each column on its own, so values of different columns share a row:
+    row r holds the r-th value of each column, the other cells 0.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    features = np.asarray(features, dtype=np.int64)
+    shape = values.shape
+    values, features = values.ravel(), np.broadcast_to(features, shape).ravel()
+    if len(values) == 0:
+        return values.reshape(shape)
+    order = np.argsort(features, kind="stable")
+    first = np.searchsorted(features[order], features[order], side="left")
+    rank = np.empty(len(values), dtype=np.int64)
+    rank[order] = np.arange(len(values)) - first
+    dtype = np.dtype(input_dtype)
+    X = np.zeros((int(rank.max()) + 1, n_features), dtype=dtype)
+    # scikit-learn refuses infinite input; a float32 step can overflow on the largest raw values.
+    limit = np.finfo(dtype).max
+    X[rank, features] = np.clip(values, -limit, limit)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # e.g. "X does not have valid feature names"
+        Y = source.transform(X)
+    return np.asarray(Y, dtype=np.float64)[rank, features].reshape(shape)
 
 
 @dataclass
@@ -169,23 +206,23 @@ def step_from_sklearn(name: str, estimator, n_features: int):
         divisor = _optional(estimator.scale_, estimator.with_std)
         _finite(name, estimator, mean_=center, scale_=divisor)
         _nonzero(name, estimator, "scale_", divisor)
-        return PerFeature(name, n_features, center=center, divisor=divisor)
+        return PerFeature(name, n_features, center=center, divisor=divisor, source=estimator)
     if type(estimator) is RobustScaler:
         center = _optional(estimator.center_, estimator.with_centering)
         divisor = _optional(estimator.scale_, estimator.with_scaling)
         _finite(name, estimator, center_=center, scale_=divisor)
         _nonzero(name, estimator, "scale_", divisor)
-        return PerFeature(name, n_features, center=center, divisor=divisor)
+        return PerFeature(name, n_features, center=center, divisor=divisor, source=estimator)
     if type(estimator) is MaxAbsScaler:
         divisor = np.asarray(estimator.scale_, dtype=np.float64)
         _finite(name, estimator, scale_=divisor)
         _nonzero(name, estimator, "scale_", divisor)
-        return PerFeature(name, n_features, divisor=divisor)
+        return PerFeature(name, n_features, divisor=divisor, source=estimator)
     if type(estimator) is MinMaxScaler:
         factor, offset = np.asarray(estimator.scale_, dtype=np.float64), np.asarray(estimator.min_, dtype=np.float64)
         _finite(name, estimator, scale_=factor, min_=offset)
         clip = tuple(float(v) for v in estimator.feature_range) if estimator.clip else None
-        return PerFeature(name, n_features, factor=factor, offset=offset, clip=clip)
+        return PerFeature(name, n_features, factor=factor, offset=offset, clip=clip, source=estimator)
     if type(estimator) in (SelectKBest, SelectPercentile, VarianceThreshold, SelectFromModel):
         indices = np.flatnonzero(estimator.get_support()).astype(np.int64)
         if len(indices) == 0:
@@ -213,24 +250,16 @@ def _is_transformer(estimator) -> bool:
 
 
 def final_from_sklearn(name: str, estimator, n_features: int):
-    from . import linear, neighbors, trees
+    """The IR of the pipeline's final estimator: a tree model, k-NN or linear model (mpyml.registry)."""
+    from . import registry
 
     cls = type(estimator).__name__
     n_in = getattr(estimator, "n_features_in_", None)
     if n_in is not None and n_in != n_features:
         raise ExportError("step '%s' (%s) takes %d features but the step before it gives %d"
                           % (name, cls, n_in, n_features))
-    if linear.is_linear(estimator):
-        return linear.linear_from_sklearn(estimator, name=name)
-    from . import _is_neighbors
-
-    if _is_neighbors(estimator):
-        return neighbors.neighbors_from_sklearn(estimator)
-    try:
-        return trees.forest_from_sklearn(estimator)
-    except ExportError:
-        raise ExportError("step '%s' (%s) is not a supported final estimator (tree models, KNeighborsClassifier, "
-                          "linear models)" % (name, cls)) from None
+    row = registry.lookup(estimator, registry.PIPELINE_FINAL, "step '%s' (%s)" % (name, cls), "final estimator")
+    return row.convert(estimator, name=name) if row.family == "linear" else row.convert(estimator)
 
 
 def _flat_steps(pipeline) -> list:
@@ -301,6 +330,34 @@ def _key_range(dtype: str) -> tuple[int, int]:
     return (-32768, 32767) if dtype == "int16" else (-_FLOAT32_MAX_KEY, _FLOAT32_MAX_KEY)
 
 
+INPUT_DTYPES = ("float32", "float64")
+
+
+def check_input_dtype(input_dtype) -> str:
+    """'float32' or 'float64': the dtype scikit-learn's scalers compute in for input of `input_dtype`
+    (a dtype or its name; integer and bool input is converted to float64, as scikit-learn does)."""
+    try:
+        dtype = np.dtype(input_dtype)
+    except TypeError:
+        raise ExportError("input_dtype must be float32 or float64, got %r" % (input_dtype,)) from None
+    if dtype.kind in "iub":
+        return "float64"
+    if dtype.name not in INPUT_DTYPES:
+        raise ExportError("input_dtype must be float32 or float64, got %r" % (input_dtype,))
+    return dtype.name
+
+
+def fitted_input_dtype(ir: PipelineIR) -> str | None:
+    """'float32' when a fitted step kept float32 attributes (MinMaxScaler, MaxAbsScaler, RobustScaler
+    fitted on float32 data do); None when the steps do not show it (StandardScaler keeps float64)."""
+    for step in ir.steps:
+        source = getattr(step, "source", None)
+        if source is not None and any(isinstance(v, np.ndarray) and v.dtype == np.float32
+                                      for k, v in vars(source).items() if k.endswith("_")):
+            return "float32"
+    return None
+
+
 def foldable(ir: PipelineIR) -> bool:
     return all(isinstance(step, (PerFeature, Select)) for step in ir.steps)
 
@@ -315,19 +372,48 @@ def _raw_feature(ir: PipelineIR, feature: np.ndarray) -> list[np.ndarray]:
     return chain
 
 
-def tree_side(ir: PipelineIR, raw: np.ndarray, inputs: list[np.ndarray], threshold: np.ndarray) -> np.ndarray:
-    """True where scikit-learn's pipeline sends a raw value left: float32(steps(raw)) <= threshold."""
+def steps_value(ir: PipelineIR, raw: np.ndarray, inputs: list[np.ndarray], input_dtype: str = "float64") -> np.ndarray:
+    """The transformed value, as float64, of each raw value through the per-feature steps (`inputs`: per
+    step, each value's input column; see _raw_feature)."""
     y = np.asarray(raw, dtype=np.float64)
     for step, feature in zip(ir.steps, inputs):
         if isinstance(step, PerFeature):
-            y = step.apply(y, feature)
+            y = step.apply(y, feature, input_dtype)
+    return y
+
+
+def integer_trained(ir: PipelineIR) -> bool:
+    """True when every decision node's threshold, taken back to raw feature space, is a half-integer (or
+    integer) within int16 range: scikit-learn puts thresholds midway between two transformed training
+    values, so the model looks trained on integer raw features. The transformed training values were
+    rounded to float32 (and, for float32 input, after each step) at magnitudes up to those of the int16
+    range: each rounding moves the raw threshold by at most 2**-24 * 2**16, hence the tolerance."""
+    forest = ir.final
+    features = np.concatenate([t.feature[t.left >= 0] for t in forest.trees] + [np.zeros(0, np.int64)])
+    thresholds = np.concatenate([t.threshold[t.left >= 0] for t in forest.trees] + [np.zeros(0)])
+    _, raw, _ = raw_thresholds(ir, features, thresholds, "float32")
+    raw = raw[np.isfinite(raw)]
+    half = np.round(2 * raw) / 2
+    n_roundings = 2 * sum(isinstance(step, PerFeature) for step in ir.steps)
+    tolerance = 2.0**-24 * 2**16 * n_roundings
+    return bool(np.all(np.abs(raw - half) <= tolerance) and np.all((half >= INT16_MIN) & (half <= INT16_MAX)))
+
+
+def tree_side(ir: PipelineIR, raw: np.ndarray, inputs: list[np.ndarray], threshold: np.ndarray,
+              input_dtype: str = "float64") -> np.ndarray:
+    """True where scikit-learn's pipeline, given the raw value in an input_dtype array, sends it left:
+    float32(steps(raw)) <= threshold."""
+    y = steps_value(ir, raw, inputs, input_dtype)
     # Tree estimators cast their input to float32 before comparing with the float64 threshold.
     with np.errstate(over="ignore"):
         return y.astype(np.float32).astype(np.float64) <= threshold
 
 
-def raw_thresholds(ir: PipelineIR, feature: np.ndarray, threshold: np.ndarray, dtype: str):
+def raw_thresholds(ir: PipelineIR, feature: np.ndarray, threshold: np.ndarray, dtype: str, input_dtype: str = "float64"):
     """For decision nodes on transformed features: (raw feature, raw threshold, swap children).
+
+    dtype: the raw features the device gets (int16 or float32); input_dtype: the array dtype
+    scikit-learn computes the steps in (float32 or float64: what the user passes to predict).
 
     The device sends x left when x <= raw threshold (after swapping children where
     the steps decrease): exactly the raw values that scikit-learn sends left.
@@ -343,7 +429,7 @@ def raw_thresholds(ir: PipelineIR, feature: np.ndarray, threshold: np.ndarray, d
     threshold = np.asarray(threshold, dtype=np.float64)
 
     def device_left(keys):
-        return tree_side(ir, raw_values(keys, dtype), inputs, threshold) != decreasing
+        return tree_side(ir, raw_values(keys, dtype), inputs, threshold, input_dtype) != decreasing
 
     # device_left is true up to some key and false after it: find the largest true key by bisection.
     low_key, high_key = _key_range(dtype)
@@ -362,27 +448,33 @@ def raw_thresholds(ir: PipelineIR, feature: np.ndarray, threshold: np.ndarray, d
     return raw_feature, raw, decreasing
 
 
-def fold_into_forest(ir: PipelineIR, dtype: str) -> Forest:
-    """The forest on raw features that decides as the pipeline does, for raw features of `dtype`."""
+def fold_into_forest(ir: PipelineIR, dtype: str, input_dtype: str = "float64") -> Forest:
+    """The forest on raw features of `dtype` (int16, float32) that decides as pipeline.predict does
+    on an array of `input_dtype` (float32, float64) holding the same values."""
+    input_dtype = check_input_dtype(input_dtype)
     forest = ir.final
     if not isinstance(forest, Forest):
         raise ExportError("only tree models take folded steps")
     if not foldable(ir):
         raise ExportError("steps that mix features (PCA, TruncatedSVD) cannot be folded into trees")
-    trees = []
-    for tree in forest.trees:
-        split = tree.left >= 0
+    # One bisection for the decision nodes of all trees together.
+    splits = [tree.left >= 0 for tree in forest.trees]
+    features = np.concatenate([tree.feature[split] for tree, split in zip(forest.trees, splits)] + [np.zeros(0, np.int64)])
+    thresholds = np.concatenate([tree.threshold[split] for tree, split in zip(forest.trees, splits)] + [np.zeros(0)])
+    raw_feature, raw, swap = raw_thresholds(ir, features, thresholds, dtype, input_dtype)
+    trees, start = [], 0
+    for tree, split in zip(forest.trees, splits):
+        end = start + int(split.sum())
         feature, threshold = tree.feature.copy(), tree.threshold.copy()
         left, right = tree.left.copy(), tree.right.copy()
         nan_left = tree.nan_left.copy()
-        if split.any():
-            raw_feature, raw, swap = raw_thresholds(ir, tree.feature[split], tree.threshold[split], dtype)
-            feature[split], threshold[split] = raw_feature, raw
-            nodes = np.flatnonzero(split)[swap]
-            left[nodes], right[nodes] = tree.right[nodes], tree.left[nodes]
-            # The steps map NaN to NaN, which still goes to the same child, now on the other side.
-            nan_left[nodes] = ~tree.nan_left[nodes]
+        feature[split], threshold[split] = raw_feature[start:end], raw[start:end]
+        nodes = np.flatnonzero(split)[swap[start:end]]
+        left[nodes], right[nodes] = tree.right[nodes], tree.left[nodes]
+        # The steps map NaN to NaN, which still goes to the same child, now on the other side.
+        nan_left[nodes] = ~tree.nan_left[nodes]
         trees.append(Tree(feature=feature, threshold=threshold, left=left, right=right, value=tree.value,
                           nan_left=nan_left, proba=tree.proba))
+        start = end
     return Forest(kind=forest.kind, n_features=ir.n_features, n_classes=forest.n_classes, trees=trees,
                   classes=forest.classes, tree_weights=forest.tree_weights, weight_sum=forest.weight_sum)

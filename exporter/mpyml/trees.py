@@ -102,14 +102,19 @@ SUPPORTED = ("DecisionTreeClassifier", "DecisionTreeRegressor", "ExtraTreeClassi
 
 
 def forest_from_sklearn(estimator) -> Forest:
-    """Converts a fitted estimator of SUPPORTED: a decision tree, a random forest, extra trees, or an
-    AdaBoostClassifier (SAMME) of decision trees. Raises ExportError for anything else."""
+    """Converts a fitted estimator of SUPPORTED (exactly these classes: other ensembles of trees combine
+    them differently): a decision tree, a random forest, extra trees, or an AdaBoostClassifier (SAMME)
+    of decision trees. Raises ExportError for any other."""
+    from sklearn import ensemble, tree
     from sklearn.base import is_classifier
     from sklearn.utils.validation import check_is_fitted
 
     name = type(estimator).__name__
-    if name not in SUPPORTED or not type(estimator).__module__.startswith(("sklearn.tree", "sklearn.ensemble")):
-        raise ExportError("%s is not a supported tree model (supported: %s)" % (name, ", ".join(SUPPORTED)))
+    if type(estimator) not in tuple(getattr(tree, n, None) or getattr(ensemble, n) for n in SUPPORTED):
+        from .registry import lookup
+
+        lookup(estimator, families=("trees",))  # ExportError listing what is supported, unless another converter takes it
+        raise ExportError("%s is not a forest: convert it with mpyml.convert" % name)
     check_is_fitted(estimator)
     if getattr(estimator, "n_outputs_", 1) != 1:
         raise ExportError("only single-output estimators are supported, got n_outputs_=%d" % estimator.n_outputs_)
@@ -117,7 +122,7 @@ def forest_from_sklearn(estimator) -> Forest:
         sk_estimators = [estimator]
     else:
         sk_estimators = list(estimator.estimators_)
-    if not all(type(e).__name__ in SUPPORTED[:4] for e in sk_estimators):
+    if not all(type(e) in tuple(getattr(tree, n) for n in SUPPORTED[:4]) for e in sk_estimators):
         raise ExportError("%s: every estimator must be a decision tree, got %s"
                           % (name, sorted({type(e).__name__ for e in sk_estimators})))
     kind = CLASSIFIER if is_classifier(estimator) else REGRESSOR
@@ -205,6 +210,7 @@ class StoredForest:
     feature_names: np.ndarray | None = field(default=None)
     tree_votes: np.ndarray | None = None  # SAMME: float64 (n_trees, 2), the vote for the tree's class and for the others
     weight_sum: float | None = None  # SAMME: the sum the votes are divided by
+    input_dtype: str | None = None  # pipelines: the input dtype whose pipeline.predict the file matches
 
     def __post_init__(self):
         if self.nan_left is None:

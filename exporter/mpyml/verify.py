@@ -44,9 +44,13 @@ def regression_agrees(device: np.ndarray, expected: np.ndarray) -> np.ndarray:
     return np.abs(device.astype(np.float64) - expected) <= REGRESSION_RTOL * scale
 
 
-def verify_trees(estimator, X, path, feature_dtype="int16", voting="soft", run=None, name=None) -> Report:
-    """Exports `estimator` to `path`, predicts X with `run(path, X, stored)` and compares."""
-    stored = trees.lower(trees.forest_from_sklearn(estimator), dtype=feature_dtype, voting=voting)
+def verify_trees(estimator, X, path, feature_dtype="auto", voting="soft", run=None, name=None) -> Report:
+    """Exports a tree model (any the registry converts to a forest: trees, forests, Bagging of trees)
+    to `path`, predicts X with `run(path, X, stored)` and compares with the estimator's predict."""
+    from . import registry
+
+    forest = registry.lookup(estimator, families=("trees",)).convert(estimator)
+    stored = trees.lower(forest, dtype=registry.forest_feature_dtype(forest, feature_dtype), voting=voting)
     file_bytes = treesfile.save(stored, path)
     pred, proba = run(path, X, stored)
     X_sklearn = stored.cast_features(X).astype(np.float32)
