@@ -54,13 +54,16 @@ def bagging_from_sklearn(estimator) -> Forest:
         split = tree.left >= 0
         feature = tree.feature.copy()
         feature[split] = features[tree.feature[split]]
-        value = tree.value
+        value, proba = tree.value, tree.proba
         if kind == CLASSIFIER:
             # The tree's columns are its own classes_ (label-encoded indices into the ensemble's classes_).
             columns = np.asarray(tree_estimator.classes_).astype(np.int64)
             if columns.min(initial=0) < 0 or columns.max(initial=0) >= n_classes:
                 raise ExportError("%s: estimator %d has classes %s outside 0..%d" % (name, i, columns, n_classes - 1))
-            value = np.zeros((len(tree.value), n_classes))
-            value[:, columns] = tree.value
-        trees.append(Tree(feature=feature, threshold=tree.threshold, left=tree.left, right=tree.right, value=value))
-    return Forest(kind=kind, n_features=n_features, n_classes=n_classes, trees=trees, classes=classes)
+            value, proba = np.zeros((len(tree.value), n_classes)), np.zeros((len(tree.proba), n_classes))
+            value[:, columns], proba[:, columns] = tree.value, tree.proba
+        trees.append(Tree(feature=feature, threshold=tree.threshold, left=tree.left, right=tree.right, value=value,
+                          nan_left=tree.nan_left, proba=proba))
+    feature_names = getattr(estimator, "feature_names_in_", None)
+    return Forest(kind=kind, n_features=n_features, n_classes=n_classes, trees=trees, classes=classes,
+                  feature_names=None if feature_names is None else np.asarray(feature_names))

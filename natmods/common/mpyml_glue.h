@@ -46,9 +46,10 @@ static NORETURN void mpyml_raise_fmt(const mp_obj_type_t *type, const char *fmt,
     mp_raise_type_arg(type, message);
 }
 
-// m_malloc that raises MemoryError naming what did not fit (the dynruntime m_malloc returns NULL).
+// m_malloc that raises MemoryError naming what did not fit (dynruntime's m_malloc raises a bare
+// "memory allocation failed").
 static inline void *mpyml_malloc(size_t bytes, const char *what) {
-    void *block = m_malloc(bytes);
+    void *block = m_realloc_maybe(NULL, bytes, false);
     if (block == NULL) {
         const mp_obj_type_t *memory_error = (const mp_obj_type_t *)MP_OBJ_TO_PTR(mp_load_global(MP_QSTR_MemoryError));
         mpyml_raise_fmt(memory_error, "not enough memory for %s: %d bytes needed", 2, mpyml_str(what), mp_obj_new_int(bytes));

@@ -27,12 +27,12 @@ class _Records:
             self.lineno += 1
             self.crc_before = self.crc
             self.crc = _crc32(line, self.crc)
-            cut = line[-1:] not in ("\n", b"\n")  # only the file's last line may lack its line end
             if isinstance(line, bytes):
                 try:
                     line = line.decode()
                 except UnicodeError:
                     raise ValueError(CORRUPT + "line %d is not UTF-8 text" % self.lineno) from None
+            cut = line[-1:] != "\n"  # only the file's last line may lack its line end
             line = line.strip()
             if cut and not line.startswith("end,"):
                 raise ValueError(CORRUPT + "it ends inside line %d" % self.lineno)
