@@ -140,11 +140,14 @@ def test_adaboost_parity(emltrees_x64, tmp_path, dataset, dtype):
     assert report.matches_reference, report.summary()
 
 
-def test_adaboost_regressor_and_bagging_are_refused():
+def test_adaboost_regressor_is_refused_and_bagging_is_not_a_forest():
     X, y = np.arange(10.0).reshape(-1, 1), np.arange(10) % 2
-    with pytest.raises(mpyml.ExportError, match="AdaBoostRegressor is not a supported tree model"):
+    with pytest.raises(mpyml.ExportError, match="AdaBoostRegressor is not a supported estimator"):
+        mpyml.export(AdaBoostRegressor(n_estimators=2).fit(X, y), "unused.csv")
+    with pytest.raises(mpyml.ExportError, match="AdaBoostRegressor is not a supported estimator"):
         trees.forest_from_sklearn(AdaBoostRegressor(n_estimators=2).fit(X, y))
-    with pytest.raises(mpyml.ExportError, match="BaggingClassifier is not a supported tree model"):
+    # Bagging is supported through its own converter (mpyml.ensembles), not as a forest.
+    with pytest.raises(mpyml.ExportError, match="BaggingClassifier is not a forest"):
         trees.forest_from_sklearn(BaggingClassifier(DecisionTreeClassifier(), n_estimators=2).fit(X, y))
 
 
