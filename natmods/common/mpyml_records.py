@@ -89,7 +89,7 @@ class _Records:
             raise ValueError("expected '%s,<int|str|bool|float>,<n>', got '%s'" % (key, ",".join(fields)[:40]))
         parse = _LABEL_TYPES[fields[1]]
         labels = []
-        for _ in range(int(fields[2])):
+        for _ in range(_int_in(fields[2], 0, 1 << 31, "the number of labels")):
             fields = self.fields(2, "a 'label,<text>' record")
             if fields[0] != "label":
                 raise ValueError("expected 'label,<text>', got '%s'" % ",".join(fields)[:40])
@@ -109,7 +109,7 @@ class _Records:
             raise ValueError(CORRUPT + "expected 'end,<n_records>,<crc32>', got '%s'" % line[:40])
         if fields[1] != str(n_before):
             raise ValueError(CORRUPT + "%d records before the end record, which says %s" % (n_before, fields[1][:12]))
-        if int(fields[2], 16) != self.crc_before:
+        if fields[2] != "%08x" % self.crc_before:  # exactly as written: 8 lowercase hex digits
             raise ValueError(CORRUPT + "its CRC-32 is %08x, the end record says %s" % (self.crc_before, fields[2]))
         if self.f.readline():
             raise ValueError(CORRUPT + "data after the end record")
