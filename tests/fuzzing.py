@@ -13,6 +13,7 @@ Used by tests/test_fuzz.py (a few hundred mutants per format) and benchmarks/fuz
 
 from __future__ import annotations
 
+import ast
 import io
 import os
 import random
@@ -396,11 +397,18 @@ def _npy_host(data: bytes, caps, rows) -> str:
     """numpy.load, limited to what npyfile documents: simple numeric dtypes, little-endian (or one byte)."""
     try:
         a = np.load(io.BytesIO(data), allow_pickle=False)
-    except (ValueError, EOFError, OSError, SyntaxError) as e:
-        raise ValueError(str(e)) from None
+    except Exception as e:  # numpy's refusals come as ValueError, EOFError, TokenError, MemoryError...
+        raise ValueError("%s: %s" % (type(e).__name__, e)) from None
     kind = a.dtype.str[1:]
     if kind not in NPY_TYPECODES or (a.dtype.str[0] == ">" and a.dtype.itemsize > 1):
         raise ValueError("dtype %s is not supported by npyfile" % a.dtype.str)
+    start, end = _npy_header(data)
+    text = data[start:end].decode("latin1")
+    d = ast.literal_eval(text)
+    canonical = ("{'descr': %r, 'fortran_order': %r, 'shape': %r" % (d["descr"], d["fortran_order"], d["shape"])).replace(" ", "")
+    header = text.strip().replace(" ", "").replace("\n", "")
+    if header not in (canonical + ",}", canonical + "}") or d["descr"][:1] not in ("<", ">", "|", "="):
+        raise Unfit()  # numpy reads it, but it is not the dict numpy writes (up to spaces): npyfile refuses it
     values = np.ascontiguousarray(a).tobytes()
     return "%s %s %s" % (",".join(str(d) for d in a.shape), NPY_TYPECODES[kind], values.hex())
 
@@ -770,8 +778,18 @@ def mutants(fmt: Format, seeds: list, n: int, rng: random.Random) -> list:
         i = rng.randrange(len(seeds))
         data = seeds[i].data
         for _ in range(rng.choice((1, 1, 1, 2))):
-            name, data = mutate(data, rng) if len(data) > 16 else ("random bytes", bytes(rng.randrange(256) for _ in range(8)))
+            try:
+                name, data = mutate(data, rng)
+            except (ValueError, IndexError, struct.error):  # a second mutation of a file the first one broke
+                name, data = "byte flip", _flip(data, rng)
         out.append(Mutant(data, i, name))
+    return out
+
+
+def _flip(data: bytes, rng: random.Random) -> bytes:
+    raw = bytearray(data or b"\0")
+    raw[rng.randrange(len(raw))] ^= 1 << rng.randrange(8)
+    return bytes(raw)
     return out
 
 
