@@ -202,3 +202,38 @@ def test_npyfile_refuses_headers_numpy_refuses(tmp_path, case):
     out = device.run("import npyfile\ntry:\n    npyfile.load(%r)\n    print('loaded')\nexcept ValueError as e:\n"
                      "    print('ValueError', e)\n" % str(path), extra_path=[fuzzing.NPYFILE_DIR])
     assert out.startswith("ValueError") and message in out, out
+
+
+@pytest.mark.parametrize("label, message", [
+    ("%4", "bad %XX escape"),  # one hex digit: was read as 0x04 on the host
+    ("%4a", "bad %XX escape"),  # lowercase hex: the writer escapes in uppercase
+])
+def test_bad_label_escapes_are_refused_on_both_sides(tmp_path, transformer_file, label, message):
+    _refused_on_both(tmp_path, transformer_file, b"feature_names,str,0\n",
+                     b"feature_names,str,4\nlabel,a\nlabel,b\nlabel,c\nlabel," + label.encode() + b"\n", message)
+
+
+def test_int_labels_are_ascii_decimal_on_both_sides(tmp_path, transformer_file):
+    """'\u0663' (ARABIC-INDIC DIGIT THREE) is 3 for CPython's int(), not for the device."""
+    _refused_on_both(tmp_path, transformer_file, b"feature_names,str,0\n",
+                     "feature_names,int,4\nlabel,1\nlabel,2\nlabel,\u0663\nlabel,4\n".encode(), "int label")
+
+
+def test_unicode_spaces_are_part_of_a_record_on_both_sides(tmp_path, transformer_file):
+    """CPython's strip() removes U+2028 and \\x1c, MicroPython's does not: the host strips as the device."""
+    body = transformer_file.replace(b"feature_names,str,0\n", "feature_names,str,4\nlabel,a\nlabel,b\nlabel,c\nlabel,\u2028\n".encode())
+    path = tmp_path / "spaces.csv"
+    path.write_bytes(fuzzing.seal(body))
+    assert linearfile.load(path).feature_names[-1] == "\u2028"
+    out = device.run("import emllinear\nm = emllinear.new(4, 100)\nemllinear.load_model(m, %r)\n"
+                     "print(m.feature_names[-1].encode())\n" % str(path))
+    assert out.strip() == "b'\\xe2\\x80\\xa8'"
+
+
+def _refused_on_both(tmp_path, body, old, new, message):
+    assert old in body
+    path = tmp_path / "labels.csv"
+    path.write_bytes(fuzzing.seal(body.replace(old, new)))
+    with pytest.raises(ValueError, match=message):
+        linearfile.load(path)
+    assert message in device.run(LINEAR_LOAD % str(path))

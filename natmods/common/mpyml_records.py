@@ -146,8 +146,8 @@ def _label_text(text):
     raw = text.encode()
     i = 0
     while i < len(raw):
-        if raw[i] == 37:  # '%'
-            if i + 3 > len(raw):
+        if raw[i] == 37:  # '%', then two uppercase hex digits
+            if i + 3 > len(raw) or not all(48 <= b <= 57 or 65 <= b <= 70 for b in raw[i + 1 : i + 3]):
                 raise ValueError("bad %%XX escape in label '%s'" % text[:40])
             out.append(int(raw[i + 1 : i + 3], 16))
             i += 3
@@ -163,7 +163,14 @@ def _label_bool(text):
     return text == "1"
 
 
-_LABEL_TYPES = {"int": int, "str": _label_text, "bool": _label_bool, "float": float}
+def _label_int(text):
+    digits = text[1:] if text[:1] == "-" else text
+    if not digits or not digits.isdigit():
+        raise ValueError("int label: expected a decimal integer, got '%s'" % text[:20])
+    return int(text)
+
+
+_LABEL_TYPES = {"int": _label_int, "str": _label_text, "bool": _label_bool, "float": float}
 
 
 def _read_file(f, read, undo=None, what="model file", caller="load_model"):
