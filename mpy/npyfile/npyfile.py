@@ -11,6 +11,8 @@ transposing a Fortran-order file (`np.save` of `DataFrame.to_numpy()`, `np.asfor
 dimensions (above 1) that is column by column, so it raises ValueError unless called
 with file_order=True.
 
+The header must be the dict numpy writes (keys 'descr', 'fortran_order', 'shape'; spaces and
+newlines free), in ASCII, format version 1.0, 2.0 or 3.0: what numpy refuses raises ValueError.
 A truncated file raises ValueError naming how many items the header promised and how
 many are there; with allow_truncated=True the reader returns what is there instead
 (`r.n_items` says how many, whole items only).
