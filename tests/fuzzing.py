@@ -406,7 +406,7 @@ def _npy_host(data: bytes, caps, rows) -> str:
     text = data[start:end].decode("latin1")
     d = ast.literal_eval(text)
     canonical = ("{'descr': %r, 'fortran_order': %r, 'shape': %r" % (d["descr"], d["fortran_order"], d["shape"])).replace(" ", "")
-    header = text.strip().replace(" ", "").replace("\n", "")
+    header = text.strip(" \t\n\r\x0c").replace(" ", "").replace("\n", "")
     if header not in (canonical + ",}", canonical + "}") or d["descr"][:1] not in ("<", ">", "|", "="):
         raise Unfit()  # numpy reads it, but it is not the dict numpy writes (up to spaces): npyfile refuses it
     values = np.ascontiguousarray(a).tobytes()

@@ -37,7 +37,7 @@ _TYPECODE_DESCRS = {"b": "|i1", "B": "|u1", "h": "<i2", "H": "<u2", "i": "<i4", 
 
 _HEADER_ALIGN = 64  # numpy >= 1.9 aligns the data start to 64 bytes
 _MAX_BYTES = (1 << 63) - 1
-_MAX_HEADER = 65535  # numpy writes version 1.0 (headers up to 65535 bytes) unless the header is larger
+_MAX_HEADER = 10000  # numpy.load refuses longer headers by default (max_header_size)
 
 
 def array_typecode(values):
@@ -188,7 +188,7 @@ class Reader:
         for b in header:
             if b > 126:  # numpy writes ASCII headers for the numeric dtypes read here
                 raise ValueError("%s: .npy header is not ASCII text (byte 0x%02x)" % (self.name, b))
-        header = header.decode().rstrip(" \n")
+        header = header.decode().rstrip(" \t\n\r\x0c")  # Python's whitespace after the dict literal
         if not (header.startswith("{") and header.endswith("}")):
             raise ValueError("%s: .npy header is not a dict: %s" % (self.name, header))
         descr = _field(header, "descr", self.name)
