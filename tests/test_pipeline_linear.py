@@ -243,7 +243,7 @@ def test_bad_files(emllinear_x64, tmp_path):
         (replace_line(text, select, "step,shuffle,4,3"), "line %d: expected 'step,<affine|select|matrix>,<n_in>,<n_out>'" % select),
         (replace_line(text, 7, "n_values,1073741823"), "line 7: the file is truncated or corrupt: file says 1073741823 step values (at least 2147483646 bytes), the file has"),
         (replace_line(text, 4, "n_features,18446744073709551620"), "line 4: n_features must be 1..65535"),
-        (replace_line(text, 11, "label,x"), "line 11: invalid syntax for integer"),
+        (replace_line(text, 11, "label,x"), "line 11: int label: expected a decimal integer, got 'x'"),
         (records.seal("\n".join(lines[:-1]) + "\n"), "line %d: the file is truncated or corrupt: it ends after line %d, expected the matrix step's biases" % (len(lines), len(lines) - 1)),
         (records.seal("\n".join(lines) + "\nextra\n"), "unexpected line after the last step: 'extra'"),
         (replace_line(text, 5, "n_outputs,5"), "line 12: 3 classes, but n_outputs is 5"),

@@ -173,7 +173,23 @@ def read(data) -> StoredChain:
                          classes=None if classes is None else np.asarray(classes), feature_names=feature_names)
     if steps[0].n_in != n_features or (stored.n_values, stored.max_width) != (n_values, max_width):
         raise FormatError("line %d: the steps do not match the header's n_features, n_values or max_width" % last[0])
+    if not _output_fits(kind, proba, n_outputs, steps[-1].n_out):
+        raise FormatError("line %d: the last step's width does not fit the model kind, n_outputs and proba" % last[0])
     return stored
+
+
+def _output_fits(kind: str, proba: str, n_outputs: int, width: int) -> bool:
+    """The device's check of the last step's width against the header (mpyml_linear_check_complete)."""
+    if kind == CLASSIFIER:
+        ok = n_outputs >= 2 and (width == n_outputs or (width == 1 and n_outputs == 2))
+        if proba == PROBA_LOGISTIC:
+            return ok and width == 1
+        return ok and (proba == PROBA_NONE or width >= 2)
+    if proba != PROBA_NONE:
+        return False
+    if kind == REGRESSOR:
+        return width == 1 and n_outputs == 1
+    return width == n_outputs
 
 
 def load(path) -> StoredChain:

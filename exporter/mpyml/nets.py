@@ -544,6 +544,8 @@ class StoredNet:
     output_scale: float = 0.0
     output_zero_point: int = 0
     source: str = ""
+    file_inv_scale: float | None = None  # int8: the file's 1/input scale, which the device uses as written
+
 
     @property
     def n_inputs(self) -> int:
@@ -555,7 +557,9 @@ class StoredNet:
 
     @property
     def input_inv_scale(self) -> float:
-        return float(np.float32(1.0 / self.input_scale)) if self.dtype == "int8" else 0.0
+        if self.dtype != "int8":
+            return 0.0
+        return self.file_inv_scale if self.file_inv_scale is not None else float(np.float32(1.0 / self.input_scale))
 
     @property
     def weights_bytes(self) -> int:

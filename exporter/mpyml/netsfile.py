@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .nets import (ACTIVATIONS, AVG_POOL, DENSE, DEPTHWISE_CONV2D, CONV2D, DTYPES, LAYER_CODES, MAX_POOL,
-                   OUTPUT_ACTIVATIONS, StoredLayer, StoredNet)
+from .nets import (ACTIVATIONS, AVG_POOL, DENSE, DEPTHWISE_CONV2D, CONV2D, DTYPES, LAYER_CODES, MAX_ACC, MAX_ITEMS,
+                   MAX_LAYERS, MAX_POOL, OUTPUT_ACTIVATIONS, StoredLayer, StoredNet)
 
 MAGIC = b"MPYN"
 VERSION = 1
@@ -75,10 +75,11 @@ def loads(data: bytes) -> StoredNet:
     body = data[header_bytes:header_bytes + n]
     if zlib.crc32(body) != crc:
         raise ValueError("CRC32 of the payload does not match the file header: the file is corrupt")
-    (dtype, out_act, n_layers, h, w, c, _, n_outputs, arena, weights, in_scale, in_zp, _inv, out_scale,
+    check_payload(body)
+    (dtype, out_act, n_layers, h, w, c, _, n_outputs, arena, weights, in_scale, in_zp, inv_scale, out_scale,
      out_zp) = NET_HEADER.unpack_from(body)
     dtype = _DTYPE_NAMES[dtype]
-    if dtype == "int8" and not np.all(np.isfinite([in_scale, _inv, out_scale])):
+    if dtype == "int8" and not np.all(np.isfinite([in_scale, inv_scale, out_scale])):
         raise ValueError(NOT_FINITE)
     layers = []
     for i in range(n_layers):
@@ -115,7 +116,109 @@ def loads(data: bytes) -> StoredNet:
             raise ValueError("layer %d: %s" % (i, NOT_FINITE))
         layers.append(layer)
     return StoredNet(dtype, (h, w, c), layers, _OUT_ACTS[out_act], input_scale=in_scale, input_zero_point=in_zp,
-                     output_scale=out_scale, output_zero_point=out_zp)
+                     output_scale=out_scale, output_zero_point=out_zp,
+                     file_inv_scale=inv_scale if dtype == "int8" else None)
+
+
+def _f32_finite(bits: int) -> bool:
+    return (bits >> 23) & 0xFF != 0xFF
+
+
+def _f32(bits: int) -> float:
+    return struct.unpack("<f", struct.pack("<I", bits))[0]
+
+
+def _check_layer(body: bytes, dtype: int, n_layers: int, r: tuple, prev: tuple) -> tuple:
+    """One layer record checked as mpyml_net_check_layer does: (error message or None, parameter bytes)."""
+    kind, act, sh, sw = r[0:4]
+    in_h, in_w, in_c, out_h, out_w, out_c = r[4:10]
+    kh, kw, pt, pl = r[10:14]
+    in_zp, out_zp, lo, hi, off, nbytes = r[14:20]
+    if kind not in _KINDS:
+        return "unknown layer kind", 0
+    if act not in _ACTS:
+        return "unknown fused activation (0 linear, 1 relu, 2 relu6)", 0
+    shape_error = "shape does not follow from the previous layer, kernel, stride and padding"
+    if (in_h, in_w, in_c) != prev or min(out_h, out_w, out_c) < 1 or out_h * out_w * out_c > MAX_ITEMS:
+        return shape_error, 0
+    kind = _KINDS[kind]
+    if kind == DENSE:
+        if (out_h, out_w, kh, kw, pt, pl, sh, sw) != (1, 1, 1, 1, 0, 0, 1, 1):
+            return shape_error, 0
+        taps = in_h * in_w * in_c
+    else:
+        if kh < 1 or kw < 1 or pt >= kh or pl >= kw or sh < 1 or sw < 1:
+            return shape_error, 0
+        if (out_h - 1) * sh - pt >= in_h or (out_w - 1) * sw - pl >= in_w:
+            return shape_error, 0
+        if kind != CONV2D and out_c != in_c:
+            return shape_error, 0
+        taps = kh * kw * (in_c if kind == CONV2D else 1)
+    n_w = taps * out_c if kind in (DENSE, CONV2D, DEPTHWISE_CONV2D) else 0
+    if kind == MAX_POOL:
+        expected = 0
+    elif dtype == DTYPES["float32"]:
+        expected = 4 if kind == AVG_POOL else 4 * (n_w + out_c)
+    else:
+        expected = 8 if kind == AVG_POOL else (12 * out_c + n_w + 3) & ~3
+    table_end = NET_HEADER.size + n_layers * LAYER_RECORD.size
+    if (n_w > MAX_ITEMS or nbytes != expected or off & 3 or off < table_end or off > len(body)
+            or nbytes > len(body) - off):
+        return "parameter block misaligned, outside the payload or of the wrong size for the layer", 0
+    words = struct.unpack_from("<%dI" % (expected // 4), body, off)
+    if dtype == DTYPES["float32"]:
+        return (None if all(_f32_finite(w) for w in words) else NOT_FINITE), expected
+    quant_error = "int8 parameter out of range (zero point, clamp, scale, multiplier or shift)"
+    if not all(-128 <= v <= 127 for v in (in_zp, out_zp, lo, hi)) or lo > hi:
+        return quant_error, expected
+    signed = [w - (1 << 32) if w >= 1 << 31 else w for w in words]
+    if kind == MAX_POOL:
+        return None, expected
+    n_c = 1 if kind == AVG_POOL else out_c
+    mult, shift = (signed[0:1], signed[1:2]) if kind == AVG_POOL else (signed[n_c:2 * n_c], signed[2 * n_c:3 * n_c])
+    if kind == AVG_POOL and taps * 255 > MAX_ACC:
+        return "int8 bias and products could overflow the int32 accumulator", expected
+    if any(m < 0 or not 1 <= sh_ <= 62 for m, sh_ in zip(mult, shift)):
+        return quant_error, expected
+    if kind != AVG_POOL and any(abs(b) + taps * 255 * 128 > MAX_ACC for b in signed[:n_c]):
+        return "int8 bias and products could overflow the int32 accumulator", expected
+    return None, expected
+
+
+def check_payload(body: bytes) -> None:
+    """Raises ValueError for a payload the device refuses (mpyml_net_init in natmods/common/mpyml_nets.h),
+    with the device's message."""
+    if len(body) < NET_HEADER.size:
+        raise ValueError("payload shorter than its header and layer table")
+    (dtype, out_act, n_layers, h, w, c, _, n_outputs, arena, weights, _, in_zp, _, _, out_zp) = NET_HEADER.unpack_from(body)
+    scales = struct.unpack_from("<I4xII", body, 24)
+    if dtype not in _DTYPE_NAMES:
+        raise ValueError("unknown network dtype (1 float32, 2 int8)")
+    if out_act not in _OUT_ACTS:
+        raise ValueError("unknown output activation (0 linear, 1 softmax, 2 sigmoid)")
+    if not 1 <= n_layers <= MAX_LAYERS:
+        raise ValueError("a network needs 1..255 layers")
+    if min(h, w, c) < 1 or h * w * c > MAX_ITEMS:
+        raise ValueError("shape does not follow from the previous layer, kernel, stride and padding")
+    if dtype == DTYPES["int8"]:
+        if not all(_f32_finite(s) for s in scales):
+            raise ValueError(NOT_FINITE)
+        if not all(_f32(s) > 0 for s in scales) or not (-128 <= in_zp <= 127 and -128 <= out_zp <= 127):
+            raise ValueError("int8 parameter out of range (zero point, clamp, scale, multiplier or shift)")
+    if len(body) < NET_HEADER.size + n_layers * LAYER_RECORD.size:
+        raise ValueError("payload shorter than its header and layer table")
+    prev, largest, total = (h, w, c), h * w * c, 0
+    for i in range(n_layers):
+        r = LAYER_RECORD.unpack_from(body, NET_HEADER.size + i * LAYER_RECORD.size)
+        error, nbytes = _check_layer(body, dtype, n_layers, r, prev)
+        if error:
+            raise ValueError("layer %d: %s" % (i, error))
+        total += nbytes
+        prev = tuple(r[7:10])
+        largest = max(largest, prev[0] * prev[1] * prev[2])
+    item = 4 if dtype == DTYPES["float32"] else 1
+    if n_outputs != prev[0] * prev[1] * prev[2] or arena != 2 * ((largest * item + 3) & ~3) or total != weights:
+        raise ValueError("header's n_outputs, arena_bytes or weights_bytes disagree with the layers")
 
 
 def load(path) -> StoredNet:

@@ -16,6 +16,7 @@ import numpy as np
 CORRUPT = "the file is truncated or corrupt: "
 LABEL_TYPES = ("int", "str", "bool", "float")
 _ESCAPED = set(b"%,#\x7f") | set(range(0x21))
+WHITESPACE = " \t\n\r\x0b\x0c"  # what MicroPython's str.strip() removes (CPython's also strips Unicode spaces)
 
 
 class FormatError(ValueError):
@@ -31,7 +32,7 @@ def seal(text: str) -> str:
     `end,<n_records>,<crc32>` appended: the records before it and zlib's CRC-32 of its UTF-8 bytes."""
     if not text.endswith("\n"):
         raise ValueError("a model file's text must end with a newline")
-    n_records = sum(1 for line in text.split("\n") if _is_record(line.strip()))
+    n_records = sum(1 for line in text.split("\n") if _is_record(line.strip(WHITESPACE)))
     return text + "end,%d,%08x\n" % (n_records, zlib.crc32(text.encode()))
 
 
@@ -44,7 +45,7 @@ def records(data: bytes) -> list[tuple[int, str]]:
         raise FormatError("%snot UTF-8 text (%s)" % (CORRUPT, e)) from None
     # Lines as the device's readline() gives them: split after each "\n" only.
     lines = [part + "\n" for part in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
-    found = [(i + 1, line.strip()) for i, line in enumerate(lines)]
+    found = [(i + 1, line.strip(WHITESPACE)) for i, line in enumerate(lines)]
     found = [(n, line) for n, line in found if _is_record(line)]
     if not found or not found[-1][1].startswith("end,"):
         raise FormatError("line %d: %sit ends without its end record" % (len(lines), CORRUPT))
@@ -103,6 +104,8 @@ def _unescape(text: str) -> str:
     i = 0
     while i < len(raw):
         if raw[i] == ord("%"):
+            if not re.fullmatch(rb"[0-9A-F]{2}", raw[i + 1:i + 3]):
+                raise ValueError("bad %%XX escape in label %r" % text[:40])
             out.append(int(raw[i + 1:i + 3], 16))
             i += 3
         else:
@@ -137,6 +140,8 @@ def parse_label(kind: str, text: str):
     if kind == "float":
         return float(text)
     if kind == "int":
+        if not re.fullmatch(r"-?[0-9]+", text):
+            raise FormatError("int label: expected a decimal integer, got %r" % text[:20])
         return int(text)
     raise FormatError("unknown label type %r" % kind[:20])
 

@@ -11,6 +11,8 @@ transposing a Fortran-order file (`np.save` of `DataFrame.to_numpy()`, `np.asfor
 dimensions (above 1) that is column by column, so it raises ValueError unless called
 with file_order=True.
 
+The header must be the dict numpy writes (keys 'descr', 'fortran_order', 'shape'; spaces and
+newlines free), in ASCII, format version 1.0, 2.0 or 3.0: what numpy refuses raises ValueError.
 A truncated file raises ValueError naming how many items the header promised and how
 many are there; with allow_truncated=True the reader returns what is there instead
 (`r.n_items` says how many, whole items only).
@@ -34,7 +36,8 @@ _TYPECODE_DESCRS = {"b": "|i1", "B": "|u1", "h": "<i2", "H": "<u2", "i": "<i4", 
                     "q": "<i8", "Q": "<u8", "f": "<f4", "d": "<f8"}
 
 _HEADER_ALIGN = 64  # numpy >= 1.9 aligns the data start to 64 bytes
-_MAX_HEADER = 65535  # numpy writes version 1.0 (headers up to 65535 bytes) unless the header is larger
+_MAX_BYTES = (1 << 63) - 1
+_MAX_HEADER = 10000  # numpy.load refuses longer headers by default (max_header_size)
 
 
 def array_typecode(values):
@@ -111,7 +114,19 @@ def _parse_shape(text, where):
             if d < 0:
                 raise ValueError("%s: .npy shape has a negative dimension %d" % (where, d))
             shape.append(d)
+
     return tuple(shape)
+
+
+def _shape_text(shape):
+    """A shape as a tuple literal without spaces: (), (3,), (2,3)."""
+    if len(shape) == 1:
+        return "(%d,)" % shape[0]
+    return "(" + ",".join(str(d) for d in shape) + ")"
+
+
+def _without_spaces(text):
+    return text.replace(" ", "").replace("\n", "")
 
 
 class Reader:
@@ -154,14 +169,14 @@ class Reader:
         if prefix[:6] != MAGIC:
             raise ValueError("%s: not a .npy file: starts with %r, expected %r" % (self.name, bytes(prefix[:6]), MAGIC))
         major, minor = prefix[6], prefix[7]
+        if major not in (1, 2, 3) or minor != 0:
+            raise ValueError("%s: .npy format version %d.%d is not supported (1.0, 2.0, 3.0 are)" % (self.name, major, minor))
         if major == 1:
             header_len = struct.unpack("<H", self._read_exactly(2, "header length"))[0]
             self.data_start = 10 + header_len
-        elif major in (2, 3):
+        else:
             header_len = struct.unpack("<I", self._read_exactly(4, "header length"))[0]
             self.data_start = 12 + header_len
-        else:
-            raise ValueError("%s: .npy format version %d.%d is not supported (1.0, 2.0, 3.0 are)" % (self.name, major, minor))
         self.version = (major, minor)
         # before reading (and allocating) the header: a corrupt length may ask for gigabytes
         if self._size is not None and self.data_start > self._size:
@@ -170,7 +185,10 @@ class Reader:
         if header_len > _MAX_HEADER:
             raise ValueError("%s: .npy header length %d is not supported (at most %d)" % (self.name, header_len, _MAX_HEADER))
         header = self._read_exactly(header_len, "header")
-        header = header.decode("utf8" if major == 3 else "latin1").strip()
+        for b in header:
+            if b > 126:  # numpy writes ASCII headers for the numeric dtypes read here
+                raise ValueError("%s: .npy header is not ASCII text (byte 0x%02x)" % (self.name, b))
+        header = header.decode().rstrip(" \t\n\r\x0c")  # Python's whitespace after the dict literal
         if not (header.startswith("{") and header.endswith("}")):
             raise ValueError("%s: .npy header is not a dict: %s" % (self.name, header))
         descr = _field(header, "descr", self.name)
@@ -193,6 +211,15 @@ class Reader:
             raise ValueError("%s: .npy fortran_order is %r, expected True or False" % (self.name, fortran))
         self.fortran_order = fortran == "True"
         self.shape = _parse_shape(_field(header, "shape", self.name), self.name)
+        size = self.itemsize
+        for d in self.shape:
+            size *= d or 1
+        if size > _MAX_BYTES:  # numpy's limit: the bytes of the nonzero dimensions fit an int64
+            raise ValueError("%s: .npy shape %s of %r is too large" % (self.name, self.shape, descr))
+        # The dict numpy writes, up to spaces and newlines: numpy refuses other keys and other shape texts.
+        canonical = "{'descr':'%s','fortran_order':%s,'shape':%s" % (descr, fortran, _shape_text(self.shape))
+        if _without_spaces(header) not in (canonical + ",}", canonical + "}"):
+            raise ValueError("%s: .npy header is not the dict numpy writes: %s" % (self.name, header))
         self.n_items_promised = compute_items(self.shape)
         # file order differs from C order only with two or more dimensions above 1
         self.column_major = self.fortran_order and sum(1 for d in self.shape if d > 1) > 1

@@ -119,7 +119,8 @@ static inline uint32_t mpyml_crc32_update(uint32_t crc, const uint8_t *data, siz
     X(LIN_MISSING, "fewer steps or values than the header says") \
     X(LIN_INDEX, "select index not below the step's input width") \
     X(LIN_NOT_FINITE, "step value is NaN or infinite") \
-    X(LIN_OUTPUT, "the last step's width does not fit the model kind, n_outputs and proba")
+    X(LIN_OUTPUT, "the last step's width does not fit the model kind, n_outputs and proba") \
+    X(LIN_MAX_WIDTH, "max_width is not the widest of n_features and every step's n_out")
 
 // emlmixture
 #define MPYML_ERRORS_MIXTURE(X) \

@@ -134,6 +134,13 @@ static inline mpyml_err_t mpyml_linear_check_complete(const mpyml_linear_t *m) {
     if (m->steps_added != s->n_steps || m->values_added != s->n_values || mpyml_linear_values_pending(m) != 0) {
         return MPYML_ERR_LIN_MISSING;
     }
+    uint32_t widest = s->n_features;
+    for (uint32_t i = 0; i < m->steps_added; i++) {
+        widest = m->steps[i].n_out > widest ? m->steps[i].n_out : widest;
+    }
+    if (widest != s->max_width) {  // exact, as the host reader requires: not only a capacity
+        return MPYML_ERR_LIN_MAX_WIDTH;
+    }
     uint32_t width = mpyml_linear_width(m);
     int ok;
     if (s->kind == MPYML_LINEAR_CLASSIFIER) {

@@ -89,7 +89,7 @@ class _Records:
             raise ValueError("expected '%s,<int|str|bool|float>,<n>', got '%s'" % (key, ",".join(fields)[:40]))
         parse = _LABEL_TYPES[fields[1]]
         labels = []
-        for _ in range(int(fields[2])):
+        for _ in range(_int_in(fields[2], 0, 1 << 31, "the number of labels")):
             fields = self.fields(2, "a 'label,<text>' record")
             if fields[0] != "label":
                 raise ValueError("expected 'label,<text>', got '%s'" % ",".join(fields)[:40])
@@ -109,7 +109,7 @@ class _Records:
             raise ValueError(CORRUPT + "expected 'end,<n_records>,<crc32>', got '%s'" % line[:40])
         if fields[1] != str(n_before):
             raise ValueError(CORRUPT + "%d records before the end record, which says %s" % (n_before, fields[1][:12]))
-        if int(fields[2], 16) != self.crc_before:
+        if fields[2] != "%08x" % self.crc_before:  # exactly as written: 8 lowercase hex digits
             raise ValueError(CORRUPT + "its CRC-32 is %08x, the end record says %s" % (self.crc_before, fields[2]))
         if self.f.readline():
             raise ValueError(CORRUPT + "data after the end record")
@@ -146,8 +146,8 @@ def _label_text(text):
     raw = text.encode()
     i = 0
     while i < len(raw):
-        if raw[i] == 37:  # '%'
-            if i + 3 > len(raw):
+        if raw[i] == 37:  # '%', then two uppercase hex digits
+            if i + 3 > len(raw) or not all(48 <= b <= 57 or 65 <= b <= 70 for b in raw[i + 1 : i + 3]):
                 raise ValueError("bad %%XX escape in label '%s'" % text[:40])
             out.append(int(raw[i + 1 : i + 3], 16))
             i += 3
@@ -163,7 +163,14 @@ def _label_bool(text):
     return text == "1"
 
 
-_LABEL_TYPES = {"int": int, "str": _label_text, "bool": _label_bool, "float": float}
+def _label_int(text):
+    digits = text[1:] if text[:1] == "-" else text
+    if not digits or not digits.isdigit():
+        raise ValueError("int label: expected a decimal integer, got '%s'" % text[:20])
+    return int(text)
+
+
+_LABEL_TYPES = {"int": _label_int, "str": _label_text, "bool": _label_bool, "float": float}
 
 
 def _read_file(f, read, undo=None, what="model file", caller="load_model"):
