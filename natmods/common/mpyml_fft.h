@@ -55,7 +55,7 @@ static inline void mpyml_fft_init(mpyml_fft_t *f, uint32_t n, uint32_t log2n, vo
     }
 }
 
-static inline void mpyml_fft_bit_reverse(float *re, float *im, uint32_t m) {
+MPYML_HOT static inline void mpyml_fft_bit_reverse(float *re, float *im, uint32_t m) {
     uint32_t j = 0;
     for (uint32_t i = 0; i + 1 < m; i++) {
         if (i < j) {
@@ -73,8 +73,8 @@ static inline void mpyml_fft_bit_reverse(float *re, float *im, uint32_t m) {
 }
 
 // Forward transform of 2**log2m points (2 <= log2m <= f->log2n) in place,
-// decimation in time. The first two stages need no multiplications.
-static inline void mpyml_fft_complex(const mpyml_fft_t *f, float *re, float *im, uint32_t log2m) {
+// decimation in time. The first two stages need no multiplications. One copy for every caller.
+MPYML_HOT static void mpyml_fft_complex(const mpyml_fft_t *f, float *re, float *im, uint32_t log2m) {
     uint32_t m = 1u << log2m;
     mpyml_fft_bit_reverse(re, im, m);
     for (uint32_t i = 0; i < m; i += 4) {

@@ -429,7 +429,7 @@ MPYML_NEIGHBORS_INLINE void mpyml_neighbors_search_with(mpyml_neighbors_t *nb, c
 // Finds the k nearest items to x into best_key / best_index, nearest first
 // (equal keys: lower index first). Keeps a sorted buffer of k and inserts
 // into it, so the cost is n_items distances plus a few shifts, never a sort.
-static inline mpyml_err_t mpyml_neighbors_search(mpyml_neighbors_t *nb, const void *x) {
+MPYML_HOT static mpyml_err_t mpyml_neighbors_search(mpyml_neighbors_t *nb, const void *x) {
     if (nb->k > nb->n_items) {
         return MPYML_ERR_NB_TOO_FEW_ITEMS;
     }

@@ -378,7 +378,7 @@ MPYML_ALWAYS_INLINE static inline void mpyml_spatial_f32(const mpyml_layer_t *l,
     }
 }
 
-static void mpyml_dense_f32(const mpyml_layer_t *l, const float *x, float *y, const uint8_t *params) {
+MPYML_HOT static void mpyml_dense_f32(const mpyml_layer_t *l, const float *x, float *y, const uint8_t *params) {
     const float *w = (const float *)(const void *)params;
     int32_t n_in = l->in_h * l->in_w * l->in_c;
     const float *bias = w + (size_t)n_in * (size_t)l->out_c;
@@ -572,7 +572,7 @@ MPYML_ALWAYS_INLINE static inline void mpyml_spatial_i8(const mpyml_layer_t *l, 
     }
 }
 
-static void mpyml_dense_i8(const mpyml_layer_t *l, const int8_t *x, int8_t *y, const uint8_t *params) {
+MPYML_HOT static void mpyml_dense_i8(const mpyml_layer_t *l, const int8_t *x, int8_t *y, const uint8_t *params) {
     int32_t n_c = l->out_c, n_in = l->in_h * l->in_w * l->in_c;
     const int32_t *bias = (const int32_t *)(const void *)params;
     const int32_t *mult = bias + n_c, *shift = mult + n_c;
@@ -621,7 +621,7 @@ static void mpyml_dense_i8(const mpyml_layer_t *l, const int8_t *x, int8_t *y, c
     }
 }
 
-static void mpyml_layer_f32(const mpyml_layer_t *l, const float *x, float *y, const uint8_t *params) {
+MPYML_HOT static void mpyml_layer_f32(const mpyml_layer_t *l, const float *x, float *y, const uint8_t *params) {
     switch (l->kind) {
         case MPYML_LAYER_DENSE: mpyml_dense_f32(l, x, y, params); break;
         case MPYML_LAYER_CONV2D: mpyml_spatial_f32(l, x, y, params, MPYML_LAYER_CONV2D); break;
@@ -631,7 +631,7 @@ static void mpyml_layer_f32(const mpyml_layer_t *l, const float *x, float *y, co
     }
 }
 
-static void mpyml_layer_i8(const mpyml_layer_t *l, const int8_t *x, int8_t *y, const uint8_t *params) {
+MPYML_HOT static void mpyml_layer_i8(const mpyml_layer_t *l, const int8_t *x, int8_t *y, const uint8_t *params) {
     switch (l->kind) {
         case MPYML_LAYER_DENSE: mpyml_dense_i8(l, x, y, params); break;
         case MPYML_LAYER_CONV2D: mpyml_spatial_i8(l, x, y, params, MPYML_LAYER_CONV2D); break;
