@@ -315,6 +315,7 @@ class FamilyReport:
     file_bytes: int
     labels: tuple | None = None  # (library's labels, device's labels) per row, for a confusion matrix
     exact: bool = True  # False for int8 nets: quantized, so agreement is reported, not required
+    unit: str = "rows"
 
     @property
     def ok(self) -> bool:
@@ -322,12 +323,13 @@ class FamilyReport:
         return not self.exact or (self.n_agree == self.n_rows and close)
 
     def summary(self) -> str:
-        error = "" if self.worst_error is None else ", worst |%s error| %.3g" % (self.error_what, self.worst_error)
+        error = "" if self.worst_error is None else ", worst error %.3g (%s)" % (self.worst_error, self.error_what)
         verdict = "OK" if self.ok else "MISMATCH"
         if not self.exact:
             verdict += " (int8: the quantized net's agreement is reported, not required)"
-        return "%s (%s): %d/%d rows agree with the library (%s)%s; file %d B: %s" % (
-            self.name, self.module, self.n_agree, self.n_rows, self.agree_what, error, self.file_bytes, verdict)
+        return "%s (%s): %d/%d %s agree with the library (%s)%s; file %d B: %s" % (
+            self.name, self.module, self.n_agree, self.n_rows, self.unit, self.agree_what, error, self.file_bytes,
+            verdict)
 
 
 def _final(estimator):
@@ -529,8 +531,8 @@ def verify_iir(sos, x, path, run=None, name="IIR filter") -> FamilyReport:
         what = "sample equals scipy sosfilt in float32"
     peak = max(float(np.abs(x_device).max(initial=0)), 1e-30)
     return FamilyReport(name, "emliir", len(y), int(np.sum(y == np.asarray(expected, dtype=np.float64))), what,
-                        float(np.abs(y - exact).max(initial=0)) / peak, "float64-filter error (of peak)", None,
-                        os.path.getsize(path))
+                        float(np.abs(y - exact).max(initial=0)) / peak, "against scipy's float64 filter, of the peak",
+                        None, os.path.getsize(path), unit="samples")
 
 
 def confusion_matrix_png(report: FamilyReport, path, title=None) -> None:
