@@ -373,7 +373,10 @@ def _cmd_deploy(args) -> int:
         _use_micropython(args)
         _ensure_built(modules, arch, args.mpy)
         files = [str(build.module_dir(arch, args.mpy) / (m + ".mpy")) for m in modules] + list(args.models)
-        _mpremote(args.port, "fs", "cp", *files, ":", resume=True)
+        copies = []
+        for path in files:  # one `fs cp SRC :NAME` per file, chained with mpremote's "+"
+            copies += (["+"] if copies else []) + ["fs", "cp", path, ":" + os.path.basename(path)]
+        _mpremote(args.port, *copies, resume=True)
         print("copied %s" % ", ".join(os.path.basename(f) for f in files))
         checks = ["import %s" % ", ".join(modules)]
         for path in args.models:
