@@ -305,3 +305,60 @@ def test_wheel_in_a_fresh_venv(tmp_path):
     assert ran.returncode == 0 and "class 2" in ran.stdout, ran.stdout + ran.stderr
     verified = user("verify", estimator, "X.npy", "--mpy", "mods")
     assert verified.returncode == 0 and "150/150 rows agree" in verified.stdout, verified.stdout + verified.stderr
+
+
+# ---------------------------------------------------------------- the README's commands, run as written
+
+README_SKIPPED = {"deploy": "needs a board: test_deploy_to_an_emulated_board", "demo": "test_cli.test_demo_runs"}
+
+
+def readme_commands():
+    """Every `mpyml ...` line of the README's ``` blocks, without its comment."""
+    text = (REPO / "README.md").read_text()
+    commands = []
+    for block in re.findall(r"^```[a-z]*\n(.*?)^```", text, re.M | re.S):
+        for line in block.splitlines():
+            if line.startswith("mpyml "):
+                commands.append(line.split("  #")[0].strip())
+    return commands
+
+
+def test_readme_commands_run(tmp_path):
+    commands = readme_commands()
+    assert len(commands) >= 15 and any(c.startswith("mpyml deploy") for c in commands)
+    from scipy import signal
+    from sklearn.datasets import load_iris
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.mixture import GaussianMixture
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = load_iris(return_X_y=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name, estimator in {
+            "model": RandomForestClassifier(5, max_depth=4, random_state=0).fit(X, y),
+            "knn": KNeighborsClassifier(3).fit(X, y),
+            "pipe": make_pipeline(StandardScaler(), RandomForestClassifier(4, random_state=0)).fit(X, y),
+            "mlp": MLPClassifier((8,), max_iter=300, random_state=0).fit(X, y),
+            "gm": GaussianMixture(2, random_state=0).fit(X),
+        }.items():
+            joblib.dump(estimator, tmp_path / (name + ".joblib"))
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "y.npy", y)
+    np.save(tmp_path / "sos.npy", signal.butter(4, 0.2, output="sos"))
+    np.save(tmp_path / "signal.npy", np.random.default_rng(0).standard_normal(1000))
+    (tmp_path / "predict.py").write_text("import emltrees, array\nm = emltrees.new(5, 100, 100)\n"
+                                         "emltrees.load_model(m, 'model.csv')\n"
+                                         "print('class', m.predict(array.array('f', [6.3, 3.3, 6.0, 2.5])))\n")
+    for command in commands:
+        words = command.split()
+        if words[1] in README_SKIPPED:
+            continue
+        if "--arch" in words and not shutil.which("arm-none-eabi-gcc"):
+            words = words[:words.index("--arch") + 2] + words[words.index("--out"):]  # x64 only
+        out = mpyml(*words[1:], cwd=tmp_path)
+        assert out.returncode == 0, "%s\n%s%s" % (command, out.stdout, out.stderr)
+    assert (tmp_path / "cm.png").is_file() and (tmp_path / "mpy" / "x64_6.3" / "emltrees.mpy").is_file()
