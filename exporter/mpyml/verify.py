@@ -250,9 +250,8 @@ P = {path!r}
 {loader}
 {setup}
 n = {n_values}
-X = array.array({typecode!r}, bytes({n_rows} * n * {itemsize}))
 with open('x.bin', 'rb') as f:
-    f.readinto(X)
+    X = array.array({typecode!r}, f.read())  # bytes: copied as the array's raw values
 for r in range({n_rows}):
     x = X[r * n:(r + 1) * n]
     {row}
@@ -512,9 +511,9 @@ def verify_iir(sos, x, path, run=None, name="IIR filter") -> FamilyReport:
     x = np.asarray(x).reshape(-1)
     x_device = x.astype(np.int16) if q15 else x.astype(np.float32)
     name_on_device = "model" + os.path.splitext(str(path))[1]
-    script = ("import array, emliir\nm = emliir.load(%r)\nx = array.array(%r, bytes(%d))\n"
-              "with open('x.bin', 'rb') as f:\n    f.readinto(x)\nm.run(x)\nprint('R', *x)\n"
-              % (name_on_device, "h" if q15 else "f", x_device.nbytes))
+    script = ("import array, emliir\nm = emliir.load(%r)\n"
+              "with open('x.bin', 'rb') as f:\n    x = array.array(%r, f.read())\nm.run(x)\nprint('R', *x)\n"
+              % (name_on_device, "h" if q15 else "f"))
     with tempfile.TemporaryDirectory() as tmp:
         x_path = Path(tmp) / "x.bin"
         x_path.write_bytes(x_device.astype(x_device.dtype.newbyteorder("<")).tobytes())
