@@ -32,23 +32,24 @@ def _cmd_build(args) -> int:
     _use_micropython(args)
     everything = args.arch == ["all"]
     arches = list(build.ARCHES) if everything else args.arch
-    built, failed, skipped = {}, 0, {}
+    built, failed, skipped, missing = {}, 0, {}, set()
     results = build.build_all(arches, args.module or build.NATMODS, out=args.out, progress=None)
     for (module, arch), result in results.items():
-        if isinstance(result, build.ToolchainMissing) and (everything or arch in skipped):
+        if isinstance(result, build.ToolchainMissing) and everything:
             if arch not in skipped:
                 skipped[arch] = result
                 print("skipped %s: %s" % (arch, result), file=sys.stderr)
         elif isinstance(result, build.BuildError):
             failed += 1
-            print("FAILED %s for %s: %s" % (module, arch, result), file=sys.stderr)
+            if arch not in missing:  # a missing toolchain: said once for the arch, not once per module
+                print("FAILED %s for %s: %s" % (module, arch, result), file=sys.stderr)
             if isinstance(result, build.ToolchainMissing):
-                skipped[arch] = result  # the same message for the arch's other modules would say nothing new
+                missing.add(arch)
         else:
             built.setdefault(arch, []).append(module)
             print("built %s (%d bytes)" % (_shown(result), result.stat().st_size))
     summary = ["%s: %d modules" % (arch, len(modules)) for arch, modules in built.items()]
-    summary += ["%s: skipped (toolchain missing)" % arch for arch in skipped if arch not in built]
+    summary += ["%s: skipped (toolchain missing)" % arch for arch in skipped]
     if failed:
         summary.append("%d failed" % failed)
     print("summary: " + "; ".join(summary))
