@@ -58,7 +58,7 @@ def test_missing_micropython_tree_is_named(monkeypatch, tmp_path):
     monkeypatch.delenv("MPY_DIR", raising=False)
     monkeypatch.setattr(build, "MICROPYTHON_CACHE", tmp_path / "no-tree")
     monkeypatch.setattr(build, "MICROPYTHON_TARBALL", tmp_path / "micropython-1.27.0.tar.xz")
-    with pytest.raises(build.ToolchainMissing, match="no MicroPython source tree: set MPY_DIR"):
+    with pytest.raises(build.ToolchainMissing, match="no MicroPython source tree: pass `mpyml build --micropython DIR` or set MPY_DIR"):
         build.build("emliir", "x64")
 
 

@@ -31,10 +31,10 @@ def test_export_inspect_verify(emltrees_x64, tmp_path):
 
     out = mpyml("verify", tmp_path / "est.joblib", tmp_path / "X.npy", "--dtype", "int16")
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "178/178 rows agree with scikit-learn" in out.stdout and "OK" in out.stdout
+    assert "178/178 rows agree with the library (predict)" in out.stdout and "OK" in out.stdout
 
     out = mpyml("verify", tmp_path / "est.joblib", tmp_path / "X.npy", "--voting", "hard")
-    assert "matches numpy reference" in out.stdout
+    assert out.returncode == 0 and "rows agree" in out.stdout, out.stdout + out.stderr
 
 
 def test_demo_runs():
@@ -128,7 +128,14 @@ def test_export_every_family(tmp_path, name, options, expected):
     # inspect reads back what export wrote: the same summary, line for line (the pipeline's input dtype and
     # the net's source class are not in the file).
     exported = [line.replace("MLPClassifier ", " ") for line in out.stdout.splitlines() if "input" not in line]
-    assert exported == inspected.stdout.splitlines()
+    assert exported + ["  %s on the unix port loads it: OK" % exported_module(tmp_path / "model.out")] \
+        == inspected.stdout.splitlines()
+
+
+def exported_module(path):
+    from mpyml import verify
+
+    return verify.file_module(path)
 
 
 @pytest.mark.parametrize("name, options, message", [

@@ -1,14 +1,20 @@
-"""Builds mpyml's native modules into mpy/<arch>_6.3/<module>.mpy.
+"""Builds mpyml's native modules into <out>/<arch>_6.3/<module>.mpy.
+
+<out> is the folder given (`mpyml build --out DIR`), by default MPY_OUT: the repository's mpy/
+in a source checkout, else mpy/ in the current folder (never the installed package's own tree).
 
 One toolchain for every target: MicroPython 1.27.0's natmod tools (py/dynruntime.mk,
 tools/mpy_ld.py, mpy-cross), which build rv32imc and link the ESP32 compiler's
 output (1.23's did neither). The source tree comes from, in this order:
   1. MPY_DIR: your own MicroPython checkout (1.24 or later for rv32imc and xtensawin);
-  2. .cache/micropython-1.27.0/ (git-ignored), unpacked earlier;
-  3. micropython-1.27.0.tar.xz in ../shared/micropython/ beside the repository
-     (sha256-checked, unpacked into .cache/).
-Cross compilers come from PATH; the ESP32 one (xtensa-esp32-elf-gcc) is also taken
-from .cache/xtensa-esp32-elf/ or unpacked there from ../shared/toolchains/.
+  2. <cache>/micropython-1.27.0/, unpacked earlier (<cache>: .cache/ of a source checkout, git-ignored;
+     installed from a wheel, $MPYML_CACHE or ~/.cache/mpyml);
+  3. in a source checkout, micropython-1.27.0.tar.xz in ../shared/micropython/ beside the
+     repository (sha256-checked, unpacked into .cache/).
+Installed from a wheel, there is no archive beside the package: set MPY_DIR (`mpyml build
+--micropython DIR` does) to a MicroPython source tree. Cross compilers come from PATH; the ESP32 one
+(xtensa-esp32-elf-gcc) is also taken from <cache>/xtensa-esp32-elf/ or, in a source checkout,
+unpacked there from ../shared/toolchains/.
 """
 
 from __future__ import annotations
@@ -25,20 +31,35 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-NATMODS_DIR = REPO / "natmods"
-MPY_OUT = REPO / "mpy"
-BUILD_DIR = REPO / "build"
-CACHE = REPO / ".cache"
-SHARED = REPO.parent / "shared"
+PACKAGE_DIR = Path(__file__).resolve().parent
+# Installed from a wheel, the natmod sources and the portable device modules are package data
+# (pyproject.toml maps natmods/ to mpyml/natmods and mpy/ to mpyml/portable); in a source
+# checkout they are the repository's own folders.
+INSTALLED = (PACKAGE_DIR / "natmods" / "natmod.mk").is_file()
+if INSTALLED:
+    REPO = None
+    NATMODS_DIR = PACKAGE_DIR / "natmods"
+    PORTABLE_DIR = PACKAGE_DIR / "portable"
+    MPY_OUT = Path("mpy")  # relative: mpy/ of the current folder when used
+    CACHE = Path(os.environ.get("MPYML_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mpyml")
+    BUILD_DIR = CACHE / "build"
+    SHARED = None
+else:
+    REPO = PACKAGE_DIR.parents[1]
+    NATMODS_DIR = REPO / "natmods"
+    PORTABLE_DIR = REPO / "mpy"
+    MPY_OUT = REPO / "mpy"
+    CACHE = REPO / ".cache"
+    BUILD_DIR = REPO / "build"
+    SHARED = REPO.parent / "shared"
 
 MPY_ABI = "6.3"
 MICROPYTHON_VERSION = "1.27.0"
 MICROPYTHON_CACHE = CACHE / ("micropython-" + MICROPYTHON_VERSION)
-MICROPYTHON_TARBALL = SHARED / "micropython" / ("micropython-%s.tar.xz" % MICROPYTHON_VERSION)
+MICROPYTHON_TARBALL = SHARED / "micropython" / ("micropython-%s.tar.xz" % MICROPYTHON_VERSION) if SHARED else None
 MICROPYTHON_SHA256 = "bc1c764f84f1504de3e784835793bb24f764d6fe33cd2b7418c1ab21f8490174"
 XTENSA_CACHE = CACHE / "xtensa-esp32-elf"
-XTENSA_TARBALL = SHARED / "toolchains" / "xtensa-esp32-elf-gcc12-x86_64-linux.tar.xz"
+XTENSA_TARBALL = SHARED / "toolchains" / "xtensa-esp32-elf-gcc12-x86_64-linux.tar.xz" if SHARED else None
 XTENSA_SHA256 = "433919b64aaa969f5d3fa36961878b3b088af3cd55fbbeda4b2477fc4bb1fbf0"
 
 NATMODS = ("emltrees", "emlfft", "emliir", "emlneighbors", "emlcnn", "emllinear", "emlmixture")
@@ -57,7 +78,8 @@ COMPILER_HINTS = {
     "riscv64-unknown-elf-": "install Debian's gcc-riscv64-unknown-elf and picolibc-riscv64-unknown-elf "
                             "(apt-get install gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf)",
     "xtensa-esp32-elf-": "install Espressif's ESP32 toolchain (it comes with ESP-IDF; `. $IDF_PATH/export.sh` puts "
-                         "it on PATH), or place xtensa-esp32-elf-gcc12-x86_64-linux.tar.xz in %s" % XTENSA_TARBALL.parent,
+                         "it on PATH)" + (", or place xtensa-esp32-elf-gcc12-x86_64-linux.tar.xz in %s" % XTENSA_TARBALL.parent
+                                          if XTENSA_TARBALL else ""),
 }
 # libgcc members that MicroPython's mpy_ld cannot link (a relocation it rejects).
 UNLINKABLE_MEMBERS = {"divsf3.o": "float division (__aeabi_fdiv)"}
@@ -105,11 +127,14 @@ def micropython_tree() -> Path:
             return path
     path = MICROPYTHON_CACHE
     if not (path / "py" / "dynruntime.mk").is_file():
-        if not MICROPYTHON_TARBALL.is_file():
+        if MICROPYTHON_TARBALL is None or not MICROPYTHON_TARBALL.is_file():
+            where = (" or place micropython-%s.tar.xz in %s" % (MICROPYTHON_VERSION, MICROPYTHON_TARBALL.parent)
+                     if MICROPYTHON_TARBALL else "")
             raise ToolchainMissing(
-                "no MicroPython source tree: set MPY_DIR to a MicroPython checkout (tag v%s of the micropython/"
-                "micropython repository; 1.24 or later), or place micropython-%s.tar.xz in %s"
-                % (MICROPYTHON_VERSION, MICROPYTHON_VERSION, MICROPYTHON_TARBALL.parent))
+                "no MicroPython source tree: pass `mpyml build --micropython DIR` or set MPY_DIR to a MicroPython "
+                "source tree (1.24 or later; %s is tested: `git clone --depth 1 --branch v%s "
+                "https://github.com/micropython/micropython`, or the release archive micropython-%s.tar.xz "
+                "unpacked)%s" % (MICROPYTHON_VERSION, MICROPYTHON_VERSION, MICROPYTHON_VERSION, where))
         _unpack_checked(MICROPYTHON_TARBALL, MICROPYTHON_SHA256, path, strip_into=True)
     return path
 
@@ -129,7 +154,7 @@ def toolchain_env(prefix: str) -> dict:
     if not prefix or shutil.which(prefix + "gcc"):
         return env
     if prefix == "xtensa-esp32-elf-":
-        if not (XTENSA_CACHE / "bin" / "xtensa-esp32-elf-gcc").is_file() and XTENSA_TARBALL.is_file():
+        if not (XTENSA_CACHE / "bin" / "xtensa-esp32-elf-gcc").is_file() and XTENSA_TARBALL and XTENSA_TARBALL.is_file():
             _unpack_checked(XTENSA_TARBALL, XTENSA_SHA256, XTENSA_CACHE, strip_into=False)
         env["PATH"] = "%s%s%s" % (XTENSA_CACHE / "bin", os.pathsep, env.get("PATH", ""))
     return env
@@ -219,19 +244,34 @@ def _build_lock():
         yield
 
 
-def build(module: str, arch: str = "x64") -> Path:
-    """Builds one natmod for one architecture; returns the .mpy path."""
+def module_dir(arch: str = "x64", out=None) -> Path:
+    """The folder of the modules built for `arch`: <out>/<arch>_6.3 (out: default MPY_OUT), absolute."""
+    return Path(out if out is not None else MPY_OUT).resolve() / ("%s_%s" % (arch, MPY_ABI))
+
+
+def build(module: str, arch: str = "x64", out=None) -> Path:
+    """Builds one natmod for one architecture into module_dir(arch, out); returns the .mpy path."""
     if module not in NATMODS:
         raise BuildError("unknown module %r; modules: %s" % (module, ", ".join(NATMODS)))
     prefix, env = _check_compiler(arch)
     with _build_lock():
         mpy = mpy_dir()
         _check_tree_supports(mpy, arch)
-        return _build_locked(module, arch, prefix, mpy, env)
+        return _build_locked(module, arch, prefix, mpy, env, module_dir(arch, out))
 
 
-def _build_locked(module: str, arch: str, prefix: str, mpy: Path, env: dict) -> Path:
-    source = NATMODS_DIR / module
+def _natmods_source() -> Path:
+    """The natmod sources to run make in. make writes <module>.mpy beside the sources, so an installed
+    package's sources are first copied (with their times, for make) to BUILD_DIR/natmods."""
+    if not INSTALLED:
+        return NATMODS_DIR
+    staged = BUILD_DIR / "natmods"
+    shutil.copytree(NATMODS_DIR, staged, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+    return staged
+
+
+def _build_locked(module: str, arch: str, prefix: str, mpy: Path, env: dict, out_dir: Path) -> Path:
+    source = _natmods_source() / module
     work = BUILD_DIR / arch / module
     make = ["make", "-C", str(source), "MPY_DIR=%s" % mpy, "ARCH=%s" % arch, "BUILD=%s" % work, "PYTHON=%s" % sys.executable]
     link_objs: list[Path] = []
@@ -240,7 +280,6 @@ def _build_locked(module: str, arch: str, prefix: str, mpy: Path, env: dict) -> 
         objects = sorted(p for p in work.rglob("*.o") if p.parent.name != "libgcc")
         link_objs = _libgcc_objects(arch, objects, work, env)
     _run(make + ["LINK_OBJS=%s" % " ".join(map(str, link_objs))], env=env)
-    out_dir = MPY_OUT / ("%s_%s" % (arch, MPY_ABI))
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / (module + ".mpy")
     shutil.move(str(source / (module + ".mpy")), out)
@@ -260,13 +299,18 @@ def _version() -> str:
     return __version__
 
 
-def build_all(arches=("x64",), modules=NATMODS) -> dict:
-    """Builds every module for every arch: {(module, arch): .mpy path or BuildError}."""
+def build_all(arches=("x64",), modules=NATMODS, out=None, progress=False) -> dict:
+    """Builds every module for every arch into `out`: {(module, arch): .mpy path or BuildError}.
+    progress=True shows a progress bar (tqdm) on stderr."""
+    from tqdm import tqdm
+
+    jobs = [(module, arch) for arch in arches for module in modules]
     results = {}
-    for arch in arches:
-        for module in modules:
+    with tqdm(jobs, desc="mpyml build", unit="module", disable=not progress, file=sys.stderr) as bar:
+        for module, arch in bar:
+            bar.set_postfix_str("%s %s" % (arch, module))
             try:
-                results[(module, arch)] = build(module, arch)
+                results[(module, arch)] = build(module, arch, out)
             except BuildError as e:
                 results[(module, arch)] = e
     return results

