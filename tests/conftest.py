@@ -1,6 +1,12 @@
+import os
+
 import pytest
 
 from mpyml import build, device
+
+# Keras 3 runs on torch here (the nets extra installs it): set before any test imports keras, so that a
+# test's importorskip("keras") skips only where Keras is not installed.
+os.environ.setdefault("KERAS_BACKEND", "torch")
 
 
 @pytest.fixture(scope="session")

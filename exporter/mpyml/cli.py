@@ -64,6 +64,12 @@ def _load_estimator(path):
 
         return np.load(path)
     if str(path).endswith((".keras", ".h5")):
+        import importlib.util
+        import os
+
+        # The nets extra installs torch as Keras 3's backend; Keras defaults to tensorflow.
+        if "KERAS_BACKEND" not in os.environ and importlib.util.find_spec("tensorflow") is None:
+            os.environ["KERAS_BACKEND"] = "torch"
         import keras
 
         return keras.models.load_model(path)
