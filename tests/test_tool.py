@@ -158,79 +158,8 @@ def test_verify_on_an_emulated_board(tmp_path):
         out.stdout + out.stderr
 
 
-# A RAM filesystem for the emulated board (its firmware has none), mounted over mpremote before deploying.
-RAM_FS = '''
-import io, os, vfs
-_files = {}
-class _File(io.IOBase):
-    def __init__(self, name, data, writing):
-        self.name, self.data, self.pos, self.writing = name, data, 0, writing
-    def ioctl(self, req, arg):
-        if req == 4 and self.writing:
-            _files[self.name] = bytes(self.data)
-        return 0
-    def close(self):
-        self.ioctl(4, 0)
-    def __enter__(self):
-        return self
-    def __exit__(self, *exc):
-        self.close()
-    def readinto(self, buf):
-        n = min(len(buf), len(self.data) - self.pos)
-        buf[:n] = self.data[self.pos:self.pos + n]
-        self.pos += n
-        return n
-    def read(self, n=-1):
-        end = len(self.data) if n < 0 else min(len(self.data), self.pos + n)
-        out = bytes(self.data[self.pos:end])
-        self.pos = end
-        return out
-    def readline(self):
-        end = self.pos
-        while end < len(self.data) and self.data[end] != 10:
-            end += 1
-        return self.read(end + 1 - self.pos)
-    def __iter__(self):
-        return self
-    def __next__(self):
-        line = self.readline()
-        if not line:
-            raise StopIteration
-        return line
-    def write(self, buf):
-        self.data += buf
-        return len(buf)
-class RamFS:
-    def mount(self, readonly, mkfs):
-        pass
-    def umount(self):
-        pass
-    def chdir(self, path):
-        pass
-    def getcwd(self):
-        return ''
-    def ilistdir(self, path):
-        for name in _files:
-            yield (name, 0x8000, 0, len(_files[name]))
-    def stat(self, path):
-        path = path.strip('/')
-        if path in _files:
-            return (0x8000, 0, 0, 0, 0, 0, len(_files[path]), 0, 0, 0)
-        if path == '':
-            return (0x4000, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        raise OSError(2)
-    def remove(self, path):
-        del _files[path.strip('/')]
-    def open(self, path, mode):
-        path = path.strip('/')
-        if 'w' in mode:
-            return _File(path, bytearray(), True)
-        if path not in _files:
-            raise OSError(2)
-        return _File(path, _files[path], False)
-vfs.mount(RamFS(), '/')
-os.chdir('/')
-'''
+# The board runner's RAM filesystem (the emulated firmware has none), mounted over mpremote before deploying.
+RAM_FS = boards.RAM_FS + "vfs.mount(_RamFS(), '/')\nimport os\nos.chdir('/')\n"
 
 
 @pytest.mark.boards

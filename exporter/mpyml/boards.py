@@ -121,19 +121,12 @@ def _image(files: dict) -> tuple[bytes, dict]:
     return bytes(body), places
 
 
-# Runs on the board: the RAM filesystem over the loaded image, then the script from it.
-_DRIVER = """
-import gc, io, os, sys, struct, uctypes, vfs
-_base = %d
-_n = struct.unpack_from('<I', uctypes.bytearray_at(_base + 8, 4))[0]
+# A RAM filesystem in MicroPython (the emulated boards' firmware has none): files are the entries of
+# the dict `_files` (name -> bytes or memoryview). Sent as source: the board runner mounts it over the
+# loaded image, and `mpyml deploy`'s test mounts it before copying files with mpremote.
+RAM_FS = """
+import io, vfs
 _files = {}
-_p = _base + 12
-for _i in range(_n):
-    _l = struct.unpack_from('<H', uctypes.bytearray_at(_p, 2))[0]
-    _name = bytes(uctypes.bytearray_at(_p + 2, _l)).decode()
-    _o, _s = struct.unpack_from('<II', uctypes.bytearray_at(_p + 2 + _l, 8))
-    _files[_name] = memoryview(uctypes.bytearray_at(_base + _o, _s))
-    _p += 2 + _l + 8
 
 class _File(io.IOBase):
     def __init__(self, name, data, writing, text):
@@ -204,6 +197,21 @@ class _RamFS:
         if path not in _files:
             raise OSError(2)
         return _File(path, _files[path], False, 'b' not in mode)
+
+"""
+
+# Runs on the board: the RAM filesystem over the loaded image, then the script from it.
+_DRIVER = RAM_FS + """
+import gc, os, sys, struct, uctypes
+_base = %d
+_n = struct.unpack_from('<I', uctypes.bytearray_at(_base + 8, 4))[0]
+_p = _base + 12
+for _i in range(_n):
+    _l = struct.unpack_from('<H', uctypes.bytearray_at(_p, 2))[0]
+    _name = bytes(uctypes.bytearray_at(_p + 2, _l)).decode()
+    _o, _s = struct.unpack_from('<II', uctypes.bytearray_at(_p + 2 + _l, 8))
+    _files[_name] = memoryview(uctypes.bytearray_at(_base + _o, _s))
+    _p += 2 + _l + 8
 
 vfs.mount(_RamFS(), '/ram')
 os.chdir('/ram')
