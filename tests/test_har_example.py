@@ -155,7 +155,10 @@ def test_run_script_is_one_command(tmp_path, emltrees_x64):
     config = quick_config(tmp_path)
     import subprocess
 
-    result = subprocess.run([sys.executable, str(EXAMPLE / "run.py"), "--config", str(config), "--out", str(tmp_path / "o")],
-                            capture_output=True, text=True, timeout=300)
+    png = tmp_path / "confusion.png"
+    result = subprocess.run([sys.executable, str(EXAMPLE / "run.py"), "--config", str(config), "--out", str(tmp_path / "o"),
+                             "--confusion-matrix", str(png)], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "windows agree with the host" in result.stdout and "time per window on the unix port" in result.stdout
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "grid search per held-out split" in result.stderr  # the progress bar

@@ -210,9 +210,11 @@ def confusion_text(matrix, classes) -> str:
     return "\n".join(lines)
 
 
-def run(config, out_dir: Path, log=print) -> dict:
-    """Trains, evaluates, exports and replays on the unix port; returns the report's numbers."""
+def run(config, out_dir: Path, log=print, progress: bool = True) -> dict:
+    """Trains, evaluates, exports and replays on the unix port; returns the report's numbers.
+    progress: a progress bar (tqdm, on stderr) over the grid searches of the held-out splits."""
     from sklearn.metrics import confusion_matrix, f1_score
+    from tqdm import tqdm
 
     started = time.perf_counter()
     classes = config["classes"]
@@ -221,11 +223,12 @@ def run(config, out_dir: Path, log=print) -> dict:
     log("windows: %d of %d samples every %d (%.2f s at %g Hz), %d features each" % (
         len(X), config["window"], config["hop"], config["window"] / config["samplerate"], config["samplerate"], X.shape[1]))
     seeds = config.get("split", {}).get("seeds", [1])
-    f1_by_seed = []
-    for seed in seeds:
+    f1_by_seed, splits = [], []
+    for seed in tqdm(seeds, desc="grid search per held-out split", unit="split", disable=not progress, file=sys.stderr):
         train_index, test_index = held_out_split(y, groups, config, seed)
         search = train(X[train_index], y[train_index], groups[train_index], config, seed, log)
         pred = search.best_estimator_.predict(X[test_index])
+        splits.append((test_index, search, pred))
         f1_by_seed.append(f1_score(y[test_index], pred, average="macro"))
         log("  held out %d recordings (%d windows), trained on %d (%d windows): held-out macro F1 %.3f" % (
             len(set(groups[test_index])), len(test_index), len(set(groups[train_index])), len(train_index), f1_by_seed[-1]))
@@ -234,11 +237,9 @@ def run(config, out_dir: Path, log=print) -> dict:
             len(seeds), np.mean(f1_by_seed), min(f1_by_seed), max(f1_by_seed)))
 
     # the model of the first split is the one exported and replayed on the device
-    train_index, test_index = held_out_split(y, groups, config, seeds[0])
+    test_index, search, host_pred = splits[0]
     test_names = sorted(set(groups[test_index]))
-    search = train(X[train_index], y[train_index], groups[train_index], config, seeds[0], lambda *a: None)
     best = search.best_estimator_
-    host_pred = best.predict(X[test_index])
     f1 = f1_by_seed[0]
     matrix = confusion_matrix(y[test_index], host_pred, labels=range(len(classes)))
     log("split %d (exported): held-out macro F1 %.3f, best %s; confusion matrix of its held-out windows:" % (
@@ -270,6 +271,7 @@ def run(config, out_dir: Path, log=print) -> dict:
         "f1_macro": f1, "f1_by_seed": f1_by_seed, "confusion": matrix, "best_params": search.best_params_, "cv_f1": search.best_score_,
         "n_windows_test": n_windows, "agree": agree, "same_counts": same_counts, "mirror_agrees": mirror_agrees,
         "device_predictions": device_pred, "host_predictions": [by_recording[n] for n in test_names],
+        "true_labels": [y[test_index][groups[test_index] == n].tolist() for n in test_names],
         "median_us": median_us, "mean_us": float(np.mean(times_us)), "real_time_fraction": median_us / window_us,
         "model_bytes": model_path.stat().st_size, "ram_bytes": stored.ram_bytes(), "stored": stored,
         "n_trees": stored.n_trees, "n_nodes": stored.n_nodes, "n_leaves": stored.n_leaves,
@@ -284,9 +286,18 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=str(HERE / "out"), help="where the model and its settings go")
     parser.add_argument("--window", type=int, help="overrides the config's window (samples)")
     parser.add_argument("--hop", type=int, help="overrides the config's hop (samples)")
+    parser.add_argument("--confusion-matrix", metavar="PNG", help="write the confusion matrix of the device's "
+                        "classes on the held-out windows against the true ones (needs matplotlib: mpyml[plot])")
     args = parser.parse_args(argv)
     config = load_config(args.config, args.data_dir, window=args.window, hop=args.hop)
     report = run(config, Path(args.out))
+    if args.confusion_matrix:
+        from mpyml.verify import plot_confusion_matrix
+
+        plot_confusion_matrix(np.concatenate(report["true_labels"]), np.concatenate(report["device_predictions"]),
+                              args.confusion_matrix, "device (unix port: npyfile + har_features + emltrees)",
+                              "true class", "held-out windows", labels=config["classes"])
+        print("confusion matrix: %s" % args.confusion_matrix)
     ok = report["agree"] == report["n_windows_test"] and report["same_counts"]
     return 0 if ok else 1
 

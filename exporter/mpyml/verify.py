@@ -537,17 +537,26 @@ def verify_iir(sos, x, path, run=None, name="IIR filter") -> FamilyReport:
 def confusion_matrix_png(report: FamilyReport, path, title=None) -> None:
     """Writes the confusion matrix of the device's labels against the library's (or the true labels the
     caller put in report.labels) as a PNG; needs matplotlib (pip install 'mpyml[plot]')."""
+    expected, device = report.labels
+    plot_confusion_matrix(expected, device, path, "device (%s)" % report.module, "library" if title is None else title,
+                          report.name)
+
+
+def plot_confusion_matrix(expected, predicted, path, xlabel: str, ylabel: str, title: str, labels=None) -> None:
+    """Writes the confusion matrix of `predicted` against `expected` (1-D arrays of labels, or of indices
+    into `labels`, the class names to show) as a PNG; needs matplotlib (pip install 'mpyml[plot]')."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from sklearn.metrics import ConfusionMatrixDisplay
 
-    expected, device = report.labels
-    display = ConfusionMatrixDisplay.from_predictions(expected, device, colorbar=False)
-    display.ax_.set_xlabel("device (%s)" % report.module)
-    display.ax_.set_ylabel("library" if title is None else title)
-    display.ax_.set_title(report.name)
+    display = ConfusionMatrixDisplay.from_predictions(
+        expected, predicted, colorbar=False, labels=None if labels is None else range(len(labels)),
+        display_labels=labels)
+    display.ax_.set_xlabel(xlabel)
+    display.ax_.set_ylabel(ylabel)
+    display.ax_.set_title(title)
     display.figure_.tight_layout()
     display.figure_.savefig(path, dpi=100)
     plt.close(display.figure_)
