@@ -50,6 +50,10 @@ def _child_text(index: int, child: int) -> str:
 
 
 def _leaf_text(stored: StoredForest, leaf: np.ndarray) -> str:
+    if stored.voting == "boost":
+        if stored.leaf_kind == "float64":
+            return _hex64(leaf[0])
+        return "%08x" % int(np.float32(leaf[0]).view(np.uint32))
     if stored.leaf_kind == "counts":
         return ",".join("%d:%d" % (c, w) for c, w in enumerate(leaf) if w)
     if stored.leaf_kind == "float64":
@@ -85,6 +89,10 @@ def write(stored: StoredForest, f, steps=None) -> None:
     if stored.voting == "samme":
         header.append(("weight_sum", _hex64(stored.weight_sum)))
     lines = ["%s,%s" % kv for kv in header]
+    if stored.voting == "boost":
+        b = stored.boost
+        lines.append("boost,%s,%d,%s,%s" % (b.link, b.n_groups, _hex64(b.threshold), _hex64(b.scale)))
+        lines.append(",".join(["base"] + [_hex64(v) for v in b.base]))
     if steps is not None:
         from .linearfile import step_lines
 
@@ -104,6 +112,8 @@ def write(stored: StoredForest, f, steps=None) -> None:
     for t, root in enumerate(stored.roots):
         if stored.voting == "samme":
             lines.append("%d,%s,%s" % (root, _hex64(stored.tree_votes[t, 0]), _hex64(stored.tree_votes[t, 1])))
+        elif stored.voting == "boost":
+            lines.append("%d,%d" % (root, stored.boost.groups[t]))
         else:
             lines.append(str(root))
     lines.append("nodes")
@@ -166,6 +176,14 @@ def read(f):
     n_classes = int(value("n_classes")) if kind == CLASSIFIER else int(value("n_outputs")) - 1
     n_trees, n_nodes, n_leaves, n_steps = (int(value(key)) for key in ("n_trees", "n_nodes", "n_leaves", "n_steps"))
     weight_sum = _from_hex64(value("weight_sum")) if voting == "samme" else None
+    boost = None
+    if voting == "boost":
+        from .boosting import Boost
+
+        _, link, n_groups, threshold_bits, scale_bits = take(5, "boost")
+        base = take(1 + int(n_groups), "base")[1:]
+        boost = Boost(sums=leaf_kind, link=link, scale=_from_hex64(scale_bits), groups=None,
+                      base=np.array([_from_hex64(v) for v in base]), threshold=_from_hex64(threshold_bits))
     steps = None
     if n_steps:
         from .linear import TRANSFORMER, StoredChain
@@ -178,15 +196,20 @@ def read(f):
     feature_names = labels("feature_names")
     take(1, "trees")
     roots, tree_votes = [], []
+    groups = []
     for _ in range(n_trees):
-        fields = take(3 if voting == "samme" else 1)
+        fields = take(3 if voting == "samme" else 2 if voting == "boost" else 1)
         roots.append(int(fields[0]))
         if voting == "samme":
             tree_votes.append([_from_hex64(fields[1]), _from_hex64(fields[2])])
+        if voting == "boost":
+            groups.append(int(fields[1]))
+    if boost is not None:
+        boost.groups = np.array(groups, dtype=np.int64)
     take(1, "nodes")
     nodes = [take(5 if dtype == "float32" else 4) for _ in range(n_nodes)]
     take(1, "leaves")
-    soft = leaf_kind in ("counts", "float64")
+    soft = leaf_kind in ("counts", "float64") and voting != "boost"
     width = n_classes if soft else 1
     leaves = np.zeros((n_leaves, width), dtype=np.float64 if leaf_kind in ("float64", "float32") else np.int64)
     for i in range(n_leaves):
@@ -195,6 +218,10 @@ def read(f):
             for pair in fields:
                 c, w = pair.split(":")
                 leaves[i, int(c)] = int(w) if leaf_kind == "counts" else _from_hex64(w)
+        elif voting == "boost":
+            text = fields[0]
+            leaves[i, 0] = _from_hex64(text) if leaf_kind == "float64" else float(
+                np.uint32(int(text, 16)).view(np.float32))
         else:
             leaves[i, 0] = float(fields[0])
     if dtype == "float32":
@@ -224,6 +251,7 @@ def read(f):
         feature_names=np.asarray(feature_names) if feature_names else None,
         tree_votes=np.array(tree_votes, dtype=np.float64).reshape(-1, 2) if voting == "samme" else None,
         weight_sum=weight_sum,
+        boost=boost,
     )
     if steps is None:
         return forest
