@@ -26,7 +26,16 @@ typedef enum {
     MPYML_TREES_REGRESSOR = 3,   // mean of per-tree leaf values
     MPYML_TREES_SAMME = 4,       // classifier: AdaBoost SAMME, weighted votes of per-tree classes
     MPYML_TREES_SOFT_EXACT = 5,  // as SOFT_VOTE, leaves as float64 probabilities
+    MPYML_TREES_BOOST = 6,       // gradient boosting: per output group, base + sum of leaf values (regressor: n_classes 0)
 } mpyml_trees_kind_t;
+
+// Boosting: how raw scores become predictions (regressors: link(scale * raw); classifiers' probabilities).
+typedef enum {
+    MPYML_LINK_IDENTITY = 0,
+    MPYML_LINK_EXP = 1,
+    MPYML_LINK_LOGISTIC = 2,
+    MPYML_LINK_SOFTMAX = 3,
+} mpyml_link_t;
 
 // Limits that follow from the storage types below.
 #define MPYML_TREES_MAX_FEATURES 32767u   // the top bit of a node's feature index is its NaN direction
@@ -45,6 +54,9 @@ typedef struct {
     uint32_t n_trees;
     uint32_t n_nodes;
     uint32_t n_leaves;
+    uint16_t n_groups;      // BOOST: output groups (1 for regressors and binary classifiers, else n_classes)
+    uint8_t link;           // BOOST: mpyml_link_t
+    uint8_t sums64;         // BOOST: 1 when the library sums in float64 (leaves also kept as float64)
 } mpyml_forest_shape_t;
 
 // A child reference: > 0 is the offset from the current node to the child
@@ -69,7 +81,14 @@ typedef struct {
     float *leaf_scale;              // SOFT_VOTE: per leaf, float32(1 / sum of its counts)
     float *leaf_values;             // regressor: n_leaves
     uint16_t *leaf_classes;         // hard vote, SAMME: n_leaves
-    float *sums;                    // scratch for one prediction: max(n_classes, 1)
+    float *sums;                    // scratch for one prediction: max(n_classes, 1); BOOST: 2 * n_groups
+    // BOOST (leaf_values holds the float32 leaf values, leaf_exact the float64 ones when sums64,
+    // exact_sums n_groups float64 scratch)
+    double *base;                   // per group: the sums' starting value
+    uint16_t *tree_groups;          // per tree: the group it adds to
+    double boost_threshold;         // binary: class 1 exactly when raw > boost_threshold
+    float boost_scale;              // link(scale * raw)
+    uint32_t n_base_set;
 } mpyml_forest_t;
 
 // ---------------------------------------------------------------- float64 helpers
@@ -177,14 +196,28 @@ static inline int mpyml_trees_leaf_is_class(const mpyml_forest_shape_t *s) {
     return s->kind == MPYML_TREES_HARD_VOTE || s->kind == MPYML_TREES_SAMME;
 }
 
+static inline int mpyml_trees_is_regressor(const mpyml_forest_shape_t *s) {
+    return s->kind == MPYML_TREES_REGRESSOR || (s->kind == MPYML_TREES_BOOST && s->n_classes == 0);
+}
+
 static inline size_t mpyml_trees_n_outputs(const mpyml_forest_shape_t *s) {
-    return s->kind == MPYML_TREES_REGRESSOR ? 1 : s->n_classes;
+    return mpyml_trees_is_regressor(s) ? 1 : s->n_classes;
 }
 
 // Checks a shape read from a file header (before anything is allocated).
 static inline mpyml_err_t mpyml_forest_check_shape(const mpyml_forest_shape_t *s) {
-    if (s->kind < MPYML_TREES_SOFT_VOTE || s->kind > MPYML_TREES_SOFT_EXACT) {
+    if (s->kind < MPYML_TREES_SOFT_VOTE || s->kind > MPYML_TREES_BOOST) {
         return MPYML_ERR_BAD_KIND;
+    }
+    if (s->kind == MPYML_TREES_BOOST) {
+        int ok = s->n_classes == 0 ? s->n_groups == 1 && s->link != MPYML_LINK_SOFTMAX && s->link <= MPYML_LINK_SOFTMAX
+            : (s->n_classes == 2 && s->n_groups == 1 && s->link == MPYML_LINK_LOGISTIC) ||
+              (s->n_classes >= 2 && s->n_groups == s->n_classes && s->link == MPYML_LINK_SOFTMAX);
+        if (!ok || s->sums64 > 1) {
+            return MPYML_ERR_BOOST_SHAPE;
+        }
+    } else if (s->n_groups != 0 || s->link != 0 || s->sums64 != 0) {
+        return MPYML_ERR_BOOST_SHAPE;
     }
     if (s->dtype != MPYML_DTYPE_INT16 && s->dtype != MPYML_DTYPE_FLOAT32) {
         return MPYML_ERR_BAD_DTYPE;
@@ -192,7 +225,7 @@ static inline mpyml_err_t mpyml_forest_check_shape(const mpyml_forest_shape_t *s
     if (s->n_features < 1 || s->n_features > MPYML_TREES_MAX_FEATURES) {
         return MPYML_ERR_TREES_N_FEATURES;
     }
-    if (s->kind == MPYML_TREES_REGRESSOR ? s->n_classes != 0 : s->n_classes < 1) {
+    if (s->kind == MPYML_TREES_REGRESSOR ? s->n_classes != 0 : (s->n_classes < 1 && s->kind != MPYML_TREES_BOOST)) {
         return MPYML_ERR_BAD_N_CLASSES;
     }
     if (s->n_trees < 1) {
@@ -215,20 +248,25 @@ static inline mpyml_err_t mpyml_forest_check_shape(const mpyml_forest_shape_t *s
 // (the float64 arrays first: the block is 8-aligned).
 static inline void mpyml_forest_sizes(const mpyml_forest_shape_t *s, size_t sizes[12]) {
     size_t threshold_size = s->dtype == MPYML_DTYPE_FLOAT32 ? sizeof(float) : sizeof(int16_t);
-    int samme = s->kind == MPYML_TREES_SAMME;
-    sizes[0] = samme ? (size_t)s->n_trees * 2 * sizeof(double) : 0;              // tree_votes
-    sizes[1] = samme ? (size_t)s->n_classes * sizeof(double) : 0;                // exact_sums
-    sizes[2] = s->kind == MPYML_TREES_SOFT_EXACT ? (size_t)s->n_leaves * s->n_classes * sizeof(double) : 0;
+    int samme = s->kind == MPYML_TREES_SAMME, boost = s->kind == MPYML_TREES_BOOST;
+    sizes[0] = samme ? (size_t)s->n_trees * 2 * sizeof(double)                   // tree_votes
+        : (boost ? (size_t)s->n_groups * sizeof(double) : 0);                    // base
+    sizes[1] = samme ? (size_t)s->n_classes * sizeof(double)                     // exact_sums
+        : (boost ? (size_t)s->n_groups * sizeof(double) : 0);
+    sizes[2] = s->kind == MPYML_TREES_SOFT_EXACT ? (size_t)s->n_leaves * s->n_classes * sizeof(double)
+        : (boost && s->sums64 ? (size_t)s->n_leaves * sizeof(double) : 0);      // leaf_exact
     sizes[3] = MPYML_ALIGN4((size_t)s->n_trees * sizeof(int32_t));               // roots
     sizes[4] = MPYML_ALIGN4((size_t)s->n_nodes * threshold_size);                // thresholds
     sizes[5] = MPYML_ALIGN4((size_t)s->n_nodes * sizeof(uint16_t));              // features
     sizes[6] = MPYML_ALIGN4((size_t)s->n_nodes * sizeof(mpyml_child_t));         // left
     sizes[7] = sizes[6];                                                         // right
     sizes[8] = s->kind == MPYML_TREES_SOFT_VOTE ? MPYML_ALIGN4((size_t)s->n_leaves * s->n_classes * sizeof(uint16_t)) : 0;
-    sizes[9] = s->kind == MPYML_TREES_SOFT_VOTE ? (size_t)s->n_leaves * sizeof(float) : 0;  // leaf_scale
-    sizes[10] = s->kind == MPYML_TREES_REGRESSOR ? (size_t)s->n_leaves * sizeof(float)
+    sizes[9] = s->kind == MPYML_TREES_SOFT_VOTE ? (size_t)s->n_leaves * sizeof(float)  // leaf_scale
+        : (boost ? MPYML_ALIGN4((size_t)s->n_trees * sizeof(uint16_t)) : 0);       // tree_groups
+    sizes[10] = s->kind == MPYML_TREES_REGRESSOR || boost ? (size_t)s->n_leaves * sizeof(float)
         : (mpyml_trees_leaf_is_class(s) ? MPYML_ALIGN4((size_t)s->n_leaves * sizeof(uint16_t)) : 0);
-    sizes[11] = (size_t)(s->n_classes > 0 ? s->n_classes : 1) * sizeof(float);  // sums
+    sizes[11] = boost ? (size_t)s->n_groups * 2 * sizeof(float)                  // sums and magnitudes
+        : (size_t)(s->n_classes > 0 ? s->n_classes : 1) * sizeof(float);        // sums
 }
 
 // Bytes of the one block that holds every array of a forest of this shape.
@@ -260,14 +298,22 @@ static inline void mpyml_forest_bind(mpyml_forest_t *f, const mpyml_forest_shape
     f->shape.n_trees = s->n_trees;
     f->shape.n_nodes = s->n_nodes;
     f->shape.n_leaves = s->n_leaves;
+    f->shape.n_groups = s->n_groups;
+    f->shape.link = s->link;
+    f->shape.sums64 = s->sums64;
     f->tree_weight = tree_weight;
     f->n_trees_set = 0;
     f->n_nodes_set = 0;
     f->n_leaves_set = 0;
     f->weight_sum = 0.0;
-    f->tree_votes = (double *)at[0];
+    int boost = s->kind == MPYML_TREES_BOOST;
+    f->tree_votes = boost ? NULL : (double *)at[0];
+    f->base = boost ? (double *)at[0] : NULL;
     f->exact_sums = (double *)at[1];
     f->leaf_exact = (double *)at[2];
+    f->boost_threshold = 0.0;
+    f->boost_scale = 1.0f;
+    f->n_base_set = 0;
     f->roots = (int32_t *)at[3];
     f->thresholds_f32 = s->dtype == MPYML_DTYPE_FLOAT32 ? (float *)at[4] : NULL;
     f->thresholds_i16 = s->dtype == MPYML_DTYPE_FLOAT32 ? NULL : (int16_t *)at[4];
@@ -275,8 +321,9 @@ static inline void mpyml_forest_bind(mpyml_forest_t *f, const mpyml_forest_shape
     f->left = (mpyml_child_t *)at[6];
     f->right = (mpyml_child_t *)at[7];
     f->leaf_counts = (uint16_t *)at[8];
-    f->leaf_scale = (float *)at[9];
-    f->leaf_values = s->kind == MPYML_TREES_REGRESSOR ? (float *)at[10] : NULL;
+    f->leaf_scale = boost ? NULL : (float *)at[9];
+    f->tree_groups = boost ? (uint16_t *)at[9] : NULL;
+    f->leaf_values = s->kind == MPYML_TREES_REGRESSOR || boost ? (float *)at[10] : NULL;
     f->leaf_classes = mpyml_trees_leaf_is_class(s) ? (uint16_t *)at[10] : NULL;
     f->sums = (float *)at[11];
 }
@@ -302,6 +349,9 @@ static inline mpyml_err_t mpyml_forest_check_root(const mpyml_forest_t *f, int32
 
 // vote, other: SAMME only (the weight added to the tree's class and to every other class).
 static inline mpyml_err_t mpyml_forest_add_tree(mpyml_forest_t *f, int32_t root, double vote, double other) {
+    if (f->shape.kind == MPYML_TREES_BOOST) {
+        return MPYML_ERR_BOOST_VALUE;  // boosted trees carry a group: mpyml_forest_add_boost_tree
+    }
     if (f->n_trees_set >= f->shape.n_trees) {
         return MPYML_ERR_TOO_MANY_TREES;
     }
@@ -465,6 +515,69 @@ static inline mpyml_err_t mpyml_forest_add_leaf_value(mpyml_forest_t *f, float v
     return MPYML_OK;
 }
 
+// BOOST: the binary threshold on the raw score (class 1 when raw > threshold) and the scale before the link.
+static inline mpyml_err_t mpyml_forest_set_boost(mpyml_forest_t *f, double threshold, double scale) {
+    if (f->shape.kind != MPYML_TREES_BOOST || !mpyml_f64_is_finite(threshold) || !mpyml_f64_is_finite(scale) ||
+        !mpyml_is_finite((float)threshold) || !mpyml_is_finite((float)scale)) {
+        return MPYML_ERR_BOOST_VALUE;
+    }
+    f->boost_threshold = threshold;
+    f->boost_scale = (float)scale;
+    return MPYML_OK;
+}
+
+// A boosted model's value is float32-exact when its library sums in float32.
+static inline int mpyml_boost_value_ok(const mpyml_forest_t *f, double v) {
+    return mpyml_f64_is_finite(v) && mpyml_is_finite((float)v) && (f->shape.sums64 || (double)(float)v == v);
+}
+
+// BOOST: the next group's base score.
+static inline mpyml_err_t mpyml_forest_add_base(mpyml_forest_t *f, double base) {
+    if (f->shape.kind != MPYML_TREES_BOOST || f->n_base_set >= f->shape.n_groups || !mpyml_boost_value_ok(f, base)) {
+        return MPYML_ERR_BOOST_VALUE;
+    }
+    f->base[f->n_base_set++] = base;
+    return MPYML_OK;
+}
+
+// BOOST: a tree and the group it adds to.
+static inline mpyml_err_t mpyml_forest_add_boost_tree(mpyml_forest_t *f, int32_t root, uint32_t group) {
+    if (f->shape.kind != MPYML_TREES_BOOST || group >= f->shape.n_groups) {
+        return MPYML_ERR_BOOST_VALUE;
+    }
+    if (f->n_trees_set >= f->shape.n_trees) {
+        return MPYML_ERR_TOO_MANY_TREES;
+    }
+    mpyml_err_t err = mpyml_forest_check_root(f, root);
+    if (err) {
+        return err;
+    }
+    f->tree_groups[f->n_trees_set] = (uint16_t)group;
+    f->roots[f->n_trees_set++] = root;
+    return MPYML_OK;
+}
+
+// BOOST: a leaf's value (float64 bits; float32-exact when the library sums in float32).
+static inline mpyml_err_t mpyml_forest_add_leaf_boost(mpyml_forest_t *f, double value) {
+    uint32_t leaf;
+    mpyml_err_t err = mpyml_forest_next_leaf(f, &leaf);
+    if (err) {
+        return err;
+    }
+    if (f->shape.kind != MPYML_TREES_BOOST) {
+        return MPYML_ERR_LEAF_WIDTH;
+    }
+    if (!mpyml_boost_value_ok(f, value)) {
+        return MPYML_ERR_BOOST_VALUE;
+    }
+    f->leaf_values[leaf] = (float)value;
+    if (f->shape.sums64) {
+        f->leaf_exact[leaf] = value;
+    }
+    f->n_leaves_set++;
+    return MPYML_OK;
+}
+
 static inline mpyml_err_t mpyml_forest_check_complete(const mpyml_forest_t *f) {
     if (f->n_trees_set != f->shape.n_trees) {
         return MPYML_ERR_MISSING_TREES;
@@ -477,6 +590,9 @@ static inline mpyml_err_t mpyml_forest_check_complete(const mpyml_forest_t *f) {
     }
     if (f->shape.kind == MPYML_TREES_SAMME && !(f->weight_sum > 0.0)) {
         return MPYML_ERR_TREE_WEIGHT;
+    }
+    if (f->shape.kind == MPYML_TREES_BOOST && f->n_base_set != f->shape.n_groups) {
+        return MPYML_ERR_BOOST_VALUE;
     }
     return MPYML_OK;
 }
@@ -648,9 +764,140 @@ static inline uint32_t mpyml_soft_class(const mpyml_forest_t *f, const void *x, 
     return exact_best;
 }
 
+// ---------------------------------------------------------------- gradient boosting
+
+static inline float mpyml_absf(float v) {
+    return v < 0.0f ? -v : v;
+}
+
+// The fast path: per group the float32 sum (base first, then the trees in file order) into
+// f->sums[0 .. n_groups) and the float32 sum of magnitudes into f->sums[n_groups .. 2 n_groups).
+static inline void mpyml_boost_sum32(const mpyml_forest_t *f, const void *x) {
+    uint32_t n = f->shape.n_groups;
+    float *sums = f->sums, *mags = f->sums + n;
+    for (uint32_t g = 0; g < n; g++) {
+        sums[g] = (float)f->base[g];
+        mags[g] = mpyml_absf(sums[g]);
+    }
+    for (uint32_t t = 0; t < f->shape.n_trees; t++) {
+        float v = f->leaf_values[mpyml_tree_leaf(f, t, x)];
+        uint32_t g = f->tree_groups[t];
+        sums[g] += v;
+        mags[g] += mpyml_absf(v);
+    }
+}
+
+// The library's raw scores into f->exact_sums: float64 sums from the base in tree order (sums64),
+// else the float32 sums (which are the library's).
+static inline void mpyml_boost_raw(const mpyml_forest_t *f, const void *x) {
+    uint32_t n = f->shape.n_groups;
+    double *raw = f->exact_sums;
+    if (!f->shape.sums64) {
+        mpyml_boost_sum32(f, x);
+        for (uint32_t g = 0; g < n; g++) {
+            raw[g] = (double)f->sums[g];
+        }
+        return;
+    }
+    for (uint32_t g = 0; g < n; g++) {
+        raw[g] = f->base[g];
+    }
+    for (uint32_t t = 0; t < f->shape.n_trees; t++) {
+        raw[f->tree_groups[t]] += f->leaf_exact[mpyml_tree_leaf(f, t, x)];
+    }
+}
+
+// The library's predict: binary, class 1 when raw > threshold; multiclass, the first largest raw score.
+// With float64 library sums the float32 sums decide unless the decision lies within their error
+// bound, (n_trees + 4) * 2**-23 times the magnitudes summed (each float32 leaf value is within 2**-24
+// relative of the library's and each addition errs by at most 2**-24 of the magnitudes' sum); then
+// the float64 sums decide, exactly as the library.
+static inline uint32_t mpyml_boost_class(const mpyml_forest_t *f, const void *x) {
+    uint32_t n = f->shape.n_groups;
+    const float *sums = f->sums, *mags = f->sums + n;
+    mpyml_boost_sum32(f, x);
+    if (!f->shape.sums64) {
+        return n == 1 ? (double)sums[0] > f->boost_threshold : mpyml_argmax(sums, n);
+    }
+    float slack = (float)(f->shape.n_trees + 4) * 1.1920929e-7f;  // (n_trees + 4) * 2**-23
+    if (n == 1) {
+        float t32 = (float)f->boost_threshold;
+        float d = sums[0] - t32;
+        float bound = slack * (mags[0] + mpyml_absf(t32));
+        if (d > bound || -d > bound) {
+            return d > 0.0f;
+        }
+        mpyml_boost_raw(f, x);
+        return f->exact_sums[0] > f->boost_threshold;
+    }
+    uint32_t best = mpyml_argmax(sums, n);
+    int close = 0;
+    for (uint32_t c = 0; c < n && !close; c++) {
+        close = c != best && sums[best] - sums[c] <= slack * (mags[best] + mags[c]);
+    }
+    if (!close) {
+        return best;
+    }
+    mpyml_boost_raw(f, x);
+    best = 0;
+    for (uint32_t c = 1; c < n; c++) {
+        if (f->exact_sums[c] > f->exact_sums[best]) {
+            best = c;
+        }
+    }
+    return best;
+}
+
+static inline float mpyml_boost_sigmoid(float z) {
+    z = z < -MPYML_SIGMOID_LIMIT ? -MPYML_SIGMOID_LIMIT : (z > MPYML_SIGMOID_LIMIT ? MPYML_SIGMOID_LIMIT : z);
+    return mpyml_recipf(1.0f + mpyml_expf(-z));
+}
+
+// Class probabilities from the library's raw scores rounded to float32 (times the scale):
+// binary [sigmoid(-z), sigmoid(z)], multiclass the softmax, in float32.
+static inline void mpyml_boost_proba(const mpyml_forest_t *f, const void *x, float *out) {
+    uint32_t n = f->shape.n_groups;
+    mpyml_boost_raw(f, x);
+    if (n == 1) {
+        float z = (float)f->exact_sums[0] * f->boost_scale;
+        out[0] = mpyml_boost_sigmoid(-z);
+        out[1] = mpyml_boost_sigmoid(z);
+        return;
+    }
+    for (uint32_t g = 0; g < n; g++) {
+        out[g] = (float)f->exact_sums[g] * f->boost_scale;
+    }
+    float top = out[mpyml_argmax(out, n)];
+    float total = 0.0f;
+    for (uint32_t g = 0; g < n; g++) {
+        out[g] = mpyml_expf(out[g] - top);
+        total += out[g];
+    }
+    float inverse = mpyml_recipf(total);
+    for (uint32_t g = 0; g < n; g++) {
+        out[g] *= inverse;
+    }
+}
+
+// Regression: link(scale * raw) in float32 from the library's raw score.
+static inline float mpyml_boost_value(const mpyml_forest_t *f, const void *x) {
+    mpyml_boost_raw(f, x);
+    float z = (float)f->exact_sums[0] * f->boost_scale;
+    if (f->shape.link == MPYML_LINK_EXP) {
+        return mpyml_expf(z);
+    }
+    if (f->shape.link == MPYML_LINK_LOGISTIC) {
+        return mpyml_boost_sigmoid(z);
+    }
+    return z;
+}
+
 // Class index of one row; uses the forest's own scratch, so not reentrant.
 static inline uint32_t mpyml_forest_predict_class(const mpyml_forest_t *f, const void *x) {
     size_t n = f->shape.n_classes;
+    if (f->shape.kind == MPYML_TREES_BOOST) {
+        return mpyml_boost_class(f, x);
+    }
     if (f->shape.kind == MPYML_TREES_SAMME) {
         mpyml_samme_decision(f, x);
         uint32_t best = 0;
@@ -705,6 +952,10 @@ static inline void mpyml_forest_predict_proba(const mpyml_forest_t *f, const voi
         mpyml_samme_proba(f, x, out);
         return;
     }
+    if (f->shape.kind == MPYML_TREES_BOOST) {
+        mpyml_boost_proba(f, x, out);
+        return;
+    }
     mpyml_forest_sum(f, x, out);
     size_t n_out = mpyml_trees_n_outputs(&f->shape);
     for (size_t i = 0; i < n_out; i++) {
@@ -713,6 +964,9 @@ static inline void mpyml_forest_predict_proba(const mpyml_forest_t *f, const voi
 }
 
 static inline float mpyml_forest_predict_value(const mpyml_forest_t *f, const void *x) {
+    if (f->shape.kind == MPYML_TREES_BOOST) {
+        return mpyml_boost_value(f, x);
+    }
     mpyml_forest_sum(f, x, f->sums);
     return f->sums[0] * f->tree_weight;
 }

@@ -35,6 +35,11 @@
 //   end                  frees the forest; prints "end"
 //   shape KIND DTYPE N_FEATURES N_CLASSES N_TREES N_NODES N_LEAVES
 //                        mpyml_forest_check_shape only; prints "shape BYTES"
+// Boosting (KIND 6): "forest" and "shape" take three more decimals, N_GROUPS LINK SUMS64, and
+//   boost THRESHOLD SCALE  mpyml_forest_set_boost (float64 bits, 16 hex digits each)
+//   base BITS            mpyml_forest_add_base (float64 bits)
+//   btree ROOT GROUP     mpyml_forest_add_boost_tree
+//   bleaf BITS           mpyml_forest_add_leaf_boost (float64 bits)
 //
 // A record the core rejects prints "error CODE LINE MESSAGE" (LINE: 1-based
 // line of stdin) and exits with status 10 + CODE; with --keep-going the driver
@@ -153,12 +158,16 @@ static void reject(state_t *st, mpyml_err_t err) {
     st->skipping = 1;
 }
 
-// The shape tokens of a "forest" or "shape" record, converted as the glue's model._begin does.
-static mpyml_err_t read_shape(char **tok, mpyml_forest_shape_t *shape) {
-    uint32_t v[7];
-    for (int i = 0; i < 7; i++) {
+// The shape tokens of a "forest" or "shape" record, converted as the glue's model._begin does
+// (n_tokens 7, or 10 with the boosting fields).
+static mpyml_err_t read_shape(char **tok, size_t n_tokens, mpyml_forest_shape_t *shape) {
+    uint32_t v[10] = { 0 };
+    for (size_t i = 0; i < n_tokens; i++) {
         v[i] = (uint32_t)parse_int(tok[i], 0, UINT32_MAX);
     }
+    shape->n_groups = v[7] > 65535 ? 0 : (uint16_t)v[7];
+    shape->link = v[8] > 255 ? 255 : (uint8_t)v[8];
+    shape->sums64 = v[9] > 255 ? 255 : (uint8_t)v[9];
     shape->kind = v[0] > 255 ? 0 : (uint8_t)v[0];
     shape->dtype = v[1] > 255 ? 0 : (uint8_t)v[1];
     shape->n_features = v[2];
@@ -198,7 +207,7 @@ static void predict_row(state_t *st, size_t n_values) {
         }
         x = xi;
     }
-    if (s->kind == MPYML_TREES_REGRESSOR) {
+    if (mpyml_trees_is_regressor(s)) {
         float value = mpyml_forest_predict_value(f, x);
         printf("%08lx\n", (unsigned long)mpyml_f32_to_bits(value));
     } else {
@@ -239,23 +248,27 @@ static int run_forests(void) {
         mpyml_forest_t *f = &st.forest;
         mpyml_err_t err = MPYML_OK;
         if (strcmp(tag, "shape") == 0) {
-            if (n != 8) {
-                fail("shape needs 7 numbers");
+            if (n != 8 && n != 11) {
+                fail("shape needs 7 or 10 numbers");
             }
             mpyml_forest_shape_t shape;
-            err = read_shape(tokens + 1, &shape);
+            err = read_shape(tokens + 1, n - 1, &shape);
             if (err == MPYML_OK) {
                 printf("shape %lu\n", (unsigned long)mpyml_forest_bytes(&shape));
             }
         } else if (strcmp(tag, "forest") == 0) {
-            if (n != 9) {
-                fail("forest needs 7 numbers and the tree weight bits");
+            if (n != 9 && n != 12) {
+                fail("forest needs 7 numbers and the tree weight bits, then optionally 3 boosting numbers");
             }
             if (st.bound) {
                 fail("forest: the previous forest has no end line");
             }
             mpyml_forest_shape_t shape;
-            err = read_shape(tokens + 1, &shape);
+            char *shape_tokens[10];
+            for (size_t i = 0; i < n - 2; i++) {
+                shape_tokens[i] = tokens[i < 7 ? i + 1 : i + 2];
+            }
+            err = read_shape(shape_tokens, n - 2, &shape);
             if (err == MPYML_OK) {
                 float weight = mpyml_f32_from_bits(parse_bits(tokens[8]));
                 size_t bytes = mpyml_forest_bytes(&shape);
@@ -275,6 +288,28 @@ static int run_forests(void) {
                 fail("sum needs the float64 bits");
             }
             err = mpyml_forest_set_weight_sum(f, mpyml_f64_from_bits(parse_bits64(tokens[1])));
+        } else if (strcmp(tag, "boost") == 0) {
+            if (n != 3) {
+                fail("boost needs the threshold and scale bits");
+            }
+            err = mpyml_forest_set_boost(f, mpyml_f64_from_bits(parse_bits64(tokens[1])),
+                                         mpyml_f64_from_bits(parse_bits64(tokens[2])));
+        } else if (strcmp(tag, "base") == 0) {
+            if (n != 2) {
+                fail("base needs the float64 bits");
+            }
+            err = mpyml_forest_add_base(f, mpyml_f64_from_bits(parse_bits64(tokens[1])));
+        } else if (strcmp(tag, "btree") == 0) {
+            if (n != 3) {
+                fail("btree needs a root and a group");
+            }
+            err = mpyml_forest_add_boost_tree(f, (int32_t)parse_int(tokens[1], INT32_MIN, INT32_MAX),
+                                              (uint32_t)parse_int(tokens[2], 0, UINT32_MAX));
+        } else if (strcmp(tag, "bleaf") == 0) {
+            if (n != 2) {
+                fail("bleaf needs the float64 bits");
+            }
+            err = mpyml_forest_add_leaf_boost(f, mpyml_f64_from_bits(parse_bits64(tokens[1])));
         } else if (strcmp(tag, "tree") == 0) {
             if (n != 2 && n != 4) {
                 fail("tree needs a root and optionally two votes");
