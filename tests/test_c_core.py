@@ -464,7 +464,8 @@ def samme_tree(root, vote, other):
 INVALID = {
     # shapes
     "kind 0": (bad_shape((0, 1, 3, 3, 2, 3, 4)), "BAD_KIND"),
-    "kind 6": (bad_shape((6, 1, 3, 3, 2, 3, 4)), "BAD_KIND"),
+    "kind 7": (bad_shape((7, 1, 3, 3, 2, 3, 4)), "BAD_KIND"),
+    "kind 6 (boosting) without groups": (bad_shape((6, 1, 3, 3, 2, 3, 4)), "BOOST_SHAPE"),
     "kind 257": (bad_shape((257, 1, 3, 3, 2, 3, 4)), "BAD_KIND"),
     "dtype 0": (bad_shape((1, 0, 3, 3, 2, 3, 4)), "BAD_DTYPE"),
     "dtype 3": (bad_shape((1, 3, 3, 3, 2, 3, 4)), "BAD_DTYPE"),
@@ -810,6 +811,8 @@ class Reference:
             kind, dtype, nf, nc, nt, nn, nl = args[:7]
             self.shape = args[:7]
             bad = set()
+            if kind == 6:  # boosting: a forest record without the three boosting fields has n_groups 0
+                return {"BOOST_SHAPE"}
             if kind not in (1, 2, 3, 4, 5):
                 bad.add("BAD_KIND")
             if dtype not in (1, 2):
