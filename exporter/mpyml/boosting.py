@@ -32,7 +32,7 @@ import numpy as np
 
 from .trees import CLASSIFIER, REGRESSOR, ExportError, Forest, Tree, _tree_from_sklearn
 
-LINKS = ("identity", "exp", "logistic", "softmax")
+LINKS = ("identity", "exp", "logistic", "softmax", "isolation")
 SUMS = ("float64", "float32")
 F32 = np.float32
 
@@ -48,6 +48,7 @@ class Boost:
     groups: np.ndarray  # int64 per tree: the output group the tree adds to
     threshold: float  # binary classifiers: class 1 exactly when raw > threshold
     compare64: bool = False  # the library compares float64 features (HGB, LightGBM), not float32 ones
+    offset: float = 0.0  # IsolationForest: offset_, decision_function = score_samples - offset
 
     @property
     def n_groups(self) -> int:
@@ -460,3 +461,65 @@ def lightgbm_from_model(model) -> Forest:
         feature_names = np.asarray(names)
     return Forest(kind=kind, n_features=int(dump["max_feature_idx"]) + 1, n_classes=n_classes, trees=trees,
                   classes=classes, feature_names=feature_names, boost=boost)
+
+
+# ---------------------------------------------------------------- IsolationForest
+
+
+def _iforest_outlier_limit(estimator, denominator: float) -> float:
+    """The largest float64 path-length sum that IsolationForest.predict calls an outlier (-1), by
+    bisection with scikit-learn's own arithmetic (2 ** -(depths / denominator), score - offset_ < 0);
+    -1.0 when no sum is an outlier."""
+    def outlier(depths):
+        depths = np.array([depths], dtype=np.float64)
+        scores = 2 ** (-np.divide(depths, denominator))
+        return bool((-scores - estimator.offset_)[0] < 0)
+
+    def to_key(f):
+        return int(np.float64(f).view(np.uint64))  # non-negative doubles: bits ordered as the values
+
+    def from_key(k):
+        return float(np.uint64(k).view(np.float64))
+
+    if not outlier(0.0):
+        return -1.0
+    lo, hi = to_key(0.0), to_key(float(np.finfo(np.float32).max))
+    if outlier(from_key(hi)):
+        return from_key(hi)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if outlier(from_key(mid)):
+            lo = mid
+        else:
+            hi = mid
+    return from_key(lo)
+
+
+def isolation_forest_from_sklearn(estimator) -> Forest:
+    """IsolationForest: per tree, each leaf's path length (depth + c(n_samples of the leaf) - 1, as
+    scikit-learn adds it) summed in float64 in tree order; predict is +1 (inlier, class index 1) when the
+    sum exceeds the host-computed outlier limit. Columns of estimators_features_ are remapped like Bagging."""
+    from sklearn.ensemble._iforest import _average_path_length
+    from sklearn.utils.validation import check_is_fitted
+
+    check_is_fitted(estimator)
+    n_features = int(estimator.n_features_in_)
+    trees = []
+    for t, (tree_estimator, features) in enumerate(zip(estimator.estimators_, estimator.estimators_features_)):
+        tree = _tree_from_sklearn(tree_estimator.tree_, REGRESSOR)
+        features = np.asarray(features, dtype=np.int64)
+        split = tree.left >= 0
+        feature = tree.feature.copy()
+        feature[split] = features[tree.feature[split]]
+        lengths = (np.asarray(estimator._decision_path_lengths[t], dtype=np.float64)
+                   + np.asarray(estimator._average_path_length_per_tree[t], dtype=np.float64) - 1.0)
+        trees.append(Tree(feature=feature, threshold=tree.threshold, left=tree.left, right=tree.right,
+                          value=lengths.reshape(-1, 1), nan_left=tree.nan_left))
+    denominator = float(len(estimator.estimators_) * _average_path_length([estimator._max_samples])[0])
+    if not denominator > 0:
+        raise ExportError("IsolationForest: max_samples=1 gives every sample the same score; nothing to export")
+    boost = Boost(sums="float64", link="isolation", scale=-1.0 / denominator, base=np.zeros(1),
+                  groups=np.zeros(len(trees), dtype=np.int64),
+                  threshold=_iforest_outlier_limit(estimator, denominator), offset=float(estimator.offset_))
+    return Forest(kind=CLASSIFIER, n_features=n_features, n_classes=2, trees=trees, classes=np.array([-1, 1]),
+                  feature_names=_feature_names(estimator), boost=boost)

@@ -112,6 +112,7 @@ ROWS = (
     Row("lightgbm.LGBMClassifier", "trees", _LGB, "numeric splits"),
     Row("lightgbm.LGBMRegressor", "trees", _LGB, "numeric splits"),
     Row("lightgbm.Booster", "trees", _LGB, "numeric splits"),
+    Row("sklearn.ensemble.IsolationForest", "trees", "boosting:isolation_forest_from_sklearn"),
     Row("sklearn.mixture.GaussianMixture", "mixture", _MIXTURE),
     Row("sklearn.mixture.BayesianGaussianMixture", "mixture", _MIXTURE),
     Row("sklearn.naive_bayes.GaussianNB", "mixture", _MIXTURE),

@@ -183,6 +183,7 @@ def soft_leaf_counts(proba: np.ndarray, weighted_counts: np.ndarray) -> np.ndarr
 # How each kind of forest stores its leaves (the file's leaf_values header line).
 LEAF_KINDS = ("counts", "float64", "class", "float32")
 SIGMOID_LIMIT = 80.0  # mpyml_math.h: sigmoid arguments are clamped to [-80, 80]
+LN2 = 0.6931472  # float32 ln 2 of mpyml_trees.h (IsolationForest scores: 2**z = e**(z ln 2))
 
 
 @dataclass
@@ -329,8 +330,10 @@ class StoredForest:
         return sums
 
     def decision_function(self, X) -> np.ndarray:
-        """SAMME: scikit-learn's AdaBoostClassifier.decision_function per class (float64, n_rows x
+        """Boosting: boost_decision. SAMME: scikit-learn's AdaBoostClassifier.decision_function per class (float64, n_rows x
         n_classes; not summed to one column for two classes), as the device computes it."""
+        if self.voting == "boost":
+            return self.boost_decision(X)
         leaves = self.leaf_indices(X)
         decision = np.zeros((len(leaves), self.n_classes), dtype=np.float64)
         for t in range(self.n_trees):
@@ -424,6 +427,22 @@ class StoredForest:
             total = (total + e[:, k]).astype(np.float32)
         return (e * recipf(total)[:, None]).astype(np.float32)
 
+    def score_samples(self, X) -> np.ndarray:
+        """IsolationForest: scikit-learn's score_samples, -2 ** (-depths / denominator), as the device computes
+        it in float32: -expf(float32(depths) * float32(-1 / denominator) * float32(ln 2))."""
+        from .nets import expf
+
+        if self.boost is None or self.boost.link != "isolation":
+            raise TypeError("score_samples: only IsolationForest models have it")
+        z = self.boost_raw32(X)[:, 0]
+        return -expf((z * np.float32(LN2)).astype(np.float32))
+
+    def boost_decision(self, X) -> np.ndarray:
+        """(n_rows, n_groups) float32: the raw scores rounded to float32; IsolationForest: score_samples - offset_."""
+        if self.boost.link == "isolation":
+            return (self.score_samples(X) - np.float32(self.boost.offset)).astype(np.float32)[:, None]
+        return self.boost_raw64(X).astype(np.float32)
+
     def boost_values(self, X) -> np.ndarray:
         """Regression: link(scale * raw) in float32 as the device computes it."""
         from .nets import expf, recipf
@@ -468,6 +487,8 @@ class StoredForest:
         if self.kind != CLASSIFIER:
             raise TypeError("predict_proba: the model is a regressor")
         if self.voting == "boost":
+            if self.boost.link == "isolation":
+                raise TypeError("predict_proba: IsolationForest models have score_samples and decision_function")
             return self.boost_proba(X)
         if self.voting != "samme":
             return self.sums(X) * self.tree_weight
@@ -643,14 +664,15 @@ def _check_boost(forest: Forest) -> None:
         raise ExportError("boosting: sums must be one of %s and link one of %s" % (SUMS, LINKS))
     g = b.n_groups
     if forest.kind == CLASSIFIER:
-        ok = (g == 1 and forest.n_classes == 2 and b.link == "logistic") or (g == forest.n_classes >= 2 and b.link == "softmax")
+        ok = (g == 1 and forest.n_classes == 2 and b.link in ("logistic", "isolation")) or (
+            g == forest.n_classes >= 2 and b.link == "softmax")
     else:
-        ok = g == 1 and b.link != "softmax"
+        ok = g == 1 and b.link not in ("softmax", "isolation")
     if not ok:
         raise ExportError("boosting: %d output groups with link %s for %d classes are not supported"
                           % (g, b.link, forest.n_classes))
     if len(b.groups) != len(forest.trees) or (len(b.groups) and (b.groups.min() < 0 or b.groups.max() >= g)):
         raise ExportError("boosting: every tree needs an output group in 0..%d" % (g - 1))
-    values = np.concatenate([t.value[t.left < 0, 0] for t in forest.trees] + [b.base, [b.threshold, b.scale]])
+    values = np.concatenate([t.value[t.left < 0, 0] for t in forest.trees] + [b.base, [b.threshold, b.scale, b.offset]])
     if not np.all(np.isfinite(values)) or not np.all(np.isfinite(values.astype(np.float32))):
         raise ExportError("boosting: leaf values, base scores, the scale and the threshold must be finite in float32")

@@ -91,7 +91,7 @@ def write(stored: StoredForest, f, steps=None) -> None:
     lines = ["%s,%s" % kv for kv in header]
     if stored.voting == "boost":
         b = stored.boost
-        lines.append("boost,%s,%d,%s,%s" % (b.link, b.n_groups, _hex64(b.threshold), _hex64(b.scale)))
+        lines.append("boost,%s,%d,%s,%s,%s" % (b.link, b.n_groups, _hex64(b.threshold), _hex64(b.scale), _hex64(b.offset)))
         lines.append(",".join(["base"] + [_hex64(v) for v in b.base]))
     if steps is not None:
         from .linearfile import step_lines
@@ -180,10 +180,11 @@ def read(f):
     if voting == "boost":
         from .boosting import Boost
 
-        _, link, n_groups, threshold_bits, scale_bits = take(5, "boost")
+        _, link, n_groups, threshold_bits, scale_bits, offset_bits = take(6, "boost")
         base = take(1 + int(n_groups), "base")[1:]
         boost = Boost(sums=leaf_kind, link=link, scale=_from_hex64(scale_bits), groups=None,
-                      base=np.array([_from_hex64(v) for v in base]), threshold=_from_hex64(threshold_bits))
+                      base=np.array([_from_hex64(v) for v in base]), threshold=_from_hex64(threshold_bits),
+                      offset=_from_hex64(offset_bits))
     steps = None
     if n_steps:
         from .linear import TRANSFORMER, StoredChain

@@ -35,6 +35,7 @@ typedef enum {
     MPYML_LINK_EXP = 1,
     MPYML_LINK_LOGISTIC = 2,
     MPYML_LINK_SOFTMAX = 3,
+    MPYML_LINK_ISOLATION = 4,  // IsolationForest: score_samples = -2**(scale * raw), decision_function = score - offset
 } mpyml_link_t;
 
 // Limits that follow from the storage types below.
@@ -88,6 +89,7 @@ typedef struct {
     uint16_t *tree_groups;          // per tree: the group it adds to
     double boost_threshold;         // binary: class 1 exactly when raw > boost_threshold
     float boost_scale;              // link(scale * raw)
+    float boost_offset;             // IsolationForest: offset_
     uint32_t n_base_set;
 } mpyml_forest_t;
 
@@ -210,8 +212,8 @@ static inline mpyml_err_t mpyml_forest_check_shape(const mpyml_forest_shape_t *s
         return MPYML_ERR_BAD_KIND;
     }
     if (s->kind == MPYML_TREES_BOOST) {
-        int ok = s->n_classes == 0 ? s->n_groups == 1 && s->link != MPYML_LINK_SOFTMAX && s->link <= MPYML_LINK_SOFTMAX
-            : (s->n_classes == 2 && s->n_groups == 1 && s->link == MPYML_LINK_LOGISTIC) ||
+        int ok = s->n_classes == 0 ? s->n_groups == 1 && s->link < MPYML_LINK_SOFTMAX
+            : (s->n_classes == 2 && s->n_groups == 1 && (s->link == MPYML_LINK_LOGISTIC || s->link == MPYML_LINK_ISOLATION)) ||
               (s->n_classes >= 2 && s->n_groups == s->n_classes && s->link == MPYML_LINK_SOFTMAX);
         if (!ok || s->sums64 > 1) {
             return MPYML_ERR_BOOST_SHAPE;
@@ -313,6 +315,7 @@ static inline void mpyml_forest_bind(mpyml_forest_t *f, const mpyml_forest_shape
     f->leaf_exact = (double *)at[2];
     f->boost_threshold = 0.0;
     f->boost_scale = 1.0f;
+    f->boost_offset = 0.0f;
     f->n_base_set = 0;
     f->roots = (int32_t *)at[3];
     f->thresholds_f32 = s->dtype == MPYML_DTYPE_FLOAT32 ? (float *)at[4] : NULL;
@@ -515,14 +518,17 @@ static inline mpyml_err_t mpyml_forest_add_leaf_value(mpyml_forest_t *f, float v
     return MPYML_OK;
 }
 
-// BOOST: the binary threshold on the raw score (class 1 when raw > threshold) and the scale before the link.
-static inline mpyml_err_t mpyml_forest_set_boost(mpyml_forest_t *f, double threshold, double scale) {
+// BOOST: the binary threshold on the raw score (class 1 when raw > threshold), the scale before the
+// link and IsolationForest's offset_.
+static inline mpyml_err_t mpyml_forest_set_boost(mpyml_forest_t *f, double threshold, double scale, double offset) {
     if (f->shape.kind != MPYML_TREES_BOOST || !mpyml_f64_is_finite(threshold) || !mpyml_f64_is_finite(scale) ||
-        !mpyml_is_finite((float)threshold) || !mpyml_is_finite((float)scale)) {
+        !mpyml_f64_is_finite(offset) || !mpyml_is_finite((float)threshold) || !mpyml_is_finite((float)scale) ||
+        !mpyml_is_finite((float)offset)) {
         return MPYML_ERR_BOOST_VALUE;
     }
     f->boost_threshold = threshold;
     f->boost_scale = (float)scale;
+    f->boost_offset = (float)offset;
     return MPYML_OK;
 }
 
@@ -876,6 +882,26 @@ static inline void mpyml_boost_proba(const mpyml_forest_t *f, const void *x, flo
     float inverse = mpyml_recipf(total);
     for (uint32_t g = 0; g < n; g++) {
         out[g] *= inverse;
+    }
+}
+
+// IsolationForest's score_samples, -2**(-depths / denominator): -e**(float32(depths) * scale * ln 2).
+static inline float mpyml_boost_score(const mpyml_forest_t *f, const void *x) {
+    mpyml_boost_raw(f, x);
+    float z = (float)f->exact_sums[0] * f->boost_scale;
+    return -mpyml_expf(z * 0.6931472f);
+}
+
+// Boosting's decision_function into out[0 .. n_groups): the library's raw scores rounded to float32;
+// IsolationForest: score_samples - offset_.
+static inline void mpyml_boost_decision(const mpyml_forest_t *f, const void *x, float *out) {
+    if (f->shape.link == MPYML_LINK_ISOLATION) {
+        out[0] = mpyml_boost_score(f, x) - f->boost_offset;
+        return;
+    }
+    mpyml_boost_raw(f, x);
+    for (uint32_t g = 0; g < f->shape.n_groups; g++) {
+        out[g] = (float)f->exact_sums[g];
     }
 }
 

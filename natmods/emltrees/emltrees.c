@@ -146,7 +146,7 @@ static mp_obj_t model_begin(size_t n_args, const mp_obj_t *args) {
         MPYML_ERR_BAD_N_CLASSES, MPYML_ERR_TOO_BIG, MPYML_ERR_TOO_BIG, MPYML_ERR_BAD_N_LEAVES,
         MPYML_ERR_BOOST_SHAPE, MPYML_ERR_BOOST_SHAPE, MPYML_ERR_BOOST_SHAPE };
     static const mp_int_t highs[10] = { 255, 255, MPYML_TREES_MAX_FEATURES, MPYML_TREES_MAX_CLASSES,
-        MPYML_TREES_MAX_NODES, MPYML_TREES_MAX_NODES, MPYML_TREES_MAX_LEAVES, MPYML_TREES_MAX_CLASSES, 3, 1 };
+        MPYML_TREES_MAX_NODES, MPYML_TREES_MAX_NODES, MPYML_TREES_MAX_LEAVES, MPYML_TREES_MAX_CLASSES, MPYML_LINK_ISOLATION, 1 };
     mp_int_t v[10];
     for (int i = 0; i < 10; i++) {
         const mp_obj_t arg = args[i < 7 ? i + 1 : i + 2];
@@ -217,14 +217,16 @@ static mp_obj_t model_tree(size_t n_args, const mp_obj_t *args) {
 }
 static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(model_tree_obj, 2, 4, model_tree);
 
-// model._boost(threshold_hex16, scale_hex16): boosting's binary threshold and link scale
-static mp_obj_t model_boost(mp_obj_t self_in, mp_obj_t threshold_in, mp_obj_t scale_in) {
-    mpyml_forest_t *f = loading_forest(self_in);
-    mpyml_check(mpyml_forest_set_boost(f, mpyml_get_hex64(threshold_in, MPYML_ERR_BAD_HEX64),
-                                       mpyml_get_hex64(scale_in, MPYML_ERR_BAD_HEX64)));
+// model._boost(threshold, scale, offset), each 16 hex digits: boosting's binary threshold, link scale
+// and IsolationForest's offset_
+static mp_obj_t model_boost(size_t n_args, const mp_obj_t *args) {
+    mpyml_forest_t *f = loading_forest(args[0]);
+    mpyml_check(mpyml_forest_set_boost(f, mpyml_get_hex64(args[1], MPYML_ERR_BAD_HEX64),
+                                       mpyml_get_hex64(args[2], MPYML_ERR_BAD_HEX64),
+                                       mpyml_get_hex64(args[3], MPYML_ERR_BAD_HEX64)));
     return mp_const_none;
 }
-static MP_DEFINE_CONST_FUN_OBJ_3(model_boost_obj, model_boost);
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(model_boost_obj, 4, 4, model_boost);
 
 // model._base(hex16): the next group's base score
 static mp_obj_t model_base(mp_obj_t self_in, mp_obj_t base_in) {
@@ -389,11 +391,56 @@ static mp_obj_t model_predict(mp_obj_t self_in, mp_obj_t x_in) {
 }
 static MP_DEFINE_CONST_FUN_OBJ_2(model_predict_obj, model_predict);
 
+static void check_proba(const mpyml_forest_t *f, const char *method) {
+    check_classifier(f, method);
+    if (f->shape.kind == MPYML_TREES_BOOST && f->shape.link == MPYML_LINK_ISOLATION) {
+        mpyml_raise_fmt(&mp_type_TypeError, "%s: an IsolationForest has score_samples and decision_function", 1, mpyml_str(method));
+    }
+}
+
+// model.decision_function(X, out) / model.score_samples(X, out): boosted models; out is array('f')
+// of n_rows * n_groups (decision_function: raw scores, IsolationForest: score_samples - offset_) or
+// n_rows (score_samples: IsolationForest only)
+static mp_obj_t boost_rows(mp_obj_t self_in, mp_obj_t x_in, mp_obj_t out_in, int score) {
+    model_t *self = get_model(self_in);
+    const mpyml_forest_t *f = ready_forest(self);
+    const char *method = score ? "score_samples" : "decision_function";
+    if (f->shape.kind != MPYML_TREES_BOOST || (score && f->shape.link != MPYML_LINK_ISOLATION)) {
+        mpyml_raise_fmt(&mp_type_TypeError, score ? "%s: only IsolationForest models have it"
+                        : "%s: only boosted models and IsolationForest have it", 1, mpyml_str(method));
+    }
+    mp_buffer_info_t xs, out;
+    size_t n_rows = get_rows(self, x_in, "X", &xs);
+    size_t width = score ? 1 : f->shape.n_groups;
+    check_out_length("out", n_rows * width, mpyml_get_array(out_in, 'f', "out", MP_BUFFER_WRITE, &out));
+    size_t step = row_bytes(self);
+    const uint8_t *row = (const uint8_t *)xs.buf;
+    float *values = (float *)out.buf;
+    for (size_t i = 0; i < n_rows; i++, row += step) {
+        if (score) {
+            values[i] = mpyml_boost_score(f, forest_input(self, row));
+        } else {
+            mpyml_boost_decision(f, forest_input(self, row), values + i * width);
+        }
+    }
+    return out_in;
+}
+
+static mp_obj_t model_decision_function(mp_obj_t self_in, mp_obj_t x_in, mp_obj_t out_in) {
+    return boost_rows(self_in, x_in, out_in, 0);
+}
+static MP_DEFINE_CONST_FUN_OBJ_3(model_decision_function_obj, model_decision_function);
+
+static mp_obj_t model_score_samples(mp_obj_t self_in, mp_obj_t x_in, mp_obj_t out_in) {
+    return boost_rows(self_in, x_in, out_in, 1);
+}
+static MP_DEFINE_CONST_FUN_OBJ_3(model_score_samples_obj, model_score_samples);
+
 // model.predict_proba(x, out) fills out (array('f') of n_classes) and returns it
 static mp_obj_t model_predict_proba(mp_obj_t self_in, mp_obj_t x_in, mp_obj_t out_in) {
     model_t *self = get_model(self_in);
     const mpyml_forest_t *f = ready_forest(self);
-    check_classifier(f, "predict_proba");
+    check_proba(f, "predict_proba");
     const void *x = get_one_row(self, x_in);
     mp_buffer_info_t out;
     check_out_length("out", f->shape.n_classes, mpyml_get_array(out_in, 'f', "out", MP_BUFFER_WRITE, &out));
@@ -454,7 +501,7 @@ static MP_DEFINE_CONST_FUN_OBJ_3(model_predict_many_obj, model_predict_many);
 static mp_obj_t model_predict_proba_many(mp_obj_t self_in, mp_obj_t x_in, mp_obj_t out_in) {
     model_t *self = get_model(self_in);
     const mpyml_forest_t *f = ready_forest(self);
-    check_classifier(f, "predict_proba_many");
+    check_proba(f, "predict_proba_many");
     mp_buffer_info_t xs, out;
     size_t n_rows = get_rows(self, x_in, "X", &xs);
     size_t n_classes = f->shape.n_classes;
@@ -524,7 +571,7 @@ static void model_attr(mp_obj_t self_in, qstr attr, mp_obj_t *dest) {
     }
 }
 
-mp_map_elem_t model_locals_table[18];
+mp_map_elem_t model_locals_table[20];
 static MP_DEFINE_CONST_DICT(model_locals, model_locals_table);
 
 static mp_obj_t mpyml_module_init(mp_obj_fun_bc_t *self, size_t n_args, size_t n_kw, mp_obj_t *args) {
@@ -551,6 +598,8 @@ static mp_obj_t mpyml_module_init(mp_obj_fun_bc_t *self, size_t n_args, size_t n
     mpyml_add_method(model_locals_table, 15, MP_QSTR__classes, &model_classes_obj);
     mpyml_add_method(model_locals_table, 16, MP_QSTR__boost, &model_boost_obj);
     mpyml_add_method(model_locals_table, 17, MP_QSTR__base, &model_base_obj);
+    mpyml_add_method(model_locals_table, 18, MP_QSTR_decision_function, &model_decision_function_obj);
+    mpyml_add_method(model_locals_table, 19, MP_QSTR_score_samples, &model_score_samples_obj);
     MP_OBJ_TYPE_SET_SLOT(&model_type, attr, model_attr, 0);
     MP_OBJ_TYPE_SET_SLOT(&model_type, locals_dict, (void *)&model_locals, 1);
 

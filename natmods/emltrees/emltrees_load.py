@@ -19,7 +19,7 @@ _KINDS = {
     ("regressor", "boost", "float64"): 6,
     ("regressor", "boost", "float32"): 6,
 }
-_LINKS = {"identity": 0, "exp": 1, "logistic": 2, "softmax": 3}
+_LINKS = {"identity": 0, "exp": 1, "logistic": 2, "softmax": 3, "isolation": 4}
 _DTYPES = {"int16": 1, "float32": 2}
 _NAN_LEFT = {"l": 1, "r": 0}
 
@@ -82,15 +82,16 @@ def _read(model, records):
     boost = kind[1] == "boost"
     n_groups = link = 0
     if boost:
-        key, link, n_groups, threshold, scale = records.fields(5, "'boost,<link>,<n_groups>,<threshold>,<scale>'")
+        key, link, n_groups, threshold, scale, offset = records.fields(
+            6, "'boost,<link>,<n_groups>,<threshold>,<scale>,<offset>'")
         if key != "boost" or link not in _LINKS:
-            raise ValueError("expected 'boost,<link>,...' with link identity, exp, logistic or softmax, got '%s,%s'"
+            raise ValueError("expected 'boost,<link>,...' with link identity, exp, logistic, softmax or isolation, got '%s,%s'"
                              % (key[:20], link[:20]))
         link, n_groups = _LINKS[link], int(n_groups)
     model._begin(_KINDS[kind], _DTYPES[dtype], n_features, n_classes, n_trees, n_nodes, n_leaves, weight,
                  n_groups, link, 1 if boost and kind[2] == "float64" else 0)
     if boost:
-        model._boost(threshold, scale)
+        model._boost(threshold, scale, offset)
         base = records.fields(n_groups + 1, "'base' and one float64 per group")
         if base[0] != "base":
             raise ValueError("expected the 'base,...' line, got '%s'" % base[0][:20])

@@ -36,7 +36,7 @@
 //   shape KIND DTYPE N_FEATURES N_CLASSES N_TREES N_NODES N_LEAVES
 //                        mpyml_forest_check_shape only; prints "shape BYTES"
 // Boosting (KIND 6): "forest" and "shape" take three more decimals, N_GROUPS LINK SUMS64, and
-//   boost THRESHOLD SCALE  mpyml_forest_set_boost (float64 bits, 16 hex digits each)
+//   boost THRESHOLD SCALE OFFSET  mpyml_forest_set_boost (float64 bits, 16 hex digits each)
 //   base BITS            mpyml_forest_add_base (float64 bits)
 //   btree ROOT GROUP     mpyml_forest_add_boost_tree
 //   bleaf BITS           mpyml_forest_add_leaf_boost (float64 bits)
@@ -217,8 +217,24 @@ static void predict_row(state_t *st, size_t n_values) {
             fail("out of memory");
         }
         uint32_t cls = mpyml_forest_predict_class(f, x);
-        mpyml_forest_predict_proba(f, x, proba);
         printf("%lu", (unsigned long)cls);
+        if (s->kind == MPYML_TREES_BOOST) {
+            // Boosting: the decision_function values, then the probabilities (IsolationForest: its score).
+            for (size_t i = 0; i < s->n_groups; i++) {
+                float d[1];
+                float *out = s->n_groups == 1 ? d : proba;
+                mpyml_boost_decision(f, x, out);
+                printf(" %08lx", (unsigned long)mpyml_f32_to_bits(out[i]));
+            }
+            if (s->link == MPYML_LINK_ISOLATION) {
+                n_out = 1;
+                proba[0] = mpyml_boost_score(f, x);
+            } else {
+                mpyml_forest_predict_proba(f, x, proba);
+            }
+        } else {
+            mpyml_forest_predict_proba(f, x, proba);
+        }
         for (size_t i = 0; i < n_out; i++) {
             printf(" %08lx", (unsigned long)mpyml_f32_to_bits(proba[i]));
         }
@@ -289,11 +305,12 @@ static int run_forests(void) {
             }
             err = mpyml_forest_set_weight_sum(f, mpyml_f64_from_bits(parse_bits64(tokens[1])));
         } else if (strcmp(tag, "boost") == 0) {
-            if (n != 3) {
-                fail("boost needs the threshold and scale bits");
+            if (n != 4) {
+                fail("boost needs the threshold, scale and offset bits");
             }
             err = mpyml_forest_set_boost(f, mpyml_f64_from_bits(parse_bits64(tokens[1])),
-                                         mpyml_f64_from_bits(parse_bits64(tokens[2])));
+                                         mpyml_f64_from_bits(parse_bits64(tokens[2])),
+                                         mpyml_f64_from_bits(parse_bits64(tokens[3])));
         } else if (strcmp(tag, "base") == 0) {
             if (n != 2) {
                 fail("base needs the float64 bits");
