@@ -19,6 +19,7 @@ REGRESSOR = "regressor"
 FEATURE_DTYPES = ("int16", "float32")
 VOTING = ("soft", "hard")
 MAX_COUNT = 65535  # soft-vote leaves stored as class counts
+MAX_PAIRS = 32768  # soft-vote leaves with counts: class:count pairs of all leaves (leaf references point at them)
 
 # Limits of the device storage (natmods/common/mpyml_trees.h).
 MAX_FEATURES = 32767  # a node keeps its NaN direction in the top bit of its feature index
@@ -249,6 +250,19 @@ class StoredForest:
         return self.leaves.astype(np.float64)
 
     @property
+    def threshold_dtype(self) -> str:
+        """How the device stores thresholds: int8 when every threshold of an int16 forest fits -128..127."""
+        if self.dtype == "float32":
+            return "float32"
+        fits = self.n_nodes == 0 or (self.threshold.min() >= -128 and self.threshold.max() <= 127)
+        return "int8" if fits else "int16"
+
+    def pair_stats(self) -> tuple[int, int, int]:
+        """Soft voting with counts: (pairs of non-zero class counts, the largest count, distinct leaf totals)."""
+        return (int((self.leaves > 0).sum()), int(self.leaves.max()),
+                len(np.unique(self.leaves.sum(axis=1))))
+
+    @property
     def tree_weight(self) -> np.float32:
         return np.float32(1.0 / self.n_trees)
 
@@ -258,19 +272,21 @@ class StoredForest:
         def align4(n):
             return (n + 3) & ~3
 
-        threshold_size = 4 if self.dtype == "float32" else 2
+        threshold_size = {"float32": 4, "int16": 2, "int8": 1}[self.threshold_dtype]
+        feature_size = 1 if self.n_features <= (128 if self.dtype == "float32" else 256) else 2
         if self.voting == "boost":
             g = self.boost.n_groups
             n = 16 * g + (8 * self.n_leaves if self.leaf_kind == "float64" else 0)
-            n += align4(4 * self.n_trees) + align4(threshold_size * self.n_nodes) + align4(2 * self.n_nodes)
+            n += align4(4 * self.n_trees) + align4(threshold_size * self.n_nodes) + align4(feature_size * self.n_nodes)
             n += 2 * align4(2 * self.n_nodes) + align4(2 * self.n_trees) + 4 * self.n_leaves
             return n + 8 * g
         n = 16 * self.n_trees + 8 * self.n_classes if self.voting == "samme" else 0
         n += 8 * self.n_leaves * self.n_classes if self.leaf_kind == "float64" else 0
         n += align4(4 * self.n_trees)
-        n += align4(threshold_size * self.n_nodes) + align4(2 * self.n_nodes) + 2 * align4(2 * self.n_nodes)
+        n += align4(threshold_size * self.n_nodes) + align4(feature_size * self.n_nodes) + 2 * align4(2 * self.n_nodes)
         if self.leaf_kind == "counts":
-            n += align4(2 * self.n_leaves * self.n_classes) + 4 * self.n_leaves
+            n_pairs, max_count, n_totals = self.pair_stats()
+            n += align4(pair_bytes(self.n_classes, max_count) * n_pairs) + 8 * n_totals
         elif self.leaf_kind == "class":
             n += align4(2 * self.n_leaves)
         elif self.leaf_kind == "float32":
@@ -558,13 +574,23 @@ def _lower_tree(tree: Tree, dtype: str, leaf_ref, nodes: list) -> int:
     return first
 
 
+def pair_bytes(n_classes: int, max_count: int) -> int:
+    """Bytes of one class:count pair on the device: count << (class bits + 1) | class << 1 | last-pair flag."""
+    bits = 1 + int(n_classes - 1).bit_length() + int(max_count).bit_length()
+    return 2 if bits <= 16 else 4 if bits <= 32 else 0
+
+
 def _soft_leaf_kind(forest: Forest) -> str:
-    """'counts' when every leaf's probabilities are exact ratios of small class counts, else 'float64'."""
+    """'counts' when every leaf's probabilities are exact ratios of small class counts (and the leaves'
+    pairs fit the device's storage), else 'float64'."""
+    pairs, max_count = 0, 0
     for tree in forest.trees:
         for n in np.flatnonzero(tree.left < 0):
-            if soft_leaf_counts(tree.proba[n], tree.value[n]) is None:
+            counts = soft_leaf_counts(tree.proba[n], tree.value[n])
+            if counts is None:
                 return "float64"
-    return "counts"
+            max_count = max(max_count, int(counts.max()))
+    return "counts" if pair_bytes(forest.n_classes, max_count) else "float64"
 
 
 def lower(forest: Forest, dtype: str = "int16", voting: str = "soft") -> StoredForest:
@@ -615,6 +641,9 @@ def lower(forest: Forest, dtype: str = "int16", voting: str = "soft") -> StoredF
     if len(leaves) > MAX_LEAVES:
         raise ExportError("%d distinct leaves, the format supports at most %d (use voting='hard', fewer or smaller trees)"
                           % (len(leaves), MAX_LEAVES))
+    if leaf_kind == "counts" and sum(sum(1 for c in leaf if c) for leaf in leaves) > MAX_PAIRS:
+        raise ExportError("the soft-vote leaves hold more than %d class:count pairs (use voting='hard', fewer or "
+                          "smaller trees)" % MAX_PAIRS)
     soft = leaf_kind in ("counts", "float64") and voting != "boost"
     if len(nodes) > MAX_NODES or len(roots) > MAX_NODES or (soft and len(leaves) * forest.n_classes > MAX_NODES):
         raise ExportError("model too big: %d trees, %d nodes, %d leaves x %d classes (each at most %d)"

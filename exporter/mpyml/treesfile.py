@@ -79,6 +79,7 @@ def write(stored: StoredForest, f, steps=None) -> None:
         ("voting", stored.voting or "mean"),
         ("leaf_values", stored.leaf_kind),
         ("dtype", stored.dtype),
+        ("threshold_dtype", stored.threshold_dtype),
         ("n_features", stored.n_features if steps is None else stored.n_features),
         ("n_classes", stored.n_classes) if classifier else ("n_outputs", 1),
         ("n_trees", stored.n_trees),
@@ -89,6 +90,8 @@ def write(stored: StoredForest, f, steps=None) -> None:
     if stored.voting == "samme":
         header.append(("weight_sum", _hex64(stored.weight_sum)))
     lines = ["%s,%s" % kv for kv in header]
+    if stored.leaf_kind == "counts":
+        lines.append("pairs,%d,%d,%d" % stored.pair_stats())
     if stored.voting == "boost":
         b = stored.boost
         lines.append("boost,%s,%d,%s,%s,%s" % (b.link, b.n_groups, _hex64(b.threshold), _hex64(b.scale), _hex64(b.offset)))
@@ -172,10 +175,12 @@ def read(f):
     if version != str(FORMAT_VERSION):
         raise FormatError("format version %s is not supported (expected %d)" % (version, FORMAT_VERSION))
     kind, voting, leaf_kind, dtype = value("kind"), value("voting"), value("leaf_values"), value("dtype")
+    threshold_dtype = value("threshold_dtype")
     n_features = int(value("n_features"))
     n_classes = int(value("n_classes")) if kind == CLASSIFIER else int(value("n_outputs")) - 1
     n_trees, n_nodes, n_leaves, n_steps = (int(value(key)) for key in ("n_trees", "n_nodes", "n_leaves", "n_steps"))
     weight_sum = _from_hex64(value("weight_sum")) if voting == "samme" else None
+    pairs = take(4, "pairs")[1:] if leaf_kind == "counts" else None
     boost = None
     if voting == "boost":
         from .boosting import Boost
@@ -254,6 +259,8 @@ def read(f):
         weight_sum=weight_sum,
         boost=boost,
     )
+    if threshold_dtype != forest.threshold_dtype or (pairs is not None and tuple(map(int, pairs)) != forest.pair_stats()):
+        raise FormatError("threshold_dtype or the pairs line does not match the nodes and leaves")
     if steps is None:
         return forest
     from .linear import StoredPipeline

@@ -18,6 +18,7 @@ typedef struct {
     uint32_t max_trees, max_nodes, max_leaves;
     uint32_t state;
     void *block;                // owns every array of `forest`
+    void *scratch;              // while loading: mpyml_forest_load_bytes of scratch, else NULL
     mpyml_forest_t forest;
     mp_obj_t classes;           // the class labels (a list), or None
     // Pipeline steps that run before the forest (format version 2), or NULL.
@@ -42,6 +43,10 @@ static void model_unload(model_t *self) {
     if (self->block != NULL) {
         m_free(self->block);
         self->block = NULL;
+    }
+    if (self->scratch != NULL) {
+        m_free(self->scratch);
+        self->scratch = NULL;
     }
     if (self->steps_block != NULL) {
         m_free(self->steps_block);
@@ -124,6 +129,7 @@ static mp_obj_t emltrees_new(mp_obj_t trees_in, mp_obj_t nodes_in, mp_obj_t leav
     self->max_leaves = (uint32_t)capacity[2];
     self->state = MODEL_EMPTY;
     self->block = NULL;
+    self->scratch = NULL;
     self->steps_block = NULL;
     self->classes = mp_const_none;
     return MP_OBJ_FROM_PTR(self);
@@ -138,17 +144,20 @@ static void check_capacity(const char *what, uint32_t needed, uint32_t capacity)
 }
 
 // model._begin(kind, dtype, n_features, n_classes, n_trees, n_nodes, n_leaves, tree_weight,
-//              n_groups, link, sums64): the last three 0 but for boosting
+//              n_groups, link, sums64, threshold_bytes, n_pairs, max_count, n_totals): n_groups, link
+//              and sums64 are 0 but for boosting, the pair fields 0 but for soft voting with counts
 static mp_obj_t model_begin(size_t n_args, const mp_obj_t *args) {
     model_t *self = get_model(args[0]);
     model_unload(self);
-    static const mpyml_err_t errors[10] = { MPYML_ERR_BAD_KIND, MPYML_ERR_BAD_DTYPE, MPYML_ERR_TREES_N_FEATURES,
+    static const mpyml_err_t errors[14] = { MPYML_ERR_BAD_KIND, MPYML_ERR_BAD_DTYPE, MPYML_ERR_TREES_N_FEATURES,
         MPYML_ERR_BAD_N_CLASSES, MPYML_ERR_TOO_BIG, MPYML_ERR_TOO_BIG, MPYML_ERR_BAD_N_LEAVES,
-        MPYML_ERR_BOOST_SHAPE, MPYML_ERR_BOOST_SHAPE, MPYML_ERR_BOOST_SHAPE };
-    static const mp_int_t highs[10] = { 255, 255, MPYML_TREES_MAX_FEATURES, MPYML_TREES_MAX_CLASSES,
-        MPYML_TREES_MAX_NODES, MPYML_TREES_MAX_NODES, MPYML_TREES_MAX_LEAVES, MPYML_TREES_MAX_CLASSES, MPYML_LINK_ISOLATION, 1 };
-    mp_int_t v[10];
-    for (int i = 0; i < 10; i++) {
+        MPYML_ERR_BOOST_SHAPE, MPYML_ERR_BOOST_SHAPE, MPYML_ERR_BOOST_SHAPE, MPYML_ERR_THRESHOLD_BYTES,
+        MPYML_ERR_LEAF_PAIRS, MPYML_ERR_LEAF_PAIRS, MPYML_ERR_LEAF_PAIRS };
+    static const mp_int_t highs[14] = { 255, 255, MPYML_TREES_MAX_FEATURES, MPYML_TREES_MAX_CLASSES,
+        MPYML_TREES_MAX_NODES, MPYML_TREES_MAX_NODES, MPYML_TREES_MAX_LEAVES, MPYML_TREES_MAX_CLASSES, MPYML_LINK_ISOLATION, 1,
+        4, MPYML_TREES_MAX_PAIRS, MPYML_TREES_MAX_COUNT, MPYML_TREES_MAX_LEAVES };
+    mp_int_t v[14];
+    for (int i = 0; i < 14; i++) {
         const mp_obj_t arg = args[i < 7 ? i + 1 : i + 2];
         v[i] = mp_obj_get_int(arg);  // TypeError for a non-integer; a big int is checked below
         if (mp_obj_is_small_int(arg) && v[i] < 0) {
@@ -167,17 +176,23 @@ static mp_obj_t model_begin(size_t n_args, const mp_obj_t *args) {
     shape.n_groups = (uint16_t)v[7];
     shape.link = (uint8_t)v[8];
     shape.sums64 = (uint8_t)v[9];
+    shape.threshold_bytes = (uint8_t)v[10];
+    shape.n_pairs = (uint32_t)v[11];
+    shape.max_count = (uint32_t)v[12];
+    shape.n_totals = (uint32_t)v[13];
     mpyml_check(mpyml_forest_check_shape(&shape));
     check_capacity("trees", shape.n_trees, self->max_trees);
     check_capacity("decision nodes", shape.n_nodes, self->max_nodes);
     check_capacity("leaves", shape.n_leaves, self->max_leaves);
     size_t bytes = mpyml_forest_bytes(&shape);
     self->block = mpyml_malloc(bytes, "the model");
-    mpyml_forest_bind(&self->forest, &shape, mp_obj_get_float_to_f(args[8]), self->block);
+    size_t scratch = mpyml_forest_load_bytes(&shape);
+    self->scratch = scratch ? mpyml_malloc(scratch, "loading the model") : NULL;
+    mpyml_forest_bind(&self->forest, &shape, mp_obj_get_float_to_f(args[8]), self->block, self->scratch);
     self->state = MODEL_LOADING;
     return mp_const_none;
 }
-static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(model_begin_obj, 12, 12, model_begin);
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(model_begin_obj, 16, 16, model_begin);
 
 static mpyml_forest_t *loading_forest(mp_obj_t self_in) {
     model_t *self = get_model(self_in);
@@ -365,6 +380,10 @@ static MP_DEFINE_CONST_FUN_OBJ_2(model_index_obj, model_index);
 static mp_obj_t model_finish(mp_obj_t self_in) {
     model_t *self = get_model(self_in);
     mpyml_check(mpyml_forest_check_complete(loading_forest(self_in)));
+    if (self->scratch != NULL) {
+        m_free(self->scratch);
+        self->scratch = NULL;
+    }
     if (self->steps_block != NULL) {
         mpyml_check(mpyml_linear_check_complete(&self->steps));
     }

@@ -21,6 +21,8 @@ _KINDS = {
 }
 _LINKS = {"identity": 0, "exp": 1, "logistic": 2, "softmax": 3, "isolation": 4}
 _DTYPES = {"int16": 1, "float32": 2}
+# (dtype, threshold_dtype) -> bytes per stored threshold
+_THRESHOLD_BYTES = {("int16", "int8"): 1, ("int16", "int16"): 2, ("float32", "float32"): 4}
 _NAN_LEFT = {"l": 1, "r": 0}
 
 
@@ -65,6 +67,9 @@ def _read(model, records):
     dtype = records.value("dtype")
     if dtype not in _DTYPES:
         raise ValueError("unknown feature dtype '%s' (expected int16 or float32)" % dtype)
+    threshold_bytes = _THRESHOLD_BYTES.get((dtype, records.value("threshold_dtype")))
+    if threshold_bytes is None:
+        raise ValueError("threshold_dtype must be int8 or int16 with dtype int16, float32 with dtype float32")
     n_features = records.count("n_features")
     classifier = kind[0] == "classifier"
     if classifier:
@@ -80,7 +85,12 @@ def _read(model, records):
     weight = 1.0 / n_trees if n_trees > 0 else 0.0
     samme = kind[1] == "samme"
     boost = kind[1] == "boost"
-    n_groups = link = 0
+    n_groups = link = n_pairs = max_count = n_totals = 0
+    if kind[2] == "counts":
+        key, n_pairs, max_count, n_totals = records.fields(4, "'pairs,<n_pairs>,<max_count>,<n_totals>'")
+        if key != "pairs":
+            raise ValueError("expected 'pairs,<n_pairs>,<max_count>,<n_totals>', got '%s'" % key[:20])
+        n_pairs, max_count, n_totals = int(n_pairs), int(max_count), int(n_totals)
     if boost:
         key, link, n_groups, threshold, scale, offset = records.fields(
             6, "'boost,<link>,<n_groups>,<threshold>,<scale>,<offset>'")
@@ -89,7 +99,7 @@ def _read(model, records):
                              % (key[:20], link[:20]))
         link, n_groups = _LINKS[link], int(n_groups)
     model._begin(_KINDS[kind], _DTYPES[dtype], n_features, n_classes, n_trees, n_nodes, n_leaves, weight,
-                 n_groups, link, 1 if boost and kind[2] == "float64" else 0)
+                 n_groups, link, 1 if boost and kind[2] == "float64" else 0, threshold_bytes, n_pairs, max_count, n_totals)
     if boost:
         model._boost(threshold, scale, offset)
         base = records.fields(n_groups + 1, "'base' and one float64 per group")

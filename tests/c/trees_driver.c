@@ -35,6 +35,9 @@
 //   end                  frees the forest; prints "end"
 //   shape KIND DTYPE N_FEATURES N_CLASSES N_TREES N_NODES N_LEAVES
 //                        mpyml_forest_check_shape only; prints "shape BYTES"
+//   layout THRESHOLD_BYTES N_PAIRS MAX_COUNT N_TOTALS
+//                        the storage fields of the next forest or shape record (without it:
+//                        int16 or float32 thresholds and room for every class count of every leaf)
 // Boosting (KIND 6): "forest" and "shape" take three more decimals, N_GROUPS LINK SUMS64, and
 //   boost THRESHOLD SCALE OFFSET  mpyml_forest_set_boost (float64 bits, 16 hex digits each)
 //   base BITS            mpyml_forest_add_base (float64 bits)
@@ -62,6 +65,10 @@
 #include "driver_input.h"
 
 static void *forest_block = NULL;
+static void *forest_scratch = NULL;
+// The next forest's storage fields (a "layout" record), else defaults that fit any forest.
+static int layout_set = 0;
+static uint32_t layout[4];
 
 // 16 hex digits -> the 64 bits they spell.
 static uint64_t parse_bits64(const char *tok) {
@@ -77,6 +84,7 @@ static uint64_t parse_bits64(const char *tok) {
 
 static void free_forest_block(void) {
     free(forest_block);
+    free(forest_scratch);
 }
 
 static int run_helpers(void) {
@@ -136,6 +144,9 @@ typedef struct {
 static void reset(state_t *st) {
     free(forest_block);
     forest_block = NULL;
+    free(forest_scratch);
+    forest_scratch = NULL;
+    layout_set = 0;
     st->bound = 0;
     st->skipping = 0;
     st->complete = 0;
@@ -153,6 +164,9 @@ static void reject(state_t *st, mpyml_err_t err) {
     }
     free(forest_block);
     forest_block = NULL;
+    free(forest_scratch);
+    forest_scratch = NULL;
+    layout_set = 0;
     st->bound = 0;
     st->complete = 0;
     st->skipping = 1;
@@ -166,6 +180,24 @@ static mpyml_err_t read_shape(char **tok, size_t n_tokens, mpyml_forest_shape_t 
         v[i] = (uint32_t)parse_int(tok[i], 0, UINT32_MAX);
     }
     shape->n_groups = v[7] > 65535 ? 0 : (uint16_t)v[7];
+    // Storage fields: from a "layout" record, else int16 thresholds (float32 for float32 forests) and,
+    // for soft voting with counts, room for every class of every leaf.
+    if (layout_set) {
+        shape->threshold_bytes = layout[0] > 255 ? 255 : (uint8_t)layout[0];
+        shape->n_pairs = layout[1];
+        shape->max_count = layout[2];
+        shape->n_totals = layout[3];
+    } else {
+        shape->threshold_bytes = v[1] == MPYML_DTYPE_FLOAT32 ? 4 : 2;
+        int soft = v[0] == MPYML_TREES_SOFT_VOTE;
+        uint64_t pairs = (uint64_t)v[6] * (v[3] ? v[3] : 1);
+        shape->n_pairs = !soft ? 0 : pairs > MPYML_TREES_MAX_PAIRS ? MPYML_TREES_MAX_PAIRS : (uint32_t)pairs;
+        if (soft && shape->n_pairs < v[6]) {
+            shape->n_pairs = v[6];
+        }
+        shape->max_count = soft ? MPYML_TREES_MAX_COUNT : 0;
+        shape->n_totals = soft ? v[6] : 0;
+    }
     shape->link = v[8] > 255 ? 255 : (uint8_t)v[8];
     shape->sums64 = v[9] > 255 ? 255 : (uint8_t)v[9];
     shape->kind = v[0] > 255 ? 0 : (uint8_t)v[0];
@@ -272,6 +304,14 @@ static int run_forests(void) {
             if (err == MPYML_OK) {
                 printf("shape %lu\n", (unsigned long)mpyml_forest_bytes(&shape));
             }
+        } else if (strcmp(tag, "layout") == 0) {
+            if (n != 5) {
+                fail("layout needs threshold bytes, n_pairs, max_count and n_totals");
+            }
+            for (int i = 0; i < 4; i++) {
+                layout[i] = (uint32_t)parse_int(tokens[i + 1], 0, UINT32_MAX);
+            }
+            layout_set = 1;
         } else if (strcmp(tag, "forest") == 0) {
             if (n != 9 && n != 12) {
                 fail("forest needs 7 numbers and the tree weight bits, then optionally 3 boosting numbers");
@@ -293,7 +333,12 @@ static int run_forests(void) {
                 if (forest_block == NULL) {
                     fail("out of memory");
                 }
-                mpyml_forest_bind(f, &shape, weight, forest_block);
+                size_t scratch = mpyml_forest_load_bytes(&shape);
+                forest_scratch = scratch ? malloc(scratch) : NULL;
+                if (scratch && forest_scratch == NULL) {
+                    fail("out of memory");
+                }
+                mpyml_forest_bind(f, &shape, weight, forest_block, forest_scratch);
                 st.bound = 1;
                 printf("bytes %lu\n", (unsigned long)bytes);
             }
