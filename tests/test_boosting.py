@@ -20,6 +20,8 @@ from mpyml import boosting, device, trees, treesfile
 from mpyml.demo import int16_scaled
 from mpyml.trees import ExportError
 
+from test_c_core import driver, driver_o2  # noqa: E402,F401  (session fixtures: the C driver builds)
+
 xgboost = pytest.importorskip("xgboost")
 lightgbm = pytest.importorskip("lightgbm")
 
@@ -426,3 +428,64 @@ def test_device_attributes_and_no_allocation(emltrees_x64, tmp_path):
     lines = out.split()
     assert lines[:4] == ["classifier", "boost", "2", "5"]
     assert lines[4] == "0"
+
+
+# ---------------------------------------------------------------- the C core under ASan and UBSan
+
+
+def _driver_lines(stored, rows):
+    """tests/c/trees_driver.c records of a boosted forest: tree and node records from the model file's text."""
+    from test_c_core import hex32, hex64, layout_line, row_text
+
+    text = treesfile.dumps(stored).splitlines()
+    t, n, l = text.index("trees"), text.index("nodes"), text.index("leaves")
+    b = stored.boost
+    link = boosting.LINKS.index(b.link)
+    lines = [layout_line(stored), "forest 6 %d %d %d %d %d %d %s %d %d %d" % (
+        1 if stored.dtype == "int16" else 2, stored.n_features, stored.n_classes, stored.n_trees, stored.n_nodes,
+        stored.n_leaves, hex32(stored.tree_weight), b.n_groups, link, 1 if stored.leaf_kind == "float64" else 0),
+        "boost %s %s %s" % (hex64(b.threshold), hex64(b.scale), hex64(b.offset))]
+    lines += ["base " + hex64(v) for v in b.base]
+    lines += ["btree " + record.replace(",", " ") for record in text[t + 1:n]]
+    lines += ["node " + record.replace(",", " ") for record in text[n + 1:l]]
+    lines += ["bleaf " + hex64(v) for v in stored.leaves[:, 0]]
+    lines += ["done"] + [row_text(stored.dtype, row) for row in rows] + ["end"]
+    return lines
+
+
+@pytest.mark.parametrize("name", ["HistGradientBoostingClassifier", "XGBClassifier", "LGBMClassifier",
+                                  "GradientBoostingClassifier exponential", "HistGradientBoostingRegressor poisson",
+                                  "XGBRegressor", "IsolationForest"])
+@pytest.mark.parametrize("dtype", ["float32", "int16"])
+def test_c_core_boosting(driver, driver_o2, name, dtype):
+    """The boosting kind of mpyml_trees.h built for the host with ASan and UBSan (-O0 and -O2): classes,
+    decision_function and probabilities (IsolationForest: score_samples) bit for bit as the numpy mirror."""
+    from sklearn.ensemble import IsolationForest
+    from test_c_core import run
+
+    load = load_breast_cancer if "Classifier" in name or name == "IsolationForest" else load_diabetes
+    if name in ("HistGradientBoostingClassifier", "XGBClassifier"):
+        load = load_wine
+    X_train, X_test, y_train = split(load, dtype, positive="poisson" in name)
+    model = (IsolationForest(n_estimators=20, random_state=0).fit(X_train) if name == "IsolationForest"
+             else (CLASSIFIERS.get(name) or REGRESSORS[name])().fit(X_train, y_train))
+    stored = trees.lower(mpyml.convert(model), dtype=dtype)
+    X = np.concatenate([X_test, threshold_rows(stored, X_test, limit=300)])
+    if dtype == "float32":
+        X = np.concatenate([X, with_nan(X_test[:40])])
+    X = stored.cast_features(X)
+    for exe in (driver, driver_o2):
+        out = run(exe, "\n".join(_driver_lines(stored, X)) + "\n").out
+        assert out[1] == "ready" and out[0] == "bytes %d" % stored.ram_bytes(), out[:2]
+        rows = [line.split() for line in out[2:-1]]
+        if stored.kind == "regressor":
+            values = np.array([int(r[0], 16) for r in rows], dtype=np.uint32)
+            np.testing.assert_array_equal(values, stored.predict_index(X).astype(np.float32).view(np.uint32))
+            continue
+        np.testing.assert_array_equal([int(r[0]) for r in rows], stored.predict_index(X))
+        g = stored.boost.n_groups
+        decision = np.array([[int(v, 16) for v in r[1:1 + g]] for r in rows], dtype=np.uint32)
+        np.testing.assert_array_equal(decision, stored.decision_function(X).astype(np.float32).view(np.uint32))
+        second = np.array([[int(v, 16) for v in r[1 + g:]] for r in rows], dtype=np.uint32)
+        expected = stored.score_samples(X)[:, None] if name == "IsolationForest" else stored.predict_proba(X)
+        np.testing.assert_array_equal(second, expected.astype(np.float32).view(np.uint32))
