@@ -6,6 +6,7 @@ One run on the unix port of MicroPython, sklearn's digits dataset (train_test_sp
   HistGradientBoostingClassifier(max_iter=100, max_leaf_nodes=31, early_stopping=False)
   XGBClassifier(n_estimators=100, max_depth=5)                (XGBoost 3.2)
   LGBMClassifier(n_estimators=100, num_leaves=31)             (LightGBM 4.7)
+  GradientBoostingClassifier(n_estimators=100, max_depth=3)   (a model m2cgen 0.10 converts)
 
 Contenders, each in its own micropython subprocess:
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -132,6 +134,7 @@ def median_us(times, n_rows):
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reps", type=int, default=3, help="timed passes over all test rows (default 3)")
+    parser.add_argument("--m2cgen-timeout", type=float, default=600, help="seconds for an m2cgen run (default 600)")
     args = parser.parse_args(argv)
     try:
         import lightgbm
@@ -142,7 +145,7 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 2
     from sklearn.datasets import load_digits
-    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier
     from sklearn.model_selection import train_test_split
 
     import mpyml
@@ -155,6 +158,7 @@ def main(argv=None) -> int:
             max_iter=100, max_leaf_nodes=31, early_stopping=False, random_state=1),
         "XGBClassifier": xgboost.XGBClassifier(n_estimators=100, max_depth=5, random_state=1),
         "LGBMClassifier": lightgbm.LGBMClassifier(n_estimators=100, num_leaves=31, verbose=-1, random_state=1),
+        "GradientBoostingClassifier": GradientBoostingClassifier(n_estimators=100, max_depth=3, random_state=1),
     }
     rows_out = []
     with tempfile.TemporaryDirectory(prefix="mpyml-boost-bench-") as tmp:
@@ -191,9 +195,12 @@ def main(argv=None) -> int:
                 result["m2cgen_bytes"] = len(source.encode())
                 try:
                     m2 = run_micropython("m2cgen", common + _PYTHON.format(module="m2cgen_%s" % name), work, "64M",
-                                         timeout=1800)
+                                         timeout=args.m2cgen_timeout)
                     result["m2cgen_us"] = median_us(m2["times_us"], len(X_dev))
                     result["m2cgen_agree"] = int(np.sum(np.array(m2["pred"]) == reference))
+                except subprocess.TimeoutExpired:
+                    result["m2cgen"] = "its %d-byte module did not finish in %d s on MicroPython" % (
+                        len(source.encode()), args.m2cgen_timeout)
                 except Exception as e:
                     result["m2cgen"] = "fails on MicroPython: %s" % str(e).strip().splitlines()[-1][:160]
             rows_out.append(result)
