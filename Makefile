@@ -14,7 +14,7 @@ setup-host:
 TEST_DEBS = gcc-arm-none-eabi libnewlib-arm-none-eabi gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf \
 	qemu-system-arm qemu-system-misc
 setup-test: setup-host
-	$(PYTHON) -m pip install --quiet -e ".[test,bench,examples,nets]"
+	$(PYTHON) -m pip install --quiet -e ".[test,bench,examples,nets,boosting]"
 	@dpkg -s $(TEST_DEBS) >/dev/null 2>&1 || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(TEST_DEBS) >/dev/null; }

@@ -65,10 +65,10 @@ FILE_CASES = [
     ("wrong voting", "int16", set_header("voting", "mean"), "ValueError", ["line 4", "unknown model kind"]),
     ("wrong leaf values", "int16", set_header("leaf_values", "float64x"), "ValueError", ["line 4", "unknown model kind"]),
     ("wrong dtype", "int16", set_header("dtype", "int8"), "ValueError", ["line 5", "int8"]),
-    ("zero features", "int16", set_header("n_features", 0), "ValueError", ["line 11", "n_features"]),
-    ("no trees", "int16", set_header("n_trees", 0), "ValueError", ["line 11", "at least one tree"]),
-    ("negative count", "int16", set_header("n_nodes", -3), "ValueError", ["line 11", "non-negative"]),
-    ("huge count", "int16", set_header("n_nodes", 2**64 + 5), "ValueError", ["line 11", "too big"]),
+    ("zero features", "int16", set_header("n_features", 0), "ValueError", ["line 13", "n_features"]),
+    ("no trees", "int16", set_header("n_trees", 0), "ValueError", ["line 13", "at least one tree"]),
+    ("negative count", "int16", set_header("n_nodes", -3), "ValueError", ["line 13", "non-negative"]),
+    ("huge count", "int16", set_header("n_nodes", 2**64 + 5), "ValueError", ["line 13", "too big"]),
     ("fewer classes than labels", "int16", set_header("n_classes", 9), "ValueError", ["label"]),
     ("truncated in nodes", "int16", unsealed(lambda l: l[: first_line(l, "nodes") + 5]), "ValueError",
      ["truncated or corrupt", "a node"]),
@@ -160,7 +160,7 @@ def test_capacity_too_small(run_device, models):
     good, stored = models["int16"]
     n, nodes, leaves = stored.n_trees, stored.n_nodes, stored.n_leaves
     out = load_error(run_device, good, (n - 1, nodes, leaves))
-    assert out == ["model file line 11: model needs %d trees but emltrees.new() was given capacity for %d (1 short)" % (n, n - 1),
+    assert out == ["model file line 13: model needs %d trees but emltrees.new() was given capacity for %d (1 short)" % (n, n - 1),
                    "False"]
     out = load_error(run_device, good, (n, nodes - 7, leaves))
     assert "needs %d decision nodes" % nodes in out[0] and "(7 short)" in out[0]
@@ -268,8 +268,9 @@ print('done')
 def test_model_bigger_than_memory(run_device, tmp_path):
     """A header asking for more memory than the heap has: MemoryError, model left empty, interpreter fine."""
     path = tmp_path / "huge.csv"
-    path.write_text("mpyml-trees,3\nkind,classifier\nvoting,soft\nleaf_values,counts\ndtype,float32\nn_features,4\n"
-                    "n_classes,500\nn_trees,1\nn_nodes,16000000\nn_leaves,32000\nn_steps,0\n")
+    path.write_text("mpyml-trees,3\nkind,classifier\nvoting,soft\nleaf_values,counts\ndtype,float32\n"
+                    "threshold_dtype,float32\nn_features,4\nn_classes,500\nn_trees,1\nn_nodes,16000000\n"
+                    "n_leaves,32000\nn_steps,0\npairs,32768,65535,32000\n")
     out = run_device(f"""
 import emltrees
 m = emltrees.new(1, 20000000, 40000)

@@ -25,6 +25,7 @@ import pytest
 
 from c_errors import error_table
 from mpyml import treesfile
+from mpyml import trees
 from mpyml.trees import StoredForest, forest_from_sklearn, lower
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -123,6 +124,29 @@ def leaf_line(stored: StoredForest, leaf: np.ndarray) -> str:
     return "value " + hex32(leaf[0])
 
 
+def default_layout_bytes(stored: StoredForest) -> int:
+    """The driver's block size for a forest without a layout record: int16 (or float32) thresholds and,
+    for soft voting with counts, 32-bit pairs for every class of every leaf (at most 32768) and a total per leaf."""
+    def align4(n):
+        return (n + 3) & ~3
+
+    n = stored.ram_bytes()
+    if stored.dtype == "int16" and stored.threshold_dtype == "int8":
+        n += align4(2 * stored.n_nodes) - align4(stored.n_nodes)
+    if stored.leaf_kind == "counts":
+        n_pairs, max_count, n_totals = stored.pair_stats()
+        n -= align4(trees.pair_bytes(stored.n_classes, max_count) * n_pairs) + 8 * n_totals
+        n_pairs = max(stored.n_leaves, min(stored.n_leaves * stored.n_classes, 32768))
+        n += align4(4 * n_pairs) + 8 * stored.n_leaves
+    return n
+
+
+def layout_line(stored: StoredForest) -> str:
+    """The driver's layout record: the storage fields the model file's header gives the device."""
+    pairs = stored.pair_stats() if stored.leaf_kind == "counts" else (0, 0, 0)
+    return "layout %d %d %d %d" % ({"int8": 1, "int16": 2, "float32": 4}[stored.threshold_dtype], *pairs)
+
+
 def forest_lines(stored: StoredForest, rows) -> list[str]:
     """Driver records of `stored`, with roots and nodes taken from its model file text.
 
@@ -134,7 +158,7 @@ def forest_lines(stored: StoredForest, rows) -> list[str]:
     assert n - t - 1 == stored.n_trees and l - n - 1 == stored.n_nodes
     shape = (KINDS[(stored.voting, stored.leaf_kind)], DTYPES[stored.dtype], stored.n_features, stored.n_classes,
              stored.n_trees, stored.n_nodes, stored.n_leaves)
-    lines = ["forest %d %d %d %d %d %d %d " % shape + hex32(stored.tree_weight)]
+    lines = [layout_line(stored), "forest %d %d %d %d %d %d %d " % shape + hex32(stored.tree_weight)]
     if stored.voting == "samme":
         lines.append("sum " + hex64(stored.weight_sum))
     lines += ["tree " + record.replace(",", " ") for record in text[t + 1:n]]
@@ -464,7 +488,8 @@ def samme_tree(root, vote, other):
 INVALID = {
     # shapes
     "kind 0": (bad_shape((0, 1, 3, 3, 2, 3, 4)), "BAD_KIND"),
-    "kind 6": (bad_shape((6, 1, 3, 3, 2, 3, 4)), "BAD_KIND"),
+    "kind 7": (bad_shape((7, 1, 3, 3, 2, 3, 4)), "BAD_KIND"),
+    "kind 6 (boosting) without groups": (bad_shape((6, 1, 3, 3, 2, 3, 4)), "BOOST_SHAPE"),
     "kind 257": (bad_shape((257, 1, 3, 3, 2, 3, 4)), "BAD_KIND"),
     "dtype 0": (bad_shape((1, 0, 3, 3, 2, 3, 4)), "BAD_DTYPE"),
     "dtype 3": (bad_shape((1, 3, 3, 3, 2, 3, 4)), "BAD_DTYPE"),
@@ -737,7 +762,7 @@ def test_accepts_valid_forest(driver, case):
         rows = np.array([[f32(int(v, 16)) for v in line.split()[1:]] for line in lines if line.startswith("row ")])
     else:
         rows = np.array([[int(v) for v in line.split()[1:]] for line in lines if line.startswith("row ")])
-    proc = run(driver, "\n".join(lines) + "\n")
+    proc = run(driver, "\n".join([layout_line(stored)] + lines) + "\n")
     assert proc.returncode == 0, proc.out[-1:]
     assert proc.out[0] == "bytes %d" % stored.ram_bytes() and proc.out[1] == "ready"
     assert_predictions(stored, rows, proc.out[2:-1], case)
@@ -745,11 +770,13 @@ def test_accepts_valid_forest(driver, case):
 
 def test_default_forest_by_hand(driver):
     """The default forest's predictions worked out by hand (independent of the numpy mirror)."""
-    proc = run(driver, "\n".join(VALID["default"]) + "\n")
+    lines = VALID["default"]
+    proc = run(driver, "\n".join([layout_line(stored_of(lines))] + lines) + "\n")
     # (10, -5, 0): tree 0 -> node 1 -> leaf 1, tree 1 -> leaf 3: (0 + .5, 1 + .5, 0) / 2
     # (11, 0, 1): leaf 0 twice; (-32768, 32767, -1): leaf 2 and leaf 3: (.5, .5, 1) / 2
-    # bytes: roots 8, thresholds 8, features 8, left 8, right 8, counts 24, scales 16, sums 12
-    assert proc.out == ["bytes 92", "ready", "1 3e800000 3f400000 00000000",
+    # bytes: roots 8, int8 thresholds 4, 1-byte features 4, left 8, right 8, 6 pairs of 2 bytes 12,
+    # 2 distinct totals (2 and 1) with their scales 16, sums 12
+    assert proc.out == ["bytes 72", "ready", "1 3e800000 3f400000 00000000",
                         "0 3f800000 00000000 00000000", "2 3e800000 3e800000 3f000000", "end"]
 
 
@@ -778,14 +805,21 @@ def test_shape_limits_and_bytes(driver, shape):
     def align4(n):
         return (n + 3) & ~3
 
-    want = align4(4 * n_trees) + align4((4 if dtype == 2 else 2) * n_nodes) + 3 * align4(2 * n_nodes)
-    want += {1: align4(2 * n_leaves * n_classes) + 4 * n_leaves,           # counts and their scales
+    narrow = n_features <= (128 if dtype == 2 else 256)
+    want = align4(4 * n_trees) + align4((4 if dtype == 2 else 2) * n_nodes) + align4((1 if narrow else 2) * n_nodes)
+    want += 2 * align4(2 * n_nodes)
+    layout = ""
+    if kind == 1:  # room for every class of every leaf, within the pair limit; 32-bit pairs
+        n_pairs = max(n_leaves, min(n_leaves * n_classes, 32768))
+        max_count = 65535 if n_classes < 32768 else 32767
+        layout = "layout %d %d %d %d\n" % (4 if dtype == 2 else 2, n_pairs, max_count, n_leaves)
+    want += {1: align4(4 * n_pairs) + 8 * n_leaves if kind == 1 else 0,  # pairs, totals and their scales
              2: align4(2 * n_leaves),                                      # class per leaf
              3: 4 * n_leaves,                                              # float32 value per leaf
              4: align4(2 * n_leaves) + 16 * n_trees + 8 * n_classes,       # class per leaf, votes, sums
              5: 8 * n_leaves * n_classes}[kind]                            # float64 probabilities
     want += 4 * max(n_classes, 1)
-    proc = run(driver, "shape %d %d %d %d %d %d %d\n" % shape)
+    proc = run(driver, layout + "shape %d %d %d %d %d %d %d\n" % shape)
     assert proc.returncode == 0 and proc.out == ["shape %d" % want]
 
 
@@ -810,6 +844,10 @@ class Reference:
             kind, dtype, nf, nc, nt, nn, nl = args[:7]
             self.shape = args[:7]
             bad = set()
+            if kind == 6:  # boosting: a forest record without the three boosting fields has n_groups 0
+                return {"BOOST_SHAPE"}
+            if kind == 1 and 32768 < nc <= 65535:  # the driver's default max_count 65535: pairs past 32 bits
+                bad.add("LEAF_PAIRS")
             if kind not in (1, 2, 3, 4, 5):
                 bad.add("BAD_KIND")
             if dtype not in (1, 2):
@@ -1087,7 +1125,7 @@ def test_fuzz_random_garbage(driver, driver_o2):
             if not done:
                 continue
             stored = stored_of(block)
-            assert out[:2] == ["bytes %d" % stored.ram_bytes(), "ready"]
+            assert out[:2] == ["bytes %d" % default_layout_bytes(stored), "ready"]
             assert_predictions(stored, rows, out[2:], "\n".join(block))
 
 

@@ -111,6 +111,8 @@ def test_model_ram_matches_estimate(run_device, digits_model):
     out = run_device(f"""
 import emltrees, gc
 m = emltrees.new(10, 2000, 1000)
+emltrees.load_model(m, {str(path)!r})
+m.unload()
 gc.collect()
 before = gc.mem_alloc()
 emltrees.load_model(m, {str(path)!r})
@@ -119,7 +121,10 @@ print(gc.mem_alloc() - before)
 """)
     # The model block is what stays allocated; the slack covers the heap's 16-byte
     # blocks and the few loader objects a conservative GC may still see on the stack.
+    # The first load of the process is done before measuring: it leaves about 1.9 KB that
+    # no later load adds to (a one-time cost of the loader, not of the model).
     assert stored.ram_bytes() <= int(out) <= stored.ram_bytes() + 256
+    assert stored.ram_bytes() <= 9400  # issue 13: the 10-tree digits forest, soft voting
 
 
 def test_loader_streams_lines(run_device, digits_model):

@@ -217,7 +217,9 @@ def test_bad_steps_sections(natmods_x64, tmp_path):
     path = tmp_path / "model.csv"
     mpyml.export(pipe, path)
     lines = path.read_text().splitlines()[:-1]  # without the end record: each edit is sealed again
-    assert lines[0] == "mpyml-trees,3" and lines[11].startswith("steps,4,") and lines[12] == "step,matrix,4,2"
+    # Header: version, kind, voting, leaf_values, dtype, threshold_dtype, n_features, n_classes, n_trees,
+    # n_nodes, n_leaves, n_steps, pairs (soft voting with counts); then the steps section.
+    assert lines[0] == "mpyml-trees,3" and lines[13].startswith("steps,4,") and lines[14] == "step,matrix,4,2"
 
     def load_error(edit):
         edited = list(lines)
@@ -228,14 +230,18 @@ def test_bad_steps_sections(natmods_x64, tmp_path):
     def set_line(index, text):
         return lambda l: l.__setitem__(index, text)
 
+    def int16_forest(l):
+        l[4], l[5] = "dtype,int16", "threshold_dtype,int16"
+
     cases = [
         (set_line(0, "mpyml-trees,4"), "line 1: format version 4 is not supported (this emltrees reads version 3)"),
-        (set_line(11, "trees"), "line 12: 'steps,<n_input_features>,<n_steps>,<n_values>,<max_width>' needs 5 fields"),
-        (set_line(12, "step,matrix,5,2"), "line 13: a step's input width differs from the previous step's output width"),
-        (set_line(12, "step,matrix,4,3"), "line 13: more values than the step or the header's n_values hold"),
-        (set_line(13, "7f800000," + lines[13].split(",", 1)[1]), "line 14: step value is NaN or infinite"),
-        (set_line(4, "dtype,int16"), "line 12: steps need a float32 forest and come once"),
-        (lambda l: l.__setitem__(11, l[11].replace("steps,4,", "steps,5,")), "line 12: bad header"),  # 5 > max_width
+        (set_line(13, "trees"), "line 14: 'steps,<n_input_features>,<n_steps>,<n_values>,<max_width>' needs 5 fields"),
+        (set_line(14, "step,matrix,5,2"), "line 15: a step's input width differs from the previous step's output width"),
+        (set_line(14, "step,matrix,4,3"), "line 15: more values than the step or the header's n_values hold"),
+        (set_line(15, "7f800000," + lines[15].split(",", 1)[1]), "line 16: step value is NaN or infinite"),
+        (int16_forest, "line 14: steps need a float32 forest and come once"),
+        (set_line(5, "threshold_dtype,int8"), "line 6: threshold_dtype must be int8 or int16 with dtype int16"),
+        (lambda l: l.__setitem__(13, l[13].replace("steps,4,", "steps,5,")), "line 14: bad header"),  # 5 > max_width
     ]
     for edit, message in cases:
         out = load_error(edit)

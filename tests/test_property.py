@@ -116,13 +116,17 @@ def test_many_features(emltrees_x64, tmp_path, dtype):
     np.testing.assert_array_equal(stored.classes[pred], estimator.predict(X[:100].astype(np.float32)))
 
 
-def test_node_storage_is_8_bytes_with_int16_features():
+def test_node_storage_bytes():
+    """Per decision node: 6 bytes with int16 features and thresholds in -128..127 (int8 thresholds,
+    one-byte feature indices, two int16 children), 9 with float32 features (up to 128 features)."""
     X = np.random.default_rng(0).integers(0, 100, size=(500, 4))
     estimator = RandomForestClassifier(n_estimators=4, random_state=0).fit(X, X[:, 0] % 3)
     forest = trees.forest_from_sklearn(estimator)
-    for dtype, per_node in (("int16", 8), ("float32", 10)):
+    for dtype, per_node in (("int16", 6), ("float32", 9)):
         stored = trees.lower(forest, dtype=dtype)
-        leaves = ((2 * stored.n_leaves * stored.n_classes + 3) & ~3) + 4 * stored.n_leaves
+        assert stored.threshold_dtype == ("int8" if dtype == "int16" else "float32")
+        n_pairs, max_count, n_totals = stored.pair_stats()
+        leaves = ((trees.pair_bytes(stored.n_classes, max_count) * n_pairs + 3) & ~3) + 8 * n_totals
         fixed = 4 * stored.n_trees + leaves + 4 * stored.n_classes
         assert stored.ram_bytes() - fixed <= per_node * stored.n_nodes + 12
         assert stored.ram_bytes() - fixed >= per_node * stored.n_nodes

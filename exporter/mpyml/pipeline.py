@@ -402,8 +402,12 @@ def integer_trained(ir: PipelineIR) -> bool:
 def tree_side(ir: PipelineIR, raw: np.ndarray, inputs: list[np.ndarray], threshold: np.ndarray,
               input_dtype: str = "float64") -> np.ndarray:
     """True where scikit-learn's pipeline, given the raw value in an input_dtype array, sends it left:
-    float32(steps(raw)) <= threshold."""
+    float32(steps(raw)) <= threshold (steps(raw) <= threshold for models that compare float64 features:
+    HistGradientBoosting, LightGBM)."""
     y = steps_value(ir, raw, inputs, input_dtype)
+    boost = getattr(ir.final, "boost", None)
+    if boost is not None and boost.compare64:
+        return y <= threshold
     # Tree estimators cast their input to float32 before comparing with the float64 threshold.
     with np.errstate(over="ignore"):
         return y.astype(np.float32).astype(np.float64) <= threshold
@@ -477,4 +481,5 @@ def fold_into_forest(ir: PipelineIR, dtype: str, input_dtype: str = "float64") -
                           nan_left=nan_left, proba=tree.proba))
         start = end
     return Forest(kind=forest.kind, n_features=ir.n_features, n_classes=forest.n_classes, trees=trees,
-                  classes=forest.classes, tree_weights=forest.tree_weights, weight_sum=forest.weight_sum)
+                  classes=forest.classes, tree_weights=forest.tree_weights, weight_sum=forest.weight_sum,
+                  boost=forest.boost)

@@ -73,6 +73,10 @@ class Row:
 _FOREST = "trees:forest_from_sklearn"
 _LINEAR = "linear:linear_from_sklearn"
 _MIXTURE = "mixture:mixture_from_sklearn"
+_GB = "boosting:gradient_boosting_from_sklearn"
+_HGB = "boosting:hist_gradient_boosting_from_sklearn"
+_XGB = "boosting:xgboost_from_model"
+_LGB = "boosting:lightgbm_from_model"
 
 ROWS = (
     Row("sklearn.tree.DecisionTreeClassifier", "trees", _FOREST),
@@ -98,6 +102,17 @@ ROWS = (
     Row("sklearn.neural_network.MLPRegressor", "nets", "nets:net_from_sklearn"),
     Row("keras.Sequential", "nets", "nets:net_from_keras"),
     Row("sklearn.ensemble.AdaBoostClassifier", "trees", _FOREST, "SAMME, of decision trees"),
+    Row("sklearn.ensemble.GradientBoostingClassifier", "trees", _GB, "constant init"),
+    Row("sklearn.ensemble.GradientBoostingRegressor", "trees", _GB, "constant init"),
+    Row("sklearn.ensemble.HistGradientBoostingClassifier", "trees", _HGB, "numeric features"),
+    Row("sklearn.ensemble.HistGradientBoostingRegressor", "trees", _HGB, "numeric features"),
+    Row("xgboost.XGBClassifier", "trees", _XGB, "tree boosters"),
+    Row("xgboost.XGBRegressor", "trees", _XGB, "tree boosters"),
+    Row("xgboost.Booster", "trees", _XGB, "tree boosters"),
+    Row("lightgbm.LGBMClassifier", "trees", _LGB, "numeric splits"),
+    Row("lightgbm.LGBMRegressor", "trees", _LGB, "numeric splits"),
+    Row("lightgbm.Booster", "trees", _LGB, "numeric splits"),
+    Row("sklearn.ensemble.IsolationForest", "trees", "boosting:isolation_forest_from_sklearn"),
     Row("sklearn.mixture.GaussianMixture", "mixture", _MIXTURE),
     Row("sklearn.mixture.BayesianGaussianMixture", "mixture", _MIXTURE),
     Row("sklearn.naive_bayes.GaussianNB", "mixture", _MIXTURE),

@@ -19,6 +19,7 @@ REGRESSOR = "regressor"
 FEATURE_DTYPES = ("int16", "float32")
 VOTING = ("soft", "hard")
 MAX_COUNT = 65535  # soft-vote leaves stored as class counts
+MAX_PAIRS = 32768  # soft-vote leaves with counts: class:count pairs of all leaves (leaf references point at them)
 
 # Limits of the device storage (natmods/common/mpyml_trees.h).
 MAX_FEATURES = 32767  # a node keeps its NaN direction in the top bit of its feature index
@@ -59,6 +60,8 @@ class Forest:
     # AdaBoostClassifier (SAMME): per tree estimator_weights_, and scikit-learn's estimator_weights_.sum()
     tree_weights: np.ndarray | None = None
     weight_sum: float | None = None
+    # gradient boosting (mpyml.boosting.Boost): trees' values are leaf contributions (value[:, 0]) summed per group
+    boost: object | None = None
 
 
 def _tree_from_sklearn(tree_, kind: str) -> Tree:
@@ -180,6 +183,8 @@ def soft_leaf_counts(proba: np.ndarray, weighted_counts: np.ndarray) -> np.ndarr
 
 # How each kind of forest stores its leaves (the file's leaf_values header line).
 LEAF_KINDS = ("counts", "float64", "class", "float32")
+SIGMOID_LIMIT = 80.0  # mpyml_math.h: sigmoid arguments are clamped to [-80, 80]
+LN2 = 0.6931472  # float32 ln 2 of mpyml_trees.h (IsolationForest scores: 2**z = e**(z ln 2))
 
 
 @dataclass
@@ -211,6 +216,7 @@ class StoredForest:
     tree_votes: np.ndarray | None = None  # SAMME: float64 (n_trees, 2), the vote for the tree's class and for the others
     weight_sum: float | None = None  # SAMME: the sum the votes are divided by
     input_dtype: str | None = None  # pipelines: the input dtype whose pipeline.predict the file matches
+    boost: object | None = None  # voting "boost": mpyml.boosting.Boost (groups per tree, base, link, scale, threshold)
 
     def __post_init__(self):
         if self.nan_left is None:
@@ -244,6 +250,19 @@ class StoredForest:
         return self.leaves.astype(np.float64)
 
     @property
+    def threshold_dtype(self) -> str:
+        """How the device stores thresholds: int8 when every threshold of an int16 forest fits -128..127."""
+        if self.dtype == "float32":
+            return "float32"
+        fits = self.n_nodes == 0 or (self.threshold.min() >= -128 and self.threshold.max() <= 127)
+        return "int8" if fits else "int16"
+
+    def pair_stats(self) -> tuple[int, int, int]:
+        """Soft voting with counts: (pairs of non-zero class counts, the largest count, distinct leaf totals)."""
+        return (int((self.leaves > 0).sum()), int(self.leaves.max()),
+                len(np.unique(self.leaves.sum(axis=1))))
+
+    @property
     def tree_weight(self) -> np.float32:
         return np.float32(1.0 / self.n_trees)
 
@@ -253,13 +272,21 @@ class StoredForest:
         def align4(n):
             return (n + 3) & ~3
 
-        threshold_size = 4 if self.dtype == "float32" else 2
+        threshold_size = {"float32": 4, "int16": 2, "int8": 1}[self.threshold_dtype]
+        feature_size = 1 if self.n_features <= (128 if self.dtype == "float32" else 256) else 2
+        if self.voting == "boost":
+            g = self.boost.n_groups
+            n = 16 * g + (8 * self.n_leaves if self.leaf_kind == "float64" else 0)
+            n += align4(4 * self.n_trees) + align4(threshold_size * self.n_nodes) + align4(feature_size * self.n_nodes)
+            n += 2 * align4(2 * self.n_nodes) + align4(2 * self.n_trees) + 4 * self.n_leaves
+            return n + 8 * g
         n = 16 * self.n_trees + 8 * self.n_classes if self.voting == "samme" else 0
         n += 8 * self.n_leaves * self.n_classes if self.leaf_kind == "float64" else 0
         n += align4(4 * self.n_trees)
-        n += align4(threshold_size * self.n_nodes) + align4(2 * self.n_nodes) + 2 * align4(2 * self.n_nodes)
+        n += align4(threshold_size * self.n_nodes) + align4(feature_size * self.n_nodes) + 2 * align4(2 * self.n_nodes)
         if self.leaf_kind == "counts":
-            n += align4(2 * self.n_leaves * self.n_classes) + 4 * self.n_leaves
+            n_pairs, max_count, n_totals = self.pair_stats()
+            n += align4(pair_bytes(self.n_classes, max_count) * n_pairs) + 8 * n_totals
         elif self.leaf_kind == "class":
             n += align4(2 * self.n_leaves)
         elif self.leaf_kind == "float32":
@@ -319,8 +346,10 @@ class StoredForest:
         return sums
 
     def decision_function(self, X) -> np.ndarray:
-        """SAMME: scikit-learn's AdaBoostClassifier.decision_function per class (float64, n_rows x
+        """Boosting: boost_decision. SAMME: scikit-learn's AdaBoostClassifier.decision_function per class (float64, n_rows x
         n_classes; not summed to one column for two classes), as the device computes it."""
+        if self.voting == "boost":
+            return self.boost_decision(X)
         leaves = self.leaf_indices(X)
         decision = np.zeros((len(leaves), self.n_classes), dtype=np.float64)
         for t in range(self.n_trees):
@@ -328,10 +357,126 @@ class StoredForest:
             decision += np.where(votes[:, None] == np.arange(self.n_classes), self.tree_votes[t, 0], self.tree_votes[t, 1])
         return decision / self.weight_sum
 
+    # ---------------------------------------------------------------- gradient boosting (voting "boost")
+
+    def boost_raw64(self, X) -> np.ndarray:
+        """(n_rows, n_groups) raw scores as the library sums them: float64 from base in tree order
+        (scikit-learn, LightGBM), or float32 (XGBoost, returned as float64)."""
+        leaves = self.leaf_indices(X)
+        b = self.boost
+        dtype = np.float64 if self.leaf_kind == "float64" else np.float32
+        raw = np.tile(b.base.astype(dtype), (len(leaves), 1))
+        values = self.leaves[:, 0].astype(dtype)
+        for t in range(self.n_trees):
+            g = b.groups[t]
+            raw[:, g] = (raw[:, g] + values[leaves[:, t]]).astype(dtype)
+        return raw.astype(np.float64)
+
+    def boost_sums32(self, X) -> tuple[np.ndarray, np.ndarray]:
+        """The device's fast path: float32 sums and float32 sums of magnitudes per group, in tree order."""
+        leaves = self.leaf_indices(X)
+        b = self.boost
+        base = b.base.astype(np.float32)
+        sums = np.tile(base, (len(leaves), 1))
+        mags = np.tile(np.abs(base), (len(leaves), 1))
+        values = self.leaves[:, 0].astype(np.float32)
+        for t in range(self.n_trees):
+            g, v = b.groups[t], values[leaves[:, t]]
+            sums[:, g] = (sums[:, g] + v).astype(np.float32)
+            mags[:, g] = (mags[:, g] + np.abs(v)).astype(np.float32)
+        return sums, mags
+
+    def boost_slack(self) -> np.float32:
+        """The relative error bound of the float32 sums: (n_trees + 4) * 2**-23 (float32)."""
+        return np.float32(self.n_trees + 4) * np.float32(2.0**-23)
+
+    def boost_classes(self, X) -> np.ndarray:
+        """Class indices as the device decides them (mpyml_boost_class)."""
+        b = self.boost
+        sums, mags = self.boost_sums32(X)
+        if self.leaf_kind == "float32":  # the float32 sums are the library's
+            if b.n_groups == 1:
+                return (sums[:, 0].astype(np.float64) > b.threshold).astype(np.int64)
+            return np.argmax(sums, axis=1)
+        slack = self.boost_slack()
+        if b.n_groups == 1:
+            t32 = np.float32(b.threshold)
+            d = (sums[:, 0] - t32).astype(np.float32)
+            bound = (slack * (mags[:, 0] + np.abs(t32)).astype(np.float32)).astype(np.float32)
+            out = (d > 0).astype(np.int64)
+            close = ~((d > bound) | (-d > bound))
+            if close.any():
+                out[close] = (self.boost_raw64(np.asarray(X)[close])[:, 0] > b.threshold).astype(np.int64)
+            return out
+        best = np.argmax(sums, axis=1)
+        rows = np.arange(len(sums))
+        top, top_mag = sums[rows, best][:, None], mags[rows, best][:, None]
+        gap = (top - sums).astype(np.float32)
+        bound = (slack * (top_mag + mags).astype(np.float32)).astype(np.float32)
+        near = (gap <= bound)
+        near[rows, best] = False
+        close = near.any(axis=1)
+        if close.any():
+            best[close] = np.argmax(self.boost_raw64(np.asarray(X)[close]), axis=1)
+        return best
+
+    def boost_raw32(self, X) -> np.ndarray:
+        """float32 raw scores times float32 scale, the input of the device's link: the library's float64
+        sums rounded to float32 (float32 sums for XGBoost)."""
+        raw = self.boost_raw64(X).astype(np.float32)
+        return (raw * np.float32(self.boost.scale)).astype(np.float32)
+
+    def boost_proba(self, X) -> np.ndarray:
+        from .nets import expf, recipf
+
+        z = self.boost_raw32(X)
+
+        def sigmoid(v):
+            v = np.clip(v, -np.float32(SIGMOID_LIMIT), np.float32(SIGMOID_LIMIT)).astype(np.float32)
+            return recipf((np.float32(1) + expf(-v)).astype(np.float32))
+
+        if self.boost.n_groups == 1:
+            return np.stack([sigmoid(-z[:, 0]), sigmoid(z[:, 0])], axis=1)
+        e = expf((z - z.max(axis=1, keepdims=True)).astype(np.float32))
+        total = np.zeros(len(z), dtype=np.float32)
+        for k in range(z.shape[1]):
+            total = (total + e[:, k]).astype(np.float32)
+        return (e * recipf(total)[:, None]).astype(np.float32)
+
+    def score_samples(self, X) -> np.ndarray:
+        """IsolationForest: scikit-learn's score_samples, -2 ** (-depths / denominator), as the device computes
+        it in float32: -expf(float32(depths) * float32(-1 / denominator) * float32(ln 2))."""
+        from .nets import expf
+
+        if self.boost is None or self.boost.link != "isolation":
+            raise TypeError("score_samples: only IsolationForest models have it")
+        z = self.boost_raw32(X)[:, 0]
+        return -expf((z * np.float32(LN2)).astype(np.float32))
+
+    def boost_decision(self, X) -> np.ndarray:
+        """(n_rows, n_groups) float32: the raw scores rounded to float32; IsolationForest: score_samples - offset_."""
+        if self.boost.link == "isolation":
+            return (self.score_samples(X) - np.float32(self.boost.offset)).astype(np.float32)[:, None]
+        return self.boost_raw64(X).astype(np.float32)
+
+    def boost_values(self, X) -> np.ndarray:
+        """Regression: link(scale * raw) in float32 as the device computes it."""
+        from .nets import expf, recipf
+
+        z = self.boost_raw32(X)[:, 0]
+        if self.boost.link == "exp":
+            return expf(z)
+        if self.boost.link == "logistic":
+            z = np.clip(z, -np.float32(SIGMOID_LIMIT), np.float32(SIGMOID_LIMIT)).astype(np.float32)
+            return recipf((np.float32(1) + expf(-z)).astype(np.float32))
+        return z
+
     def predict_index(self, X) -> np.ndarray:
         """Class indices (int64; classifiers) or float32 values (regressors), as the device computes them:
         scikit-learn's decision in float64 (soft voting: the mean of the trees' probabilities, summed in tree
         order; SAMME: the weighted votes), the vote count for hard voting, lowest index on ties."""
+        if self.voting == "boost":
+            return self.boost_values(X) if self.kind == REGRESSOR else self.boost_classes(X)
         if self.kind == REGRESSOR:
             return self.sums(X)[:, 0] * self.tree_weight
         if self.voting == "samme":
@@ -357,6 +502,10 @@ class StoredForest:
         float32(1/n_trees)); SAMME as scikit-learn's float64 softmax (the device's float32 one is within 1e-5)."""
         if self.kind != CLASSIFIER:
             raise TypeError("predict_proba: the model is a regressor")
+        if self.voting == "boost":
+            if self.boost.link == "isolation":
+                raise TypeError("predict_proba: IsolationForest models have score_samples and decision_function")
+            return self.boost_proba(X)
         if self.voting != "samme":
             return self.sums(X) * self.tree_weight
         decision = self.decision_function(X)
@@ -425,13 +574,23 @@ def _lower_tree(tree: Tree, dtype: str, leaf_ref, nodes: list) -> int:
     return first
 
 
+def pair_bytes(n_classes: int, max_count: int) -> int:
+    """Bytes of one class:count pair on the device: count << (class bits + 1) | class << 1 | last-pair flag."""
+    bits = 1 + int(n_classes - 1).bit_length() + int(max_count).bit_length()
+    return 2 if bits <= 16 else 4 if bits <= 32 else 0
+
+
 def _soft_leaf_kind(forest: Forest) -> str:
-    """'counts' when every leaf's probabilities are exact ratios of small class counts, else 'float64'."""
+    """'counts' when every leaf's probabilities are exact ratios of small class counts (and the leaves'
+    pairs fit the device's storage), else 'float64'."""
+    pairs, max_count = 0, 0
     for tree in forest.trees:
         for n in np.flatnonzero(tree.left < 0):
-            if soft_leaf_counts(tree.proba[n], tree.value[n]) is None:
+            counts = soft_leaf_counts(tree.proba[n], tree.value[n])
+            if counts is None:
                 return "float64"
-    return "counts"
+            max_count = max(max_count, int(counts.max()))
+    return "counts" if pair_bytes(forest.n_classes, max_count) else "float64"
 
 
 def lower(forest: Forest, dtype: str = "int16", voting: str = "soft") -> StoredForest:
@@ -445,7 +604,11 @@ def lower(forest: Forest, dtype: str = "int16", voting: str = "soft") -> StoredF
         raise ExportError("%d features, the format supports at most %d" % (forest.n_features, MAX_FEATURES))
     if forest.n_classes > MAX_CLASSES:
         raise ExportError("%d classes, the format supports at most %d" % (forest.n_classes, MAX_CLASSES))
-    if forest.kind != CLASSIFIER:
+    boost = forest.boost
+    if boost is not None:
+        voting, leaf_kind = "boost", boost.sums
+        _check_boost(forest)
+    elif forest.kind != CLASSIFIER:
         voting, leaf_kind = None, "float32"
     elif forest.tree_weights is not None:
         voting, leaf_kind = "samme", "class"
@@ -458,7 +621,9 @@ def lower(forest: Forest, dtype: str = "int16", voting: str = "soft") -> StoredF
     leaves: list[tuple] = []
 
     def leaf_ref(tree: Tree, n: int) -> int:
-        if leaf_kind == "class":
+        if voting == "boost":
+            key = (float(tree.value[n][0]),)
+        elif leaf_kind == "class":
             key = (int(np.argmax(tree.proba[n])),)  # the tree's own predict: argmax of its probabilities
         elif leaf_kind == "counts":
             key = tuple(soft_leaf_counts(tree.proba[n], tree.value[n]).tolist())
@@ -476,7 +641,10 @@ def lower(forest: Forest, dtype: str = "int16", voting: str = "soft") -> StoredF
     if len(leaves) > MAX_LEAVES:
         raise ExportError("%d distinct leaves, the format supports at most %d (use voting='hard', fewer or smaller trees)"
                           % (len(leaves), MAX_LEAVES))
-    soft = leaf_kind in ("counts", "float64")
+    if leaf_kind == "counts" and sum(sum(1 for c in leaf if c) for leaf in leaves) > MAX_PAIRS:
+        raise ExportError("the soft-vote leaves hold more than %d class:count pairs (use voting='hard', fewer or "
+                          "smaller trees)" % MAX_PAIRS)
+    soft = leaf_kind in ("counts", "float64") and voting != "boost"
     if len(nodes) > MAX_NODES or len(roots) > MAX_NODES or (soft and len(leaves) * forest.n_classes > MAX_NODES):
         raise ExportError("model too big: %d trees, %d nodes, %d leaves x %d classes (each at most %d)"
                           % (len(roots), len(nodes), len(leaves), forest.n_classes, MAX_NODES))
@@ -502,10 +670,38 @@ def lower(forest: Forest, dtype: str = "int16", voting: str = "soft") -> StoredF
         left=np.array([r[2] for r in nodes], dtype=np.int64),
         right=np.array([r[3] for r in nodes], dtype=np.int64),
         nan_left=np.array([r[4] for r in nodes], dtype=bool),
-        leaves=np.array(leaves, dtype=np.int64 if leaf_kind in ("counts", "class") else np.float64).reshape(len(leaves), width),
+        leaves=np.array(leaves, dtype=np.int64 if leaf_kind in ("counts", "class") and voting != "boost" else np.float64
+                        ).reshape(len(leaves), width if voting != "boost" else 1),
         leaf_kind=leaf_kind,
         classes=forest.classes,
         feature_names=forest.feature_names,
         tree_votes=tree_votes,
         weight_sum=forest.weight_sum,
+        boost=boost,
     )
+
+
+MAX_GROUPS = 65535
+
+
+def _check_boost(forest: Forest) -> None:
+    """ExportError for a boosted forest the device cannot hold: groups, base scores and leaf values."""
+    from .boosting import LINKS, SUMS
+
+    b = forest.boost
+    if b.sums not in SUMS or b.link not in LINKS:
+        raise ExportError("boosting: sums must be one of %s and link one of %s" % (SUMS, LINKS))
+    g = b.n_groups
+    if forest.kind == CLASSIFIER:
+        ok = (g == 1 and forest.n_classes == 2 and b.link in ("logistic", "isolation")) or (
+            g == forest.n_classes >= 2 and b.link == "softmax")
+    else:
+        ok = g == 1 and b.link not in ("softmax", "isolation")
+    if not ok:
+        raise ExportError("boosting: %d output groups with link %s for %d classes are not supported"
+                          % (g, b.link, forest.n_classes))
+    if len(b.groups) != len(forest.trees) or (len(b.groups) and (b.groups.min() < 0 or b.groups.max() >= g)):
+        raise ExportError("boosting: every tree needs an output group in 0..%d" % (g - 1))
+    values = np.concatenate([t.value[t.left < 0, 0] for t in forest.trees] + [b.base, [b.threshold, b.scale, b.offset]])
+    if not np.all(np.isfinite(values)) or not np.all(np.isfinite(values.astype(np.float32))):
+        raise ExportError("boosting: leaf values, base scores, the scale and the threshold must be finite in float32")

@@ -50,6 +50,10 @@ def _child_text(index: int, child: int) -> str:
 
 
 def _leaf_text(stored: StoredForest, leaf: np.ndarray) -> str:
+    if stored.voting == "boost":
+        if stored.leaf_kind == "float64":
+            return _hex64(leaf[0])
+        return "%08x" % int(np.float32(leaf[0]).view(np.uint32))
     if stored.leaf_kind == "counts":
         return ",".join("%d:%d" % (c, w) for c, w in enumerate(leaf) if w)
     if stored.leaf_kind == "float64":
@@ -75,6 +79,7 @@ def write(stored: StoredForest, f, steps=None) -> None:
         ("voting", stored.voting or "mean"),
         ("leaf_values", stored.leaf_kind),
         ("dtype", stored.dtype),
+        ("threshold_dtype", stored.threshold_dtype),
         ("n_features", stored.n_features if steps is None else stored.n_features),
         ("n_classes", stored.n_classes) if classifier else ("n_outputs", 1),
         ("n_trees", stored.n_trees),
@@ -85,6 +90,12 @@ def write(stored: StoredForest, f, steps=None) -> None:
     if stored.voting == "samme":
         header.append(("weight_sum", _hex64(stored.weight_sum)))
     lines = ["%s,%s" % kv for kv in header]
+    if stored.leaf_kind == "counts":
+        lines.append("pairs,%d,%d,%d" % stored.pair_stats())
+    if stored.voting == "boost":
+        b = stored.boost
+        lines.append("boost,%s,%d,%s,%s,%s" % (b.link, b.n_groups, _hex64(b.threshold), _hex64(b.scale), _hex64(b.offset)))
+        lines.append(",".join(["base"] + [_hex64(v) for v in b.base]))
     if steps is not None:
         from .linearfile import step_lines
 
@@ -104,6 +115,8 @@ def write(stored: StoredForest, f, steps=None) -> None:
     for t, root in enumerate(stored.roots):
         if stored.voting == "samme":
             lines.append("%d,%s,%s" % (root, _hex64(stored.tree_votes[t, 0]), _hex64(stored.tree_votes[t, 1])))
+        elif stored.voting == "boost":
+            lines.append("%d,%d" % (root, stored.boost.groups[t]))
         else:
             lines.append(str(root))
     lines.append("nodes")
@@ -162,10 +175,21 @@ def read(f):
     if version != str(FORMAT_VERSION):
         raise FormatError("format version %s is not supported (expected %d)" % (version, FORMAT_VERSION))
     kind, voting, leaf_kind, dtype = value("kind"), value("voting"), value("leaf_values"), value("dtype")
+    threshold_dtype = value("threshold_dtype")
     n_features = int(value("n_features"))
     n_classes = int(value("n_classes")) if kind == CLASSIFIER else int(value("n_outputs")) - 1
     n_trees, n_nodes, n_leaves, n_steps = (int(value(key)) for key in ("n_trees", "n_nodes", "n_leaves", "n_steps"))
     weight_sum = _from_hex64(value("weight_sum")) if voting == "samme" else None
+    pairs = take(4, "pairs")[1:] if leaf_kind == "counts" else None
+    boost = None
+    if voting == "boost":
+        from .boosting import Boost
+
+        _, link, n_groups, threshold_bits, scale_bits, offset_bits = take(6, "boost")
+        base = take(1 + int(n_groups), "base")[1:]
+        boost = Boost(sums=leaf_kind, link=link, scale=_from_hex64(scale_bits), groups=None,
+                      base=np.array([_from_hex64(v) for v in base]), threshold=_from_hex64(threshold_bits),
+                      offset=_from_hex64(offset_bits))
     steps = None
     if n_steps:
         from .linear import TRANSFORMER, StoredChain
@@ -178,15 +202,20 @@ def read(f):
     feature_names = labels("feature_names")
     take(1, "trees")
     roots, tree_votes = [], []
+    groups = []
     for _ in range(n_trees):
-        fields = take(3 if voting == "samme" else 1)
+        fields = take(3 if voting == "samme" else 2 if voting == "boost" else 1)
         roots.append(int(fields[0]))
         if voting == "samme":
             tree_votes.append([_from_hex64(fields[1]), _from_hex64(fields[2])])
+        if voting == "boost":
+            groups.append(int(fields[1]))
+    if boost is not None:
+        boost.groups = np.array(groups, dtype=np.int64)
     take(1, "nodes")
     nodes = [take(5 if dtype == "float32" else 4) for _ in range(n_nodes)]
     take(1, "leaves")
-    soft = leaf_kind in ("counts", "float64")
+    soft = leaf_kind in ("counts", "float64") and voting != "boost"
     width = n_classes if soft else 1
     leaves = np.zeros((n_leaves, width), dtype=np.float64 if leaf_kind in ("float64", "float32") else np.int64)
     for i in range(n_leaves):
@@ -195,6 +224,10 @@ def read(f):
             for pair in fields:
                 c, w = pair.split(":")
                 leaves[i, int(c)] = int(w) if leaf_kind == "counts" else _from_hex64(w)
+        elif voting == "boost":
+            text = fields[0]
+            leaves[i, 0] = _from_hex64(text) if leaf_kind == "float64" else float(
+                np.uint32(int(text, 16)).view(np.float32))
         else:
             leaves[i, 0] = float(fields[0])
     if dtype == "float32":
@@ -224,7 +257,10 @@ def read(f):
         feature_names=np.asarray(feature_names) if feature_names else None,
         tree_votes=np.array(tree_votes, dtype=np.float64).reshape(-1, 2) if voting == "samme" else None,
         weight_sum=weight_sum,
+        boost=boost,
     )
+    if threshold_dtype != forest.threshold_dtype or (pairs is not None and tuple(map(int, pairs)) != forest.pair_stats()):
+        raise FormatError("threshold_dtype or the pairs line does not match the nodes and leaves")
     if steps is None:
         return forest
     from .linear import StoredPipeline

@@ -77,7 +77,11 @@ static inline uint32_t mpyml_crc32_update(uint32_t crc, const uint8_t *data, siz
     X(BAD_HEX64, "expected 16 hex digits (IEEE-754 float64 bits)") \
     X(TREE_WEIGHT, "tree weight must be finite and >= 0, and the weight sum finite and > 0") \
     X(LEAF_COUNTS, "leaf class counts must be 0..65535 and not all 0") \
-    X(LEAF_PROBA, "leaf probabilities must be finite and in 0..1")
+    X(LEAF_PROBA, "leaf probabilities must be finite and in 0..1") \
+    X(THRESHOLD_BYTES, "threshold_dtype must be int8 or int16 for int16 forests and float32 for float32 forests") \
+    X(LEAF_PAIRS, "soft-vote leaves: pairs and totals must fit the header's 'pairs,<n_pairs>,<max_count>,<n_totals>'") \
+    X(BOOST_SHAPE, "boosting: n_groups and link do not fit the model kind (regressor: 1 group; binary: 1 group, logistic or isolation; multiclass: n_classes groups, softmax)") \
+    X(BOOST_VALUE, "boosting: tree group, base score, threshold, scale or leaf value out of range (float32 sums take float32 values)")
 
 // emliir
 #define MPYML_ERRORS_IIR(X) \

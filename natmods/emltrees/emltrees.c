@@ -18,6 +18,7 @@ typedef struct {
     uint32_t max_trees, max_nodes, max_leaves;
     uint32_t state;
     void *block;                // owns every array of `forest`
+    void *scratch;              // while loading: mpyml_forest_load_bytes of scratch, else NULL
     mpyml_forest_t forest;
     mp_obj_t classes;           // the class labels (a list), or None
     // Pipeline steps that run before the forest (format version 2), or NULL.
@@ -42,6 +43,10 @@ static void model_unload(model_t *self) {
     if (self->block != NULL) {
         m_free(self->block);
         self->block = NULL;
+    }
+    if (self->scratch != NULL) {
+        m_free(self->scratch);
+        self->scratch = NULL;
     }
     if (self->steps_block != NULL) {
         m_free(self->steps_block);
@@ -102,7 +107,7 @@ static void check_out_length(const char *what, size_t expected, size_t got) {
 }
 
 static void check_classifier(const mpyml_forest_t *f, const char *method) {
-    if (f->shape.kind == MPYML_TREES_REGRESSOR) {
+    if (mpyml_trees_is_regressor(&f->shape)) {
         mpyml_raise_fmt(&mp_type_TypeError, "%s: the loaded model is a regressor; use predict", 1, mpyml_str(method));
     }
 }
@@ -124,6 +129,7 @@ static mp_obj_t emltrees_new(mp_obj_t trees_in, mp_obj_t nodes_in, mp_obj_t leav
     self->max_leaves = (uint32_t)capacity[2];
     self->state = MODEL_EMPTY;
     self->block = NULL;
+    self->scratch = NULL;
     self->steps_block = NULL;
     self->classes = mp_const_none;
     return MP_OBJ_FROM_PTR(self);
@@ -137,21 +143,27 @@ static void check_capacity(const char *what, uint32_t needed, uint32_t capacity)
     }
 }
 
-// model._begin(kind, dtype, n_features, n_classes, n_trees, n_nodes, n_leaves, tree_weight)
+// model._begin(kind, dtype, n_features, n_classes, n_trees, n_nodes, n_leaves, tree_weight,
+//              n_groups, link, sums64, threshold_bytes, n_pairs, max_count, n_totals): n_groups, link
+//              and sums64 are 0 but for boosting, the pair fields 0 but for soft voting with counts
 static mp_obj_t model_begin(size_t n_args, const mp_obj_t *args) {
     model_t *self = get_model(args[0]);
     model_unload(self);
-    static const mpyml_err_t errors[7] = { MPYML_ERR_BAD_KIND, MPYML_ERR_BAD_DTYPE, MPYML_ERR_TREES_N_FEATURES,
-        MPYML_ERR_BAD_N_CLASSES, MPYML_ERR_TOO_BIG, MPYML_ERR_TOO_BIG, MPYML_ERR_BAD_N_LEAVES };
-    static const mp_int_t highs[7] = { 255, 255, MPYML_TREES_MAX_FEATURES, MPYML_TREES_MAX_CLASSES,
-        MPYML_TREES_MAX_NODES, MPYML_TREES_MAX_NODES, MPYML_TREES_MAX_LEAVES };
-    mp_int_t v[7];
-    for (int i = 0; i < 7; i++) {
-        v[i] = mp_obj_get_int(args[i + 1]);  // TypeError for a non-integer; a big int is checked below
-        if (mp_obj_is_small_int(args[i + 1]) && v[i] < 0) {
+    static const mpyml_err_t errors[14] = { MPYML_ERR_BAD_KIND, MPYML_ERR_BAD_DTYPE, MPYML_ERR_TREES_N_FEATURES,
+        MPYML_ERR_BAD_N_CLASSES, MPYML_ERR_TOO_BIG, MPYML_ERR_TOO_BIG, MPYML_ERR_BAD_N_LEAVES,
+        MPYML_ERR_BOOST_SHAPE, MPYML_ERR_BOOST_SHAPE, MPYML_ERR_BOOST_SHAPE, MPYML_ERR_THRESHOLD_BYTES,
+        MPYML_ERR_LEAF_PAIRS, MPYML_ERR_LEAF_PAIRS, MPYML_ERR_LEAF_PAIRS };
+    static const mp_int_t highs[14] = { 255, 255, MPYML_TREES_MAX_FEATURES, MPYML_TREES_MAX_CLASSES,
+        MPYML_TREES_MAX_NODES, MPYML_TREES_MAX_NODES, MPYML_TREES_MAX_LEAVES, MPYML_TREES_MAX_CLASSES, MPYML_LINK_ISOLATION, 1,
+        4, MPYML_TREES_MAX_PAIRS, MPYML_TREES_MAX_COUNT, MPYML_TREES_MAX_LEAVES };
+    mp_int_t v[14];
+    for (int i = 0; i < 14; i++) {
+        const mp_obj_t arg = args[i < 7 ? i + 1 : i + 2];
+        v[i] = mp_obj_get_int(arg);  // TypeError for a non-integer; a big int is checked below
+        if (mp_obj_is_small_int(arg) && v[i] < 0) {
             mp_raise_ValueError("header values must be non-negative integers");
         }
-        v[i] = mpyml_get_int(args[i + 1], 0, highs[i], errors[i]);
+        v[i] = mpyml_get_int(arg, 0, highs[i], errors[i]);
     }
     mpyml_forest_shape_t shape;
     shape.kind = (uint8_t)v[0];
@@ -161,17 +173,26 @@ static mp_obj_t model_begin(size_t n_args, const mp_obj_t *args) {
     shape.n_trees = (uint32_t)v[4];
     shape.n_nodes = (uint32_t)v[5];
     shape.n_leaves = (uint32_t)v[6];
+    shape.n_groups = (uint16_t)v[7];
+    shape.link = (uint8_t)v[8];
+    shape.sums64 = (uint8_t)v[9];
+    shape.threshold_bytes = (uint8_t)v[10];
+    shape.n_pairs = (uint32_t)v[11];
+    shape.max_count = (uint32_t)v[12];
+    shape.n_totals = (uint32_t)v[13];
     mpyml_check(mpyml_forest_check_shape(&shape));
     check_capacity("trees", shape.n_trees, self->max_trees);
     check_capacity("decision nodes", shape.n_nodes, self->max_nodes);
     check_capacity("leaves", shape.n_leaves, self->max_leaves);
     size_t bytes = mpyml_forest_bytes(&shape);
     self->block = mpyml_malloc(bytes, "the model");
-    mpyml_forest_bind(&self->forest, &shape, mp_obj_get_float_to_f(args[8]), self->block);
+    size_t scratch = mpyml_forest_load_bytes(&shape);
+    self->scratch = scratch ? mpyml_malloc(scratch, "loading the model") : NULL;
+    mpyml_forest_bind(&self->forest, &shape, mp_obj_get_float_to_f(args[8]), self->block, self->scratch);
     self->state = MODEL_LOADING;
     return mp_const_none;
 }
-static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(model_begin_obj, 9, 9, model_begin);
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(model_begin_obj, 16, 16, model_begin);
 
 static mpyml_forest_t *loading_forest(mp_obj_t self_in) {
     model_t *self = get_model(self_in);
@@ -186,9 +207,18 @@ static int32_t get_ref(mp_obj_t ref_in) {
     return (int32_t)mpyml_get_int(ref_in, -(mp_int_t)MPYML_TREES_MAX_LEAVES, MPYML_TREES_MAX_NODES, MPYML_ERR_NODE_REF_RANGE);
 }
 
-// model._tree(root) or, for SAMME, model._tree(root, vote, other) with the votes as 16 hex digits
+// model._tree(root); for SAMME, model._tree(root, vote, other) with the votes as 16 hex digits;
+// for boosting, model._tree(root, group)
 static mp_obj_t model_tree(size_t n_args, const mp_obj_t *args) {
     mpyml_forest_t *f = loading_forest(args[0]);
+    if ((n_args == 3) != (f->shape.kind == MPYML_TREES_BOOST)) {
+        mp_raise_ValueError("boosted trees, and only they, carry a group");
+    }
+    if (n_args == 3) {
+        uint32_t group = (uint32_t)mpyml_get_int(args[2], 0, MPYML_TREES_MAX_CLASSES, MPYML_ERR_BOOST_VALUE);
+        mpyml_check(mpyml_forest_add_boost_tree(f, get_ref(args[1]), group));
+        return mp_const_none;
+    }
     double vote = 0.0, other = 0.0;
     if ((n_args == 4) != (f->shape.kind == MPYML_TREES_SAMME)) {
         mp_raise_ValueError("SAMME trees, and only they, carry two vote weights");
@@ -201,6 +231,25 @@ static mp_obj_t model_tree(size_t n_args, const mp_obj_t *args) {
     return mp_const_none;
 }
 static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(model_tree_obj, 2, 4, model_tree);
+
+// model._boost(threshold, scale, offset), each 16 hex digits: boosting's binary threshold, link scale
+// and IsolationForest's offset_
+static mp_obj_t model_boost(size_t n_args, const mp_obj_t *args) {
+    mpyml_forest_t *f = loading_forest(args[0]);
+    mpyml_check(mpyml_forest_set_boost(f, mpyml_get_hex64(args[1], MPYML_ERR_BAD_HEX64),
+                                       mpyml_get_hex64(args[2], MPYML_ERR_BAD_HEX64),
+                                       mpyml_get_hex64(args[3], MPYML_ERR_BAD_HEX64)));
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(model_boost_obj, 4, 4, model_boost);
+
+// model._base(hex16): the next group's base score
+static mp_obj_t model_base(mp_obj_t self_in, mp_obj_t base_in) {
+    mpyml_forest_t *f = loading_forest(self_in);
+    mpyml_check(mpyml_forest_add_base(f, mpyml_get_hex64(base_in, MPYML_ERR_BAD_HEX64)));
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_2(model_base_obj, model_base);
 
 // model._weight_sum(hex16): SAMME's estimator_weights_.sum()
 static mp_obj_t model_weight_sum(mp_obj_t self_in, mp_obj_t sum_in) {
@@ -255,6 +304,18 @@ static mp_obj_t model_leaf(mp_obj_t self_in, mp_obj_t value_in) {
         size_t len;
         const char *text = mp_obj_str_get_data(value_in, &len);
         mpyml_check(mpyml_forest_add_leaf_exact(f, text, len));
+    } else if (f->shape.kind == MPYML_TREES_BOOST) {
+        double value;
+        if (f->shape.sums64) {
+            value = mpyml_get_hex64(value_in, MPYML_ERR_BAD_HEX64);
+        } else {
+            size_t len;
+            const char *text = mp_obj_str_get_data(value_in, &len);
+            uint32_t bits = 0;
+            mpyml_check(len == 8 ? mpyml_parse_hex32(text, len, &bits) : MPYML_ERR_BAD_HEX);
+            value = (double)mpyml_f32_from_bits(bits);
+        }
+        mpyml_check(mpyml_forest_add_leaf_boost(f, value));
     } else if (f->shape.kind == MPYML_TREES_REGRESSOR) {
         mpyml_check(mpyml_forest_add_leaf_value(f, mp_obj_get_float_to_f(value_in)));
     } else {
@@ -319,6 +380,10 @@ static MP_DEFINE_CONST_FUN_OBJ_2(model_index_obj, model_index);
 static mp_obj_t model_finish(mp_obj_t self_in) {
     model_t *self = get_model(self_in);
     mpyml_check(mpyml_forest_check_complete(loading_forest(self_in)));
+    if (self->scratch != NULL) {
+        m_free(self->scratch);
+        self->scratch = NULL;
+    }
     if (self->steps_block != NULL) {
         mpyml_check(mpyml_linear_check_complete(&self->steps));
     }
@@ -338,18 +403,63 @@ static mp_obj_t model_predict(mp_obj_t self_in, mp_obj_t x_in) {
     model_t *self = get_model(self_in);
     const mpyml_forest_t *f = ready_forest(self);
     const void *x = get_one_row(self, x_in);
-    if (f->shape.kind == MPYML_TREES_REGRESSOR) {
+    if (mpyml_trees_is_regressor(&f->shape)) {
         return mp_obj_new_float_from_f(mpyml_forest_predict_value(f, x));
     }
     return mp_obj_new_int(mpyml_forest_predict_class(f, x));
 }
 static MP_DEFINE_CONST_FUN_OBJ_2(model_predict_obj, model_predict);
 
+static void check_proba(const mpyml_forest_t *f, const char *method) {
+    check_classifier(f, method);
+    if (f->shape.kind == MPYML_TREES_BOOST && f->shape.link == MPYML_LINK_ISOLATION) {
+        mpyml_raise_fmt(&mp_type_TypeError, "%s: an IsolationForest has score_samples and decision_function", 1, mpyml_str(method));
+    }
+}
+
+// model.decision_function(X, out) / model.score_samples(X, out): boosted models; out is array('f')
+// of n_rows * n_groups (decision_function: raw scores, IsolationForest: score_samples - offset_) or
+// n_rows (score_samples: IsolationForest only)
+static mp_obj_t boost_rows(mp_obj_t self_in, mp_obj_t x_in, mp_obj_t out_in, int score) {
+    model_t *self = get_model(self_in);
+    const mpyml_forest_t *f = ready_forest(self);
+    const char *method = score ? "score_samples" : "decision_function";
+    if (f->shape.kind != MPYML_TREES_BOOST || (score && f->shape.link != MPYML_LINK_ISOLATION)) {
+        mpyml_raise_fmt(&mp_type_TypeError, score ? "%s: only IsolationForest models have it"
+                        : "%s: only boosted models and IsolationForest have it", 1, mpyml_str(method));
+    }
+    mp_buffer_info_t xs, out;
+    size_t n_rows = get_rows(self, x_in, "X", &xs);
+    size_t width = score ? 1 : f->shape.n_groups;
+    check_out_length("out", n_rows * width, mpyml_get_array(out_in, 'f', "out", MP_BUFFER_WRITE, &out));
+    size_t step = row_bytes(self);
+    const uint8_t *row = (const uint8_t *)xs.buf;
+    float *values = (float *)out.buf;
+    for (size_t i = 0; i < n_rows; i++, row += step) {
+        if (score) {
+            values[i] = mpyml_boost_score(f, forest_input(self, row));
+        } else {
+            mpyml_boost_decision(f, forest_input(self, row), values + i * width);
+        }
+    }
+    return out_in;
+}
+
+static mp_obj_t model_decision_function(mp_obj_t self_in, mp_obj_t x_in, mp_obj_t out_in) {
+    return boost_rows(self_in, x_in, out_in, 0);
+}
+static MP_DEFINE_CONST_FUN_OBJ_3(model_decision_function_obj, model_decision_function);
+
+static mp_obj_t model_score_samples(mp_obj_t self_in, mp_obj_t x_in, mp_obj_t out_in) {
+    return boost_rows(self_in, x_in, out_in, 1);
+}
+static MP_DEFINE_CONST_FUN_OBJ_3(model_score_samples_obj, model_score_samples);
+
 // model.predict_proba(x, out) fills out (array('f') of n_classes) and returns it
 static mp_obj_t model_predict_proba(mp_obj_t self_in, mp_obj_t x_in, mp_obj_t out_in) {
     model_t *self = get_model(self_in);
     const mpyml_forest_t *f = ready_forest(self);
-    check_classifier(f, "predict_proba");
+    check_proba(f, "predict_proba");
     const void *x = get_one_row(self, x_in);
     mp_buffer_info_t out;
     check_out_length("out", f->shape.n_classes, mpyml_get_array(out_in, 'f', "out", MP_BUFFER_WRITE, &out));
@@ -387,7 +497,7 @@ static mp_obj_t model_predict_many(mp_obj_t self_in, mp_obj_t x_in, mp_obj_t out
     size_t n_rows = get_rows(self, x_in, "X", &xs);
     size_t step = row_bytes(self);
     const uint8_t *row = (const uint8_t *)xs.buf;
-    if (f->shape.kind == MPYML_TREES_REGRESSOR) {
+    if (mpyml_trees_is_regressor(&f->shape)) {
         check_out_length("out", n_rows, mpyml_get_array(out_in, 'f', "out", MP_BUFFER_WRITE, &out));
         for (size_t i = 0; i < n_rows; i++, row += step) {
             ((float *)out.buf)[i] = mpyml_forest_predict_value(f, forest_input(self, row));
@@ -410,7 +520,7 @@ static MP_DEFINE_CONST_FUN_OBJ_3(model_predict_many_obj, model_predict_many);
 static mp_obj_t model_predict_proba_many(mp_obj_t self_in, mp_obj_t x_in, mp_obj_t out_in) {
     model_t *self = get_model(self_in);
     const mpyml_forest_t *f = ready_forest(self);
-    check_classifier(f, "predict_proba_many");
+    check_proba(f, "predict_proba_many");
     mp_buffer_info_t xs, out;
     size_t n_rows = get_rows(self, x_in, "X", &xs);
     size_t n_classes = f->shape.n_classes;
@@ -425,7 +535,7 @@ static mp_obj_t model_predict_proba_many(mp_obj_t self_in, mp_obj_t x_in, mp_obj
 static MP_DEFINE_CONST_FUN_OBJ_3(model_predict_proba_many_obj, model_predict_proba_many);
 
 static mp_obj_t kind_name(const mpyml_forest_t *f) {
-    return MP_OBJ_NEW_QSTR(f->shape.kind == MPYML_TREES_REGRESSOR ? MP_QSTR_regressor : MP_QSTR_classifier);
+    return MP_OBJ_NEW_QSTR(mpyml_trees_is_regressor(&f->shape) ? MP_QSTR_regressor : MP_QSTR_classifier);
 }
 
 // Read-only attributes; anything else falls through to the methods.
@@ -471,7 +581,8 @@ static void model_attr(mp_obj_t self_in, qstr attr, mp_obj_t *dest) {
         dest[0] = f->shape.kind == MPYML_TREES_SOFT_VOTE ? MP_OBJ_NEW_QSTR(MP_QSTR_soft)
             : f->shape.kind == MPYML_TREES_SOFT_EXACT ? MP_OBJ_NEW_QSTR(MP_QSTR_soft)
             : f->shape.kind == MPYML_TREES_HARD_VOTE ? MP_OBJ_NEW_QSTR(MP_QSTR_hard)
-            : f->shape.kind == MPYML_TREES_SAMME ? MP_OBJ_NEW_QSTR(MP_QSTR_samme) : mp_const_none;
+            : f->shape.kind == MPYML_TREES_SAMME ? MP_OBJ_NEW_QSTR(MP_QSTR_samme)
+            : f->shape.kind == MPYML_TREES_BOOST ? MP_OBJ_NEW_QSTR(MP_QSTR_boost) : mp_const_none;
     } else if (attr == MP_QSTR_typecode) {
         dest[0] = MP_OBJ_NEW_QSTR(feature_typecode(self) == 'f' ? MP_QSTR_f : MP_QSTR_h);
     } else {
@@ -479,7 +590,7 @@ static void model_attr(mp_obj_t self_in, qstr attr, mp_obj_t *dest) {
     }
 }
 
-mp_map_elem_t model_locals_table[16];
+mp_map_elem_t model_locals_table[20];
 static MP_DEFINE_CONST_DICT(model_locals, model_locals_table);
 
 static mp_obj_t mpyml_module_init(mp_obj_fun_bc_t *self, size_t n_args, size_t n_kw, mp_obj_t *args) {
@@ -504,6 +615,10 @@ static mp_obj_t mpyml_module_init(mp_obj_fun_bc_t *self, size_t n_args, size_t n
     mpyml_add_method(model_locals_table, 13, MP_QSTR__index, &model_index_obj);
     mpyml_add_method(model_locals_table, 14, MP_QSTR__weight_sum, &model_weight_sum_obj);
     mpyml_add_method(model_locals_table, 15, MP_QSTR__classes, &model_classes_obj);
+    mpyml_add_method(model_locals_table, 16, MP_QSTR__boost, &model_boost_obj);
+    mpyml_add_method(model_locals_table, 17, MP_QSTR__base, &model_base_obj);
+    mpyml_add_method(model_locals_table, 18, MP_QSTR_decision_function, &model_decision_function_obj);
+    mpyml_add_method(model_locals_table, 19, MP_QSTR_score_samples, &model_score_samples_obj);
     MP_OBJ_TYPE_SET_SLOT(&model_type, attr, model_attr, 0);
     MP_OBJ_TYPE_SET_SLOT(&model_type, locals_dict, (void *)&model_locals, 1);
 

@@ -17,7 +17,7 @@ class Model:
     loaded: bool
     # None while no model is loaded:
     kind: Optional[Literal["classifier", "regressor"]]
-    voting: Optional[Literal["soft", "hard"]]  # None for regressors
+    voting: Optional[Literal["soft", "hard", "samme", "boost"]]  # None for forest regressors; "boost": gradient boosting, IsolationForest
     typecode: Optional[Literal["h", "f"]]  # array typecode of the features: int16 or float32
     n_features: Optional[int]  # raw features per row (the steps' input when the file has steps)
     n_steps: Optional[int]  # pipeline steps run before the forest (format version 2), else 0
@@ -46,6 +46,14 @@ class Model:
 
     def predict_proba_many(self, X: array, out: array) -> array:
         """Class probabilities of every row of X into out (array('f') of n_rows * n_classes). Returns out."""
+
+    def decision_function(self, X: array, out: array) -> array:
+        """Boosted models and IsolationForest: per row of X, the library's raw scores rounded to float32
+        (n_groups values: 1 for regressors and binary classifiers, n_classes for multiclass) into out
+        (array('f')); IsolationForest: score_samples - offset_ (one value). Returns out."""
+
+    def score_samples(self, X: array, out: array) -> array:
+        """IsolationForest only: scikit-learn's score_samples of every row of X into out (array('f') of n_rows)."""
 
     def unload(self) -> None:
         """Frees the loaded forest; the capacity stays."""

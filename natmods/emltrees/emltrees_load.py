@@ -14,8 +14,15 @@ _KINDS = {
     ("regressor", "mean", "float32"): 3,
     ("classifier", "samme", "class"): 4,
     ("classifier", "soft", "float64"): 5,
+    ("classifier", "boost", "float64"): 6,
+    ("classifier", "boost", "float32"): 6,
+    ("regressor", "boost", "float64"): 6,
+    ("regressor", "boost", "float32"): 6,
 }
+_LINKS = {"identity": 0, "exp": 1, "logistic": 2, "softmax": 3, "isolation": 4}
 _DTYPES = {"int16": 1, "float32": 2}
+# (dtype, threshold_dtype) -> bytes per stored threshold
+_THRESHOLD_BYTES = {("int16", "int8"): 1, ("int16", "int16"): 2, ("float32", "float32"): 4}
 _NAN_LEFT = {"l": 1, "r": 0}
 
 
@@ -60,6 +67,9 @@ def _read(model, records):
     dtype = records.value("dtype")
     if dtype not in _DTYPES:
         raise ValueError("unknown feature dtype '%s' (expected int16 or float32)" % dtype)
+    threshold_bytes = _THRESHOLD_BYTES.get((dtype, records.value("threshold_dtype")))
+    if threshold_bytes is None:
+        raise ValueError("threshold_dtype must be int8 or int16 with dtype int16, float32 with dtype float32")
     n_features = records.count("n_features")
     classifier = kind[0] == "classifier"
     if classifier:
@@ -73,8 +83,30 @@ def _read(model, records):
     n_leaves = records.count("n_leaves")
     n_steps = records.count("n_steps")
     weight = 1.0 / n_trees if n_trees > 0 else 0.0
-    model._begin(_KINDS[kind], _DTYPES[dtype], n_features, n_classes, n_trees, n_nodes, n_leaves, weight)
     samme = kind[1] == "samme"
+    boost = kind[1] == "boost"
+    n_groups = link = n_pairs = max_count = n_totals = 0
+    if kind[2] == "counts":
+        key, n_pairs, max_count, n_totals = records.fields(4, "'pairs,<n_pairs>,<max_count>,<n_totals>'")
+        if key != "pairs":
+            raise ValueError("expected 'pairs,<n_pairs>,<max_count>,<n_totals>', got '%s'" % key[:20])
+        n_pairs, max_count, n_totals = int(n_pairs), int(max_count), int(n_totals)
+    if boost:
+        key, link, n_groups, threshold, scale, offset = records.fields(
+            6, "'boost,<link>,<n_groups>,<threshold>,<scale>,<offset>'")
+        if key != "boost" or link not in _LINKS:
+            raise ValueError("expected 'boost,<link>,...' with link identity, exp, logistic, softmax or isolation, got '%s,%s'"
+                             % (key[:20], link[:20]))
+        link, n_groups = _LINKS[link], int(n_groups)
+    model._begin(_KINDS[kind], _DTYPES[dtype], n_features, n_classes, n_trees, n_nodes, n_leaves, weight,
+                 n_groups, link, 1 if boost and kind[2] == "float64" else 0, threshold_bytes, n_pairs, max_count, n_totals)
+    if boost:
+        model._boost(threshold, scale, offset)
+        base = records.fields(n_groups + 1, "'base' and one float64 per group")
+        if base[0] != "base":
+            raise ValueError("expected the 'base,...' line, got '%s'" % base[0][:20])
+        for value in base[1:]:
+            model._base(value)
     if samme:
         model._weight_sum(records.value("weight_sum"))
     if n_steps:
@@ -91,6 +123,9 @@ def _read(model, records):
         if samme:
             root, vote, other = records.fields(3, "a tree record 'root,<vote>,<other>'")
             model._tree(int(root), vote, other)
+        elif boost:
+            root, group = records.fields(2, "a tree record 'root,<group>'")
+            model._tree(int(root), int(group))
         else:
             model._tree(int(records.fields(1, "a tree root")[0]))
     records.section("nodes")
@@ -107,7 +142,9 @@ def _read(model, records):
     records.section("leaves")
     leaf_values = kind[2]
     for _ in range(n_leaves):
-        if leaf_values == "counts":
+        if boost:
+            model._leaf(records.fields(1, "a leaf")[0])
+        elif leaf_values == "counts":
             model._leaf(_counts_leaf(records.fields(0, "a leaf"), n_classes))
         elif leaf_values == "float64":
             model._leaf(_float64_leaf(records.fields(0, "a leaf"), n_classes))

@@ -35,6 +35,14 @@
 //   end                  frees the forest; prints "end"
 //   shape KIND DTYPE N_FEATURES N_CLASSES N_TREES N_NODES N_LEAVES
 //                        mpyml_forest_check_shape only; prints "shape BYTES"
+//   layout THRESHOLD_BYTES N_PAIRS MAX_COUNT N_TOTALS
+//                        the storage fields of the next forest or shape record (without it:
+//                        int16 or float32 thresholds and room for every class count of every leaf)
+// Boosting (KIND 6): "forest" and "shape" take three more decimals, N_GROUPS LINK SUMS64, and
+//   boost THRESHOLD SCALE OFFSET  mpyml_forest_set_boost (float64 bits, 16 hex digits each)
+//   base BITS            mpyml_forest_add_base (float64 bits)
+//   btree ROOT GROUP     mpyml_forest_add_boost_tree
+//   bleaf BITS           mpyml_forest_add_leaf_boost (float64 bits)
 //
 // A record the core rejects prints "error CODE LINE MESSAGE" (LINE: 1-based
 // line of stdin) and exits with status 10 + CODE; with --keep-going the driver
@@ -57,6 +65,10 @@
 #include "driver_input.h"
 
 static void *forest_block = NULL;
+static void *forest_scratch = NULL;
+// The next forest's storage fields (a "layout" record), else defaults that fit any forest.
+static int layout_set = 0;
+static uint32_t layout[4];
 
 // 16 hex digits -> the 64 bits they spell.
 static uint64_t parse_bits64(const char *tok) {
@@ -72,6 +84,7 @@ static uint64_t parse_bits64(const char *tok) {
 
 static void free_forest_block(void) {
     free(forest_block);
+    free(forest_scratch);
 }
 
 static int run_helpers(void) {
@@ -131,6 +144,9 @@ typedef struct {
 static void reset(state_t *st) {
     free(forest_block);
     forest_block = NULL;
+    free(forest_scratch);
+    forest_scratch = NULL;
+    layout_set = 0;
     st->bound = 0;
     st->skipping = 0;
     st->complete = 0;
@@ -148,17 +164,42 @@ static void reject(state_t *st, mpyml_err_t err) {
     }
     free(forest_block);
     forest_block = NULL;
+    free(forest_scratch);
+    forest_scratch = NULL;
+    layout_set = 0;
     st->bound = 0;
     st->complete = 0;
     st->skipping = 1;
 }
 
-// The shape tokens of a "forest" or "shape" record, converted as the glue's model._begin does.
-static mpyml_err_t read_shape(char **tok, mpyml_forest_shape_t *shape) {
-    uint32_t v[7];
-    for (int i = 0; i < 7; i++) {
+// The shape tokens of a "forest" or "shape" record, converted as the glue's model._begin does
+// (n_tokens 7, or 10 with the boosting fields).
+static mpyml_err_t read_shape(char **tok, size_t n_tokens, mpyml_forest_shape_t *shape) {
+    uint32_t v[10] = { 0 };
+    for (size_t i = 0; i < n_tokens; i++) {
         v[i] = (uint32_t)parse_int(tok[i], 0, UINT32_MAX);
     }
+    shape->n_groups = v[7] > 65535 ? 0 : (uint16_t)v[7];
+    // Storage fields: from a "layout" record, else int16 thresholds (float32 for float32 forests) and,
+    // for soft voting with counts, room for every class of every leaf.
+    if (layout_set) {
+        shape->threshold_bytes = layout[0] > 255 ? 255 : (uint8_t)layout[0];
+        shape->n_pairs = layout[1];
+        shape->max_count = layout[2];
+        shape->n_totals = layout[3];
+    } else {
+        shape->threshold_bytes = v[1] == MPYML_DTYPE_FLOAT32 ? 4 : 2;
+        int soft = v[0] == MPYML_TREES_SOFT_VOTE;
+        uint64_t pairs = (uint64_t)v[6] * (v[3] ? v[3] : 1);
+        shape->n_pairs = !soft ? 0 : pairs > MPYML_TREES_MAX_PAIRS ? MPYML_TREES_MAX_PAIRS : (uint32_t)pairs;
+        if (soft && shape->n_pairs < v[6]) {
+            shape->n_pairs = v[6];
+        }
+        shape->max_count = soft ? MPYML_TREES_MAX_COUNT : 0;
+        shape->n_totals = soft ? v[6] : 0;
+    }
+    shape->link = v[8] > 255 ? 255 : (uint8_t)v[8];
+    shape->sums64 = v[9] > 255 ? 255 : (uint8_t)v[9];
     shape->kind = v[0] > 255 ? 0 : (uint8_t)v[0];
     shape->dtype = v[1] > 255 ? 0 : (uint8_t)v[1];
     shape->n_features = v[2];
@@ -198,7 +239,7 @@ static void predict_row(state_t *st, size_t n_values) {
         }
         x = xi;
     }
-    if (s->kind == MPYML_TREES_REGRESSOR) {
+    if (mpyml_trees_is_regressor(s)) {
         float value = mpyml_forest_predict_value(f, x);
         printf("%08lx\n", (unsigned long)mpyml_f32_to_bits(value));
     } else {
@@ -208,8 +249,24 @@ static void predict_row(state_t *st, size_t n_values) {
             fail("out of memory");
         }
         uint32_t cls = mpyml_forest_predict_class(f, x);
-        mpyml_forest_predict_proba(f, x, proba);
         printf("%lu", (unsigned long)cls);
+        if (s->kind == MPYML_TREES_BOOST) {
+            // Boosting: the decision_function values, then the probabilities (IsolationForest: its score).
+            for (size_t i = 0; i < s->n_groups; i++) {
+                float d[1];
+                float *out = s->n_groups == 1 ? d : proba;
+                mpyml_boost_decision(f, x, out);
+                printf(" %08lx", (unsigned long)mpyml_f32_to_bits(out[i]));
+            }
+            if (s->link == MPYML_LINK_ISOLATION) {
+                n_out = 1;
+                proba[0] = mpyml_boost_score(f, x);
+            } else {
+                mpyml_forest_predict_proba(f, x, proba);
+            }
+        } else {
+            mpyml_forest_predict_proba(f, x, proba);
+        }
         for (size_t i = 0; i < n_out; i++) {
             printf(" %08lx", (unsigned long)mpyml_f32_to_bits(proba[i]));
         }
@@ -239,23 +296,35 @@ static int run_forests(void) {
         mpyml_forest_t *f = &st.forest;
         mpyml_err_t err = MPYML_OK;
         if (strcmp(tag, "shape") == 0) {
-            if (n != 8) {
-                fail("shape needs 7 numbers");
+            if (n != 8 && n != 11) {
+                fail("shape needs 7 or 10 numbers");
             }
             mpyml_forest_shape_t shape;
-            err = read_shape(tokens + 1, &shape);
+            err = read_shape(tokens + 1, n - 1, &shape);
             if (err == MPYML_OK) {
                 printf("shape %lu\n", (unsigned long)mpyml_forest_bytes(&shape));
             }
+        } else if (strcmp(tag, "layout") == 0) {
+            if (n != 5) {
+                fail("layout needs threshold bytes, n_pairs, max_count and n_totals");
+            }
+            for (int i = 0; i < 4; i++) {
+                layout[i] = (uint32_t)parse_int(tokens[i + 1], 0, UINT32_MAX);
+            }
+            layout_set = 1;
         } else if (strcmp(tag, "forest") == 0) {
-            if (n != 9) {
-                fail("forest needs 7 numbers and the tree weight bits");
+            if (n != 9 && n != 12) {
+                fail("forest needs 7 numbers and the tree weight bits, then optionally 3 boosting numbers");
             }
             if (st.bound) {
                 fail("forest: the previous forest has no end line");
             }
             mpyml_forest_shape_t shape;
-            err = read_shape(tokens + 1, &shape);
+            char *shape_tokens[10];
+            for (size_t i = 0; i < n - 2; i++) {
+                shape_tokens[i] = tokens[i < 7 ? i + 1 : i + 2];
+            }
+            err = read_shape(shape_tokens, n - 2, &shape);
             if (err == MPYML_OK) {
                 float weight = mpyml_f32_from_bits(parse_bits(tokens[8]));
                 size_t bytes = mpyml_forest_bytes(&shape);
@@ -264,7 +333,12 @@ static int run_forests(void) {
                 if (forest_block == NULL) {
                     fail("out of memory");
                 }
-                mpyml_forest_bind(f, &shape, weight, forest_block);
+                size_t scratch = mpyml_forest_load_bytes(&shape);
+                forest_scratch = scratch ? malloc(scratch) : NULL;
+                if (scratch && forest_scratch == NULL) {
+                    fail("out of memory");
+                }
+                mpyml_forest_bind(f, &shape, weight, forest_block, forest_scratch);
                 st.bound = 1;
                 printf("bytes %lu\n", (unsigned long)bytes);
             }
@@ -275,6 +349,29 @@ static int run_forests(void) {
                 fail("sum needs the float64 bits");
             }
             err = mpyml_forest_set_weight_sum(f, mpyml_f64_from_bits(parse_bits64(tokens[1])));
+        } else if (strcmp(tag, "boost") == 0) {
+            if (n != 4) {
+                fail("boost needs the threshold, scale and offset bits");
+            }
+            err = mpyml_forest_set_boost(f, mpyml_f64_from_bits(parse_bits64(tokens[1])),
+                                         mpyml_f64_from_bits(parse_bits64(tokens[2])),
+                                         mpyml_f64_from_bits(parse_bits64(tokens[3])));
+        } else if (strcmp(tag, "base") == 0) {
+            if (n != 2) {
+                fail("base needs the float64 bits");
+            }
+            err = mpyml_forest_add_base(f, mpyml_f64_from_bits(parse_bits64(tokens[1])));
+        } else if (strcmp(tag, "btree") == 0) {
+            if (n != 3) {
+                fail("btree needs a root and a group");
+            }
+            err = mpyml_forest_add_boost_tree(f, (int32_t)parse_int(tokens[1], INT32_MIN, INT32_MAX),
+                                              (uint32_t)parse_int(tokens[2], 0, UINT32_MAX));
+        } else if (strcmp(tag, "bleaf") == 0) {
+            if (n != 2) {
+                fail("bleaf needs the float64 bits");
+            }
+            err = mpyml_forest_add_leaf_boost(f, mpyml_f64_from_bits(parse_bits64(tokens[1])));
         } else if (strcmp(tag, "tree") == 0) {
             if (n != 2 && n != 4) {
                 fail("tree needs a root and optionally two votes");
