@@ -175,7 +175,7 @@ def test_the_host_nets_mirror_uses_the_files_inverse_input_scale(tmp_path, int8_
     script = ("import emlcnn, array\nn = emlcnn.new(%d)\nemlcnn.load_model(n, %r)\nout = array.array('f', bytes(12))\n"
               "for row in %r:\n    n.predict(array.array('f', row), out)\n    print(bytes(out).hex())\n"
               % (stored.arena_bytes, str(path), X.tolist()))
-    expected = [y.astype("<f4").tobytes().hex() for y in stored.predict(X.astype(np.float32))]
+    expected = [y.astype("<f4").tobytes().hex() for y in stored.outputs(X.astype(np.float32))]
     assert device.run(script).split() == expected
 
 
