@@ -383,3 +383,54 @@ print(emlcnn.new(64).arena_bytes)
 """).splitlines()
     assert out[0] == "MemoryError not enough memory for the arena: 1073741824 bytes needed"
     assert out[1] == "64"
+
+
+# ---------------------------------------------------------------- class labels and feature names
+
+LABEL_SETS = {
+    "str": np.array(["cat", "dog, big", "é%#\n"]),
+    "int": np.array([-7, 3, 10**12]),
+    "bool": np.array([False, True]),
+    "float": np.array([-2.0, 1.0, 3.0]),  # scikit-learn takes integral floats only
+}
+
+
+@pytest.mark.parametrize("kind", sorted(LABEL_SETS))
+def test_labels_round_trip_on_the_device(emlcnn_x64, tmp_path, kind):
+    """net.classes == list(classes_) on the unix port; the host mirror's predict gives scikit-learn's labels."""
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(3)
+    labels = LABEL_SETS[kind]
+    X = pd.DataFrame(rng.normal(size=(90, 3)), columns=["a", "b", "c"])
+    y = labels[np.arange(90) % len(labels)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        mlp = MLPClassifier(hidden_layer_sizes=(6,), max_iter=200, random_state=0).fit(X, y)
+    path = tmp_path / "m.bin"
+    stored = mpyml.export(mlp, path)
+    again = netsfile.load(path)
+    assert again.classes == list(mlp.classes_) and again.feature_names == ["a", "b", "c"]
+    np.testing.assert_array_equal(again.predict(X), mlp.predict(X))
+    assert again.predict(X).dtype == mlp.predict(X).dtype
+    with pytest.raises(ValueError, match="another order"):
+        again.predict(X[["c", "b", "a"]])
+    np.testing.assert_array_equal(again.predict(X.to_numpy()), mlp.predict(X))  # arrays have no names to check
+    out = device.run("import emlcnn\nnet = emlcnn.new(emlcnn.arena_bytes(%r))\nemlcnn.load_model(net, %r)\n"
+                     "print(net.classes == %r, net.feature_names == ['a', 'b', 'c'])\nnet.unload()\n"
+                     "print(net.classes, net.feature_names)" % (str(path), str(path), mlp.classes_.tolist()))
+    assert out.split() == ["True", "True", "None", "None"]
+    assert device_predict(path, X.to_numpy()[:20], stored).shape == (20, stored.n_outputs)
+
+
+def test_nets_without_labels(emlcnn_x64, tmp_path):
+    """A regressor's file has an empty labels block: net.classes is None, predict returns the outputs."""
+    X, y = load_diabetes(return_X_y=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        reg = MLPRegressor(hidden_layer_sizes=(4,), max_iter=20, random_state=0).fit(X, y / 100)
+    stored = mpyml.export(reg, tmp_path / "r.bin")
+    again = netsfile.load(tmp_path / "r.bin")
+    assert again.classes is None and np.array_equal(again.predict(X[:5]), again.outputs(X[:5]))
+    out = device.run("import emlcnn\nnet = emlcnn.new(%d)\nemlcnn.load_model(net, %r)\nprint(net.classes)"
+                     % (stored.arena_bytes, str(tmp_path / "r.bin")))
+    assert out.strip() == "None"

@@ -227,6 +227,11 @@ def test_mlp_parity(driver, tmp_path):
 LAYER0 = netsfile.NET_HEADER.size
 
 
+def labels_offset(payload: bytes) -> int:
+    """Where the labels block starts: the end of the last parameter block."""
+    return struct.unpack_from("<I", payload, netsfile.NET_HEADER.size - 8)[0]
+
+
 def _file(payload: bytes) -> bytes:
     return netsfile.FILE_HEADER.pack(netsfile.MAGIC, netsfile.VERSION, 16, len(payload), zlib.crc32(payload)) + payload
 
@@ -316,7 +321,7 @@ def test_non_finite_parameters_rejected(driver, tmp_path, small_int8_payload):
     payload = netsfile.payload(nets.lower(every_kind_net(rng)))
     offset = lambda layer: struct.unpack_from("<I", payload, LAYER0 + 48 * layer + 36)[0]  # noqa: E731
     for layer, where, value in ((0, offset(0), float("nan")), (1, offset(2) - 4, float("inf")),
-                                (5, offset(5), float("-inf")), (7, len(payload) - 4, float("nan"))):
+                                (5, offset(5), float("-inf")), (7, labels_offset(payload) - 4, float("nan"))):
         bad = bytearray(payload)
         struct.pack_into("<f", bad, where, value)
         (tmp_path / "f.bin").write_bytes(_file(bytes(bad)))
