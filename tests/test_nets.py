@@ -1,7 +1,7 @@
 """emlcnn on the unix port with scikit-learn MLPs: parity, int8 bit-exactness, API, bad input.
 
 Float32 outputs are compared with scikit-learn's predict_proba/predict, int8
-outputs with StoredNet.predict (the numpy reference of the device arithmetic),
+outputs with StoredNet.outputs (the numpy reference of the device arithmetic),
 bit for bit.
 """
 

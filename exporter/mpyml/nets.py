@@ -5,7 +5,7 @@ A fitted scikit-learn MLPClassifier/MLPRegressor or a Keras 3 Sequential model
 is converted once into a :class:`Net`: layers with (height, width, channels)
 shapes, float32 weights, fused activations and folded batch normalization.
 :func:`lower` makes the :class:`StoredNet` the model file holds (float32, or
-int8 with calibrated scales), and :class:`StoredNet.predict` computes what the
+int8 with calibrated scales), and :meth:`StoredNet.outputs` computes what the
 device computes: bit for bit for int8, to float32 rounding for float32.
 Activations are height x width x channels, channels fastest (Keras' channels_last);
 Conv1D is a Conv2D of height 1 and Dense reads its input flattened in that order.
