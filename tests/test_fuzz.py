@@ -153,7 +153,7 @@ def _crc_fixed(raw: bytearray) -> bytes:
 def test_the_host_nets_reader_refuses_what_the_device_refuses_with_its_message(tmp_path, int8_net):
     data, _ = int8_net
     raw = bytearray(data)
-    raw[16 + 44] = 9  # layer 0's kind, CRC fixed up
+    raw[16 + netsfile.NET_HEADER.size] = 9  # layer 0's kind, CRC fixed up
     path = tmp_path / "kind.bin"
     path.write_bytes(_crc_fixed(raw))
     with pytest.raises(ValueError, match="layer 0: unknown layer kind"):
