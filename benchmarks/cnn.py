@@ -255,7 +255,7 @@ def bench_network(name, net, Xtr, Xte, yte, n_rows, n_plain, reps, rounds, tmp: 
             else:
                 r["accuracy"] = float((r["outputs"].argmax(axis=1) == y[:rows]).mean())
                 res[contender] = r
-    ref_f32 = f32.predict(X)
+    ref_f32 = f32.outputs(X)
     report = {
         "rows": n_rows, "plain_rows": n_plain,
         "us": {k: v["us_per_inference"] for k, v in res.items()},
@@ -265,7 +265,7 @@ def bench_network(name, net, Xtr, Xte, yte, n_rows, n_plain, reps, rounds, tmp: 
         "file_bytes": sizes,
         "float32_max_diff_vs_numpy": float(np.abs(res["float32"]["outputs"] - ref_f32).max()),
         "plain_max_diff_vs_emlcnn": float(np.abs(res["plain"]["outputs"] - res["float32"]["outputs"][:n_plain]).max()),
-        "int8_bit_identical": bool(np.array_equal(res["int8"]["outputs"].astype(np.float32), i8.predict(X))),
+        "int8_bit_identical": bool(np.array_equal(res["int8"]["outputs"].astype(np.float32), i8.outputs(X))),
     }
     report["ratios"] = {"float32_vs_plain": report["us"]["plain"] / report["us"]["float32"],
                         "int8_vs_plain": report["us"]["plain"] / report["us"]["int8"],

@@ -305,7 +305,8 @@ def _nets_seeds(tmp: Path) -> list:
     seeds = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        clf = MLPClassifier(hidden_layer_sizes=(8, 6), max_iter=300, random_state=0).fit(X, y)
+        names = np.array(["setosa", "versicolor", "virginica"])  # str labels: the labels block is fuzzed too
+        clf = MLPClassifier(hidden_layer_sizes=(8, 6), max_iter=300, random_state=0).fit(X, names[y])
         reg = MLPRegressor(hidden_layer_sizes=(5,), max_iter=300, random_state=0).fit(X, X[:, 0])
     for name, est, quantize in (("mlp_float32", clf, None), ("mlp_int8", clf, "int8"),
                                 ("mlp_regressor_int8", reg, "int8"), ("mlp_regressor_float32", reg, None)):
@@ -325,7 +326,7 @@ def run(path, caps, rows):
     for row in rows:
         net.predict(array.array('f', _fit(row, net.n_inputs)), out)
         texts.append(_hex(out))
-    return '%s %s' % (net.dtype, ','.join(texts))
+    return '%s:%s:%s %s' % (net.dtype, _labels(net.classes), _labels(net.feature_names), ','.join(texts))
 """
 
 
@@ -333,8 +334,9 @@ def _nets_host(data: bytes, caps, rows) -> str:
     stored = netsfile.loads(data)
     if stored.arena_bytes > caps[0]:
         raise Unfit()
-    Y = stored.predict(np.asarray(fit_rows(rows, stored.n_inputs), dtype=np.float32))
-    return "%s %s" % (stored.dtype, ",".join(_hex32(y) for y in Y))
+    Y = stored.outputs(np.asarray(fit_rows(rows, stored.n_inputs), dtype=np.float32))
+    return "%s:%s:%s %s" % (stored.dtype, _label_text(stored.classes), _label_text(stored.feature_names),
+                            ",".join(_hex32(y) for y in Y))
 
 
 def _nets_same(device_text: str, host_text: str) -> bool:
@@ -343,7 +345,7 @@ def _nets_same(device_text: str, host_text: str) -> bool:
     if device_text == host_text:
         return True
     (d_dtype, d_rows), (h_dtype, h_rows) = device_text.split(" "), host_text.split(" ")
-    if d_dtype != h_dtype or d_dtype != "float32":
+    if d_dtype != h_dtype or not d_dtype.startswith("float32:"):
         return False
     d = np.frombuffer(bytes.fromhex(d_rows.replace(",", "")), "<f4")
     h = np.frombuffer(bytes.fromhex(h_rows.replace(",", "")), "<f4")
@@ -442,7 +444,7 @@ WORDS = ["int16", "float32", "classifier", "regressor", "neighbors", "transforme
          "euclidean", "manhattan", "chebyshev", "uniform", "distance", "logistic", "softmax", "ovr", "affine",
          "select", "matrix", "str", "int", "bool", "float", "label", "items", "stages", "steps", "end", "",
          "%", "%4", "%ZZ", "%FF", "\u00e9", "\x1c", "\x0b", "\u00a0", "\u2028", "\r"]
-EXTREME_U32 = [0, 1, 0xFFFFFFFF, 0x80000000, 0x7FFFFFFF, 0x10000, 0xFFFF, 255, 256, 2**28, 2**30, 48, 44, 3, 4]
+EXTREME_U32 = [0, 1, 0xFFFFFFFF, 0x80000000, 0x7FFFFFFF, 0x10000, 0xFFFF, 255, 256, 2**28, 2**30, 48, 44, 52, 3, 4]
 EXTREME_F32 = [float("nan"), float("inf"), -float("inf"), 3.4e38, -3.4e38, 1e-45, 0.0, -0.0, 1e30, 65504.0]
 
 
@@ -593,6 +595,9 @@ def truncations(data: bytes, rng: random.Random, n_inside: int, binary_offsets=(
     return sorted(cuts)
 
 
+NETS_HEADER = netsfile.NET_HEADER.size
+
+
 def _fix_nets(raw: bytearray, size: bool = True) -> bytes:
     """The CRC-32 (and, with size, payload_bytes) of the file header made right for the payload."""
     if len(raw) >= 16:
@@ -605,7 +610,7 @@ def _fix_nets(raw: bytearray, size: bool = True) -> bytes:
 def mutate_nets(data: bytes, rng: random.Random) -> tuple:
     raw = bytearray(data)
     n_layers = struct.unpack_from("<H", raw, 18)[0]
-    table = (16 + 44, 16 + 44 + 48 * n_layers)
+    table = (16 + NETS_HEADER, 16 + NETS_HEADER + 48 * n_layers)
     fix = rng.random() < 0.8
     op = rng.randrange(7)
     if op == 0:
@@ -749,10 +754,12 @@ def _binary_boundaries(fmt: Format, data: bytes) -> list:
     parameter block; npy magic, header length, header, then every item."""
     if fmt.name == "mpyml-nets":
         n_layers = struct.unpack_from("<H", data, 18)[0]
-        cuts = [0, 4, 6, 8, 12, 16, 16 + 44] + [16 + 44 + 48 * (i + 1) for i in range(n_layers)]
+        cuts = [0, 4, 6, 8, 12, 16, 16 + NETS_HEADER] + [16 + NETS_HEADER + 48 * (i + 1) for i in range(n_layers)]
         for i in range(n_layers):
-            offset, nbytes = struct.unpack_from("<II", data, 16 + 44 + 48 * i + 36)
+            offset, nbytes = struct.unpack_from("<II", data, 16 + NETS_HEADER + 48 * i + 36)
             cuts += [16 + offset, 16 + offset + nbytes]
+        labels = struct.unpack_from("<I", data, 16 + NETS_HEADER - 8)[0]  # the labels block: header, each label
+        cuts += [16 + labels, 16 + labels + netsfile.LABELS_HEADER.size]
         return sorted(set(cuts))
     start, end = _npy_header(data)
     itemsize = int(np.load(io.BytesIO(data)).dtype.itemsize)

@@ -305,7 +305,7 @@ measure('predict', lambda: net.predict(x, y))
 
     def check(o):
         got = f32(o["outputs"]).reshape(len(Xte), 10)
-        mirror = stored.predict(Xte.reshape(-1, 8, 8, 1)).reshape(len(Xte), 10)
+        mirror = stored.outputs(Xte.reshape(-1, 8, 8, 1)).reshape(len(Xte), 10)
         if quantize:
             np.testing.assert_array_equal(got.view(np.uint32), mirror.view(np.uint32))
         else:

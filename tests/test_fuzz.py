@@ -153,7 +153,7 @@ def _crc_fixed(raw: bytearray) -> bytes:
 def test_the_host_nets_reader_refuses_what_the_device_refuses_with_its_message(tmp_path, int8_net):
     data, _ = int8_net
     raw = bytearray(data)
-    raw[16 + 44] = 9  # layer 0's kind, CRC fixed up
+    raw[16 + netsfile.NET_HEADER.size] = 9  # layer 0's kind, CRC fixed up
     path = tmp_path / "kind.bin"
     path.write_bytes(_crc_fixed(raw))
     with pytest.raises(ValueError, match="layer 0: unknown layer kind"):
@@ -175,7 +175,7 @@ def test_the_host_nets_mirror_uses_the_files_inverse_input_scale(tmp_path, int8_
     script = ("import emlcnn, array\nn = emlcnn.new(%d)\nemlcnn.load_model(n, %r)\nout = array.array('f', bytes(12))\n"
               "for row in %r:\n    n.predict(array.array('f', row), out)\n    print(bytes(out).hex())\n"
               % (stored.arena_bytes, str(path), X.tolist()))
-    expected = [y.astype("<f4").tobytes().hex() for y in stored.predict(X.astype(np.float32))]
+    expected = [y.astype("<f4").tobytes().hex() for y in stored.outputs(X.astype(np.float32))]
     assert device.run(script).split() == expected
 
 

@@ -1,7 +1,7 @@
 """emlcnn on the unix port with scikit-learn MLPs: parity, int8 bit-exactness, API, bad input.
 
 Float32 outputs are compared with scikit-learn's predict_proba/predict, int8
-outputs with StoredNet.predict (the numpy reference of the device arithmetic),
+outputs with StoredNet.outputs (the numpy reference of the device arithmetic),
 bit for bit.
 """
 
@@ -76,7 +76,7 @@ def test_mlp_float32_matches_sklearn(emlcnn_x64, digits, digits_mlp, tmp_path):
     expected = digits_mlp.predict_proba(Xte)
     assert np.abs(out - expected).max() < 1e-4
     assert np.array_equal(out.argmax(axis=1), digits_mlp.predict(Xte))
-    assert np.abs(out - stored.predict(Xte)).max() < 1e-5  # float32 sums in another order
+    assert np.abs(out - stored.outputs(Xte)).max() < 1e-5  # float32 sums in another order
 
 
 def test_mlp_int8_bit_identical_and_accurate(emlcnn_x64, digits, digits_mlp, tmp_path):
@@ -84,7 +84,7 @@ def test_mlp_int8_bit_identical_and_accurate(emlcnn_x64, digits, digits_mlp, tmp
     path = tmp_path / "mlp_i8.bin"
     stored = mpyml.export(digits_mlp, path, quantize="int8", representative_data=Xtr[:200])
     out = device_predict(path, Xte, stored)
-    assert np.array_equal(out.view(np.uint32), stored.predict(Xte).view(np.uint32))
+    assert np.array_equal(out.view(np.uint32), stored.outputs(Xte).view(np.uint32))
     float_accuracy = (digits_mlp.predict(Xte) == yte).mean()
     int8_accuracy = (out.argmax(axis=1) == yte).mean()
     assert int8_accuracy >= float_accuracy - 0.01, (int8_accuracy, float_accuracy)
@@ -92,7 +92,7 @@ def test_mlp_int8_bit_identical_and_accurate(emlcnn_x64, digits, digits_mlp, tmp
     codes = stored.quantize_input(Xte[:40])
     out_b = device_predict(path, codes, stored, typecode="b")
     assert np.array_equal(out_b.view(np.uint32), out[:40].view(np.uint32))
-    assert np.array_equal(out_b.view(np.uint32), stored.predict(codes, int8_input=True).view(np.uint32))
+    assert np.array_equal(out_b.view(np.uint32), stored.outputs(codes, int8_input=True).view(np.uint32))
 
 
 def test_int8_weights_smaller_than_float32(digits, digits_mlp):
@@ -123,7 +123,7 @@ def test_mlp_regressor_and_binary_classifier(emlcnn_x64, tmp_path):
     assert np.abs(out[:, 0] - binary.predict_proba(X[:50])[:, 1]).max() < 1e-4
     stored = mpyml.export(binary, tmp_path / "bin8.bin", quantize="int8", representative_data=X)
     out = device_predict(tmp_path / "bin8.bin", X[:50], stored)
-    assert np.array_equal(out, stored.predict(X[:50]))
+    assert np.array_equal(out, stored.outputs(X[:50]))
 
 
 def test_file_round_trip(digits, digits_mlp, tmp_path):
@@ -131,9 +131,15 @@ def test_file_round_trip(digits, digits_mlp, tmp_path):
     for quantize in (None, "int8"):
         stored = mpyml.export(digits_mlp, tmp_path / "m.bin", quantize=quantize, representative_data=Xtr[:100])
         data = (tmp_path / "m.bin").read_bytes()
-        assert data[:4] == b"MPYN" and len(data) == 16 + 44 + 48 * len(stored.layers) + stored.weights_bytes
+        labels = netsfile.labels_block(stored.classes, stored.feature_names)
+        assert data[:4] == b"MPYN" and len(data) == 16 + 52 + 48 * len(stored.layers) + stored.weights_bytes + len(labels)
+        assert data.endswith(labels)
         again = netsfile.load(tmp_path / "m.bin")
-        assert np.array_equal(again.predict(Xte), stored.predict(Xte))
+        assert again.classes == list(digits_mlp.classes_) and again.feature_names is None
+        assert np.array_equal(again.outputs(Xte), stored.outputs(Xte))
+        assert np.array_equal(again.predict_index(Xte), np.argmax(stored.outputs(Xte), axis=1))
+        if quantize is None:
+            np.testing.assert_array_equal(again.predict(Xte), digits_mlp.predict(Xte))
 
 
 # ---------------------------------------------------------------- device API
@@ -233,15 +239,24 @@ def test_bad_input_raises_clear_errors(emlcnn_x64, digits, digits_mlp, tmp_path)
     good = (tmp_path / "good.bin").read_bytes()
     payload = bytearray(good[16:])
     bad_layer = bytearray(payload)
-    bad_layer[44 + 48] = 9  # layer 1 kind
+    net_header = netsfile.NET_HEADER.size
+    bad_layer[net_header + 48] = 9  # layer 1 kind
     bad_shape = bytearray(payload)
-    struct.pack_into("<H", bad_shape, 44 + 48 + 4 + 4, 31)  # layer 1 in_c
+    struct.pack_into("<H", bad_shape, net_header + 48 + 4 + 4, 31)  # layer 1 in_c
     float_file = (tmp_path / "float.bin").read_bytes()
     float_payload = float_file[16:]
-    layer1_params = struct.unpack_from("<I", float_payload, 44 + 48 + 36)[0]
+    layer1_params = struct.unpack_from("<I", float_payload, net_header + 48 + 36)[0]
+    float_labels = struct.unpack_from("<I", float_payload, net_header - 8)[0]
     nan_weight, inf_bias, nan_scale = bytearray(float_payload), bytearray(float_payload), bytearray(payload)
     struct.pack_into("<f", nan_weight, layer1_params + 4 * 5, float("nan"))
-    struct.pack_into("<f", inf_bias, len(inf_bias) - 4, float("-inf"))  # the last layer's last bias
+    struct.pack_into("<f", inf_bias, float_labels - 4, float("-inf"))  # the last layer's last bias
+    labels = struct.unpack_from("<I", payload, net_header - 8)[0]  # the labels block (classes 0..9: int)
+    bad_utf8, bad_int, bad_count, bad_place = bytearray(payload), bytearray(payload), bytearray(payload), bytearray(payload)
+    bad_utf8[labels] = 2  # the labels become strs; their text stays, so make one invalid UTF-8:
+    bad_utf8[labels + 12 + 2] = 0xFF
+    bad_int[labels + 12 + 2] = ord("x")  # class 0's text "0" -> "x"
+    struct.pack_into("<I", bad_count, labels + 4, 9)  # 9 classes for 10 outputs
+    struct.pack_into("<I", bad_place, net_header - 4, len(payload) - labels + 4)  # past the payload
     struct.pack_into("<f", nan_scale, 36, float("nan"))  # output scale
     huge = bytearray(good[:16])
     struct.pack_into("<I", huge, 8, 0x7FFFFFF0)
@@ -250,7 +265,13 @@ def test_bad_input_raises_clear_errors(emlcnn_x64, digits, digits_mlp, tmp_path)
         "truncated.bin": good[:-100],
         "empty.bin": b"",
         "magic.bin": b"NOPE" + good[4:],
-        "version.bin": good[:4] + struct.pack("<H", 2) + good[6:],
+        "version.bin": good[:4] + struct.pack("<H", 3) + good[6:],
+        "version1.bin": good[:4] + struct.pack("<H", 1) + good[6:],
+        "labels_utf8.bin": _with_payload(good, bytes(bad_utf8)),
+        "labels_int.bin": _with_payload(good, bytes(bad_int)),
+        "labels_count.bin": _with_payload(good, bytes(bad_count)),
+        "labels_place.bin": _with_payload(good, bytes(bad_place)),
+        "labels_cut.bin": _with_payload(good, bytes(payload[:-1])),
         "crc.bin": good[:-1] + bytes([good[-1] ^ 1]),
         "layer_kind.bin": _with_payload(good, bytes(bad_layer)),
         "layer_shape.bin": _with_payload(good, bytes(bad_shape)),
@@ -269,7 +290,15 @@ def test_bad_input_raises_clear_errors(emlcnn_x64, digits, digits_mlp, tmp_path)
     assert lines["truncated.bin"] == "ValueError model file: file says %d bytes, the file has %d" % (len(good), len(good) - 100)
     assert lines["empty.bin"] == "ValueError model file: file truncated: the header needs 16 bytes, got 0"
     assert lines["magic.bin"] == "ValueError model file: bad magic b'NOPE': not an mpyml-nets model file (expected b'MPYN')"
-    assert lines["version.bin"] == "ValueError model file: format version 2 is not supported (this emlcnn reads version 1)"
+    assert lines["version.bin"] == "ValueError model file: format version 3 is not supported (this emlcnn reads version 2)"
+    assert lines["version1.bin"] == ("ValueError model file: version 1 is no longer read by this emlcnn (it reads "
+                                     "version 2): export the model again")
+    assert lines["labels_utf8.bin"] == "ValueError model file: labels block: a label is not valid UTF-8"
+    assert lines["labels_int.bin"] == ("ValueError model file: labels block: int label: expected a decimal integer, "
+                                       "got 'x'")
+    assert lines["labels_count.bin"] == "ValueError model file: labels block: 9 classes for 10 outputs"
+    assert lines["labels_place.bin"] == lines["labels_cut.bin"] == (
+        "ValueError model file: labels block: misplaced (it must end the payload, after the layer table)")
     assert lines["crc.bin"].startswith("ValueError model file: CRC32 of the payload does not match")
     assert lines["layer_kind.bin"] == "ValueError model file: layer 1: unknown layer kind"
     assert lines["layer_shape.bin"].startswith("ValueError model file: layer 1: shape does not follow")
@@ -280,7 +309,9 @@ def test_bad_input_raises_clear_errors(emlcnn_x64, digits, digits_mlp, tmp_path)
     huge = "ValueError model file: file says %d bytes, the file has %d" % (16 + 0x7FFFFFF0, len(good))
     assert lines["huge_payload.bin"] == huge and lines["huge_payload_bytesio"] == huge
     # the host reader refuses the same files with the same reasons
-    for name in ("truncated.bin", "nan_weight.bin", "inf_bias.bin", "nan_scale.bin", "huge_payload.bin"):
+    for name in ("truncated.bin", "nan_weight.bin", "inf_bias.bin", "nan_scale.bin", "huge_payload.bin", "version.bin",
+                 "version1.bin", "labels_utf8.bin", "labels_int.bin", "labels_count.bin", "labels_place.bin",
+                 "labels_cut.bin"):
         with pytest.raises(ValueError) as e:
             netsfile.load(tmp_path / name)
         assert "ValueError model file: " + str(e.value) == lines[name]
@@ -352,3 +383,54 @@ print(emlcnn.new(64).arena_bytes)
 """).splitlines()
     assert out[0] == "MemoryError not enough memory for the arena: 1073741824 bytes needed"
     assert out[1] == "64"
+
+
+# ---------------------------------------------------------------- class labels and feature names
+
+LABEL_SETS = {
+    "str": np.array(["cat", "dog, big", "é%#\n"]),
+    "int": np.array([-7, 3, 10**12]),
+    "bool": np.array([False, True]),
+    "float": np.array([-2.0, 1.0, 3.0]),  # scikit-learn takes integral floats only
+}
+
+
+@pytest.mark.parametrize("kind", sorted(LABEL_SETS))
+def test_labels_round_trip_on_the_device(emlcnn_x64, tmp_path, kind):
+    """net.classes == list(classes_) on the unix port; the host mirror's predict gives scikit-learn's labels."""
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(3)
+    labels = LABEL_SETS[kind]
+    X = pd.DataFrame(rng.normal(size=(90, 3)), columns=["a", "b", "c"])
+    y = labels[np.arange(90) % len(labels)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        mlp = MLPClassifier(hidden_layer_sizes=(6,), max_iter=200, random_state=0).fit(X, y)
+    path = tmp_path / "m.bin"
+    stored = mpyml.export(mlp, path)
+    again = netsfile.load(path)
+    assert again.classes == list(mlp.classes_) and again.feature_names == ["a", "b", "c"]
+    np.testing.assert_array_equal(again.predict(X), mlp.predict(X))
+    assert again.predict(X).dtype == mlp.predict(X).dtype
+    with pytest.raises(ValueError, match="another order"):
+        again.predict(X[["c", "b", "a"]])
+    np.testing.assert_array_equal(again.predict(X.to_numpy()), mlp.predict(X))  # arrays have no names to check
+    out = device.run("import emlcnn\nnet = emlcnn.new(emlcnn.arena_bytes(%r))\nemlcnn.load_model(net, %r)\n"
+                     "print(net.classes == %r, net.feature_names == ['a', 'b', 'c'])\nnet.unload()\n"
+                     "print(net.classes, net.feature_names)" % (str(path), str(path), mlp.classes_.tolist()))
+    assert out.split() == ["True", "True", "None", "None"]
+    assert device_predict(path, X.to_numpy()[:20], stored).shape == (20, stored.n_outputs)
+
+
+def test_nets_without_labels(emlcnn_x64, tmp_path):
+    """A regressor's file has an empty labels block: net.classes is None, predict returns the outputs."""
+    X, y = load_diabetes(return_X_y=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        reg = MLPRegressor(hidden_layer_sizes=(4,), max_iter=20, random_state=0).fit(X, y / 100)
+    stored = mpyml.export(reg, tmp_path / "r.bin")
+    again = netsfile.load(tmp_path / "r.bin")
+    assert again.classes is None and np.array_equal(again.predict(X[:5]), again.outputs(X[:5]))
+    out = device.run("import emlcnn\nnet = emlcnn.new(%d)\nemlcnn.load_model(net, %r)\nprint(net.classes)"
+                     % (stored.arena_bytes, str(tmp_path / "r.bin")))
+    assert out.strip() == "None"

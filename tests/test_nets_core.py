@@ -137,15 +137,15 @@ def test_every_layer_kind_matches_numpy(driver, tmp_path, output_activation):
     f32 = nets.lower(net)
     netsfile.save(f32, tmp_path / "f.bin")
     out = c_predict(driver, tmp_path / "f.bin", X)
-    assert np.abs(out - f32.predict(X)).max() < 1e-5
+    assert np.abs(out - f32.outputs(X)).max() < 1e-5
     assert np.abs(out - net.predict(X)).max() < 1e-5
     i8 = nets.lower(net, "int8", X[:40])
     netsfile.save(i8, tmp_path / "q.bin")
     out = c_predict(driver, tmp_path / "q.bin", X)
-    assert np.array_equal(out.view(np.uint32), i8.predict(X).view(np.uint32))
+    assert np.array_equal(out.view(np.uint32), i8.outputs(X).view(np.uint32))
     codes = rng.integers(-128, 128, (20, 180)).astype(np.int8)
     out = c_predict(driver, tmp_path / "q.bin", codes, int8_input=True)
-    assert np.array_equal(out.view(np.uint32), i8.predict(codes, int8_input=True).view(np.uint32))
+    assert np.array_equal(out.view(np.uint32), i8.outputs(codes, int8_input=True).view(np.uint32))
 
 
 def wide_channel_net(rng) -> nets.Net:
@@ -176,13 +176,13 @@ def test_channel_blocks_match_numpy(driver, tmp_path):
     assert np.abs(c_predict(driver, tmp_path / "f.bin", X) - net.predict(X)).max() < 1e-5
     i8 = nets.lower(net, "int8", X[:30])
     netsfile.save(i8, tmp_path / "q.bin")
-    assert np.array_equal(netsfile.load(tmp_path / "q.bin").predict(X), i8.predict(X))
+    assert np.array_equal(netsfile.load(tmp_path / "q.bin").outputs(X), i8.outputs(X))
     out = c_predict(driver, tmp_path / "q.bin", X)
-    assert np.array_equal(out.view(np.uint32), i8.predict(X).view(np.uint32))
+    assert np.array_equal(out.view(np.uint32), i8.outputs(X).view(np.uint32))
     # Extreme codes: the largest |x - zero point| the layers can see, for the int16 products of the x64 kernels.
     codes = rng.choice(np.array([-128, 127, -127, 0], dtype=np.int8), (30, 7 * 9 * 3))
     out = c_predict(driver, tmp_path / "q.bin", codes, int8_input=True)
-    assert np.array_equal(out.view(np.uint32), i8.predict(codes, int8_input=True).view(np.uint32))
+    assert np.array_equal(out.view(np.uint32), i8.outputs(codes, int8_input=True).view(np.uint32))
 
 
 def test_non_finite_inputs_are_safe(driver, tmp_path):
@@ -198,7 +198,7 @@ def test_non_finite_inputs_are_safe(driver, tmp_path):
     netsfile.save(i8, tmp_path / "q.bin")
     out = c_predict(driver, tmp_path / "q.bin", X)
     assert np.isfinite(out).all()  # int8 inputs saturate; NaN quantizes to the zero point
-    assert np.array_equal(out, i8.predict(X))
+    assert np.array_equal(out, i8.outputs(X))
     netsfile.save(nets.lower(net), tmp_path / "f.bin")
     c_predict(driver, tmp_path / "f.bin", X)  # NaN propagates; the point is no crash or undefined behaviour
 
@@ -217,18 +217,23 @@ def test_mlp_parity(driver, tmp_path):
         netsfile.save(stored, tmp_path / "m.bin")
         out = c_predict(driver, tmp_path / "m.bin", X[500:700])
         if quantize == "int8":
-            assert np.array_equal(out, stored.predict(X[500:700]))
+            assert np.array_equal(out, stored.outputs(X[500:700]))
         else:
             assert np.abs(out - mlp.predict_proba(X[500:700])).max() < 1e-5
 
 
 # ---------------------------------------------------------------- validation
 
-LAYER0 = 44
+LAYER0 = netsfile.NET_HEADER.size
+
+
+def labels_offset(payload: bytes) -> int:
+    """Where the labels block starts: the end of the last parameter block."""
+    return struct.unpack_from("<I", payload, netsfile.NET_HEADER.size - 8)[0]
 
 
 def _file(payload: bytes) -> bytes:
-    return netsfile.FILE_HEADER.pack(netsfile.MAGIC, 1, 16, len(payload), zlib.crc32(payload)) + payload
+    return netsfile.FILE_HEADER.pack(netsfile.MAGIC, netsfile.VERSION, 16, len(payload), zlib.crc32(payload)) + payload
 
 
 @pytest.fixture(scope="module")
@@ -298,7 +303,7 @@ def test_mutated_payloads_never_crash(driver, tmp_path, small_int8_payload):
     for case in range(120):
         payload = bytearray(small_int8_payload)
         for _ in range(int(rng.integers(1, 4))):
-            pos = int(rng.integers(0, min(len(payload), 44 + 48 * 8 + 64)))
+            pos = int(rng.integers(0, min(len(payload), LAYER0 + 48 * 8 + 64)))
             payload[pos] = int(rng.integers(0, 256))
         if case % 10 == 0:
             payload = payload[: int(rng.integers(0, len(payload)))]
@@ -316,7 +321,7 @@ def test_non_finite_parameters_rejected(driver, tmp_path, small_int8_payload):
     payload = netsfile.payload(nets.lower(every_kind_net(rng)))
     offset = lambda layer: struct.unpack_from("<I", payload, LAYER0 + 48 * layer + 36)[0]  # noqa: E731
     for layer, where, value in ((0, offset(0), float("nan")), (1, offset(2) - 4, float("inf")),
-                                (5, offset(5), float("-inf")), (7, len(payload) - 4, float("nan"))):
+                                (5, offset(5), float("-inf")), (7, labels_offset(payload) - 4, float("nan"))):
         bad = bytearray(payload)
         struct.pack_into("<f", bad, where, value)
         (tmp_path / "f.bin").write_bytes(_file(bytes(bad)))

@@ -89,7 +89,7 @@ def _check(model, Xtr, Xte, yte, tmp_path, name):
     assert np.abs(out - expected).max() < 1e-4
     q = mpyml.export(model, tmp_path / (name + "_i8.bin"), quantize="int8", representative_data=Xtr[:200])
     out8 = device_predict(tmp_path / (name + "_i8.bin"), Xte, q)
-    assert np.array_equal(out8.view(np.uint32), q.predict(Xte).view(np.uint32))
+    assert np.array_equal(out8.view(np.uint32), q.outputs(Xte).view(np.uint32))
     float_accuracy = (expected.argmax(axis=1) == yte).mean()
     int8_accuracy = (out8.argmax(axis=1) == yte).mean()
     assert float_accuracy > 0.8, float_accuracy

@@ -1,7 +1,7 @@
 """emlcnn on random stacks of the supported Keras layers (issue 11, item 5).
 
 Every stack Keras accepts either exports, loads on the unix port and matches Keras
-(float32 within 1e-4 relative; int8 bit-identical to StoredNet.predict and close to
+(float32 within 1e-4 relative; int8 bit-identical to StoredNet.outputs and close to
 Keras), or is refused at export with an ExportError that names one of its layers.
 Skipped without keras (torch backend)."""
 
@@ -55,11 +55,11 @@ def check_float32(model, X, tmp_path: Path):
 
 
 def check_int8(model, X, representative, tmp_path: Path):
-    """Exports int8, runs it on the unix port: bit-identical to StoredNet.predict, close to Keras."""
+    """Exports int8, runs it on the unix port: bit-identical to StoredNet.outputs, close to Keras."""
     expected = keras_outputs(model, X)
     i8 = mpyml.export(model, tmp_path / "i8.bin", quantize="int8", representative_data=representative)
     out8 = device_predict(tmp_path / "i8.bin", X, i8)
-    assert np.array_equal(out8.view(np.uint32), i8.predict(X).view(np.uint32))
+    assert np.array_equal(out8.view(np.uint32), i8.outputs(X).view(np.uint32))
     assert np.abs(out8 - expected).max() <= int8_tolerance(expected, i8), (out8, expected)
     return i8
 

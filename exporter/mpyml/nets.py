@@ -5,7 +5,7 @@ A fitted scikit-learn MLPClassifier/MLPRegressor or a Keras 3 Sequential model
 is converted once into a :class:`Net`: layers with (height, width, channels)
 shapes, float32 weights, fused activations and folded batch normalization.
 :func:`lower` makes the :class:`StoredNet` the model file holds (float32, or
-int8 with calibrated scales), and :class:`StoredNet.predict` computes what the
+int8 with calibrated scales), and :meth:`StoredNet.outputs` computes what the
 device computes: bit for bit for int8, to float32 rounding for float32.
 Activations are height x width x channels, channels fastest (Keras' channels_last);
 Conv1D is a Conv2D of height 1 and Dense reads its input flattened in that order.
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .records import check_columns, feature_names_of, label_type
 from .trees import ExportError
 
 DENSE, CONV2D, DEPTHWISE_CONV2D, MAX_POOL, AVG_POOL = "dense", "conv2d", "depthwise_conv2d", "max_pool", "avg_pool"
@@ -54,6 +55,8 @@ class Net:
     layers: list
     output_activation: str = "linear"  # linear, softmax, sigmoid
     source: str = ""
+    classes: list | None = None  # a classifier's class labels (classes_), else None
+    feature_names: list | None = None  # feature_names_in_ (str), else None
 
     @property
     def n_inputs(self) -> int:
@@ -243,7 +246,15 @@ def net_from_sklearn(estimator) -> Net:
                             activation="linear" if last else hidden,
                             weights=np.ascontiguousarray(coef.T, dtype=np.float32),
                             bias=np.asarray(intercept, dtype=np.float32)))
-    return _checked(Net((1, 1, n_in), layers, out_activation, source=name))
+    classes = None
+    if hasattr(estimator, "classes_"):
+        classes = list(np.asarray(estimator.classes_, dtype=object))
+        try:
+            label_type(classes)
+        except ValueError as e:
+            raise ExportError("%s: classes_: %s" % (name, e)) from None
+    return _checked(Net((1, 1, n_in), layers, out_activation, source=name, classes=classes,
+                        feature_names=feature_names_of(estimator)))
 
 
 def _keras_activation(obj) -> str:
@@ -545,7 +556,8 @@ class StoredNet:
     output_zero_point: int = 0
     source: str = ""
     file_inv_scale: float | None = None  # int8: the file's 1/input scale, which the device uses as written
-
+    classes: list | None = None  # a classifier's class labels (classes_), else None
+    feature_names: list | None = None  # feature_names_in_ (str), else None
 
     @property
     def n_inputs(self) -> int:
@@ -586,8 +598,30 @@ class StoredNet:
         q = q.astype(np.int64) + self.input_zero_point
         return np.clip(q, -128, 127).astype(np.int8)
 
-    def predict(self, X, int8_input: bool = False) -> np.ndarray:
-        """Outputs (n, n_outputs) float32 as the device computes them; X float rows, or int8 codes if int8_input."""
+    def predict(self, X) -> np.ndarray:
+        """Class labels (n,) for a classifier with labels, as scikit-learn's predict (multi-label:
+        the (n, n_outputs) 0/1 indicator matrix); else the outputs (n, n_outputs) float32, as `outputs`.
+        Raises ValueError for a DataFrame whose columns are not the feature names of the fit, in order."""
+        if self.classes is None:
+            return self.outputs(X)
+        index = self.predict_index(X)
+        return index if index.ndim == 2 else np.asarray(self.classes, dtype=object)[index].astype(
+            np.asarray(self.classes).dtype)
+
+    def predict_index(self, X) -> np.ndarray:
+        """Class indices (n,) int64 from the device's outputs: argmax (the first of equal maxima), or for
+        one sigmoid output `output > 0.5`; several sigmoid outputs (multi-label) give the (n, n_outputs)
+        0/1 matrix of `output > 0.5`, as scikit-learn's MLPClassifier."""
+        y = self.outputs(X)
+        if self.output_activation == "sigmoid":
+            index = (y > np.float32(0.5)).astype(np.int64)
+            return index[:, 0] if y.shape[1] == 1 else index
+        return np.argmax(y, axis=1).astype(np.int64)
+
+    def outputs(self, X, int8_input: bool = False) -> np.ndarray:
+        """Outputs (n, n_outputs) float32 as the device's net.predict computes them; X float rows, or int8
+        codes if int8_input."""
+        check_columns(X, self.feature_names)
         x = _as_input(X, self.input_shape)
         n = len(x)
         if self.dtype == "float32":
@@ -685,7 +719,7 @@ def lower(net: Net, dtype: str = "float32", representative_data=None) -> StoredN
     """The StoredNet for the device: float32 as is, or int8 calibrated on representative_data (float rows)."""
     if dtype == "float32":
         return StoredNet("float32", net.input_shape, [_stored_float(layer) for layer in net.layers],
-                         net.output_activation, source=net.source)
+                         net.output_activation, source=net.source, classes=net.classes, feature_names=net.feature_names)
     if dtype != "int8":
         raise ExportError("quantize must be None (float32) or 'int8', got %r" % (dtype,))
     if representative_data is None:
@@ -701,4 +735,4 @@ def lower(net: Net, dtype: str = "float32", representative_data=None) -> StoredN
         layers.append(stored)
     return StoredNet("int8", net.input_shape, layers, net.output_activation, input_scale=q_input.scale,
                      input_zero_point=q_input.zero_point, output_scale=q.scale, output_zero_point=q.zero_point,
-                     source=net.source)
+                     source=net.source, classes=net.classes, feature_names=net.feature_names)

@@ -8,13 +8,17 @@ from pathlib import Path
 
 import numpy as np
 
+from .records import LABEL_TYPES, feature_names_of, label_type  # noqa: F401 (feature_names_of: one home)
 from .nets import (ACTIVATIONS, AVG_POOL, DENSE, DEPTHWISE_CONV2D, CONV2D, DTYPES, LAYER_CODES, MAX_ACC, MAX_ITEMS,
                    MAX_LAYERS, MAX_POOL, OUTPUT_ACTIVATIONS, StoredLayer, StoredNet)
 
 MAGIC = b"MPYN"
-VERSION = 1
+VERSION = 2
 FILE_HEADER = struct.Struct("<4sHHII")  # magic, version, header bytes, payload bytes, crc32 of the payload
-NET_HEADER = struct.Struct("<BBHHHHHIIIfiffi")
+NET_HEADER = struct.Struct("<BBHHHHHIIIfiffiII")  # ..., labels block offset and bytes
+LABELS_HEADER = struct.Struct("<BBHII")  # classes' type, feature names' type, 0, n_classes, n_feature_names
+LABEL_TYPE_CODES = {name: i + 1 for i, name in enumerate(LABEL_TYPES)}  # 1 int, 2 str, 3 bool, 4 float
+MAX_LABEL_BYTES = 65535
 LAYER_RECORD = struct.Struct("<BBBB6HBBBB4i3I")
 
 NOT_FINITE = "a weight, bias or scale is NaN or infinite"  # the device's message (mpyml_common.h)
@@ -25,12 +29,104 @@ _OUT_ACTS = {v: k for k, v in OUTPUT_ACTIVATIONS.items()}
 _DTYPE_NAMES = {v: k for k, v in DTYPES.items()}
 
 
+def version_message(version: int) -> str:
+    """The device loader's message for a file of another format version."""
+    if version < VERSION:
+        return ("version %d is no longer read by this emlcnn (it reads version %d): export the model again"
+                % (version, VERSION))
+    return "format version %d is not supported (this emlcnn reads version %d)" % (version, VERSION)
+
+
 def _pad4(b: bytes) -> bytes:
     return b + bytes(-len(b) % 4)
 
 
+def _label_text(kind: str, value) -> bytes:
+    """One label's UTF-8 text: the text formats' encoding (docs/formats.md), without %XX escapes."""
+    if kind == "str":
+        text = str(value)
+    elif kind == "bool":
+        text = "1" if value else "0"
+    elif kind == "float":
+        text = repr(float(value))
+    else:
+        text = str(int(value))
+    data = text.encode()
+    if len(data) > MAX_LABEL_BYTES:
+        raise ValueError("label %r: %d bytes of UTF-8, at most %d" % (text[:40], len(data), MAX_LABEL_BYTES))
+    return data
+
+
+def labels_block(classes, feature_names) -> bytes:
+    """The labels block: class labels and feature names (either may be None)."""
+    lists = [list(np.asarray(v, dtype=object).ravel()) if v is not None else [] for v in (classes, feature_names)]
+    kinds = [label_type(v) if v else "str" for v in lists]
+    if kinds[1] != "str":
+        raise ValueError("feature names must be strs")
+    body = b"".join(struct.pack("<H", len(t)) + t for kind, values in zip(kinds, lists)
+                    for t in (_label_text(kind, v) for v in values))
+    return LABELS_HEADER.pack(LABEL_TYPE_CODES[kinds[0]], LABEL_TYPE_CODES["str"], 0, *map(len, lists)) + body
+
+
+def _parse_label(kind: str, data: bytes):
+    """One label from its UTF-8 text, refused as the device's loader refuses it."""
+    try:
+        text = data.decode()
+    except UnicodeDecodeError:
+        raise ValueError("labels block: a label is not valid UTF-8") from None
+    if kind == "str":
+        return text
+    if kind == "bool":
+        if text not in ("0", "1"):
+            raise ValueError("labels block: bool label must be 0 or 1, got %r" % text[:20])
+        return text == "1"
+    if kind == "int":
+        digits = text[1:] if text.startswith("-") else text
+        if not digits or any(c not in "0123456789" for c in digits):
+            raise ValueError("labels block: int label: expected a decimal integer, got %r" % text[:20])
+        return int(text)
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError("labels block: float label: expected a number, got %r" % text[:20]) from None
+
+
+def read_labels(body: bytes, n_layers: int, n_outputs: int, output_activation: int) -> tuple:
+    """(classes, feature_names) of a checked payload's labels block, each a list or None; raises
+    ValueError with the device loader's message (natmods/emlcnn/emlcnn_load.py)."""
+    offset, size = struct.unpack_from("<II", body, NET_HEADER.size - 8)
+    if (offset & 3 or offset < NET_HEADER.size + n_layers * LAYER_RECORD.size or size < LABELS_HEADER.size
+            or offset + size != len(body)):
+        raise ValueError("labels block: misplaced (it must end the payload, after the layer table)")
+    class_type, name_type, zero, n_classes, n_names = LABELS_HEADER.unpack_from(body, offset)
+    if class_type not in LABEL_TYPE_CODES.values() or name_type != LABEL_TYPE_CODES["str"] or zero:
+        raise ValueError("labels block: unknown label type (1 int, 2 str, 3 bool, 4 float; feature names 2)")
+    if n_classes and n_classes != (2 if output_activation == OUTPUT_ACTIVATIONS["sigmoid"] and n_outputs == 1
+                                   else n_outputs):
+        raise ValueError("labels block: %d classes for %d outputs" % (n_classes, n_outputs))
+    if n_names > size // 2:
+        raise ValueError("labels block: %d feature names cannot fit in %d bytes" % (n_names, size))
+    pos, end = offset + LABELS_HEADER.size, offset + size
+    lists = []
+    for kind, count in ((LABEL_TYPES[class_type - 1], n_classes), ("str", n_names)):
+        values = []
+        for _ in range(count):
+            if end - pos < 2:
+                raise ValueError("labels block: truncated")
+            (n,) = struct.unpack_from("<H", body, pos)
+            if end - pos - 2 < n:
+                raise ValueError("labels block: truncated")
+            values.append(_parse_label(kind, body[pos + 2:pos + 2 + n]))
+            pos += 2 + n
+        lists.append(values or None)
+    if pos != end:
+        raise ValueError("labels block: %d bytes after the last label" % (end - pos))
+    return lists[0], lists[1]
+
+
 def payload(stored: StoredNet) -> bytes:
     n = len(stored.layers)
+    labels = labels_block(stored.classes, stored.feature_names)
     offset = NET_HEADER.size + n * LAYER_RECORD.size
     records, blocks = [], []
     for layer in stored.layers:
@@ -44,8 +140,8 @@ def payload(stored: StoredNet) -> bytes:
     header = NET_HEADER.pack(DTYPES[stored.dtype], OUTPUT_ACTIVATIONS[stored.output_activation], n,
                              *stored.input_shape, 0, stored.n_outputs, stored.arena_bytes, stored.weights_bytes,
                              stored.input_scale, stored.input_zero_point, stored.input_inv_scale,
-                             stored.output_scale, stored.output_zero_point)
-    return header + b"".join(records) + b"".join(blocks)
+                             stored.output_scale, stored.output_zero_point, offset, len(labels))
+    return header + b"".join(records) + b"".join(blocks) + labels
 
 
 def dumps(stored: StoredNet) -> bytes:
@@ -67,7 +163,7 @@ def loads(data: bytes) -> StoredNet:
     if magic != MAGIC:
         raise ValueError("bad magic %r, expected %r" % (magic, MAGIC))
     if version != VERSION:
-        raise ValueError("format version %d not supported (reads %d)" % (version, VERSION))
+        raise ValueError(version_message(version))
     if header_bytes != FILE_HEADER.size:
         raise ValueError("header size %d, expected %d" % (header_bytes, FILE_HEADER.size))
     if len(data) < header_bytes + n:
@@ -77,7 +173,8 @@ def loads(data: bytes) -> StoredNet:
         raise ValueError("CRC32 of the payload does not match the file header: the file is corrupt")
     check_payload(body)
     (dtype, out_act, n_layers, h, w, c, _, n_outputs, arena, weights, in_scale, in_zp, inv_scale, out_scale,
-     out_zp) = NET_HEADER.unpack_from(body)
+     out_zp, _, _) = NET_HEADER.unpack_from(body)
+    classes, feature_names = read_labels(body, n_layers, n_outputs, out_act)
     dtype = _DTYPE_NAMES[dtype]
     if dtype == "int8" and not np.all(np.isfinite([in_scale, inv_scale, out_scale])):
         raise ValueError(NOT_FINITE)
@@ -117,7 +214,8 @@ def loads(data: bytes) -> StoredNet:
         layers.append(layer)
     return StoredNet(dtype, (h, w, c), layers, _OUT_ACTS[out_act], input_scale=in_scale, input_zero_point=in_zp,
                      output_scale=out_scale, output_zero_point=out_zp,
-                     file_inv_scale=inv_scale if dtype == "int8" else None)
+                     file_inv_scale=inv_scale if dtype == "int8" else None, classes=classes,
+                     feature_names=feature_names)
 
 
 def _f32_finite(bits: int) -> bool:
@@ -190,7 +288,7 @@ def check_payload(body: bytes) -> None:
     with the device's message."""
     if len(body) < NET_HEADER.size:
         raise ValueError("payload shorter than its header and layer table")
-    (dtype, out_act, n_layers, h, w, c, _, n_outputs, arena, weights, _, in_zp, _, _, out_zp) = NET_HEADER.unpack_from(body)
+    (dtype, out_act, n_layers, h, w, c, _, n_outputs, arena, weights, _, in_zp, _, _, out_zp, _, _) = NET_HEADER.unpack_from(body)
     scales = struct.unpack_from("<I4xII", body, 24)
     if dtype not in _DTYPE_NAMES:
         raise ValueError("unknown network dtype (1 float32, 2 int8)")

@@ -28,7 +28,7 @@ enum { MPYML_ACT_LINEAR, MPYML_ACT_RELU, MPYML_ACT_RELU6 };
 enum { MPYML_OUT_LINEAR, MPYML_OUT_SOFTMAX, MPYML_OUT_SIGMOID };
 
 #define MPYML_NET_FILE_HEADER_BYTES 16u
-#define MPYML_NET_HEADER_BYTES 44u
+#define MPYML_NET_HEADER_BYTES 52u
 #define MPYML_NET_LAYER_BYTES 48u
 #define MPYML_NET_MAX_LAYERS 255u
 // Activations and parameter blocks are limited so every size fits an int32.

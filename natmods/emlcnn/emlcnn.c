@@ -15,6 +15,7 @@ typedef struct {
     uint32_t loaded;
     uint8_t *arena;
     mp_obj_t payload;           // the bytearray the weights are read from, kept alive here
+    mp_obj_t classes, feature_names;  // lists of labels from the file, or None
     mpyml_net_t net;
 } net_obj_t;
 
@@ -48,6 +49,8 @@ static mp_obj_t emlcnn_new(mp_obj_t arena_in) {
     self->arena_capacity = capacity;
     self->loaded = 0;
     self->payload = mp_const_none;
+    self->classes = mp_const_none;
+    self->feature_names = mp_const_none;
     self->arena = arena;
     return MP_OBJ_FROM_PTR(self);
 }
@@ -57,16 +60,27 @@ static mp_obj_t net_unload(mp_obj_t self_in) {
     net_obj_t *self = get_net(self_in);
     self->loaded = 0;
     self->payload = mp_const_none;
+    self->classes = mp_const_none;
+    self->feature_names = mp_const_none;
     return mp_const_none;
 }
 static MP_DEFINE_CONST_FUN_OBJ_1(net_unload_obj, net_unload);
+
+// net._finish(classes, feature_names): the file's label lists (or None), checked by the loader.
+static mp_obj_t net_finish(mp_obj_t self_in, mp_obj_t classes_in, mp_obj_t names_in) {
+    net_obj_t *self = get_net(self_in);
+    ready_net(self);
+    self->classes = classes_in;
+    self->feature_names = names_in;
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_3(net_finish_obj, net_finish);
 
 // net._load(payload, header): payload is a bytearray holding everything after
 // the file header; header is the 16-byte file header (the loader checked magic and version).
 static mp_obj_t net_load(mp_obj_t self_in, mp_obj_t payload_in, mp_obj_t header_in) {
     net_obj_t *self = get_net(self_in);
-    self->loaded = 0;
-    self->payload = mp_const_none;
+    net_unload(self_in);
     mp_buffer_info_t buf;
     if (!mp_get_buffer(payload_in, &buf, MP_BUFFER_READ)) {
         mp_raise_TypeError("payload: expected a bytearray");
@@ -131,6 +145,10 @@ static void net_attr(mp_obj_t self_in, qstr attr, mp_obj_t *dest) {
         dest[0] = mp_obj_new_int(self->arena_capacity);
     } else if (attr == MP_QSTR_loaded) {
         dest[0] = mp_obj_new_bool(self->loaded);
+    } else if (attr == MP_QSTR_classes) {
+        dest[0] = self->loaded ? self->classes : mp_const_none;
+    } else if (attr == MP_QSTR_feature_names) {
+        dest[0] = self->loaded ? self->feature_names : mp_const_none;
     } else if (!self->loaded && (attr == MP_QSTR_dtype || attr == MP_QSTR_n_inputs || attr == MP_QSTR_n_outputs ||
                                  attr == MP_QSTR_n_layers || attr == MP_QSTR_arena_needed || attr == MP_QSTR_weights_bytes ||
                                  attr == MP_QSTR_input_scale || attr == MP_QSTR_input_zero_point)) {
@@ -156,7 +174,7 @@ static void net_attr(mp_obj_t self_in, qstr attr, mp_obj_t *dest) {
     }
 }
 
-mp_map_elem_t net_locals_table[3];
+mp_map_elem_t net_locals_table[4];
 static MP_DEFINE_CONST_DICT(net_locals, net_locals_table);
 
 static mp_obj_t mpyml_module_init(mp_obj_fun_bc_t *self, size_t n_args, size_t n_kw, mp_obj_t *args) {
@@ -168,6 +186,7 @@ static mp_obj_t mpyml_module_init(mp_obj_fun_bc_t *self, size_t n_args, size_t n
     mpyml_add_method(net_locals_table, 0, MP_QSTR_predict, &net_predict_obj);
     mpyml_add_method(net_locals_table, 1, MP_QSTR__load, &net_load_obj);
     mpyml_add_method(net_locals_table, 2, MP_QSTR_unload, &net_unload_obj);
+    mpyml_add_method(net_locals_table, 3, MP_QSTR__finish, &net_finish_obj);
     MP_OBJ_TYPE_SET_SLOT(&net_type, attr, net_attr, 0);
     MP_OBJ_TYPE_SET_SLOT(&net_type, locals_dict, (void *)&net_locals, 1);
 

@@ -22,6 +22,8 @@ class Net:
     weights_bytes: Optional[int]  # parameter bytes, read in place from the loaded file
     input_scale: Optional[float]  # int8 models: real input = input_scale * (code - input_zero_point)
     input_zero_point: Optional[int]
+    classes: Optional[list]  # an MLPClassifier's classes_ (int, str, bool or float); None without labels
+    feature_names: Optional[list]  # feature_names_in_ (str); None without them
 
     def predict(self, x: array, out: array) -> array:
         """One input of n_inputs values: array('f'), or for int8 models array('b') of input codes.
