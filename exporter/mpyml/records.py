@@ -82,6 +82,14 @@ def parse_int(text: str, low: int, high: int, what: str = "value") -> int:
     return value
 
 
+def parse_decimal(text: str, what: str = "value") -> float:
+    """A decimal number field as the writers write it, `-?D+(.D+)?(e[+-]?D+)?` in ASCII digits (the
+    device's _decimal: MicroPython's float() and CPython's accept different texts beyond that)."""
+    if not re.fullmatch(r"-?[0-9]+(\.[0-9]+)?(e[+-]?[0-9]+)?", text):
+        raise ValueError("%s: expected a decimal number, got %r" % (what, text[:20]))
+    return float(text)
+
+
 def label_type(labels) -> str:
     """The label type of a classifier's classes_ (or feature names): 'int', 'str', 'bool' or 'float'.
     Raises ValueError for labels of mixed or other types."""

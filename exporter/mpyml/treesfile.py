@@ -17,6 +17,10 @@ from .trees import CLASSIFIER, StoredForest
 
 FORMAT = "mpyml-trees"
 FORMAT_VERSION = 3
+# The valid (kind, voting, leaf_values) triples, and the device's limits (natmods/common/mpyml_trees.h).
+KINDS = {("classifier", "soft", "counts"), ("classifier", "hard", "class"), ("regressor", "mean", "float32"),
+         ("classifier", "samme", "class"), ("classifier", "soft", "float64")}
+MAX_FEATURES, MAX_CLASSES, MAX_LEAVES, MAX_NODES, MAX_CHILD_OFFSET, MAX_COUNT = 32767, 65535, 32768, 2**24, 32767, 65535
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "FormatError", "dumps", "load", "read", "save", "write"]
 
@@ -33,9 +37,11 @@ def _hex64(value: float) -> str:
 
 
 def _from_hex64(text: str) -> float:
+    """The float64 of 16 hex digits of its bits (either case, as the device's mpyml_get_hex64)."""
     if len(text) != 16:
-        raise FormatError("expected 16 hex digits, got %r" % text[:20])
-    return float(np.uint64(int(text, 16)).view(np.float64))
+        raise FormatError("expected 16 hex digits (IEEE-754 float64 bits), got %r" % text[:20])
+    high, low = records.parse_hex32(text[:8]), records.parse_hex32(text[8:])
+    return float(np.uint64((high << 32) | low).view(np.float64))
 
 
 def _threshold_text(stored: StoredForest, threshold) -> str:
@@ -140,71 +146,207 @@ def read(f):
         raise FormatError("format version %s is no longer read (this mpyml reads version %d): export the model again"
                           % (first[-1:].decode(), FORMAT_VERSION))
     found = iter(records.records(f))
+    last = [0]
 
-    def take(n_fields=None, section=None):
-        try:
-            lineno, line = next(found)
-        except StopIteration:
-            raise FormatError("file ends early") from None
+    def take(what="a record"):
+        for n, line in found:
+            last[0] = n
+            return n, line
+        raise FormatError("line %d: %sit ends here, expected %s" % (last[0], records.CORRUPT, what))
+
+    def fields_of(n_fields, what):
+        n, line = take(what)
         fields = line.split(",")
-        if (section is not None and fields[0] != section) or (n_fields is not None and len(fields) != n_fields):
-            raise FormatError("line %d: expected %s, got %r" % (lineno, section or "%d fields" % n_fields, line))
+        if n_fields and len(fields) != n_fields:
+            raise FormatError("line %d: %s needs %d fields, got %d: %r" % (n, what, n_fields, len(fields), line[:40]))
         return fields
 
+    def checked(parse, *args):
+        try:
+            return parse(*args)
+        except ValueError as e:
+            raise FormatError("line %d: %s" % (last[0], e)) from None
+
     def value(key):
-        return take(2, key)[1]
+        fields = fields_of(2, "'%s,<value>'" % key)
+        if fields[0] != key:
+            raise FormatError("line %d: expected '%s,<value>', got %r" % (last[0], key, ",".join(fields)[:40]))
+        return fields[1]
+
+    def count(key, low, high):
+        return checked(records.parse_int, value(key), low, high, key)
 
     def labels(key):
-        _, kind, n = take(3, key)
-        return [records.parse_label(kind, take(2, "label")[1]) for _ in range(int(n))]
+        return records.read_labels(lambda: take("a label record"), key) or []
 
     version = value(FORMAT)
     if version != str(FORMAT_VERSION):
-        raise FormatError("format version %s is not supported (expected %d)" % (version, FORMAT_VERSION))
-    kind, voting, leaf_kind, dtype = value("kind"), value("voting"), value("leaf_values"), value("dtype")
-    n_features = int(value("n_features"))
-    n_classes = int(value("n_classes")) if kind == CLASSIFIER else int(value("n_outputs")) - 1
-    n_trees, n_nodes, n_leaves, n_steps = (int(value(key)) for key in ("n_trees", "n_nodes", "n_leaves", "n_steps"))
-    weight_sum = _from_hex64(value("weight_sum")) if voting == "samme" else None
+        raise FormatError("format version %s is not supported (expected %d)" % (version[:12], FORMAT_VERSION))
+    kind, voting, leaf_kind = value("kind"), value("voting"), value("leaf_values")
+    if (kind, voting, leaf_kind) not in KINDS:
+        raise FormatError("line %d: unknown model kind %r with voting %r and leaf values %r"
+                          % (last[0], kind[:20], voting[:20], leaf_kind[:20]))
+    dtype = value("dtype")
+    if dtype not in ("int16", "float32"):
+        raise FormatError("line %d: unknown feature dtype %r (expected int16 or float32)" % (last[0], dtype[:20]))
+    # The device's header checks (emltrees_load.py, mpyml_forest_check_shape), in its order.
+    n_features = checked(records.parse_int, value("n_features"), -2**62, 2**62, "n_features")
+    classifier = kind == CLASSIFIER
+    if classifier:
+        n_classes = checked(records.parse_int, value("n_classes"), -2**62, 2**62, "n_classes")
+    else:
+        n_classes = 0
+        if checked(records.parse_int, value("n_outputs"), -2**62, 2**62, "n_outputs") != 1:
+            raise FormatError("line %d: n_outputs must be 1 (single-output regressors only)" % last[0])
+    n_trees, n_nodes, n_leaves, n_steps = (checked(records.parse_int, value(key), -2**62, 2**62, key)
+                                           for key in ("n_trees", "n_nodes", "n_leaves", "n_steps"))
+    if min(n_features, n_classes, n_trees, n_nodes, n_leaves) < 0:
+        raise FormatError("line %d: header values must be non-negative integers" % last[0])
+    if not 1 <= n_features <= MAX_FEATURES:
+        raise FormatError("line %d: n_features must be 1..%d for trees" % (last[0], MAX_FEATURES))
+    if n_classes > MAX_CLASSES or (classifier and n_classes < 1):
+        raise FormatError("line %d: n_classes must be at least 1 for a classifier" % last[0])
+    if n_trees > MAX_NODES or n_nodes > MAX_NODES:
+        raise FormatError("line %d: model too big for this device" % last[0])
+    if n_trees < 1:
+        raise FormatError("line %d: a forest needs at least one tree" % last[0])
+    if not 1 <= n_leaves <= MAX_LEAVES:
+        raise FormatError("line %d: n_leaves must be 1..%d" % (last[0], MAX_LEAVES))
+    if leaf_kind in ("counts", "float64") and n_leaves > MAX_NODES // n_classes:
+        raise FormatError("line %d: model too big for this device" % last[0])
+    weight_sum = checked(_from_hex64, value("weight_sum")) if voting == "samme" else None
+    if weight_sum is not None and not (np.isfinite(weight_sum) and weight_sum > 0):
+        raise FormatError("line %d: the weight sum must be finite and > 0" % last[0])
     steps = None
     if n_steps:
         from .linear import TRANSFORMER, StoredChain
         from .linearfile import read_steps
 
-        fields = take(5, "steps")
-        steps = read_steps(lambda: next(found), int(fields[2]))
-        steps = StoredChain(kind=TRANSFORMER, n_features=int(fields[1]), n_outputs=n_features, proba="none", steps=steps)
-    classes = np.asarray(labels("classes")) if kind == CLASSIFIER else None
+        fields = fields_of(5, "'steps,<n_input_features>,<n_steps>,<n_values>,<max_width>'")
+        if fields[2] != str(n_steps):
+            raise FormatError("line %d: expected the 'steps,...' line with n_steps=%d, got %r"
+                              % (last[0], n_steps, ",".join(fields)[:40]))
+        if fields[0] != "steps":
+            raise FormatError("line %d: expected 'steps,...', got %r" % (last[0], ",".join(fields)[:40]))
+        n_input = checked(records.parse_int, fields[1], 1, 65535, "n_input_features")
+        checked(records.parse_int, fields[2], 1, 255, "n_steps")
+        n_values = checked(records.parse_int, fields[3], 0, 2**30 - 1, "n_values")
+        max_width = checked(records.parse_int, fields[4], 1, 65535, "max_width")
+        if dtype != "float32" or n_input > max_width:
+            raise FormatError("line %d: steps need a float32 forest, and n_input_features at most max_width" % last[0])
+        steps = StoredChain(kind=TRANSFORMER, n_features=n_input, n_outputs=n_features, proba="none",
+                            steps=read_steps(take, n_steps))
+        if steps.steps[0].n_in != n_input or (steps.n_values, steps.max_width) != (n_values, max_width):
+            raise FormatError("line %d: the steps do not match the steps line's n_input_features, n_values or max_width"
+                              % last[0])
+        if steps.steps[-1].n_out != n_features:
+            raise FormatError("line %d: the steps give %d features, the forest has %d" % (last[0], steps.steps[-1].n_out,
+                                                                                           n_features))
+    classes = labels("classes") if classifier else None
+    if classifier and len(classes) != n_classes:
+        raise FormatError("line %d: %d classes, but n_classes is %d" % (last[0], len(classes), n_classes))
     feature_names = labels("feature_names")
-    take(1, "trees")
+    if fields_of(1, "the 'trees' section line") != ["trees"]:
+        raise FormatError("line %d: expected the 'trees' section line" % last[0])
+
+    def ref(text, what):  # a root or child reference, range-checked as the device's get_ref
+        value = checked(records.parse_int, text, -2**62, 2**62, what)
+        if not -MAX_LEAVES <= value <= MAX_NODES:
+            raise FormatError("line %d: node reference past the last node" % last[0])
+        return value
+
+    def check_leaf(value):
+        if -(value + 1) >= n_leaves:
+            raise FormatError("line %d: leaf reference past the last leaf" % last[0])
+
     roots, tree_votes = [], []
     for _ in range(n_trees):
-        fields = take(3 if voting == "samme" else 1)
-        roots.append(int(fields[0]))
+        fields = fields_of(3 if voting == "samme" else 1, "a tree record")
+        root = ref(fields[0], "a tree root")
+        if root >= 0 and root >= n_nodes:
+            raise FormatError("line %d: node reference past the last node" % last[0])
+        if root < 0:
+            check_leaf(root)
         if voting == "samme":
-            tree_votes.append([_from_hex64(fields[1]), _from_hex64(fields[2])])
-    take(1, "nodes")
-    nodes = [take(5 if dtype == "float32" else 4) for _ in range(n_nodes)]
-    take(1, "leaves")
-    soft = leaf_kind in ("counts", "float64")
-    width = n_classes if soft else 1
-    leaves = np.zeros((n_leaves, width), dtype=np.float64 if leaf_kind in ("float64", "float32") else np.int64)
-    for i in range(n_leaves):
-        fields = take()
-        if soft:
-            for pair in fields:
-                c, w = pair.split(":")
-                leaves[i, int(c)] = int(w) if leaf_kind == "counts" else _from_hex64(w)
+            vote, other = checked(_from_hex64, fields[1]), checked(_from_hex64, fields[2])
+            if not (np.isfinite(vote) and np.isfinite(other) and vote >= 0 and other <= 0):
+                raise FormatError("line %d: tree weight must be finite and >= 0" % last[0])
+            tree_votes.append([vote, other])
+        roots.append(root)
+    if fields_of(1, "the 'nodes' section line") != ["nodes"]:
+        raise FormatError("line %d: expected the 'nodes' section line" % last[0])
+    float32 = dtype == "float32"
+    feature, threshold, left, right, nan_left = [], [], [], [], []
+    for i in range(n_nodes):
+        fields = fields_of(5 if float32 else 4, "a node")
+        if float32 and fields[4] not in ("l", "r"):
+            raise FormatError("line %d: a node's NaN direction must be 'l' or 'r', got %r" % (last[0], fields[4][:10]))
+        f = checked(records.parse_int, fields[0], -2**62, 2**62, "a feature index")
+        if float32:
+            t = np.uint32(checked(records.parse_hex32, fields[1])).view(np.float32)
         else:
-            leaves[i, 0] = float(fields[0])
-    if dtype == "float32":
-        threshold = np.array([int(n[1], 16) for n in nodes], dtype=np.uint32).view(np.float32)
-    else:
-        threshold = np.array([int(n[1]) for n in nodes], dtype=np.int64)
-
-    def absolute(index, child):
-        child = int(child)
-        return index + child if child > 0 else child
+            t = checked(records.parse_int, fields[1], -2**62, 2**62, "a threshold")
+        children = [ref(fields[2], "a child"), ref(fields[3], "a child")]
+        if not 0 <= f <= MAX_FEATURES:
+            raise FormatError("line %d: feature index not below n_features" % last[0])
+        if f >= n_features:
+            raise FormatError("line %d: feature index not below n_features" % last[0])
+        for child in children:
+            if child < 0:
+                check_leaf(child)
+            elif child == 0:
+                raise FormatError("line %d: child offset must be positive" % last[0])
+            elif child > MAX_CHILD_OFFSET:
+                raise FormatError("line %d: child offset above %d" % (last[0], MAX_CHILD_OFFSET))
+            elif child >= n_nodes - i:
+                raise FormatError("line %d: node reference past the last node" % last[0])
+        if float32 and np.isnan(t):
+            raise FormatError("line %d: threshold is NaN" % last[0])
+        if not float32 and not -32768 <= t <= 32767:
+            raise FormatError("line %d: int16 threshold out of range -32768..32767" % last[0])
+        feature.append(f)
+        threshold.append(t)
+        left.append(i + children[0] if children[0] > 0 else children[0])
+        right.append(i + children[1] if children[1] > 0 else children[1])
+        nan_left.append(float32 and fields[4] == "l")
+    if fields_of(1, "the 'leaves' section line") != ["leaves"]:
+        raise FormatError("line %d: expected the 'leaves' section line" % last[0])
+    soft = leaf_kind in ("counts", "float64")
+    leaves = np.zeros((n_leaves, n_classes if soft else 1), dtype=np.int64 if leaf_kind in ("counts", "class") else np.float64)
+    for i in range(n_leaves):
+        fields = fields_of(0 if soft else 1, "a leaf")
+        if soft:
+            seen = set()
+            for pair in fields:
+                c_w = pair.split(":")
+                if len(c_w) != 2:
+                    raise FormatError("line %d: leaf %r: expected class:<value> pairs" % (last[0], pair[:30]))
+                c = checked(records.parse_int, c_w[0], -2**62, 2**62, "a leaf class")
+                if not 0 <= c < n_classes or c in seen:
+                    raise FormatError("line %d: leaf %r: class must be 0..%d, once" % (last[0], pair[:30], n_classes - 1))
+                seen.add(c)
+                if leaf_kind == "counts":
+                    w = checked(records.parse_int, c_w[1], -2**62, 2**62, "a leaf count")
+                    if not 0 < w <= MAX_COUNT:
+                        raise FormatError("line %d: leaf %r: its count must be 1..65535" % (last[0], pair[:30]))
+                    leaves[i, c] = w
+                else:
+                    p = checked(_from_hex64, c_w[1])
+                    if not 0.0 <= p <= 1.0:
+                        raise FormatError("line %d: leaf probabilities must be finite and in 0..1" % last[0])
+                    leaves[i, c] = p
+        elif leaf_kind == "class":
+            c = checked(records.parse_int, fields[0], -2**62, 2**62, "a leaf class")
+            if not 0 <= c < n_classes:
+                raise FormatError("line %d: leaf class not an integer below n_classes" % last[0])
+            leaves[i, 0] = c
+        else:
+            v = np.float32(checked(records.parse_decimal, fields[0], "a leaf value"))
+            if not np.isfinite(v):
+                raise FormatError("line %d: leaf value is not finite" % last[0])
+            leaves[i, 0] = v
+    for n, line in found:
+        raise FormatError("line %d: unexpected line after the last leaf: %r" % (n, line[:40]))
 
     forest = StoredForest(
         kind=kind,
@@ -213,14 +355,14 @@ def read(f):
         n_features=n_features,
         n_classes=n_classes,
         roots=np.array(roots, dtype=np.int64),
-        feature=np.array([int(n[0]) for n in nodes], dtype=np.int64),
-        threshold=threshold,
-        left=np.array([absolute(i, n[2]) for i, n in enumerate(nodes)], dtype=np.int64),
-        right=np.array([absolute(i, n[3]) for i, n in enumerate(nodes)], dtype=np.int64),
-        nan_left=np.array([len(n) == 5 and n[4] == "l" for n in nodes], dtype=bool),
+        feature=np.array(feature, dtype=np.int64),
+        threshold=np.array(threshold, dtype=np.float32 if float32 else np.int64),
+        left=np.array(left, dtype=np.int64),
+        right=np.array(right, dtype=np.int64),
+        nan_left=np.array(nan_left, dtype=bool),
         leaves=leaves,
         leaf_kind=leaf_kind,
-        classes=classes,
+        classes=np.asarray(classes) if classifier else None,
         feature_names=np.asarray(feature_names) if feature_names else None,
         tree_votes=np.array(tree_votes, dtype=np.float64).reshape(-1, 2) if voting == "samme" else None,
         weight_sum=weight_sum,

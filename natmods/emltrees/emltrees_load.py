@@ -26,7 +26,7 @@ def _counts_leaf(fields, n_classes):
         c_w = pair.split(":")
         if len(c_w) != 2:
             raise ValueError("leaf '%s': expected class:count pairs" % pair[:30])
-        c, w = int(c_w[0]), int(c_w[1])
+        c, w = _int(c_w[0], "a leaf class"), _int(c_w[1], "a leaf count")
         if not 0 <= c < n_classes or not 0 < w <= 65535 or counts[c]:
             raise ValueError("leaf '%s': class must be 0..%d, once, and its count 1..65535" % (pair[:30], n_classes - 1))
         counts[c] = w
@@ -36,13 +36,15 @@ def _counts_leaf(fields, n_classes):
 def _float64_leaf(fields, n_classes):
     # class:<16 hex digits> pairs of the classes with a non-zero probability -> n_classes x 16 hex digits
     hexes = ["0" * 16] * n_classes
+    seen = bytearray(n_classes)
     for pair in fields:
         c_bits = pair.split(":")
         if len(c_bits) != 2:
             raise ValueError("leaf '%s': expected class:<16 hex digits> pairs" % pair[:30])
-        c, bits = int(c_bits[0]), c_bits[1]
-        if not 0 <= c < n_classes or len(bits) != 16 or hexes[c] != "0" * 16:
+        c, bits = _int(c_bits[0], "a leaf class"), c_bits[1]
+        if not 0 <= c < n_classes or len(bits) != 16 or seen[c]:
             raise ValueError("leaf '%s': class must be 0..%d, once, with 16 hex digits" % (pair[:30], n_classes - 1))
+        seen[c] = 1
         hexes[c] = bits
     return "".join(hexes)
 
@@ -90,9 +92,9 @@ def _read(model, records):
     for _ in range(n_trees):
         if samme:
             root, vote, other = records.fields(3, "a tree record 'root,<vote>,<other>'")
-            model._tree(int(root), vote, other)
+            model._tree(_int(root, "a tree root"), vote, other)
         else:
-            model._tree(int(records.fields(1, "a tree root")[0]))
+            model._tree(_int(records.fields(1, "a tree root")[0], "a tree root"))
     records.section("nodes")
     float32 = dtype == "float32"
     for _ in range(n_nodes):
@@ -100,10 +102,10 @@ def _read(model, records):
             feature, threshold, left, right, nan = records.fields(5, "a node 'feature,threshold,left,right,l|r'")
             if nan not in _NAN_LEFT:
                 raise ValueError("a node's NaN direction must be 'l' or 'r', got '%s'" % nan[:10])
-            model._node(int(feature), threshold, int(left), int(right), _NAN_LEFT[nan])
+            model._node(_int(feature, "a feature index"), threshold, _int(left, "a child"), _int(right, "a child"), _NAN_LEFT[nan])
         else:
             feature, threshold, left, right = records.fields(4, "a node 'feature,threshold,left,right'")
-            model._node(int(feature), int(threshold), int(left), int(right), 0)
+            model._node(_int(feature, "a feature index"), _int(threshold, "a threshold"), _int(left, "a child"), _int(right, "a child"), 0)
     records.section("leaves")
     leaf_values = kind[2]
     for _ in range(n_leaves):
@@ -112,9 +114,9 @@ def _read(model, records):
         elif leaf_values == "float64":
             model._leaf(_float64_leaf(records.fields(0, "a leaf"), n_classes))
         elif leaf_values == "class":
-            model._leaf(int(records.fields(1, "a leaf")[0]))
+            model._leaf(_int(records.fields(1, "a leaf")[0], "a leaf class"))
         else:
-            model._leaf(float(records.fields(1, "a leaf")[0]))
+            model._leaf(_decimal(records.fields(1, "a leaf")[0], "a leaf value"))
     records.end("leaf")
     model._finish()
 
