@@ -301,7 +301,9 @@ def _trees_seeds(tmp: Path) -> list:
 
     add("forest_counts_str_names", RandomForestClassifier(3, max_depth=3, random_state=0), frame, names, rows,
         feature_dtype="float32")
-    add("forest_float64_balanced", RandomForestClassifier(3, max_depth=3, class_weight="balanced", random_state=1),
+    # class_weight without bootstrap (scikit-learn's bootstrap draws by weight): float64 leaves
+    add("forest_float64_balanced", RandomForestClassifier(3, max_depth=3, bootstrap=False, max_features=2,
+                                                          class_weight="balanced", random_state=0),
         X[:120], y[:120] + 2, rows, feature_dtype="float32")
     add("forest_hard_int16", RandomForestClassifier(4, max_depth=3, random_state=2), Xi, y == 1,
         Xi[[0, 60, 120, 75]].tolist(), feature_dtype="int16", voting="hard")

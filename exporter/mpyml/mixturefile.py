@@ -100,8 +100,8 @@ def read(data) -> StoredMixture:
     kind, cov = value("kind"), value("covariance_type")
     if kind not in KINDS or cov not in COVARIANCE_TYPES:
         raise FormatError("line %d: unknown kind or covariance_type: %r, %r" % (last[0], kind[:20], cov[:20]))
-    d = checked(parse_int, value("n_features"), -2**62, 2**62, "n_features")
-    k = checked(parse_int, value("n_components"), -2**62, 2**62, "n_components")
+    d = checked(parse_int, value("n_features"), None, None, "n_features")
+    k = checked(parse_int, value("n_components"), None, None, "n_components")
     ok = 1 <= d <= MAX_WIDTH and 1 <= k <= MAX_WIDTH
     ok = ok and {"mixture": True, "naive_bayes": cov == "diag", "envelope": cov == "full" and k == 1,
                  "kmeans": cov in ("spherical", "diag")}[kind]

@@ -72,12 +72,13 @@ def parse_hex32(text: str) -> int:
     return int(text, 16)
 
 
-def parse_int(text: str, low: int, high: int, what: str = "value") -> int:
-    """A decimal integer field within low..high (the device's _int_in)."""
+def parse_int(text: str, low: int | None = None, high: int | None = None, what: str = "value") -> int:
+    """A decimal integer field (-?[0-9]+, ASCII digits: the device's _int), within low..high unless
+    they are None (the device's _int_in)."""
     if not re.fullmatch(r"-?[0-9]+", text):
         raise ValueError("%s: expected a decimal integer, got %r" % (what, text[:20]))
     value = int(text)
-    if not low <= value <= high:
+    if low is not None and not low <= value <= high:
         raise ValueError("%s must be %d..%d, got %s" % (what, low, high, text[:24]))
     return value
 

@@ -190,15 +190,15 @@ def read(f):
     if dtype not in ("int16", "float32"):
         raise FormatError("line %d: unknown feature dtype %r (expected int16 or float32)" % (last[0], dtype[:20]))
     # The device's header checks (emltrees_load.py, mpyml_forest_check_shape), in its order.
-    n_features = checked(records.parse_int, value("n_features"), -2**62, 2**62, "n_features")
+    n_features = checked(records.parse_int, value("n_features"), None, None, "n_features")
     classifier = kind == CLASSIFIER
     if classifier:
-        n_classes = checked(records.parse_int, value("n_classes"), -2**62, 2**62, "n_classes")
+        n_classes = checked(records.parse_int, value("n_classes"), None, None, "n_classes")
     else:
         n_classes = 0
-        if checked(records.parse_int, value("n_outputs"), -2**62, 2**62, "n_outputs") != 1:
+        if checked(records.parse_int, value("n_outputs"), None, None, "n_outputs") != 1:
             raise FormatError("line %d: n_outputs must be 1 (single-output regressors only)" % last[0])
-    n_trees, n_nodes, n_leaves, n_steps = (checked(records.parse_int, value(key), -2**62, 2**62, key)
+    n_trees, n_nodes, n_leaves, n_steps = (checked(records.parse_int, value(key), None, None, key)
                                            for key in ("n_trees", "n_nodes", "n_leaves", "n_steps"))
     if min(n_features, n_classes, n_trees, n_nodes, n_leaves) < 0:
         raise FormatError("line %d: header values must be non-negative integers" % last[0])
@@ -250,7 +250,7 @@ def read(f):
         raise FormatError("line %d: expected the 'trees' section line" % last[0])
 
     def ref(text, what):  # a root or child reference, range-checked as the device's get_ref
-        value = checked(records.parse_int, text, -2**62, 2**62, what)
+        value = checked(records.parse_int, text, None, None, what)
         if not -MAX_LEAVES <= value <= MAX_NODES:
             raise FormatError("line %d: node reference past the last node" % last[0])
         return value
@@ -281,11 +281,11 @@ def read(f):
         fields = fields_of(5 if float32 else 4, "a node")
         if float32 and fields[4] not in ("l", "r"):
             raise FormatError("line %d: a node's NaN direction must be 'l' or 'r', got %r" % (last[0], fields[4][:10]))
-        f = checked(records.parse_int, fields[0], -2**62, 2**62, "a feature index")
+        f = checked(records.parse_int, fields[0], None, None, "a feature index")
         if float32:
             t = np.uint32(checked(records.parse_hex32, fields[1])).view(np.float32)
         else:
-            t = checked(records.parse_int, fields[1], -2**62, 2**62, "a threshold")
+            t = checked(records.parse_int, fields[1], None, None, "a threshold")
         children = [ref(fields[2], "a child"), ref(fields[3], "a child")]
         if not 0 <= f <= MAX_FEATURES:
             raise FormatError("line %d: feature index not below n_features" % last[0])
@@ -321,12 +321,12 @@ def read(f):
                 c_w = pair.split(":")
                 if len(c_w) != 2:
                     raise FormatError("line %d: leaf %r: expected class:<value> pairs" % (last[0], pair[:30]))
-                c = checked(records.parse_int, c_w[0], -2**62, 2**62, "a leaf class")
+                c = checked(records.parse_int, c_w[0], None, None, "a leaf class")
                 if not 0 <= c < n_classes or c in seen:
                     raise FormatError("line %d: leaf %r: class must be 0..%d, once" % (last[0], pair[:30], n_classes - 1))
                 seen.add(c)
                 if leaf_kind == "counts":
-                    w = checked(records.parse_int, c_w[1], -2**62, 2**62, "a leaf count")
+                    w = checked(records.parse_int, c_w[1], None, None, "a leaf count")
                     if not 0 < w <= MAX_COUNT:
                         raise FormatError("line %d: leaf %r: its count must be 1..65535" % (last[0], pair[:30]))
                     leaves[i, c] = w
@@ -336,7 +336,7 @@ def read(f):
                         raise FormatError("line %d: leaf probabilities must be finite and in 0..1" % last[0])
                     leaves[i, c] = p
         elif leaf_kind == "class":
-            c = checked(records.parse_int, fields[0], -2**62, 2**62, "a leaf class")
+            c = checked(records.parse_int, fields[0], None, None, "a leaf class")
             if not 0 <= c < n_classes:
                 raise FormatError("line %d: leaf class not an integer below n_classes" % last[0])
             leaves[i, 0] = c
