@@ -415,6 +415,7 @@ def _mixture_seeds(tmp: Path) -> list:
     add("gmm_diag_threshold", GaussianMixture(3, covariance_type="diag", random_state=0), X=X)
     add("gmm_spherical", GaussianMixture(2, covariance_type="spherical", random_state=0))
     add("naive_bayes_str", GaussianNB(), names)
+    add("naive_bayes_float", GaussianNB(), y * 2.0 - 5.0 * (y == 2))
     add("envelope", EllipticEnvelope(random_state=0))
     kmeans = add("kmeans", KMeans(3, n_init=2, random_state=0))
     add("kmeans_scaled_diag", make_pipeline(StandardScaler(), KMeans(2, n_init=2, random_state=0)))

@@ -296,6 +296,9 @@ STRICT_NUMBER_CASES = [
     ("regressor_float32", _replace_after("leaves", 0, 0, "1.5E3"), "decimal number"),
     ("regressor_float32", _replace_after("leaves", 0, 0, "infinity"), "decimal number"),
     ("gmm_tied", _replace_line("n_features", "n_features,+4"), "decimal integer"),
+    ("naive_bayes_float", _replace_after("classes,float,3", 0, 1, "\u0663"), "decimal number"),
+    ("naive_bayes_float", _replace_after("classes,float,3", 0, 1, "1__0"), "decimal number"),
+    ("naive_bayes_float", _replace_after("classes,float,3", 0, 1, "Infinity"), "decimal number"),
 ]
 
 

@@ -146,8 +146,13 @@ def parse_label(kind: str, text: str):
         if text not in ("0", "1"):
             raise FormatError("bool label must be 0 or 1, got %r" % text[:20])
         return text == "1"
-    if kind == "float":
-        return float(text)
+    if kind == "float":  # repr of a float64, as the device's _label_float reads it
+        if text in ("inf", "-inf", "nan"):
+            return float(text)
+        try:
+            return parse_decimal(text, "float label")
+        except ValueError as e:
+            raise FormatError(str(e)) from None
     if kind == "int":
         if not re.fullmatch(r"-?[0-9]+", text):
             raise FormatError("int label: expected a decimal integer, got %r" % text[:20])

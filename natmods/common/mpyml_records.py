@@ -187,7 +187,14 @@ def _label_int(text):
     return int(text)
 
 
-_LABEL_TYPES = {"int": _label_int, "str": _label_text, "bool": _label_bool, "float": float}
+def _label_float(text):
+    # Python's repr of a float64: a decimal number (_decimal), inf, -inf or nan
+    if text in ("inf", "-inf", "nan"):
+        return float(text)
+    return _decimal(text, "float label")
+
+
+_LABEL_TYPES = {"int": _label_int, "str": _label_text, "bool": _label_bool, "float": _label_float}
 
 
 def _read_file(f, read, undo=None, what="model file", caller="load_model"):
