@@ -361,3 +361,12 @@ def test_the_host_readers_refuse_what_the_device_refuses(tmp_path, seeds, seed_n
     device_outcome, host_outcome = _both_sides(tmp_path, seeds, seed_name, edit)
     assert device_outcome.status == "error" and host_outcome.status == "error", (device_outcome, host_outcome)
     assert message in device_outcome.text or message in host_outcome.text, (device_outcome, host_outcome)
+
+
+def test_int_labels_beyond_int64_keep_their_value_and_type_on_the_host(tmp_path, seeds):
+    """Classes [0, 2**63, 2]: numpy.asarray made them float64 on the host, the device keeps Python ints."""
+    device_outcome, host_outcome = _both_sides(tmp_path, seeds, "adaboost_samme",
+                                               _replace_after("classes,int,3", 1, 1, "9223372036854775808"))
+    assert device_outcome.status == host_outcome.status == "loaded"
+    assert device_outcome.text.endswith(" i0;i9223372036854775808;i2")
+    assert fuzzing.FORMATS["mpyml-trees"].same(device_outcome.text, host_outcome.text), (device_outcome, host_outcome)

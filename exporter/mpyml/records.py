@@ -160,6 +160,16 @@ def parse_label(kind: str, text: str):
     raise FormatError("unknown label type %r" % kind[:20])
 
 
+def label_array(labels) -> np.ndarray:
+    """Labels read from a file as a numpy array that keeps each one exactly: numpy's own dtype, but an
+    object array for int labels that no integer dtype holds together (2**63, or -1 with 2**63), which
+    numpy would make float64 (the device keeps them as Python ints)."""
+    array = np.asarray(labels)
+    if array.dtype.kind == "f" and any(isinstance(v, int) and not isinstance(v, bool) for v in labels):
+        return np.array(labels, dtype=object)
+    return array
+
+
 def feature_names_of(estimator):
     """An estimator's (or pipeline's) feature_names_in_ as a list of str, or None without them."""
     names = getattr(estimator, "feature_names_in_", None)

@@ -362,7 +362,7 @@ def read(f):
         nan_left=np.array(nan_left, dtype=bool),
         leaves=leaves,
         leaf_kind=leaf_kind,
-        classes=np.asarray(classes) if classifier else None,
+        classes=records.label_array(classes) if classifier else None,
         feature_names=np.asarray(feature_names) if feature_names else None,
         tree_votes=np.array(tree_votes, dtype=np.float64).reshape(-1, 2) if voting == "samme" else None,
         weight_sum=weight_sum,
