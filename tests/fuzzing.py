@@ -1023,7 +1023,6 @@ def _flip(data: bytes, rng: random.Random) -> bytes:
     raw = bytearray(data or b"\0")
     raw[rng.randrange(len(raw))] ^= 1 << rng.randrange(8)
     return bytes(raw)
-    return out
 
 
 # ---------------------------------------------------------------- running

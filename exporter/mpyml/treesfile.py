@@ -133,7 +133,8 @@ def save(stored: StoredForest, path: str | os.PathLike, steps=None) -> int:
 def read(f):
     """Reads a model file written by :func:`write` (bytes, str, an open file or a list of lines; used by
     tests and `mpyml inspect`): a StoredForest, or with steps a mpyml.linear.StoredPipeline of its steps
-    and forest. Raises FormatError for a file the device would refuse at its end record or version."""
+    and forest. Checks what emltrees.load_model checks (end record, header, every record's fields and
+    ranges, references, leaves) and raises FormatError("line N: ...") where the device refuses the file."""
     if hasattr(f, "read"):
         f = f.read()
     if isinstance(f, (list, tuple)):
@@ -173,8 +174,8 @@ def read(f):
             raise FormatError("line %d: expected '%s,<value>', got %r" % (last[0], key, ",".join(fields)[:40]))
         return fields[1]
 
-    def count(key, low, high):
-        return checked(records.parse_int, value(key), low, high, key)
+    def count(key):  # a header number, its range checked below as the device checks it
+        return checked(records.parse_int, value(key), None, None, key)
 
     def labels(key):
         return records.read_labels(lambda: take("a label record"), key) or []
@@ -190,16 +191,15 @@ def read(f):
     if dtype not in ("int16", "float32"):
         raise FormatError("line %d: unknown feature dtype %r (expected int16 or float32)" % (last[0], dtype[:20]))
     # The device's header checks (emltrees_load.py, mpyml_forest_check_shape), in its order.
-    n_features = checked(records.parse_int, value("n_features"), None, None, "n_features")
+    n_features = count("n_features")
     classifier = kind == CLASSIFIER
     if classifier:
-        n_classes = checked(records.parse_int, value("n_classes"), None, None, "n_classes")
+        n_classes = count("n_classes")
     else:
         n_classes = 0
-        if checked(records.parse_int, value("n_outputs"), None, None, "n_outputs") != 1:
+        if count("n_outputs") != 1:
             raise FormatError("line %d: n_outputs must be 1 (single-output regressors only)" % last[0])
-    n_trees, n_nodes, n_leaves, n_steps = (checked(records.parse_int, value(key), None, None, key)
-                                           for key in ("n_trees", "n_nodes", "n_leaves", "n_steps"))
+    n_trees, n_nodes, n_leaves, n_steps = (count(key) for key in ("n_trees", "n_nodes", "n_leaves", "n_steps"))
     if min(n_features, n_classes, n_trees, n_nodes, n_leaves) < 0:
         raise FormatError("line %d: header values must be non-negative integers" % last[0])
     if not 1 <= n_features <= MAX_FEATURES:

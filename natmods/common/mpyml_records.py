@@ -181,10 +181,7 @@ def _label_bool(text):
 
 
 def _label_int(text):
-    digits = text[1:] if text[:1] == "-" else text
-    if not digits or not digits.isdigit():
-        raise ValueError("int label: expected a decimal integer, got '%s'" % text[:20])
-    return int(text)
+    return _int(text, "int label")
 
 
 def _label_float(text):
