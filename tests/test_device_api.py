@@ -111,7 +111,7 @@ def test_model_ram_matches_estimate(run_device, digits_model):
     out = run_device(f"""
 import emltrees, gc
 m = emltrees.new(10, 2000, 1000)
-emltrees.load_model(m, {str(path)!r})
+emltrees.load_model(m, {str(path)!r})  # the loader's first run allocates once what its later runs reuse
 m.unload()
 gc.collect()
 before = gc.mem_alloc()

@@ -16,7 +16,8 @@ import fuzzing  # noqa: E402
 from mpyml import device, iir, linearfile, netsfile  # noqa: E402
 
 # Mutants per format in `make test` (a few thousand in all, well under two minutes).
-SIZES = {"mpyml-neighbors": 900, "mpyml-linear": 900, "mpyml-iir": 600, "mpyml-nets": 900, "npy": 500}
+SIZES = {"mpyml-neighbors": 900, "mpyml-linear": 900, "mpyml-iir": 600, "mpyml-nets": 900, "npy": 500,
+         "mpyml-trees": 1800, "mpyml-mixture": 900}
 
 
 @pytest.mark.parametrize("name", sorted(fuzzing.FORMATS))
@@ -237,3 +238,135 @@ def _refused_on_both(tmp_path, body, old, new, message):
     with pytest.raises(ValueError, match=message):
         linearfile.load(path)
     assert message in device.run(LINEAR_LOAD % str(path))
+
+
+# ---------------------------------------------------------------- mpyml-trees and mpyml-mixture
+
+@pytest.fixture(scope="module")
+def seeds(tmp_path_factory):
+    """The fuzzer's seed files of both formats, by name (their modules built)."""
+    from mpyml import build
+
+    tmp = tmp_path_factory.mktemp("seeds")
+    for module in ("emltrees", "emlmixture"):
+        build.build(module, "x64")
+    return {s.name: (name, s) for name in ("mpyml-trees", "mpyml-mixture") for s in fuzzing.FORMATS[name].make_seeds(tmp)}
+
+
+def _both_sides(tmp_path, seeds, seed_name, edit):
+    """(device Outcome, host Outcome) of a seed whose records before the end record went through
+    edit(lines) and were sealed again."""
+    fmt_name, seed = seeds[seed_name]
+    fmt = fuzzing.FORMATS[fmt_name]
+    lines = seed.data.decode().split("\n")[:-2]
+    data = fuzzing.seal(("\n".join(edit(lines)) + "\n").encode())
+    path = tmp_path / "edited.csv"
+    path.write_bytes(data)
+    device_outcome = fuzzing.run_device(fmt, [str(path)], [0], tmp_path, [seed])[0]
+    return device_outcome, fuzzing.host_outcome(fmt, data, seed)
+
+
+def _replace_after(section, offset, field, text):
+    """Edit: field `field` of the record `offset` lines after the section line `section` becomes `text`."""
+    def edit(lines):
+        i = lines.index(section) + 1 + offset
+        fields = lines[i].split(",")
+        fields[field] = text
+        return lines[:i] + [",".join(fields)] + lines[i + 1:]
+    return edit
+
+
+def _replace_line(key, text):
+    return lambda lines: [text if line.split(",")[0] == key else line for line in lines]
+
+
+# Numbers the device's int() / float() read differently from CPython's (MicroPython takes '1__0' and
+# '+1', CPython takes Unicode digits): both sides now take ASCII decimal as the writers write it.
+STRICT_NUMBER_CASES = [
+    ("forest_counts_str_names", _replace_after("trees", 0, 0, "0__0"), "decimal integer"),
+    ("forest_counts_str_names", _replace_after("trees", 0, 0, "+0"), "decimal integer"),
+    ("forest_counts_str_names", _replace_after("nodes", 0, 0, "\u0663"), "decimal integer"),
+    ("forest_counts_str_names", _replace_after("nodes", 0, 2, "-1_"), "decimal integer"),
+    ("tree_int16_counts", _replace_after("nodes", 0, 1, " 8"), "decimal integer"),
+    ("forest_counts_str_names", _replace_after("leaves", 0, 0, "0:+1"), "decimal integer"),
+    ("forest_hard_int16", _replace_after("leaves", 0, 0, "0_0"), "decimal integer"),
+    ("forest_counts_str_names", _replace_line("n_nodes", "n_nodes,1_4"), "decimal integer"),
+    ("regressor_float32", _replace_after("leaves", 0, 0, "1__5"), "decimal number"),
+    ("regressor_float32", _replace_after("leaves", 0, 0, "\u0663.5"), "decimal number"),
+    ("regressor_float32", _replace_after("leaves", 0, 0, "1.5E3"), "decimal number"),
+    ("regressor_float32", _replace_after("leaves", 0, 0, "infinity"), "decimal number"),
+    ("gmm_tied", _replace_line("n_features", "n_features,+4"), "decimal integer"),
+    ("naive_bayes_float", _replace_after("classes,float,3", 0, 1, "\u0663"), "decimal number"),
+    ("naive_bayes_float", _replace_after("classes,float,3", 0, 1, "1__0"), "decimal number"),
+    ("naive_bayes_float", _replace_after("classes,float,3", 0, 1, "Infinity"), "decimal number"),
+]
+
+
+@pytest.mark.parametrize("seed_name, edit, message", STRICT_NUMBER_CASES)
+def test_numbers_are_ascii_decimal_on_both_sides(tmp_path, seeds, seed_name, edit, message):
+    device_outcome, host_outcome = _both_sides(tmp_path, seeds, seed_name, edit)
+    assert device_outcome.status == "error" and message in device_outcome.text, device_outcome
+    assert host_outcome.status == "error" and message in host_outcome.text, host_outcome
+
+
+def test_a_float64_leaf_names_each_class_once_even_after_a_zero(tmp_path, seeds):
+    """'0:<zero bits>,0:<one bits>' loaded on the device: its duplicate check looked for non-zero text."""
+    zero_then_one = _replace_after("leaves", 0, 0, "0:0000000000000000,0:3ff0000000000000")
+    device_outcome, host_outcome = _both_sides(tmp_path, seeds, "forest_float64_balanced",
+                                               lambda lines: zero_then_one(lines)[:-1] + [lines[-1]])
+    assert device_outcome.status == "error" and "once" in device_outcome.text, device_outcome
+    assert host_outcome.status == "error" and "once" in host_outcome.text, host_outcome
+
+
+def test_mixture_sizes_of_2_64_and_above_are_refused_not_wrapped(tmp_path, seeds):
+    """n_features 2**64 + 4 loaded as a 4-feature model: the glue range-checked the truncated machine word."""
+    for text in ("18446744073709551620", "18446744073709551616", "4611686018427387908"):
+        device_outcome, host_outcome = _both_sides(tmp_path, seeds, "gmm_tied", _replace_line("n_features", "n_features," + text))
+        assert device_outcome.status == "error" and "bad header" in device_outcome.text, device_outcome
+        assert host_outcome.status == "error" and "bad header" in host_outcome.text, host_outcome
+
+
+def test_kmeans_distances_that_overflow_are_inf_on_both_sides(tmp_path, seeds):
+    """The host's sqrtf mirror gave NaN for an infinite squared distance, the device +inf."""
+    device_outcome, host_outcome = _both_sides(tmp_path, seeds, "kmeans", _replace_after("values", 0, 0, "7f7fffff"))
+    assert device_outcome.status == host_outcome.status == "loaded"
+    assert device_outcome.text == host_outcome.text and "0000807f" in device_outcome.text
+
+
+# What the host readers let through that the device refuses (treesfile.read and mixturefile.load
+# read every file before, the device refusing it later): each one is now refused on both sides.
+HOST_READER_CASES = [
+    ("forest_counts_str_names", _replace_after("nodes", 0, 0, "4"), "feature index"),
+    ("forest_counts_str_names", _replace_after("nodes", 1, 2, "0"), "child offset"),
+    ("forest_counts_str_names", _replace_after("nodes", 0, 3, "40"), "past the last node"),
+    ("forest_counts_str_names", _replace_after("nodes", 0, 2, "-99"), "leaf reference"),
+    ("forest_counts_str_names", _replace_after("nodes", 0, 1, "7fc00000"), "NaN"),
+    ("forest_counts_str_names", _replace_after("leaves", 0, 0, "3:1"), "class must be 0..2"),
+    ("forest_counts_str_names", _replace_after("leaves", 0, 0, "0:65536"), "1..65535"),
+    ("forest_counts_str_names", _replace_line("n_classes", "n_classes,4"), "classes"),
+    ("adaboost_samme", _replace_after("trees", 0, 1, "bff0000000000000"), "weight"),
+    ("adaboost_samme", _replace_after("trees", 0, 1, "+ff0000000000000"), "hex"),
+    ("forest_float64_balanced", _replace_after("leaves", 0, 0, "0:3ff0000000000001"), "0..1"),
+    ("gmm_full_threshold", _replace_after("values", 0, 0, "7f800000"), "NaN or infinite"),
+    ("gmm_tied", _replace_after("values", 0, 0, "3f800000,3f800000"), "wrong number of values"),
+    ("kmeans", _replace_after("values", 3, 0, "4b800001"), "count must be 0..16777216"),
+    ("kmeans", _replace_line("threshold", "threshold,3f800000"), "bad header"),
+    ("envelope", _replace_line("threshold", "threshold,none"), "bad header"),
+    ("naive_bayes_str", _replace_line("classes", "classes,str,2"), "label"),
+]
+
+
+@pytest.mark.parametrize("seed_name, edit, message", HOST_READER_CASES)
+def test_the_host_readers_refuse_what_the_device_refuses(tmp_path, seeds, seed_name, edit, message):
+    device_outcome, host_outcome = _both_sides(tmp_path, seeds, seed_name, edit)
+    assert device_outcome.status == "error" and host_outcome.status == "error", (device_outcome, host_outcome)
+    assert message in device_outcome.text or message in host_outcome.text, (device_outcome, host_outcome)
+
+
+def test_int_labels_beyond_int64_keep_their_value_and_type_on_the_host(tmp_path, seeds):
+    """Classes [0, 2**63, 2]: numpy.asarray made them float64 on the host, the device keeps Python ints."""
+    device_outcome, host_outcome = _both_sides(tmp_path, seeds, "adaboost_samme",
+                                               _replace_after("classes,int,3", 1, 1, "9223372036854775808"))
+    assert device_outcome.status == host_outcome.status == "loaded"
+    assert device_outcome.text.endswith(" i0;i9223372036854775808;i2")
+    assert fuzzing.FORMATS["mpyml-trees"].same(device_outcome.text, host_outcome.text), (device_outcome, host_outcome)

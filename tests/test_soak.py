@@ -32,9 +32,12 @@ print('%%d %%d' %% soak(%d))
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     from scipy import signal
+    from sklearn.cluster import KMeans
     from sklearn.datasets import load_iris
     from sklearn.decomposition import PCA
+    from sklearn.ensemble import RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
+    from sklearn.mixture import GaussianMixture
     from sklearn.neighbors import KNeighborsClassifier
     from sklearn.neural_network import MLPClassifier
     from sklearn.pipeline import make_pipeline
@@ -52,9 +55,14 @@ def files(tmp_path_factory):
         warnings.simplefilter("ignore")
         clf = MLPClassifier(hidden_layer_sizes=(6,), max_iter=100, random_state=0).fit(X, y)
     stored = mpyml.export(clf, d / "net.bin", quantize="int8", representative_data=X)
-    for module in ("emlneighbors", "emllinear", "emliir", "emlcnn", "emlfft"):
+    forest = make_pipeline(StandardScaler(), PCA(2), RandomForestClassifier(3, max_depth=3, random_state=0))
+    trees = mpyml.export(forest.fit(X, names), d / "trees.csv").model
+    mpyml.export(GaussianMixture(3, random_state=0).fit(X), d / "gmm.csv", X=X)
+    mpyml.export(KMeans(3, n_init=2, random_state=0).fit(X), d / "kmeans.csv")
+    for module in ("emlneighbors", "emllinear", "emliir", "emlcnn", "emlfft", "emltrees", "emlmixture"):
         build.build(module, "x64")
-    return {"dir": d, "arena": stored.arena_bytes}
+    return {"dir": d, "arena": stored.arena_bytes, "trees": trees.n_trees, "nodes": trees.n_nodes,
+            "leaves": trees.n_leaves}
 
 
 CYCLE = {
@@ -96,6 +104,34 @@ def cycle():
     net.predict(x, out)
     net.unload()
 """,
+    "emltrees": """
+import emltrees
+x = array.array('f', [5.1, 3.5, 1.4, 0.2])
+p = array.array('f', [0, 0, 0])
+def cycle():
+    m = emltrees.new({trees}, {nodes}, {leaves})
+    emltrees.load_model(m, '{dir}/trees.csv')
+    m.predict(x)
+    m.predict_proba(x, p)
+    m.unload()
+""",
+    "emlmixture": """
+import emlmixture
+x = array.array('f', [5.1, 3.5, 1.4, 0.2])
+p = array.array('f', [0, 0, 0])
+def cycle():
+    m = emlmixture.new(4, 3)
+    emlmixture.load_model(m, '{dir}/gmm.csv')
+    m.predict(x)
+    m.predict_proba(x, p)
+    m.is_outlier(x)
+    m.unload()
+    k = emlmixture.new(4, 3)
+    emlmixture.load_model(k, '{dir}/kmeans.csv')
+    k.partial_fit(x)
+    k.transform(x, p)
+    k.unload()
+""",
     "emlfft": """
 import emlfft
 re = array.array('f', [0.25] * 64)
@@ -107,9 +143,8 @@ def cycle():
 }
 
 
-# emltrees is not soaked on this branch: its loader is mid-change (mpyml-trees version 3 on another branch).
 @pytest.mark.parametrize("module", sorted(CYCLE))
 def test_load_predict_unload_cycles_free_every_byte(files, module):
-    code = CYCLE[module].format(dir=files["dir"], arena=files["arena"])
+    code = CYCLE[module].format(**files)
     start, end = map(int, device.run(SOAK % (code, CYCLES), timeout=600).split())
     assert end == start, "%s: %d bytes free after %d cycles, %d after the first" % (module, end, CYCLES, start)

@@ -13,7 +13,7 @@ import numpy as np
 
 from .linear import (CLASSIFIER, MAX_STEPS, MAX_WIDTH, PROBA_LOGISTIC, PROBA_NONE, PROBA_OVR, PROBA_SOFTMAX, REGRESSOR,
                      TRANSFORMER, StoredChain, StoredStep)
-from .records import CORRUPT, FormatError, label_records, parse_hex32, parse_int, read_labels, records, seal
+from .records import CORRUPT, FormatError, label_array, label_records, parse_hex32, parse_int, read_labels, records, seal
 
 FORMAT = "mpyml-linear"
 # Version 2: the end record, class labels and feature names. Version 1 is refused.
@@ -170,7 +170,7 @@ def read(data) -> StoredChain:
     for lineno, line in found:
         raise FormatError("line %d: unexpected line after the last step: %r" % (lineno, line[:40]))
     stored = StoredChain(kind=kind, n_features=n_features, n_outputs=n_outputs, proba=proba, steps=steps,
-                         classes=None if classes is None else np.asarray(classes), feature_names=feature_names)
+                         classes=None if classes is None else label_array(classes), feature_names=feature_names)
     if steps[0].n_in != n_features or (stored.n_values, stored.max_width) != (n_values, max_width):
         raise FormatError("line %d: the steps do not match the header's n_features, n_values or max_width" % last[0])
     if not _output_fits(kind, proba, n_outputs, steps[-1].n_out):

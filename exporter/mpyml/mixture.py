@@ -61,10 +61,10 @@ def logf(x) -> np.ndarray:
 
 
 def sqrtf(x) -> np.ndarray:
-    """mpyml_sqrtf of natmods/common/mpyml_math.h for non-negative finite float32 values."""
+    """mpyml_sqrtf of natmods/common/mpyml_math.h: 0 for 0, NaN below 0 and for NaN, +inf for +inf."""
     x = np.array(x, dtype=F32, ndmin=1)
-    out = np.zeros_like(x)
-    pos = x > 0
+    out = np.where(x == 0, F32(0), np.where(np.isposinf(x), x, F32(np.nan))).astype(F32)
+    pos = (x > 0) & np.isfinite(x)
     v = x[pos]
     with np.errstate(over="ignore", under="ignore"):
         tiny = v < F32(1.0e-30)

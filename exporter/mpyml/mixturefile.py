@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .mixture import COVARIANCE_TYPES, F32, KINDS, StoredMixture
-from .records import FormatError, label_lines, parse_label, records, seal
+from .mixture import COVARIANCE_TYPES, F32, KINDS, MAX_COUNT, MAX_WIDTH, StoredMixture
+from .records import CORRUPT, FormatError, label_lines, parse_hex32, parse_int, read_labels, records, seal
 
 FORMAT, VERSION = "mpyml-mixture", 1
 
@@ -21,11 +21,30 @@ def _hex(value, dtype) -> str:
 
 
 def _unhex(text: str, dtype) -> float:
-    width = 8 if dtype == F32 else 16
-    if len(text) != width:
-        raise FormatError("expected %d hex digits, got %r" % (width, text[:20]))
-    raw = int(text, 16).to_bytes(width // 2, "big")
-    return struct.unpack(">f" if dtype == F32 else ">d", raw)[0]
+    """The float of 8 (float32) or 16 (float64) hex digits of its bits, either case; NaN and
+    infinities refused (the device's mpyml_mixture_parse_value)."""
+    if dtype == F32:
+        value = float(np.uint32(parse_hex32(text)).view(np.float32))
+    else:
+        if len(text) != 16:
+            raise FormatError("expected 16 hex digits (IEEE-754 float64 bits), got %r" % text[:20])
+        value = float(np.uint64((parse_hex32(text[:8]) << 32) | parse_hex32(text[8:])).view(np.float64))
+    if not np.isfinite(value):
+        raise FormatError("value is NaN or infinite")
+    return value
+
+
+def row_widths(kind: str, cov: str, d: int, k: int) -> list:
+    """The number of values of each row of the values section (mpyml_mixture_row_width)."""
+    if kind == "mixture":
+        n_prec = 1 if cov in ("tied", "spherical") else k
+        width = d if cov == "diag" else (k if cov == "spherical" else d * (d + 1) // 2)
+        return [d] * k + [width] * n_prec + [k]
+    if kind == "naive_bayes":
+        return [d] * (2 * k) + [k, k]
+    if kind == "envelope":
+        return [d] * (1 + d)
+    return [d] * k + [k] + ([d] if cov == "diag" else [])
 
 
 def dumps(stored: StoredMixture) -> str:
@@ -46,29 +65,77 @@ def save(stored: StoredMixture, path) -> None:
 
 
 def load(path) -> StoredMixture:
-    """A StoredMixture from a file; FormatError as the device would refuse it (end record, header)."""
-    recs = iter(records(Path(path).read_bytes()))
+    """A StoredMixture from a file; FormatError as the device would refuse it (see read)."""
+    return read(Path(path).read_bytes())
+
+
+def read(data) -> StoredMixture:
+    """A StoredMixture from a file's bytes (or text), checked as the device's emlmixture.load_model
+    checks it; raises FormatError("line N: ...") where the device refuses the file."""
+    found = iter(records(data.encode() if isinstance(data, str) else bytes(data)))
+    last = [0]
+
+    def take(what="a record"):
+        for n, line in found:
+            last[0] = n
+            return n, line
+        raise FormatError("line %d: %sit ends here, expected %s" % (last[0], CORRUPT, what))
 
     def value(key):
-        lineno, line = next(recs)
-        k, _, v = line.partition(",")
-        if k != key:
-            raise FormatError("line %d: expected '%s,<value>', got %r" % (lineno, key, line[:40]))
-        return v
+        n, line = take(key)
+        fields = line.split(",")
+        if len(fields) != 2 or fields[0] != key:
+            raise FormatError("line %d: expected '%s,<value>', got %r" % (n, key, line[:40]))
+        return fields[1]
+
+    def checked(parse, *args):
+        try:
+            return parse(*args)
+        except ValueError as e:
+            raise FormatError("line %d: %s" % (last[0], e)) from None
 
     if value(FORMAT) != str(VERSION):
-        raise FormatError("this file's format version is not supported (this reader reads version %d)" % VERSION)
+        raise FormatError("line %d: this file's format version is not supported (this reader reads version %d)"
+                          % (last[0], VERSION))
     kind, cov = value("kind"), value("covariance_type")
     if kind not in KINDS or cov not in COVARIANCE_TYPES:
-        raise FormatError("unknown kind or covariance_type: %r, %r" % (kind, cov))
-    stored = StoredMixture(kind, cov, int(value("n_features")), int(value("n_components")))
+        raise FormatError("line %d: unknown kind or covariance_type: %r, %r" % (last[0], kind[:20], cov[:20]))
+    d = checked(parse_int, value("n_features"), None, None, "n_features")
+    k = checked(parse_int, value("n_components"), None, None, "n_components")
+    ok = 1 <= d <= MAX_WIDTH and 1 <= k <= MAX_WIDTH
+    ok = ok and {"mixture": True, "naive_bayes": cov == "diag", "envelope": cov == "full" and k == 1,
+                 "kmeans": cov in ("spherical", "diag")}[kind]
+    if not ok:
+        raise FormatError("line %d: bad header: kind, covariance type, n_features or n_components (1..65535)" % last[0])
+    stored = StoredMixture(kind, cov, d, k)
     dtype = stored.dtype
     threshold = value("threshold")
-    stored.threshold = None if threshold == "none" else _unhex(threshold, dtype)
+    if threshold == "none" and kind != "envelope":
+        stored.threshold = None
+    elif kind in ("mixture", "envelope") and threshold != "none":
+        stored.threshold = checked(_unhex, threshold, dtype)
+    else:
+        raise FormatError("line %d: bad header: a mixture's threshold is bits or none, an envelope's its offset, "
+                          "other kinds' none" % last[0])
+    widths = row_widths(kind, cov, d, k)
+    if (sum(widths) + d + k) * np.dtype(dtype).itemsize > 2**30:
+        raise FormatError("line %d: model too big for this device" % last[0])
     if kind == "naive_bayes":
-        _, line = next(recs)
-        key, label_kind, n = line.split(",")
-        stored.classes = [parse_label(label_kind, next(recs)[1].partition(",")[2]) for _ in range(int(n))]
-    value("values")
-    stored.rows = [np.array([_unhex(t, dtype) for t in line.split(",")], dtype=dtype) for _, line in recs]
+        stored.classes = read_labels(take, "classes") or []
+    n, line = take("the 'values' section line")
+    if line != "values":
+        raise FormatError("line %d: expected the 'values' section line, got %r" % (n, line[:40]))
+    for r, width in enumerate(widths):
+        n, line = take("a row of values")
+        fields = line.split(",")
+        if len(fields) != width:
+            raise FormatError("line %d: wrong number of values in the row: expected %d, got %d" % (n, width, len(fields)))
+        row = np.array([checked(_unhex, t, dtype) for t in fields], dtype=dtype)
+        if kind == "kmeans" and r == k and not np.all((row >= 0) & (row <= MAX_COUNT)):
+            raise FormatError("line %d: k-means count must be 0..16777216" % n)
+        stored.rows.append(row)
+    for n, line in found:
+        raise FormatError("line %d: unexpected line after the last row: %r" % (n, line[:40]))
+    if kind == "naive_bayes" and len(stored.classes) != k:
+        raise FormatError("line %d: the number of classes differs from n_components" % last[0])
     return stored

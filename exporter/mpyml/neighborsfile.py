@@ -7,7 +7,7 @@ import os
 import numpy as np
 
 from .neighbors import CLASSIFIER, FEATURE_DTYPES, METRICS, NEIGHBORS, WEIGHTS, StoredNeighbors
-from .records import CORRUPT, FormatError, label_records, parse_hex32, parse_int, read_labels, records, seal
+from .records import CORRUPT, FormatError, label_array, label_records, parse_hex32, parse_int, read_labels, records, seal
 
 FORMAT = "mpyml-neighbors"
 # Version 3: the end record, class labels and feature names; the steps section is optional.
@@ -178,7 +178,7 @@ def read(data):
     else:
         items = np.array(rows, dtype=np.int64).reshape(n_items, n_features)
     stored = StoredNeighbors(kind, dtype, metric, weights, k, items, np.array(labels, dtype=np.int64) if labeled else None,
-                             n_classes, threshold, classes=None if classes is None else np.asarray(classes),
+                             n_classes, threshold, classes=None if classes is None else label_array(classes),
                              feature_names=feature_names)
     if steps is None:
         return stored

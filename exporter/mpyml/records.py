@@ -72,14 +72,23 @@ def parse_hex32(text: str) -> int:
     return int(text, 16)
 
 
-def parse_int(text: str, low: int, high: int, what: str = "value") -> int:
-    """A decimal integer field within low..high (the device's _int_in)."""
+def parse_int(text: str, low: int | None = None, high: int | None = None, what: str = "value") -> int:
+    """A decimal integer field (-?[0-9]+, ASCII digits: the device's _int), within low..high unless
+    they are None (the device's _int_in)."""
     if not re.fullmatch(r"-?[0-9]+", text):
         raise ValueError("%s: expected a decimal integer, got %r" % (what, text[:20]))
     value = int(text)
-    if not low <= value <= high:
+    if low is not None and not low <= value <= high:
         raise ValueError("%s must be %d..%d, got %s" % (what, low, high, text[:24]))
     return value
+
+
+def parse_decimal(text: str, what: str = "value") -> float:
+    """A decimal number field as the writers write it, `-?D+(.D+)?(e[+-]?D+)?` in ASCII digits (the
+    device's _decimal: MicroPython's float() and CPython's accept different texts beyond that)."""
+    if not re.fullmatch(r"-?[0-9]+(\.[0-9]+)?(e[+-]?[0-9]+)?", text):
+        raise ValueError("%s: expected a decimal number, got %r" % (what, text[:20]))
+    return float(text)
 
 
 def label_type(labels) -> str:
@@ -137,13 +146,28 @@ def parse_label(kind: str, text: str):
         if text not in ("0", "1"):
             raise FormatError("bool label must be 0 or 1, got %r" % text[:20])
         return text == "1"
-    if kind == "float":
-        return float(text)
+    if kind == "float":  # repr of a float64, as the device's _label_float reads it
+        if text in ("inf", "-inf", "nan"):
+            return float(text)
+        try:
+            return parse_decimal(text, "float label")
+        except ValueError as e:
+            raise FormatError(str(e)) from None
     if kind == "int":
         if not re.fullmatch(r"-?[0-9]+", text):
             raise FormatError("int label: expected a decimal integer, got %r" % text[:20])
         return int(text)
     raise FormatError("unknown label type %r" % kind[:20])
+
+
+def label_array(labels) -> np.ndarray:
+    """Labels read from a file as a numpy array that keeps each one exactly: numpy's own dtype, but an
+    object array for int labels that no integer dtype holds together (2**63, or -1 with 2**63), which
+    numpy would make float64 (the device keeps them as Python ints)."""
+    array = np.asarray(labels)
+    if array.dtype.kind == "f" and any(isinstance(v, int) and not isinstance(v, bool) for v in labels):
+        return np.array(labels, dtype=object)
+    return array
 
 
 def feature_names_of(estimator):

@@ -61,7 +61,7 @@ class _Records:
     def count(self, key, low=None, high=None):
         # The decimal number of '<key>,<n>'; with low and high, checked to be within low..high.
         if low is None:
-            return int(self.value(key))
+            return _int(self.value(key), key)
         return _int_in(self.value(key), low, high, key)
 
     def check_size(self, n, min_bytes_each, what):
@@ -115,13 +115,30 @@ class _Records:
             raise ValueError(CORRUPT + "data after the end record")
 
 
-def _int_in(text, low, high, what):
-    # A decimal integer within low..high, checked on the full Python int before any C code
-    # narrows it (the natmod API truncates big ints to a machine word).
+def _int(text, what):
+    # A decimal integer, -?[0-9]+ in ASCII digits: MicroPython's int() also takes '+', '_' and spaces.
     digits = text[1:] if text[:1] == "-" else text
     if not digits or not digits.isdigit():
         raise ValueError("%s: expected a decimal integer, got '%s'" % (what, text[:20]))
-    value = int(text)
+    return int(text)
+
+
+def _decimal(text, what):
+    # A decimal number as the writers write it, -?D+(.D+)?(e[+-]?D+)?, as a float: MicroPython's
+    # float() and CPython's accept different texts beyond that ('1__0', 'infinity', Unicode digits).
+    mantissa, e, exponent = (text[1:] if text[:1] == "-" else text).partition("e")
+    whole, dot, fraction = mantissa.partition(".")
+    if exponent[:1] in ("+", "-"):
+        exponent = exponent[1:]
+    if not whole.isdigit() or (dot and not fraction.isdigit()) or (e and not exponent.isdigit()):
+        raise ValueError("%s: expected a decimal number, got '%s'" % (what, text[:20]))
+    return float(text)
+
+
+def _int_in(text, low, high, what):
+    # A decimal integer within low..high, checked on the full Python int before any C code
+    # narrows it (the natmod API truncates big ints to a machine word).
+    value = _int(text, what)
     if not low <= value <= high:
         raise ValueError("%s must be %d..%d, got %s" % (what, low, high, text[:24]))
     return value
@@ -164,13 +181,17 @@ def _label_bool(text):
 
 
 def _label_int(text):
-    digits = text[1:] if text[:1] == "-" else text
-    if not digits or not digits.isdigit():
-        raise ValueError("int label: expected a decimal integer, got '%s'" % text[:20])
-    return int(text)
+    return _int(text, "int label")
 
 
-_LABEL_TYPES = {"int": _label_int, "str": _label_text, "bool": _label_bool, "float": float}
+def _label_float(text):
+    # Python's repr of a float64: a decimal number (_decimal), inf, -inf or nan
+    if text in ("inf", "-inf", "nan"):
+        return float(text)
+    return _decimal(text, "float label")
+
+
+_LABEL_TYPES = {"int": _label_int, "str": _label_text, "bool": _label_bool, "float": _label_float}
 
 
 def _read_file(f, read, undo=None, what="model file", caller="load_model"):

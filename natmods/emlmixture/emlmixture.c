@@ -102,8 +102,9 @@ static mp_obj_t model_begin(size_t n_args, const mp_obj_t *args) {
     mpyml_mixture_shape_t shape;
     uint32_t *fields = &shape.kind;
     for (int i = 0; i < 4; i++) {
+        // checked on the Python int: the dynruntime's mp_obj_get_int truncates a big int (2**64 + 4 would pass as 4)
         mp_int_t v = mp_obj_get_int(args[i + 1]);
-        fields[i] = (v < 0 || v > 65535) ? 0 : (uint32_t)v;
+        fields[i] = (!mp_obj_is_small_int(args[i + 1]) || v < 0 || v > 65535) ? 0 : (uint32_t)v;
     }
     mpyml_check(mpyml_mixture_check_shape(&shape));
     check_capacity("features", shape.n_features, self->max_features);

@@ -33,7 +33,7 @@ def _counts_leaf(fields, n_classes):
         c_w = pair.split(":")
         if len(c_w) != 2:
             raise ValueError("leaf '%s': expected class:count pairs" % pair[:30])
-        c, w = int(c_w[0]), int(c_w[1])
+        c, w = _int(c_w[0], "a leaf class"), _int(c_w[1], "a leaf count")
         if not 0 <= c < n_classes or not 0 < w <= 65535 or counts[c]:
             raise ValueError("leaf '%s': class must be 0..%d, once, and its count 1..65535" % (pair[:30], n_classes - 1))
         counts[c] = w
@@ -43,13 +43,15 @@ def _counts_leaf(fields, n_classes):
 def _float64_leaf(fields, n_classes):
     # class:<16 hex digits> pairs of the classes with a non-zero probability -> n_classes x 16 hex digits
     hexes = ["0" * 16] * n_classes
+    seen = bytearray(n_classes)
     for pair in fields:
         c_bits = pair.split(":")
         if len(c_bits) != 2:
             raise ValueError("leaf '%s': expected class:<16 hex digits> pairs" % pair[:30])
-        c, bits = int(c_bits[0]), c_bits[1]
-        if not 0 <= c < n_classes or len(bits) != 16 or hexes[c] != "0" * 16:
+        c, bits = _int(c_bits[0], "a leaf class"), c_bits[1]
+        if not 0 <= c < n_classes or len(bits) != 16 or seen[c]:
             raise ValueError("leaf '%s': class must be 0..%d, once, with 16 hex digits" % (pair[:30], n_classes - 1))
+        seen[c] = 1
         hexes[c] = bits
     return "".join(hexes)
 
@@ -90,14 +92,14 @@ def _read(model, records):
         key, n_pairs, max_count, n_totals = records.fields(4, "'pairs,<n_pairs>,<max_count>,<n_totals>'")
         if key != "pairs":
             raise ValueError("expected 'pairs,<n_pairs>,<max_count>,<n_totals>', got '%s'" % key[:20])
-        n_pairs, max_count, n_totals = int(n_pairs), int(max_count), int(n_totals)
+        n_pairs, max_count, n_totals = _int(n_pairs, "n_pairs"), _int(max_count, "max_count"), _int(n_totals, "n_totals")
     if boost:
         key, link, n_groups, threshold, scale, offset = records.fields(
             6, "'boost,<link>,<n_groups>,<threshold>,<scale>,<offset>'")
         if key != "boost" or link not in _LINKS:
             raise ValueError("expected 'boost,<link>,...' with link identity, exp, logistic, softmax or isolation, got '%s,%s'"
                              % (key[:20], link[:20]))
-        link, n_groups = _LINKS[link], int(n_groups)
+        link, n_groups = _LINKS[link], _int(n_groups, "n_groups")
     model._begin(_KINDS[kind], _DTYPES[dtype], n_features, n_classes, n_trees, n_nodes, n_leaves, weight,
                  n_groups, link, 1 if boost and kind[2] == "float64" else 0, threshold_bytes, n_pairs, max_count, n_totals)
     if boost:
@@ -122,12 +124,12 @@ def _read(model, records):
     for _ in range(n_trees):
         if samme:
             root, vote, other = records.fields(3, "a tree record 'root,<vote>,<other>'")
-            model._tree(int(root), vote, other)
+            model._tree(_int(root, "a tree root"), vote, other)
         elif boost:
             root, group = records.fields(2, "a tree record 'root,<group>'")
-            model._tree(int(root), int(group))
+            model._tree(_int(root, "a tree root"), _int(group, "a tree's group"))
         else:
-            model._tree(int(records.fields(1, "a tree root")[0]))
+            model._tree(_int(records.fields(1, "a tree root")[0], "a tree root"))
     records.section("nodes")
     float32 = dtype == "float32"
     for _ in range(n_nodes):
@@ -135,10 +137,10 @@ def _read(model, records):
             feature, threshold, left, right, nan = records.fields(5, "a node 'feature,threshold,left,right,l|r'")
             if nan not in _NAN_LEFT:
                 raise ValueError("a node's NaN direction must be 'l' or 'r', got '%s'" % nan[:10])
-            model._node(int(feature), threshold, int(left), int(right), _NAN_LEFT[nan])
+            model._node(_int(feature, "a feature index"), threshold, _int(left, "a child"), _int(right, "a child"), _NAN_LEFT[nan])
         else:
             feature, threshold, left, right = records.fields(4, "a node 'feature,threshold,left,right'")
-            model._node(int(feature), int(threshold), int(left), int(right), 0)
+            model._node(_int(feature, "a feature index"), _int(threshold, "a threshold"), _int(left, "a child"), _int(right, "a child"), 0)
     records.section("leaves")
     leaf_values = kind[2]
     for _ in range(n_leaves):
@@ -149,9 +151,9 @@ def _read(model, records):
         elif leaf_values == "float64":
             model._leaf(_float64_leaf(records.fields(0, "a leaf"), n_classes))
         elif leaf_values == "class":
-            model._leaf(int(records.fields(1, "a leaf")[0]))
+            model._leaf(_int(records.fields(1, "a leaf")[0], "a leaf class"))
         else:
-            model._leaf(float(records.fields(1, "a leaf")[0]))
+            model._leaf(_decimal(records.fields(1, "a leaf")[0], "a leaf value"))
     records.end("leaf")
     model._finish()
 
