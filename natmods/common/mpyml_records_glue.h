@@ -18,8 +18,7 @@
 
 typedef struct {
     mp_obj_t file;
-    const mp_stream_p_t *stream;  // the file's stream protocol, read straight into buf
-    mp_obj_t readline;        // else its readline method
+    const mp_stream_p_t *stream;  // the file's stream protocol, read straight into buf; else readline()
     mp_obj_t chunk;           // the last line readline() gave
     const uint8_t *data;
     size_t pos, len;
@@ -41,44 +40,154 @@ typedef union {
 #define MPYML_NLR_PUSH(b) (mp_fun_table.nlr_push(&(b)->nlr))
 #define MPYML_NLR_POP() (mp_fun_table.nlr_pop())
 
-static NORETURN void records_corrupt(const char *fmt, size_t n_args, mp_obj_t a, mp_obj_t b) {
-    mp_obj_t items[2] = { a, b };
-    mp_obj_t message = mp_binary_op(MP_BINARY_OP_MODULO, mpyml_str(fmt), mp_obj_new_tuple(n_args, items));
-    mp_raise_type_arg(&mp_type_ValueError, mp_binary_op(MP_BINARY_OP_ADD, mpyml_str("the file is truncated or corrupt: "), message));
-}
+// Raises ValueError with a message formatted here in C (call sites stay small): a leading '!'
+// puts "the file is truncated or corrupt: " first. %d int, %D int64_t, %s C string, %O str object,
+// %x uint32_t as 8 lowercase hex digits, %<n>F the first n characters of a field (mpyml_field_t *),
+// %H the first 40 characters of the line (mpyml_line_t *), %B the first 20 bytes of a field with
+// non-ASCII ones as '?', %W a nested (format, argument) pair: the `what` of a record.
+#define RECORDS_MESSAGE_BYTES 400
 
-static mp_obj_t records_text(const uint8_t *text, size_t n) {
-    return mp_obj_new_str((const char *)text, n);
-}
+// What the reader expected, for messages: a format with at most one %s or %d, and its argument.
+typedef struct {
+    const char *fmt;
+    intptr_t arg;
+} records_what_t;
 
-// The kept start of a field (at most 24 characters: callers quote fewer through %.Ns-free slicing).
-static mp_obj_t records_prefix(const uint8_t *text, size_t n, uint32_t chars);
-static mp_obj_t records_field_text(const mpyml_field_t *f, uint32_t chars) {
-    return records_prefix(f->text, f->n_kept, chars);
-}
 
-// An int object of any value the readers report (mp_obj_new_int takes only a machine word).
-static mp_obj_t records_int(int64_t v) {
-    return v < 0 ? mp_obj_new_int((mp_int_t)v) : mp_obj_new_int_from_uint((mp_uint_t)v);
+typedef struct {
+    char text[RECORDS_MESSAGE_BYTES];
+    size_t n;
+} records_message_t;
+
+static void records_put(records_message_t *m, const uint8_t *text, size_t n) {
+    for (size_t i = 0; i < n && m->n < RECORDS_MESSAGE_BYTES; i++) {
+        m->text[m->n++] = (char)text[i];
+    }
 }
 
 // The first `chars` characters of UTF-8 text.
-static mp_obj_t records_prefix(const uint8_t *text, size_t n, uint32_t chars) {
+static void records_put_chars(records_message_t *m, const uint8_t *text, size_t n, uint32_t chars) {
     size_t i = 0;
     uint32_t c = 0;
     while (i < n && (c < chars || (text[i] & 0xc0) == 0x80)) {
         c += (text[i] & 0xc0) != 0x80;
         i++;
     }
-    return mp_obj_new_str((const char *)text, i);
+    records_put(m, text, i);
 }
 
-static mp_obj_t records_head(const mpyml_records_t *r) {
-    return records_text(r->line.head, r->line.n_head);
+static void records_put_int(records_message_t *m, int64_t v) {
+    uint8_t digits[20];
+    int n = 0;
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    if (v < 0) {
+        records_put(m, (const uint8_t *)"-", 1);
+    }
+    do {  // 64-bit division by 10 without libgcc: the remainder by shift and subtract
+        uint64_t q = 0, rem = 0;
+        for (int bit = 63; bit >= 0; bit--) {
+            rem = (rem << 1) | ((u >> bit) & 1u);
+            if (rem >= 10) {
+                rem -= 10;
+                q |= (uint64_t)1 << bit;
+            }
+        }
+        digits[n++] = (uint8_t)('0' + rem);
+        u = q;
+    } while (u);
+    while (n) {
+        records_put(m, &digits[--n], 1);
+    }
 }
 
-static mp_obj_t records_call(mp_obj_t obj, qstr method, size_t n_args, mp_obj_t *args) {
-    return mp_call_function_n_kw(mp_load_attr(obj, method), n_args, 0, args);
+static void records_format(records_message_t *m, const char *fmt, va_list *ap) {
+    for (; *fmt; fmt++) {
+        if (*fmt != '%') {
+            records_put(m, (const uint8_t *)fmt, 1);
+            continue;
+        }
+        uint32_t chars = 0;
+        while (*++fmt >= '0' && *fmt <= '9') {
+            chars = chars * 10 + (uint32_t)(*fmt - '0');
+        }
+        switch (*fmt) {
+            case 'd': records_put_int(m, va_arg(*ap, int)); break;
+            case 'D': records_put_int(m, va_arg(*ap, int64_t)); break;
+            case 's': {
+                const char *text = va_arg(*ap, const char *);
+                records_put(m, (const uint8_t *)text, mpyml_strlen(text));
+                break;
+            }
+            case 'O': {
+                size_t n;
+                const char *text = mp_obj_str_get_data(va_arg(*ap, mp_obj_t), &n);
+                records_put(m, (const uint8_t *)text, n);
+                break;
+            }
+            case 'x': {
+                uint32_t v = va_arg(*ap, uint32_t);
+                for (int i = 28; i >= 0; i -= 4) {
+                    records_put(m, (const uint8_t *)&"0123456789abcdef"[(v >> i) & 15], 1);
+                }
+                break;
+            }
+            case 'F': {
+                const mpyml_field_t *f = va_arg(*ap, const mpyml_field_t *);
+                records_put_chars(m, f->text, f->n_kept, chars);
+                break;
+            }
+            case 'H': {
+                const mpyml_line_t *l = va_arg(*ap, const mpyml_line_t *);
+                records_put(m, l->head, l->n_head);
+                break;
+            }
+            case 'B': {
+                const mpyml_field_t *f = va_arg(*ap, const mpyml_field_t *);
+                for (uint32_t i = 0; i < f->n_kept && i < 20; i++) {
+                    records_put(m, (f->text[i] & 0x80) ? (const uint8_t *)"?" : &f->text[i], 1);
+                }
+                break;
+            }
+            case 'W': {
+                records_what_t what = va_arg(*ap, records_what_t);
+                for (const char *w = what.fmt; *w; w++) {
+                    if (w[0] == '%' && w[1] == 's') {
+                        records_put(m, (const uint8_t *)what.arg, mpyml_strlen((const char *)what.arg));
+                        w++;
+                    } else if (w[0] == '%' && w[1] == 'd') {
+                        records_put_int(m, what.arg);
+                        w++;
+                    } else {
+                        records_put(m, (const uint8_t *)w, 1);
+                    }
+                }
+                break;
+            }
+            default: records_put(m, (const uint8_t *)fmt, 1); break;
+        }
+    }
+}
+
+static NORETURN void records_fail(const char *fmt, ...) {
+    records_message_t m;
+    m.n = 0;
+    if (*fmt == '!') {
+        fmt++;
+        const char *corrupt = "the file is truncated or corrupt: ";
+        records_put(&m, (const uint8_t *)corrupt, mpyml_strlen(corrupt));
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    records_format(&m, fmt, &ap);
+    va_end(ap);
+    mp_raise_type_arg(&mp_type_ValueError, mp_obj_new_str(m.text, m.n));
+}
+
+// obj.method(), without making a bound method object.
+static mp_obj_t records_call(mp_obj_t obj, qstr method) {
+    mp_obj_t dest[2];
+    mp_load_method(obj, method, dest);
+    return mp_call_function_n_kw(dest[0], dest[1] == MP_OBJ_NULL ? 0 : 1, 0, &dest[1]);
 }
 
 // The next byte of the file, -1 at its end; every byte goes into the CRC.
@@ -96,7 +205,7 @@ static int records_byte(mpyml_records_t *r) {
             }
             r->len = n;
         } else {
-            r->chunk = mp_call_function_n_kw(r->readline, 0, 0, NULL);
+            r->chunk = records_call(r->file, MP_QSTR_readline);
             r->data = (const uint8_t *)mp_obj_str_get_data(r->chunk, &r->len);
         }
         if (r->len == 0) {
@@ -112,10 +221,10 @@ static int records_byte(mpyml_records_t *r) {
 // Checks a line that ended: UTF-8, and only the end record may lack its line end.
 static void records_check_line(mpyml_records_t *r) {
     if (r->line.utf8_bad) {
-        records_corrupt("line %d is not UTF-8 text", 1, mp_obj_new_int(r->lineno), mp_const_none);
+        records_fail("!line %d is not UTF-8 text", (int)r->lineno);
     }
     if (r->line.cut && !mpyml_line_starts_with(&r->line, "end,")) {
-        records_corrupt("it ends inside line %d", 1, mp_obj_new_int(r->lineno), mp_const_none);
+        records_fail("!it ends inside line %d", (int)r->lineno);
     }
 }
 
@@ -130,24 +239,22 @@ static int records_line(mpyml_records_t *r) {
         r->lineno++;
         r->crc_before = crc;
         mpyml_line_reset(&r->line);
-        for (;;) {
-            mpyml_line_event_t event = mpyml_line_push(&r->line, c);
-            if (event == MPYML_LINE_END) {
-                break;
-            }
-            if (r->line.started && !r->line.comment) {
-                r->n_records++;
-                r->pending = event;
-                return 1;
-            }
+        mpyml_line_event_t event;
+        while ((event = mpyml_line_push(&r->line, c)) != MPYML_LINE_END && !r->line.started) {
             c = records_byte(r);
         }
-        records_check_line(r);
-        if (r->line.started && !r->line.comment) {  // a one-byte record at the end of the file
+        if (event == MPYML_LINE_END) {
+            records_check_line(r);
+        }
+        if (r->line.started && !r->line.comment) {
             r->n_records++;
-            r->pending = MPYML_LINE_END;
+            r->pending = event;
             return 1;
         }
+        while (!r->line.ended) {  // a comment
+            mpyml_line_push(&r->line, records_byte(r));
+        }
+        records_check_line(r);
     }
 }
 
@@ -162,8 +269,7 @@ static mpyml_line_event_t records_field(mpyml_records_t *r) {
 }
 
 // Reads the rest of the line, checks it (UTF-8, line end) and returns its number of fields.
-// Called before any error about the line's content, which the old line-at-a-time reader
-// reported only for a whole, valid line.
+// Called before any error about the line's content: the file's checks come first.
 static uint32_t records_finish(mpyml_records_t *r) {
     if (!r->line.ended) {
         while (records_field(r) != MPYML_LINE_END) {
@@ -173,16 +279,26 @@ static uint32_t records_finish(mpyml_records_t *r) {
     return r->line.n_fields;
 }
 
-static NORETURN void records_expected(mpyml_records_t *r, uint32_t lineno, mp_obj_t what) {
-    records_corrupt("it ends after line %d, expected %s", 2, mp_obj_new_int(lineno), what);
+static records_what_t records_what(const char *fmt, intptr_t arg) {
+    records_what_t what = { fmt, arg };
+    return what;
+}
+
+static NORETURN void records_expected(uint32_t lineno, records_what_t what) {
+    records_fail("!it ends after line %d, expected %W", (int)lineno, what);
+}
+
+// Starts a record where the format expects `what`.
+static void records_start(mpyml_records_t *r, records_what_t what) {
+    if (!records_line(r)) {
+        records_expected(r->lineno, what);
+    }
 }
 
 // A whole record of n_fields fields (any number with 0), the first `n_keep` kept in `fields`:
 // the line is read to its end and checked before anything about its fields is reported.
-static uint32_t records_fields(mpyml_records_t *r, uint32_t n_fields, mp_obj_t what, mpyml_field_t *fields, uint32_t n_keep) {
-    if (!records_line(r)) {
-        records_expected(r, r->lineno, what);
-    }
+static uint32_t records_fields(mpyml_records_t *r, uint32_t n_fields, records_what_t what, mpyml_field_t *fields, uint32_t n_keep) {
+    records_start(r, what);
     uint32_t i = 0;
     mpyml_line_event_t event;
     do {
@@ -194,26 +310,20 @@ static uint32_t records_fields(mpyml_records_t *r, uint32_t n_fields, mp_obj_t w
     } while (event != MPYML_LINE_END);
     records_check_line(r);
     if (mpyml_field_is(&fields[0], "end")) {
-        records_expected(r, r->lineno - 1, what);
+        records_expected(r->lineno - 1, what);
     }
     if (n_fields && i != n_fields) {
-        mp_obj_t args[4] = { what, mp_obj_new_int(n_fields), mp_obj_new_int(i), records_head(r) };
-        mp_raise_type_arg(&mp_type_ValueError, mp_binary_op(MP_BINARY_OP_MODULO,
-            mpyml_str("%s needs %d fields, got %d: '%s'"), mp_obj_new_tuple(4, args)));
+        records_fail("%W needs %d fields, got %d: '%H'", what, (int)n_fields, (int)i, &r->line);
     }
     return i;
-}
-
-static mp_obj_t records_what(const char *fmt, const char *key) {
-    return mp_binary_op(MP_BINARY_OP_MODULO, mpyml_str(fmt), mpyml_str(key));
 }
 
 // The value of a '<key>,<value>' record.
 RECORDS_OPTIONAL void records_value(mpyml_records_t *r, const char *key, mpyml_field_t *value) {
     mpyml_field_t fields[2];
-    records_fields(r, 2, records_what("'%s,<value>'", key), fields, 2);
+    records_fields(r, 2, records_what("'%s,<value>'", (intptr_t)key), fields, 2);
     if (!mpyml_field_is(&fields[0], key)) {
-        mpyml_raise_fmt(&mp_type_ValueError, "expected '%s,<value>', got '%s'", 2, mpyml_str(key), records_head(r));
+        records_fail("expected '%s,<value>', got '%H'", key, &r->line);
     }
     mpyml_field_copy(value, &fields[1]);
 }
@@ -223,12 +333,10 @@ RECORDS_OPTIONAL int64_t records_int_in(const mpyml_field_t *f, int64_t lo, int6
     int64_t value = 0;
     mpyml_decimal_status_t status = mpyml_decimal_value(&f->decimal, lo, hi, &value);
     if (status == MPYML_DECIMAL_SYNTAX) {
-        mpyml_raise_fmt(&mp_type_ValueError, "%s: expected a decimal integer, got '%s'", 2, mpyml_str(what), records_field_text(f, 20));
+        records_fail("%s: expected a decimal integer, got '%20F'", what, f);
     }
     if (status == MPYML_DECIMAL_RANGE) {
-        mp_obj_t args[4] = { mpyml_str(what), records_int(lo), records_int(hi), records_field_text(f, 24) };
-        mp_raise_type_arg(&mp_type_ValueError, mp_binary_op(MP_BINARY_OP_MODULO,
-            mpyml_str("%s must be %d..%d, got %s"), mp_obj_new_tuple(4, args)));
+        records_fail("%s must be %D..%D, got %24F", what, lo, hi, f);
     }
     return value;
 }
@@ -240,54 +348,54 @@ RECORDS_OPTIONAL int64_t records_count(mpyml_records_t *r, const char *key, int6
     return records_int_in(&value, lo, hi, key);
 }
 
+// The index of the field among `words` (separated by single spaces), or -1.
+static int records_word_index(const mpyml_field_t *f, const char *words) {
+    int index = 0;
+    for (;;) {
+        uint32_t n = 0;
+        while (words[n] && words[n] != ' ') {
+            n++;
+        }
+        uint32_t i = 0;
+        while (i < n && i < f->n_kept && f->text[i] == (uint8_t)words[i]) {
+            i++;
+        }
+        if (i == n && n == f->len) {
+            return index;
+        }
+        if (!words[n]) {
+            return -1;
+        }
+        words += n + 1;
+        index++;
+    }
+}
+
 // '<key>,<choice>': the index of the choice in `choices` (words separated by single spaces);
 // `sorted` is the message's list, e.g. "float32 or int16".
 RECORDS_OPTIONAL int records_choice(mpyml_records_t *r, const char *key, const char *choices, const char *sorted) {
     mpyml_field_t value;
     records_value(r, key, &value);
-    int index = 0;
-    const char *word = choices;
-    for (;;) {
-        uint32_t n = 0;
-        while (word[n] && word[n] != ' ') {
-            n++;
-        }
-        if (n == value.len && n <= value.n_kept) {
-            uint32_t i = 0;
-            while (i < n && value.text[i] == (uint8_t)word[i]) {
-                i++;
-            }
-            if (i == n) {
-                return index;
-            }
-        }
-        if (!word[n]) {
-            break;
-        }
-        word += n + 1;
-        index++;
+    int index = records_word_index(&value, choices);
+    if (index < 0) {
+        records_fail("unknown %s '%20F' (expected %s)", key, &value, sorted);
     }
-    mp_obj_t args[3] = { mpyml_str(key), records_field_text(&value, 20), mpyml_str(sorted) };
-    mp_raise_type_arg(&mp_type_ValueError, mp_binary_op(MP_BINARY_OP_MODULO,
-        mpyml_str("unknown %s '%s' (expected %s)"), mp_obj_new_tuple(3, args)));
+    return index;
 }
 
 // Refuses a declared count before anything is allocated for it where the file cannot hold it.
 RECORDS_OPTIONAL void records_check_size(mpyml_records_t *r, int64_t n, int64_t min_bytes_each, const char *what) {
     if (r->size >= 0 && n * min_bytes_each > r->size) {
-        mp_obj_t args[4] = { records_int(n), mpyml_str(what),
-            mp_binary_op(MP_BINARY_OP_MULTIPLY, records_int(n), records_int(min_bytes_each)), mp_obj_new_int(r->size) };
-        records_corrupt("%s", 1, mp_binary_op(MP_BINARY_OP_MODULO,
-            mpyml_str("file says %d %s (at least %d bytes), the file has %d bytes"), mp_obj_new_tuple(4, args)), mp_const_none);
+        records_fail("!file says %D %s (at least %D bytes), the file has %D bytes", n, what, n * min_bytes_each, (int64_t)r->size);
     }
 }
 
 // A section line: the one word `name`.
 RECORDS_OPTIONAL void records_section(mpyml_records_t *r, const char *name) {
     mpyml_field_t field;
-    records_fields(r, 1, records_what("the '%s' section line", name), &field, 1);
+    records_fields(r, 1, records_what("the '%s' section line", (intptr_t)name), &field, 1);
     if (!mpyml_field_is(&field, name)) {
-        mpyml_raise_fmt(&mp_type_ValueError, "expected the '%s' section line, got '%s'", 2, mpyml_str(name), records_head(r));
+        records_fail("expected the '%s' section line, got '%H'", name, &r->line);
     }
 }
 
@@ -300,10 +408,8 @@ RECORDS_OPTIONAL void records_section(mpyml_records_t *r, const char *name) {
 typedef void (*records_take_fn)(void *ctx, const mpyml_field_t *field, uint32_t index);
 enum { ROW_END_FIELD = 1, ROW_END_PREFIX = 2, ROW_TAKE_ALL = 4 };
 
-RECORDS_OPTIONAL uint32_t records_row(mpyml_records_t *r, mp_obj_t what, records_take_fn take, void *ctx, uint32_t n, int flags) {
-    if (!records_line(r)) {
-        records_expected(r, r->lineno, what);
-    }
+RECORDS_OPTIONAL uint32_t records_row(mpyml_records_t *r, records_what_t what, records_take_fn take, void *ctx, uint32_t n, int flags) {
+    records_start(r, what);
     mpyml_nlr_t nlr;
     volatile uint32_t i = 0;
     volatile int ended_early = 0;
@@ -315,7 +421,7 @@ RECORDS_OPTIONAL uint32_t records_row(mpyml_records_t *r, mp_obj_t what, records
                 && ((flags & ROW_END_FIELD) || ((flags & ROW_END_PREFIX) && event == MPYML_LINE_FIELD))) {
                 ended_early = 1;
                 records_finish(r);
-                records_expected(r, r->lineno - 1, what);
+                records_expected(r->lineno - 1, what);
             }
             if (i < n || (flags & ROW_TAKE_ALL)) {
                 take(ctx, &r->line.field, i);
@@ -340,36 +446,17 @@ RECORDS_OPTIONAL uint32_t records_row(mpyml_records_t *r, mp_obj_t what, records
 RECORDS_OPTIONAL uint32_t records_hex32(const mpyml_field_t *f) {
     uint32_t bits = 0;
     if (f->len > f->n_kept || mpyml_parse_hex32((const char *)f->text, f->len, &bits) != MPYML_OK) {
-        char shown[20];
-        uint32_t n = f->n_kept < sizeof shown ? f->n_kept : sizeof shown;
-        for (uint32_t j = 0; j < n; j++) {
-            shown[j] = (f->text[j] & 0x80) ? '?' : (char)f->text[j];
-        }
-        mpyml_raise_fmt(&mp_type_ValueError, "%s, got '%s'", 2, mpyml_str(mpyml_error_message(MPYML_ERR_BAD_HEX)), mp_obj_new_str(shown, n));
+        records_fail("%s, got '%B'", mpyml_error_message(MPYML_ERR_BAD_HEX), f);
     }
     return bits;
-}
-
-// Undoes a str label's %XX escapes into a str.
-RECORDS_OPTIONAL mp_obj_t records_label_str(uint8_t *text, size_t n) {
-    size_t len = n;
-    if (!mpyml_label_unescape(text, &len)) {
-        mpyml_raise_fmt(&mp_type_ValueError, "bad %%XX escape in label '%s'", 1, records_prefix(text, n, 40));
-    }
-    if (!mpyml_utf8_check(text, len)) {
-        mp_raise_ValueError("UnicodeError");
-    }
-    return records_text(text, len);
 }
 
 enum { LABEL_INT, LABEL_STR, LABEL_BOOL, LABEL_FLOAT };
 
 // A 'label,<text>' record's text, of any length, parsed as a label of `type`.
 RECORDS_OPTIONAL mp_obj_t records_label(mpyml_records_t *r, int type) {
-    mp_obj_t what = mpyml_str("a 'label,<text>' record");
-    if (!records_line(r)) {
-        records_expected(r, r->lineno, what);
-    }
+    records_what_t what = records_what("a 'label,<text>' record", 0);
+    records_start(r, what);
     size_t cap = 32, n = 0;
     uint8_t *text = m_malloc(cap);
     mpyml_field_t first;
@@ -400,33 +487,37 @@ RECORDS_OPTIONAL mp_obj_t records_label(mpyml_records_t *r, int type) {
     }
     records_check_line(r);
     if (mpyml_field_is(&first, "end")) {
-        records_expected(r, r->lineno - 1, what);
+        records_expected(r->lineno - 1, what);
     }
     if (i != 2) {
-        mp_obj_t args[4] = { what, mp_obj_new_int(2), mp_obj_new_int(i), records_head(r) };
-        mp_raise_type_arg(&mp_type_ValueError, mp_binary_op(MP_BINARY_OP_MODULO,
-            mpyml_str("%s needs %d fields, got %d: '%s'"), mp_obj_new_tuple(4, args)));
+        records_fail("%W needs %d fields, got %d: '%H'", what, 2, (int)i, &r->line);
     }
     if (!mpyml_field_is(&first, "label")) {
-        mpyml_raise_fmt(&mp_type_ValueError, "expected 'label,<text>', got '%s'", 1, records_head(r));
+        records_fail("expected 'label,<text>', got '%H'", &r->line);
     }
-    n = r->line.field.len;  // the text without the line's trailing whitespace
+    const mpyml_field_t *field = &r->line.field;
+    n = field->len;  // the text without the line's trailing whitespace
     mp_obj_t label;
     if (type == LABEL_STR) {
-        label = records_label_str(text, n);
+        size_t len = n;
+        if (!mpyml_label_unescape(text, &len)) {
+                        records_fail("bad %%XX escape in label '%40F'", field);
+        }
+        if (!mpyml_utf8_check(text, len)) {
+            records_fail("UnicodeError");
+        }
+        label = mp_obj_new_str((const char *)text, len);
     } else if (type == LABEL_BOOL) {
         if (!(n == 1 && (text[0] == '0' || text[0] == '1'))) {
-            mpyml_raise_fmt(&mp_type_ValueError, "bool label must be 0 or 1, got '%s'", 1, records_field_text(&r->line.field, 20));
+            records_fail("bool label must be 0 or 1, got '%20F'", field);
         }
         label = mp_obj_new_bool(text[0] == '1');
     } else {
-        mp_obj_t s = records_text(text, n);
-        if (type == LABEL_INT) {
-            int64_t unused;
-            if (mpyml_parse_decimal((const char *)text, n, INT64_MIN, INT64_MAX, &unused) == MPYML_DECIMAL_SYNTAX) {
-                mpyml_raise_fmt(&mp_type_ValueError, "int label: expected a decimal integer, got '%s'", 1, records_field_text(&r->line.field, 20));
-            }
+        int64_t unused;
+        if (type == LABEL_INT && mpyml_parse_decimal((const char *)text, n, INT64_MIN, INT64_MAX, &unused) == MPYML_DECIMAL_SYNTAX) {
+            records_fail("int label: expected a decimal integer, got '%20F'", field);
         }
+        mp_obj_t s = mp_obj_new_str((const char *)text, n);
         label = mp_call_function_n_kw(mp_load_global(type == LABEL_INT ? MP_QSTR_int : MP_QSTR_float), 1, 0, &s);
     }
     m_free(text);
@@ -436,19 +527,10 @@ RECORDS_OPTIONAL mp_obj_t records_label(mpyml_records_t *r, int type) {
 // A '<key>,<type>,<n>' line and n label records: the list of labels.
 RECORDS_OPTIONAL mp_obj_t records_labels(mpyml_records_t *r, const char *key) {
     mpyml_field_t fields[3];
-    records_fields(r, 3, records_what("'%s,<type>,<n>'", key), fields, 3);
-    int type = -1;
-    if (mpyml_field_is(&fields[1], "int")) {
-        type = LABEL_INT;
-    } else if (mpyml_field_is(&fields[1], "str")) {
-        type = LABEL_STR;
-    } else if (mpyml_field_is(&fields[1], "bool")) {
-        type = LABEL_BOOL;
-    } else if (mpyml_field_is(&fields[1], "float")) {
-        type = LABEL_FLOAT;
-    }
+    records_fields(r, 3, records_what("'%s,<type>,<n>'", (intptr_t)key), fields, 3);
+    int type = records_word_index(&fields[1], "int str bool float");  // LABEL_INT...LABEL_FLOAT
     if (!mpyml_field_is(&fields[0], key) || type < 0) {
-        mpyml_raise_fmt(&mp_type_ValueError, "expected '%s,<int|str|bool|float>,<n>', got '%s'", 2, mpyml_str(key), records_head(r));
+        records_fail("expected '%s,<int|str|bool|float>,<n>', got '%H'", key, &r->line);
     }
     int64_t n = records_int_in(&fields[2], 0, (int64_t)1 << 31, "the number of labels");
     mp_obj_t labels = mp_obj_new_list(0, NULL);
@@ -462,7 +544,7 @@ RECORDS_OPTIONAL mp_obj_t records_labels(mpyml_records_t *r, const char *key) {
 RECORDS_OPTIONAL void records_end(mpyml_records_t *r, const char *last) {
     uint32_t n_before = r->n_records;
     if (!records_line(r)) {
-        records_corrupt("it ends after line %d without its end record", 1, mp_obj_new_int(r->lineno), mp_const_none);
+        records_fail("!it ends after line %d without its end record", (int)r->lineno);
     }
     mpyml_field_t fields[3];
     uint32_t n = 0;
@@ -476,38 +558,29 @@ RECORDS_OPTIONAL void records_end(mpyml_records_t *r, const char *last) {
     } while (event != MPYML_LINE_END);
     records_check_line(r);
     if (!mpyml_field_is(&fields[0], "end")) {
-        mpyml_raise_fmt(&mp_type_ValueError, "unexpected line after the last %s: '%s'", 2, mpyml_str(last), records_head(r));
+        records_fail("unexpected line after the last %s: '%H'", last, &r->line);
     }
     if (n != 3 || fields[2].len != 8) {
-        records_corrupt("expected 'end,<n_records>,<crc32>', got '%s'", 1, records_head(r), mp_const_none);
+        records_fail("!expected 'end,<n_records>,<crc32>', got '%H'", &r->line);
     }
-    char digits[12];
-    uint32_t n_digits = 0, v = n_before;
-    do {
-        uint32_t rem;
-        v = mpyml_udiv(v, 10, &rem);
-        digits[n_digits++] = (char)('0' + rem);
-    } while (v);
-    int same = fields[1].len == n_digits;
-    for (uint32_t i = 0; same && i < n_digits; i++) {
-        same = fields[1].text[i] == (uint8_t)digits[n_digits - 1 - i];
+    // The count and the CRC as written: plain decimal digits, 8 lowercase hex digits.
+    records_message_t expected;
+    expected.n = 0;
+    records_put_int(&expected, n_before);
+    int same = fields[1].len == expected.n;
+    for (uint32_t i = 0; same && i < expected.n; i++) {
+        same = fields[1].text[i] == (uint8_t)expected.text[i];
     }
     if (!same) {
-        records_corrupt("%d records before the end record, which says %s", 2, mp_obj_new_int(n_before), records_field_text(&fields[1], 12));
+        records_fail("!%d records before the end record, which says %12F", (int)n_before, &fields[1]);
     }
-    char crc[8];
     for (int i = 0; i < 8; i++) {
-        crc[i] = "0123456789abcdef"[(r->crc_before >> (28 - 4 * i)) & 15];
-    }
-    same = 1;
-    for (int i = 0; i < 8; i++) {
-        same &= fields[2].text[i] == (uint8_t)crc[i];
-    }
-    if (!same) {
-        records_corrupt("its CRC-32 is %s, the end record says %s", 2, mp_obj_new_str(crc, 8), records_field_text(&fields[2], 8));
+        if (fields[2].text[i] != (uint8_t)"0123456789abcdef"[(r->crc_before >> (28 - 4 * i)) & 15]) {
+            records_fail("!its CRC-32 is %x, the end record says %8F", r->crc_before, &fields[2]);
+        }
     }
     if (records_byte(r) >= 0) {
-        records_corrupt("data after the end record", 0, mp_const_none, mp_const_none);
+        records_fail("!data after the end record");
     }
 }
 
@@ -518,37 +591,30 @@ static mp_int_t records_file_size(mpyml_records_t *r) {
     }
     int err = 0;
     struct mp_stream_seek_t seek = { 0, 1 };  // SEEK_CUR
-    if (r->stream->ioctl(r->file, MP_STREAM_SEEK, (uintptr_t)&seek, &err) == MP_STREAM_ERROR) {
-        return -1;
+    mp_off_t at[2];
+    for (int i = 0; i < 3; i++) {
+        if (r->stream->ioctl(r->file, MP_STREAM_SEEK, (uintptr_t)&seek, &err) == MP_STREAM_ERROR) {
+            if (i == 2) {
+                mp_raise_OSError(err);
+            }
+            return -1;
+        }
+        if (i < 2) {
+            at[i] = seek.offset;
+        }
+        seek.offset = i == 0 ? 0 : at[0];
+        seek.whence = i == 0 ? 2 : 0;  // SEEK_END, then back (SEEK_SET)
     }
-    mp_off_t here = seek.offset;
-    seek.offset = 0;
-    seek.whence = 2;  // SEEK_END
-    if (r->stream->ioctl(r->file, MP_STREAM_SEEK, (uintptr_t)&seek, &err) == MP_STREAM_ERROR) {
-        return -1;
-    }
-    mp_off_t end = seek.offset;
-    seek.offset = here;
-    seek.whence = 0;  // SEEK_SET
-    if (r->stream->ioctl(r->file, MP_STREAM_SEEK, (uintptr_t)&seek, &err) == MP_STREAM_ERROR) {
-        mp_raise_OSError(err);
-    }
-    return (mp_int_t)(end - here);
+    return (mp_int_t)(at[1] - at[0]);
 }
 
-// Clears the reader's objects from the C stack, which the garbage collector scans: a stale
-// pointer left there would keep the last file's objects alive (tests/test_soak.py).
+// Clears the reader's objects from the C stack, which the garbage collector scans.
 static void records_forget(mpyml_records_t *r) {
     *(volatile mp_obj_t *)&r->chunk = MP_OBJ_NULL;
     *(const uint8_t *volatile *)&r->data = NULL;
 }
 
 typedef void (*records_read_fn)(mpyml_records_t *r, void *ctx);
-
-static int records_is_instance(mp_obj_t obj, const mp_obj_type_t *type) {
-    mp_obj_t args[2] = { obj, MP_OBJ_FROM_PTR(type) };
-    return mp_obj_is_true(mp_call_function_n_kw(mp_load_global(MP_QSTR_isinstance), 2, 0, args));
-}
 
 // read(records, ctx) over a file (open, in text or binary mode, or a path). Any format error
 // calls undo(ctx) and becomes ValueError("<what> line N: ..."); I/O and memory errors pass
@@ -563,7 +629,7 @@ static void mpyml_read_file(mp_obj_t f, records_read_fn read, void *ctx, void (*
     mpyml_records_t *r = &records;
     r->file = f;
     r->stream = MP_OBJ_TYPE_GET_SLOT_OR_NULL(mp_obj_get_type(f), protocol);
-    r->readline = r->chunk = MP_OBJ_NULL;
+    r->chunk = MP_OBJ_NULL;
     if (r->stream == NULL || r->stream->read == NULL) {
         r->stream = NULL;
         mp_obj_t dest[2];
@@ -571,7 +637,6 @@ static void mpyml_read_file(mp_obj_t f, records_read_fn read, void *ctx, void (*
         if (dest[0] == MP_OBJ_NULL) {
             mpyml_raise_fmt(&mp_type_TypeError, "%s: expected a file opened for reading or a path, got %s", 2, mpyml_str(caller), mpyml_type_name(f));
         }
-        r->readline = mp_load_attr(f, MP_QSTR_readline);
     }
     r->data = r->buf;
     r->pos = r->len = 0;
@@ -586,25 +651,28 @@ static void mpyml_read_file(mp_obj_t f, records_read_fn read, void *ctx, void (*
         MPYML_NLR_POP();
         records_forget(r);
         if (opened != MP_OBJ_NULL) {
-            records_call(opened, MP_QSTR_close, 0, NULL);
+            records_call(opened, MP_QSTR_close);
         }
         return;
     }
-    records_forget(r);
     mp_obj_t error = MP_OBJ_FROM_PTR(nlr.nlr.ret_val);
+    uint32_t lineno = ((volatile mpyml_records_t *)r)->lineno;
+    records_forget(r);
     if (undo != NULL) {
         undo(ctx);
     }
     if (opened != MP_OBJ_NULL) {
-        records_call(opened, MP_QSTR_close, 0, NULL);
+        records_call(opened, MP_QSTR_close);
     }
-    if (records_is_instance(error, &mp_type_ValueError) || records_is_instance(error, &mp_type_TypeError)
-        || records_is_instance(error, &mp_type_RuntimeError) || records_is_instance(error, &mp_type_IndexError)) {
-        mp_obj_t text = mp_call_function_n_kw(mp_load_global(MP_QSTR_str), 1, 0, &error);
-        size_t len;
-        mp_obj_str_get_data(text, &len);
-        mpyml_raise_fmt(&mp_type_ValueError, "%s line %d: %s", 3, mpyml_str(what),
-            mp_obj_new_int(((volatile mpyml_records_t *)r)->lineno), len ? text : mpyml_type_name(error));
+    for (int i = 0; i < 4; i++) {
+        qstr wrapped = i == 0 ? MP_QSTR_ValueError : i == 1 ? MP_QSTR_TypeError : i == 2 ? MP_QSTR_RuntimeError : MP_QSTR_IndexError;
+        mp_obj_t args[2] = { error, mp_load_global(wrapped) };
+        if (mp_obj_is_true(mp_call_function_n_kw(mp_load_global(MP_QSTR_isinstance), 2, 0, args))) {
+            mp_obj_t text = mp_call_function_n_kw(mp_load_global(MP_QSTR_str), 1, 0, &error);
+            size_t len;
+            mp_obj_str_get_data(text, &len);
+            records_fail("%s line %d: %O", what, (int)lineno, len ? text : mpyml_type_name(error));
+        }
     }
     nlr_raise(error);
 }

@@ -56,36 +56,37 @@ static void steps_take_value(void *ctx, const mpyml_field_t *field, uint32_t ind
 }
 
 // A row of n values: "<what> needs n values, got m" when it has another width.
-static void steps_row(mpyml_records_t *r, mpyml_linear_t *m, uint32_t n, mp_obj_t what) {
-    uint32_t got = records_row(r, what, steps_take_value, m, n, ROW_END_FIELD);
+static void steps_row(mpyml_records_t *r, mpyml_linear_t *m, uint32_t n, const char *what, intptr_t what_arg) {
+    records_what_t w = records_what(what, what_arg);
+    uint32_t got = records_row(r, w, steps_take_value, m, n, ROW_END_FIELD);
     if (got != n) {
-        mpyml_raise_fmt(&mp_type_ValueError, "%s needs %d values, got %d", 3, what, mp_obj_new_int(n), mp_obj_new_int(got));
+        records_fail("%W needs %d values, got %d", w, (int)n, (int)got);
     }
 }
 
 static void records_steps(mpyml_records_t *r, mpyml_linear_t *m, uint32_t n_steps) {
     for (uint32_t s = 0; s < n_steps; s++) {
         mpyml_field_t fields[4];
-        records_fields(r, 4, mpyml_str("a 'step,<kind>,<n_in>,<n_out>' line"), fields, 4);
+        records_fields(r, 4, records_what("a 'step,<kind>,<n_in>,<n_out>' line", 0), fields, 4);
         uint32_t kind = mpyml_field_is(&fields[1], "affine") ? MPYML_STEP_AFFINE
             : mpyml_field_is(&fields[1], "select") ? MPYML_STEP_SELECT
             : mpyml_field_is(&fields[1], "matrix") ? MPYML_STEP_MATRIX : 0;
         if (!mpyml_field_is(&fields[0], "step") || kind == 0) {
-            mpyml_raise_fmt(&mp_type_ValueError, "expected 'step,<affine|select|matrix>,<n_in>,<n_out>', got '%s'", 1, records_head(r));
+            records_fail("expected 'step,<affine|select|matrix>,<n_in>,<n_out>', got '%H'", &r->line);
         }
         uint32_t n_in = (uint32_t)records_int_in(&fields[2], 1, MPYML_LINEAR_MAX_WIDTH, "a step's n_in");
         uint32_t n_out = (uint32_t)records_int_in(&fields[3], 1, MPYML_LINEAR_MAX_WIDTH, "a step's n_out");
         mpyml_check(mpyml_linear_add_step(m, kind, n_in, n_out));
         if (kind == MPYML_STEP_SELECT) {
-            steps_row(r, m, n_out, mpyml_str("the select step's indices"));
+            steps_row(r, m, n_out, "the select step's indices", 0);
         } else if (kind == MPYML_STEP_AFFINE) {
-            steps_row(r, m, n_out, mpyml_str("the affine step's scales"));
-            steps_row(r, m, n_out, mpyml_str("the affine step's shifts"));
+            steps_row(r, m, n_out, "the affine step's scales", 0);
+            steps_row(r, m, n_out, "the affine step's shifts", 0);
         } else {
             for (uint32_t i = 0; i < n_out; i++) {
-                steps_row(r, m, n_in, mp_binary_op(MP_BINARY_OP_MODULO, mpyml_str("matrix row %d"), mp_obj_new_int(i)));
+                steps_row(r, m, n_in, "matrix row %d", (intptr_t)i);
             }
-            steps_row(r, m, n_out, mpyml_str("the matrix step's biases"));
+            steps_row(r, m, n_out, "the matrix step's biases", 0);
         }
     }
 }

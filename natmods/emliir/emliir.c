@@ -139,7 +139,7 @@ static void iir_read(mpyml_records_t *r, void *ctx) {
         if (mpyml_field_is(&version, "1")) {
             mp_raise_ValueError("version 1 is no longer read by this emliir (it reads version 2): export the filter again");
         }
-        mpyml_raise_fmt(&mp_type_ValueError, "format version %s is not supported (this emliir reads version 2)", 1, records_field_text(&version, 10));
+        records_fail("format version %10F is not supported (this emliir reads version 2)", &version);
     }
     int float32 = records_choice(r, "dtype", "float32 int16", "float32 or int16") == 0;
     uint32_t n_stages = (uint32_t)records_count(r, "n_stages", 1, 65535);
@@ -149,7 +149,7 @@ static void iir_read(mpyml_records_t *r, void *ctx) {
     uint32_t *values = mpyml_malloc((size_t)n_stages * (6 * 4 + 4), "the filter");
     int16_t *q15 = (int16_t *)values;
     uint32_t *lines = values + 6 * n_stages;
-    mp_obj_t what = mpyml_str("a stage (b0,b1,b2,a0,a1,a2)");
+    records_what_t what = records_what("a stage (b0,b1,b2,a0,a1,a2)", 0);
     for (uint32_t stage = 0; stage < n_stages; stage++) {
         mpyml_field_t fields[6];
         records_fields(r, 6, what, fields, 6);

@@ -142,7 +142,7 @@ static void linear_read(mpyml_records_t *r, void *ctx) {
         classes = records_labels(r, "classes");
         size_t n = mp_obj_get_int(mp_obj_len(classes));
         if (n != shape.n_outputs) {
-            mpyml_raise_fmt(&mp_type_ValueError, "%d classes, but n_outputs is %d", 2, mp_obj_new_int(n), mp_obj_new_int(shape.n_outputs));
+            records_fail("%d classes, but n_outputs is %d", (int)n, (int)shape.n_outputs);
         }
     }
     names = records_labels(r, "feature_names");
@@ -150,7 +150,7 @@ static void linear_read(mpyml_records_t *r, void *ctx) {
     if (n_names == 0) {
         names = mp_const_none;
     } else if (n_names != shape.n_features) {
-        mpyml_raise_fmt(&mp_type_ValueError, "%d feature names, but n_features is %d", 2, mp_obj_new_int(n_names), mp_obj_new_int(shape.n_features));
+        records_fail("%d feature names, but n_features is %d", (int)n_names, (int)shape.n_features);
     }
     model_begin(self, &shape);
     records_steps(r, &self->model, shape.n_steps);
