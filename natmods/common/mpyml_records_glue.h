@@ -100,7 +100,8 @@ static void records_put_int(records_message_t *m, int64_t v) {
     }
 }
 
-static void records_format(records_message_t *m, const char *fmt, va_list *ap) {
+// `what`: the argument of a nested %W format's %s or %d, which takes it instead of the next one.
+static void records_format(records_message_t *m, const char *fmt, va_list *ap, const intptr_t *what) {
     for (; *fmt; fmt++) {
         if (*fmt != '%') {
             records_put(m, (const uint8_t *)fmt, 1);
@@ -111,10 +112,10 @@ static void records_format(records_message_t *m, const char *fmt, va_list *ap) {
             chars = chars * 10 + (uint32_t)(*fmt - '0');
         }
         switch (*fmt) {
-            case 'd': records_put_int(m, va_arg(*ap, int)); break;
+            case 'd': records_put_int(m, what ? *what : va_arg(*ap, int)); break;
             case 'D': records_put_int(m, va_arg(*ap, int64_t)); break;
             case 's': {
-                const char *text = va_arg(*ap, const char *);
+                const char *text = what ? (const char *)*what : va_arg(*ap, const char *);
                 records_put(m, (const uint8_t *)text, mpyml_strlen(text));
                 break;
             }
@@ -149,18 +150,8 @@ static void records_format(records_message_t *m, const char *fmt, va_list *ap) {
                 break;
             }
             case 'W': {
-                records_what_t what = va_arg(*ap, records_what_t);
-                for (const char *w = what.fmt; *w; w++) {
-                    if (w[0] == '%' && w[1] == 's') {
-                        records_put(m, (const uint8_t *)what.arg, mpyml_strlen((const char *)what.arg));
-                        w++;
-                    } else if (w[0] == '%' && w[1] == 'd') {
-                        records_put_int(m, what.arg);
-                        w++;
-                    } else {
-                        records_put(m, (const uint8_t *)w, 1);
-                    }
-                }
+                records_what_t w = va_arg(*ap, records_what_t);
+                records_format(m, w.fmt, ap, &w.arg);
                 break;
             }
             default: records_put(m, (const uint8_t *)fmt, 1); break;
@@ -178,7 +169,7 @@ static NORETURN void records_fail(const char *fmt, ...) {
     }
     va_list ap;
     va_start(ap, fmt);
-    records_format(&m, fmt, &ap);
+    records_format(&m, fmt, &ap, NULL);
     va_end(ap);
     mp_raise_type_arg(&mp_type_ValueError, mp_obj_new_str(m.text, m.n));
 }
@@ -319,7 +310,7 @@ static uint32_t records_fields(mpyml_records_t *r, uint32_t n_fields, records_wh
 }
 
 // The value of a '<key>,<value>' record.
-RECORDS_OPTIONAL void records_value(mpyml_records_t *r, const char *key, mpyml_field_t *value) {
+static void records_value(mpyml_records_t *r, const char *key, mpyml_field_t *value) {
     mpyml_field_t fields[2];
     records_fields(r, 2, records_what("'%s,<value>'", (intptr_t)key), fields, 2);
     if (!mpyml_field_is(&fields[0], key)) {
@@ -329,7 +320,7 @@ RECORDS_OPTIONAL void records_value(mpyml_records_t *r, const char *key, mpyml_f
 }
 
 // A decimal integer within lo..hi, checked on its full value before anything narrows it.
-RECORDS_OPTIONAL int64_t records_int_in(const mpyml_field_t *f, int64_t lo, int64_t hi, const char *what) {
+static int64_t records_int_in(const mpyml_field_t *f, int64_t lo, int64_t hi, const char *what) {
     int64_t value = 0;
     mpyml_decimal_status_t status = mpyml_decimal_value(&f->decimal, lo, hi, &value);
     if (status == MPYML_DECIMAL_SYNTAX) {
@@ -342,7 +333,7 @@ RECORDS_OPTIONAL int64_t records_int_in(const mpyml_field_t *f, int64_t lo, int6
 }
 
 // '<key>,<n>' with n a decimal within lo..hi.
-RECORDS_OPTIONAL int64_t records_count(mpyml_records_t *r, const char *key, int64_t lo, int64_t hi) {
+static int64_t records_count(mpyml_records_t *r, const char *key, int64_t lo, int64_t hi) {
     mpyml_field_t value;
     records_value(r, key, &value);
     return records_int_in(&value, lo, hi, key);
@@ -373,7 +364,7 @@ static int records_word_index(const mpyml_field_t *f, const char *words) {
 
 // '<key>,<choice>': the index of the choice in `choices` (words separated by single spaces);
 // `sorted` is the message's list, e.g. "float32 or int16".
-RECORDS_OPTIONAL int records_choice(mpyml_records_t *r, const char *key, const char *choices, const char *sorted) {
+static int records_choice(mpyml_records_t *r, const char *key, const char *choices, const char *sorted) {
     mpyml_field_t value;
     records_value(r, key, &value);
     int index = records_word_index(&value, choices);
@@ -541,7 +532,7 @@ RECORDS_OPTIONAL mp_obj_t records_labels(mpyml_records_t *r, const char *key) {
 }
 
 // The end record after the last record of the format: 'end,<n_records>,<crc32>', then nothing.
-RECORDS_OPTIONAL void records_end(mpyml_records_t *r, const char *last) {
+static void records_end(mpyml_records_t *r, const char *last) {
     uint32_t n_before = r->n_records;
     if (!records_line(r)) {
         records_fail("!it ends after line %d without its end record", (int)r->lineno);
@@ -676,5 +667,115 @@ static void mpyml_read_file(mp_obj_t f, records_read_fn read, void *ctx, void (*
     }
     nlr_raise(error);
 }
+
+#ifdef MPYML_RECORDS_WRITER
+// The writer of the text formats on the device (emlneighbors.save_model, emlmixture.save_model):
+// lines streamed through a small buffer into the file's stream protocol (or, for another object,
+// its write() with str chunks cut at character boundaries), counted and CRC-32ed as written for
+// the end record. Enable with MPYML_RECORDS_WRITER; its qstr: MP_QSTR_write MP_QSTR_w
+typedef struct {
+    mp_obj_t file;
+    const mp_stream_p_t *stream;
+    uint32_t n_records, crc;
+    size_t n;
+    uint8_t buf[MPYML_READ_CHUNK];
+} mpyml_writer_t;
+
+static void writer_flush(mpyml_writer_t *w) {
+    size_t n = w->n;
+    if (w->stream == NULL) {  // str chunks: an incomplete UTF-8 character waits for the next one
+        size_t start = n;
+        while (start > 0 && n - start < 3 && (w->buf[start - 1] & 0xc0) == 0x80) {
+            start--;
+        }
+        if (start > 0) {
+            uint8_t lead = w->buf[start - 1];
+            size_t len = lead < 0xc0 ? 1 : lead < 0xe0 ? 2 : lead < 0xf0 ? 3 : 4;
+            if (start - 1 + len > n) {
+                n = start - 1;
+            }
+        }
+        mp_obj_t text = mp_obj_new_str((const char *)w->buf, n);
+        mp_obj_t dest[3];
+        mp_load_method(w->file, MP_QSTR_write, dest);
+        dest[2] = text;
+        mp_call_function_n_kw(dest[0], 2, 0, &dest[1]);
+    } else {
+        for (size_t done = 0; done < n;) {
+            int err = 0;
+            mp_uint_t got = w->stream->write(w->file, w->buf + done, n - done, &err);
+            if (got == MP_STREAM_ERROR) {
+                mp_raise_OSError(err);
+            }
+            done += got;
+        }
+    }
+    for (size_t i = n; i < w->n; i++) {
+        w->buf[i - n] = w->buf[i];
+    }
+    w->n -= n;
+}
+
+// Every '\n' ends a record (the end record's own count is not used).
+static void writer_put(mpyml_writer_t *w, const char *text, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        if (w->n == MPYML_READ_CHUNK) {
+            writer_flush(w);
+        }
+        w->buf[w->n++] = (uint8_t)text[i];
+        w->crc = mpyml_crc32_update(w->crc, (const uint8_t *)&text[i], 1);
+        w->n_records += text[i] == '\n';
+    }
+}
+
+// Writes text formatted as records_fail formats messages (%d, %D, %s, %x, ...).
+static void writer_fmt(mpyml_writer_t *w, const char *fmt, ...) {
+    records_message_t m;
+    m.n = 0;
+    va_list ap;
+    va_start(ap, fmt);
+    records_format(&m, fmt, &ap, NULL);
+    va_end(ap);
+    writer_put(w, m.text, m.n);
+}
+
+// The end record (outside the CRC it carries), then everything goes out.
+static void writer_end(mpyml_writer_t *w) {
+    writer_fmt(w, "end,%d,%x\n", (int)w->n_records, w->crc);
+    while (w->n) {
+        writer_flush(w);
+    }
+}
+
+// write(writer, ctx) into f (an open file, or a path opened for writing and closed after).
+static void mpyml_write_file(mp_obj_t f, void (*write)(mpyml_writer_t *w, void *ctx), void *ctx) {
+    mp_obj_t opened = MP_OBJ_NULL;
+    if (mp_obj_get_type(f) == &mp_type_str) {
+        mp_obj_t args[2] = { f, MP_OBJ_NEW_QSTR(MP_QSTR_w) };
+        f = opened = mp_call_function_n_kw(mp_load_global(MP_QSTR_open), 2, 0, args);
+    }
+    mpyml_writer_t w;
+    w.file = f;
+    w.stream = MP_OBJ_TYPE_GET_SLOT_OR_NULL(mp_obj_get_type(f), protocol);
+    if (w.stream != NULL && w.stream->write == NULL) {
+        w.stream = NULL;
+    }
+    w.n_records = w.crc = 0;
+    w.n = 0;
+    mpyml_nlr_t nlr;
+    if (MPYML_NLR_PUSH(&nlr) == 0) {
+        write(&w, ctx);
+        MPYML_NLR_POP();
+    } else if (opened == MP_OBJ_NULL) {
+        nlr_raise(MP_OBJ_FROM_PTR(nlr.nlr.ret_val));
+    } else {
+        records_call(opened, MP_QSTR_close);
+        nlr_raise(MP_OBJ_FROM_PTR(nlr.nlr.ret_val));
+    }
+    if (opened != MP_OBJ_NULL) {
+        records_call(opened, MP_QSTR_close);
+    }
+}
+#endif // MPYML_RECORDS_WRITER
 
 #endif // MPYML_RECORDS_GLUE_H

@@ -90,6 +90,27 @@ static void records_steps(mpyml_records_t *r, mpyml_linear_t *m, uint32_t n_step
         }
     }
 }
+// A steps section (mpyml-neighbors, mpyml-trees): its line 'steps,<n_input_features>,<n_steps>,
+// <n_values>,<max_width>', already read by the caller (its first 5 fields and their number), then
+// the step records. begin(ctx, shape) allocates the steps for the checked header (n_outputs: the
+// model's width) and returns them. Returns n_input_features.
+static inline uint32_t records_steps_section(mpyml_records_t *r, const mpyml_field_t *fields, uint32_t n_fields, uint32_t n_outputs,
+    mpyml_linear_t *(*begin)(void *ctx, const mpyml_linear_shape_t *shape), void *ctx) {
+    if (!mpyml_field_is(&fields[0], "steps") || n_fields != 5) {
+        records_fail("expected 'steps,<n_input_features>,<n_steps>,<n_values>,<max_width>', got '%H'", &r->line);
+    }
+    mpyml_linear_shape_t shape;
+    shape.kind = MPYML_LINEAR_TRANSFORMER;
+    shape.proba = MPYML_PROBA_NONE;
+    shape.n_outputs = n_outputs;
+    shape.n_features = (uint32_t)records_int_in(&fields[1], 1, MPYML_LINEAR_MAX_WIDTH, "n_input_features");
+    shape.n_steps = (uint32_t)records_int_in(&fields[2], 1, MPYML_LINEAR_MAX_STEPS, "n_steps");
+    shape.n_values = (uint32_t)records_int_in(&fields[3], 0, 0x3fffffff, "n_values");
+    shape.max_width = (uint32_t)records_int_in(&fields[4], 1, MPYML_LINEAR_MAX_WIDTH, "max_width");
+    records_check_size(r, shape.n_values, 2, "step values");
+    records_steps(r, begin(ctx, &shape), shape.n_steps);
+    return shape.n_features;
+}
 #endif // MPYML_RECORDS_GLUE_H
 
 #endif // MPYML_STEPS_GLUE_H
