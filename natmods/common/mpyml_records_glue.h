@@ -76,24 +76,18 @@ static void records_put_chars(records_message_t *m, const uint8_t *text, size_t 
     records_put(m, text, i);
 }
 
+// Every number a message or record shows is below 2**32 in magnitude.
 static void records_put_int(records_message_t *m, int64_t v) {
-    uint8_t digits[20];
+    uint8_t digits[10];
     int n = 0;
-    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    uint32_t u = (uint32_t)(v < 0 ? -v : v);
     if (v < 0) {
         records_put(m, (const uint8_t *)"-", 1);
     }
-    do {  // 64-bit division by 10 without libgcc: the remainder by shift and subtract
-        uint64_t q = 0, rem = 0;
-        for (int bit = 63; bit >= 0; bit--) {
-            rem = (rem << 1) | ((u >> bit) & 1u);
-            if (rem >= 10) {
-                rem -= 10;
-                q |= (uint64_t)1 << bit;
-            }
-        }
+    do {
+        uint32_t rem;
+        u = mpyml_udiv(u, 10, &rem);
         digits[n++] = (uint8_t)('0' + rem);
-        u = q;
     } while (u);
     while (n) {
         records_put(m, &digits[--n], 1);
@@ -333,7 +327,7 @@ static int64_t records_int_in(const mpyml_field_t *f, int64_t lo, int64_t hi, co
 }
 
 // '<key>,<n>' with n a decimal within lo..hi.
-static int64_t records_count(mpyml_records_t *r, const char *key, int64_t lo, int64_t hi) {
+RECORDS_OPTIONAL int64_t records_count(mpyml_records_t *r, const char *key, int64_t lo, int64_t hi) {
     mpyml_field_t value;
     records_value(r, key, &value);
     return records_int_in(&value, lo, hi, key);
