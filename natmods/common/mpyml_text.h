@@ -170,13 +170,18 @@ static inline void mpyml_field_copy(mpyml_field_t *to, const mpyml_field_t *from
 }
 
 // Appends a byte to a kept prefix of at most max_chars characters (UTF-8: a continuation byte
-// belongs to the character before it).
+// belongs to the character before it). *n_chars passes max_chars once a character was left out.
 static inline void mpyml_keep_byte(uint8_t *text, uint32_t *n_kept, uint32_t *n_chars, uint32_t max_chars, uint8_t c) {
-    int starts_char = (c & 0xc0) != 0x80;
-    if (starts_char ? *n_chars < max_chars : *n_kept > 0 && *n_kept < 4 * max_chars) {
-        text[(*n_kept)++] = c;
-        *n_chars += (uint32_t)starts_char;
+    if ((c & 0xc0) != 0x80) {
+        if (*n_chars >= max_chars) {
+            *n_chars = max_chars + 1;
+            return;
+        }
+        (*n_chars)++;
+    } else if (*n_kept == 0 || *n_chars > max_chars || *n_kept >= 4 * max_chars) {
+        return;
     }
+    text[(*n_kept)++] = c;
 }
 
 static inline int mpyml_field_is(const mpyml_field_t *f, const char *word) {
