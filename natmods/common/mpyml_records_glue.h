@@ -5,8 +5,9 @@
 // Every module that reads a text format reads it with this; each format's own parser calls the
 // records_* functions below. Errors are ValueError("<what> line N: ...") as docs/formats.md says.
 // Include from a glue file after mpyml_glue.h; the module's SRC lists this header so that mpy_ld
-// finds its qstrs: MP_QSTR_readline MP_QSTR_close MP_QSTR_open MP_QSTR_rb MP_QSTR_isinstance
-// MP_QSTR_str MP_QSTR_int MP_QSTR_float
+// finds its qstrs: MP_QSTR_readline MP_QSTR_close MP_QSTR_open MP_QSTR_rb
+// MP_QSTR_str MP_QSTR_int MP_QSTR_float MP_QSTR_ValueError MP_QSTR_TypeError MP_QSTR_RuntimeError
+// MP_QSTR_IndexError
 #ifndef MPYML_RECORDS_GLUE_H
 #define MPYML_RECORDS_GLUE_H
 
@@ -108,6 +109,11 @@ static void records_format(records_message_t *m, const char *fmt, va_list *ap, c
         switch (*fmt) {
             case 'd': records_put_int(m, what ? *what : va_arg(*ap, int)); break;
             case 'D': records_put_int(m, va_arg(*ap, int64_t)); break;
+            case 'c': {
+                uint8_t c = (uint8_t)va_arg(*ap, int);
+                records_put(m, &c, 1);
+                break;
+            }
             case 's': {
                 const char *text = what ? (const char *)*what : va_arg(*ap, const char *);
                 records_put(m, (const uint8_t *)text, mpyml_strlen(text));
@@ -153,7 +159,7 @@ static void records_format(records_message_t *m, const char *fmt, va_list *ap, c
     }
 }
 
-static NORETURN void records_fail(const char *fmt, ...) {
+static NORETURN void records_raise_va(const mp_obj_type_t *type, const char *fmt, va_list *ap) {
     records_message_t m;
     m.n = 0;
     if (*fmt == '!') {
@@ -161,11 +167,21 @@ static NORETURN void records_fail(const char *fmt, ...) {
         const char *corrupt = "the file is truncated or corrupt: ";
         records_put(&m, (const uint8_t *)corrupt, mpyml_strlen(corrupt));
     }
+    records_format(&m, fmt, ap, NULL);
+    mp_raise_type_arg(type, mp_obj_new_str(m.text, m.n));
+}
+
+static NORETURN void records_fail(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    records_format(&m, fmt, &ap, NULL);
-    va_end(ap);
-    mp_raise_type_arg(&mp_type_ValueError, mp_obj_new_str(m.text, m.n));
+    records_raise_va(&mp_type_ValueError, fmt, &ap);
+}
+
+// As records_fail, with another exception type: the glue's own messages, formatted in C.
+static NORETURN __attribute__((unused)) void records_raise(const mp_obj_type_t *type, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    records_raise_va(type, fmt, &ap);
 }
 
 // obj.method(), without making a bound method object.
@@ -649,24 +665,26 @@ static void mpyml_read_file(mp_obj_t f, records_read_fn read, void *ctx, void (*
     if (opened != MP_OBJ_NULL) {
         records_call(opened, MP_QSTR_close);
     }
-    for (int i = 0; i < 4; i++) {
-        qstr wrapped = i == 0 ? MP_QSTR_ValueError : i == 1 ? MP_QSTR_TypeError : i == 2 ? MP_QSTR_RuntimeError : MP_QSTR_IndexError;
-        mp_obj_t args[2] = { error, mp_load_global(wrapped) };
-        if (mp_obj_is_true(mp_call_function_n_kw(mp_load_global(MP_QSTR_isinstance), 2, 0, args))) {
+    // Format errors are ValueError, TypeError, RuntimeError, IndexError or their subclasses.
+    const mp_obj_type_t *type = mp_obj_get_type(error);
+    while (type != NULL && type->base.type == &mp_type_type) {
+        qstr name = type->name;
+        if (name == MP_QSTR_ValueError || name == MP_QSTR_TypeError || name == MP_QSTR_RuntimeError || name == MP_QSTR_IndexError) {
             mp_obj_t text = mp_call_function_n_kw(mp_load_global(MP_QSTR_str), 1, 0, &error);
             size_t len;
             mp_obj_str_get_data(text, &len);
             records_fail("%s line %d: %O", what, (int)lineno, len ? text : mpyml_type_name(error));
         }
+        type = MP_OBJ_TYPE_GET_SLOT_OR_NULL(type, parent);  // a tuple of bases ends the walk
     }
     nlr_raise(error);
 }
 
 #ifdef MPYML_RECORDS_WRITER
 // The writer of the text formats on the device (emlneighbors.save_model, emlmixture.save_model):
-// lines streamed through a small buffer into the file's stream protocol (or, for another object,
-// its write() with str chunks cut at character boundaries), counted and CRC-32ed as written for
-// the end record. Enable with MPYML_RECORDS_WRITER; its qstr: MP_QSTR_write MP_QSTR_w
+// lines streamed through a small buffer into the file's stream protocol (a file or io.StringIO /
+// BytesIO), counted and CRC-32ed as written for the end record. Enable with
+// MPYML_RECORDS_WRITER; its qstr: MP_QSTR_w
 typedef struct {
     mp_obj_t file;
     const mp_stream_p_t *stream;
@@ -676,38 +694,15 @@ typedef struct {
 } mpyml_writer_t;
 
 static void writer_flush(mpyml_writer_t *w) {
-    size_t n = w->n;
-    if (w->stream == NULL) {  // str chunks: an incomplete UTF-8 character waits for the next one
-        size_t start = n;
-        while (start > 0 && n - start < 3 && (w->buf[start - 1] & 0xc0) == 0x80) {
-            start--;
+    for (size_t done = 0; done < w->n;) {
+        int err = 0;
+        mp_uint_t got = w->stream->write(w->file, w->buf + done, w->n - done, &err);
+        if (got == MP_STREAM_ERROR) {
+            mp_raise_OSError(err);
         }
-        if (start > 0) {
-            uint8_t lead = w->buf[start - 1];
-            size_t len = lead < 0xc0 ? 1 : lead < 0xe0 ? 2 : lead < 0xf0 ? 3 : 4;
-            if (start - 1 + len > n) {
-                n = start - 1;
-            }
-        }
-        mp_obj_t text = mp_obj_new_str((const char *)w->buf, n);
-        mp_obj_t dest[3];
-        mp_load_method(w->file, MP_QSTR_write, dest);
-        dest[2] = text;
-        mp_call_function_n_kw(dest[0], 2, 0, &dest[1]);
-    } else {
-        for (size_t done = 0; done < n;) {
-            int err = 0;
-            mp_uint_t got = w->stream->write(w->file, w->buf + done, n - done, &err);
-            if (got == MP_STREAM_ERROR) {
-                mp_raise_OSError(err);
-            }
-            done += got;
-        }
+        done += got;
     }
-    for (size_t i = n; i < w->n; i++) {
-        w->buf[i - n] = w->buf[i];
-    }
-    w->n -= n;
+    w->n = 0;
 }
 
 // Every '\n' ends a record (the end record's own count is not used).
@@ -736,13 +731,11 @@ static void writer_fmt(mpyml_writer_t *w, const char *fmt, ...) {
 // The end record (outside the CRC it carries), then everything goes out.
 static void writer_end(mpyml_writer_t *w) {
     writer_fmt(w, "end,%d,%x\n", (int)w->n_records, w->crc);
-    while (w->n) {
-        writer_flush(w);
-    }
+    writer_flush(w);
 }
 
 // write(writer, ctx) into f (an open file, or a path opened for writing and closed after).
-static void mpyml_write_file(mp_obj_t f, void (*write)(mpyml_writer_t *w, void *ctx), void *ctx) {
+static void mpyml_write_file(mp_obj_t f, void (*write)(mpyml_writer_t *w, void *ctx), void *ctx, const char *caller) {
     mp_obj_t opened = MP_OBJ_NULL;
     if (mp_obj_get_type(f) == &mp_type_str) {
         mp_obj_t args[2] = { f, MP_OBJ_NEW_QSTR(MP_QSTR_w) };
@@ -751,8 +744,8 @@ static void mpyml_write_file(mp_obj_t f, void (*write)(mpyml_writer_t *w, void *
     mpyml_writer_t w;
     w.file = f;
     w.stream = MP_OBJ_TYPE_GET_SLOT_OR_NULL(mp_obj_get_type(f), protocol);
-    if (w.stream != NULL && w.stream->write == NULL) {
-        w.stream = NULL;
+    if (w.stream == NULL || w.stream->write == NULL) {
+        records_raise(&mp_type_TypeError, "%s: expected a file opened for writing or a path, got %O", caller, mpyml_type_name(f));
     }
     w.n_records = w.crc = 0;
     w.n = 0;

@@ -389,7 +389,7 @@ static mp_obj_t emlmixture_save_model(mp_obj_t model_in, mp_obj_t f) {
         || self->model.shape.kind != MPYML_MIX_KMEANS) {
         mp_raise_TypeError("save_model: expected a loaded emlmixture k-means model");
     }
-    mpyml_write_file(f, kmeans_write, &self->model);
+    mpyml_write_file(f, kmeans_write, &self->model, "save_model");
     return mp_const_none;
 }
 static MP_DEFINE_CONST_FUN_OBJ_2(emlmixture_save_model_obj, emlmixture_save_model);

@@ -44,7 +44,7 @@ mp_obj_full_type_t model_type;
 
 static model_t *get_model(mp_obj_t self_in) {
     if (mp_obj_get_type(self_in) != (const mp_obj_type_t *)&model_type) {
-        mpyml_raise_fmt(&mp_type_TypeError, "expected an emlneighbors model, got %s", 1, mpyml_type_name(self_in));
+        records_raise(&mp_type_TypeError, "expected an emlneighbors model, got %O", mpyml_type_name(self_in));
     }
     return (model_t *)MP_OBJ_TO_PTR(self_in);
 }
@@ -108,8 +108,7 @@ static const void *get_row(model_t *self, mp_obj_t x_in, const char *what) {
     mp_buffer_info_t buf;
     size_t n = mpyml_get_array(x_in, model_typecode(self), what, MP_BUFFER_READ, &buf);
     if (n != input_features(self)) {
-        mpyml_raise_fmt(&mp_type_ValueError, "%s: expected %d features, got %d", 3, mpyml_str(what),
-            mp_obj_new_int(input_features(self)), mp_obj_new_int(n));
+        records_raise(&mp_type_ValueError, "%s: expected %d features, got %d", what, (int)input_features(self), (int)n);
     }
     return self->steps_ready ? (const void *)mpyml_linear_run(&self->steps, (const float *)buf.buf) : buf.buf;
 }
@@ -117,16 +116,14 @@ static const void *get_row(model_t *self, mp_obj_t x_in, const char *what) {
 static uint32_t get_index(model_t *self, mp_obj_t index_in, uint32_t limit) {
     mp_int_t index = mp_obj_get_int(index_in);
     if (index < 0 || (mp_uint_t)index >= limit) {
-        mpyml_raise_fmt(&mp_type_IndexError, "item index %d out of range: %d items stored", 2,
-            mp_obj_new_int(index), mp_obj_new_int(self->nb.n_items));
+        records_raise(&mp_type_IndexError, "item index %D out of range: %d items stored", (int64_t)index, (int)self->nb.n_items);
     }
     return (uint32_t)index;
 }
 
 static void check_search(model_t *self, mpyml_err_t err) {
     if (err == MPYML_ERR_NB_TOO_FEW_ITEMS) {
-        mpyml_raise_fmt(&mp_type_ValueError, "k=%d is larger than the %d items stored", 2,
-            mp_obj_new_int(self->nb.k), mp_obj_new_int(self->nb.n_items));
+        records_fail("k=%d is larger than the %d items stored", (int)self->nb.k, (int)self->nb.n_items);
     }
     mpyml_check(err);
 }
@@ -137,16 +134,13 @@ static mp_obj_t emlneighbors_new(mp_obj_t items_in, mp_obj_t features_in, mp_obj
     mp_int_t n_features = mp_obj_get_int(features_in);
     mp_int_t k = mp_obj_get_int(k_in);
     if (max_items < 1 || max_items > (mp_int_t)MPYML_NEIGHBORS_MAX_ITEMS) {
-        mpyml_raise_fmt(&mp_type_ValueError, "emlneighbors.new: max_items must be 1..%d, got %d", 2,
-            mp_obj_new_int(MPYML_NEIGHBORS_MAX_ITEMS), mp_obj_new_int(max_items));
+        records_fail("emlneighbors.new: max_items must be 1..%d, got %D", (int)MPYML_NEIGHBORS_MAX_ITEMS, (int64_t)max_items);
     }
     if (n_features < 1 || n_features > (mp_int_t)MPYML_NEIGHBORS_MAX_FEATURES) {
-        mpyml_raise_fmt(&mp_type_ValueError, "emlneighbors.new: n_features must be 1..%d, got %d", 2,
-            mp_obj_new_int(MPYML_NEIGHBORS_MAX_FEATURES), mp_obj_new_int(n_features));
+        records_fail("emlneighbors.new: n_features must be 1..%d, got %D", (int)MPYML_NEIGHBORS_MAX_FEATURES, (int64_t)n_features);
     }
     if (k < 1 || k > max_items || k > (mp_int_t)MPYML_NEIGHBORS_MAX_K) {
-        mpyml_raise_fmt(&mp_type_ValueError, "emlneighbors.new: k must be 1..max_items (%d), got %d", 2,
-            mp_obj_new_int(max_items), mp_obj_new_int(k));
+        records_fail("emlneighbors.new: k must be 1..max_items (%D), got %D", (int64_t)max_items, (int64_t)k);
     }
     model_t *self = mpyml_malloc(sizeof(model_t), "the model object");
     self->base.type = (const mp_obj_type_t *)&model_type;
@@ -208,7 +202,7 @@ static uint32_t get_label(model_t *self, mp_obj_t label_in) {
     mp_int_t label = mp_obj_get_int(label_in);
     mp_int_t limit = self->classes_fixed ? (mp_int_t)self->n_classes - 1 : (mp_int_t)MPYML_NEIGHBORS_MAX_LABEL;
     if (label < 0 || label > limit) {
-        mpyml_raise_fmt(&mp_type_ValueError, "label %d out of range 0..%d", 2, mp_obj_new_int(label), mp_obj_new_int(limit));
+        records_fail("label %D out of range 0..%d", (int64_t)label, (int)limit);
     }
     return (uint32_t)label;
 }
@@ -227,8 +221,7 @@ static void first_item(model_t *self, mp_obj_t x_in, mp_obj_t label_in) {
 
 static void store_row(model_t *self, uint32_t index, const void *x, mp_obj_t label_in, uint32_t label) {
     if (index == self->nb.n_items && self->nb.n_items >= self->max_items) {
-        mpyml_raise_fmt(&mp_type_ValueError, "over capacity: all %d items of emlneighbors.new() are in use", 1,
-            mp_obj_new_int(self->max_items));
+        records_fail("over capacity: all %d items of emlneighbors.new() are in use", (int)self->max_items);
     }
     mpyml_check(mpyml_neighbors_set_item(&self->nb, index, x, label));
     if (self->labeled == LABELS_UNKNOWN) {
@@ -280,7 +273,7 @@ static mp_obj_t model_getitem(mp_obj_t self_in, mp_obj_t index_in, mp_obj_t out_
     mp_buffer_info_t buf;
     size_t n = mpyml_get_array(out_in, model_typecode(self), "out", MP_BUFFER_WRITE, &buf);
     if (n != self->n_features) {
-        mpyml_raise_fmt(&mp_type_ValueError, "out: expected %d items, got %d", 2, mp_obj_new_int(self->n_features), mp_obj_new_int(n));
+        records_fail("out: expected %d items, got %d", (int)self->n_features, (int)n);
     }
     mpyml_neighbors_copy_row(&self->nb, (uint8_t *)buf.buf, mpyml_neighbors_row(&self->nb, index));
     return self->labeled == LABELS_YES ? mp_obj_new_int(self->nb.labels[index]) : mp_const_none;
@@ -335,12 +328,10 @@ static mp_obj_t model_kneighbors(size_t n_args, const mp_obj_t *args) {
     size_t n_dist = mpyml_get_array(dist_in, 'f', "dist_out", MP_BUFFER_WRITE, &dist);
     size_t n_index = mpyml_get_array_any(index_in, "index_out", MP_BUFFER_WRITE, &index);
     if (n_dist != nb->k || n_index != nb->k) {
-        mpyml_raise_fmt(&mp_type_ValueError, "dist_out and index_out: expected k=%d items each, got %d and %d", 3,
-            mp_obj_new_int(nb->k), mp_obj_new_int(n_dist), mp_obj_new_int(n_index));
+        records_fail("dist_out and index_out: expected k=%d items each, got %d and %d", (int)nb->k, (int)n_dist, (int)n_index);
     }
     if (index_typecode_max(index.typecode) < nb->n_items - 1) {
-        mpyml_raise_fmt(&mp_type_TypeError, "index_out: array('%c') cannot hold item indices up to %d", 2,
-            mp_obj_new_int(index.typecode), mp_obj_new_int(nb->n_items - 1));
+        records_raise(&mp_type_TypeError, "index_out: array('%c') cannot hold item indices up to %d", (int)index.typecode, (int)nb->n_items - 1);
     }
     check_search(self, mpyml_neighbors_search(nb, x));
     for (uint32_t j = 0; j < nb->n_best; j++) {
@@ -390,8 +381,7 @@ static void model_attr(mp_obj_t self_in, qstr attr, mp_obj_t *dest) {
         } else if (attr == MP_QSTR_k) {
             mp_int_t k = mp_obj_get_int(dest[1]);
             if (k < 1 || k > (mp_int_t)self->max_k) {
-                mpyml_raise_fmt(&mp_type_ValueError, "k must be 1..%d (the k given to emlneighbors.new()), got %d", 2,
-                    mp_obj_new_int(self->max_k), mp_obj_new_int(k));
+                records_fail("k must be 1..%d (the k given to emlneighbors.new()), got %D", (int)self->max_k, (int64_t)k);
             }
             self->nb.k = (uint32_t)k;
             dest[0] = MP_OBJ_NULL;
@@ -570,7 +560,7 @@ static void neighbors_undo(void *ctx) {
 
 static model_t *file_model(mp_obj_t model_in, const char *caller) {
     if (mp_obj_get_type(model_in) != (const mp_obj_type_t *)&model_type) {
-        mpyml_raise_fmt(&mp_type_TypeError, "%s: expected a model from emlneighbors.new(), got %s", 2, mpyml_str(caller), mpyml_type_name(model_in));
+        records_raise(&mp_type_TypeError, "%s: expected a model from emlneighbors.new(), got %O", caller, mpyml_type_name(model_in));
     }
     return MP_OBJ_TO_PTR(model_in);
 }
@@ -601,7 +591,7 @@ static void write_labels(mpyml_writer_t *w, const char *key, mp_obj_t labels, ui
             }
         }
         if (kind == NULL) {
-            mpyml_raise_fmt(&mp_type_TypeError, "save_model: %s must all be int, str, bool or float", 1, mpyml_str(key));
+            records_raise(&mp_type_TypeError, "save_model: %s must all be int, str, bool or float", key);
         }
     }
     writer_fmt(w, "%s,%s,%d\n", key, kind, (int)n);
@@ -697,7 +687,7 @@ static void neighbors_write(mpyml_writer_t *w, void *ctx) {
 // emlneighbors.save_model(model, f): writes the items, labels and steps (an open text file, or a path)
 // in the format load_model reads.
 static mp_obj_t emlneighbors_save_model(mp_obj_t model_in, mp_obj_t f) {
-    mpyml_write_file(f, neighbors_write, file_model(model_in, "save_model"));
+    mpyml_write_file(f, neighbors_write, file_model(model_in, "save_model"), "save_model");
     return mp_const_none;
 }
 static MP_DEFINE_CONST_FUN_OBJ_2(emlneighbors_save_model_obj, emlneighbors_save_model);
