@@ -611,6 +611,7 @@ static mp_int_t records_file_size(mpyml_records_t *r) {
 
 // Clears the reader's objects from the C stack, which the garbage collector scans.
 static void records_forget(mpyml_records_t *r) {
+    *(volatile mp_obj_t *)&r->file = MP_OBJ_NULL;
     *(volatile mp_obj_t *)&r->chunk = MP_OBJ_NULL;
     *(const uint8_t *volatile *)&r->data = NULL;
 }
