@@ -5,7 +5,7 @@
 // Every module that reads a text format reads it with this; each format's own parser calls the
 // records_* functions below. Errors are ValueError("<what> line N: ...") as docs/formats.md says.
 // Include from a glue file after mpyml_glue.h; the module's SRC lists this header so that mpy_ld
-// finds its qstrs: MP_QSTR_readline MP_QSTR_close MP_QSTR_open MP_QSTR_rb
+// finds its qstrs: MP_QSTR_readline MP_QSTR_close MP_QSTR_seek MP_QSTR_open MP_QSTR_rb
 // MP_QSTR_str MP_QSTR_int MP_QSTR_float MP_QSTR_ValueError MP_QSTR_TypeError MP_QSTR_RuntimeError
 // MP_QSTR_IndexError
 #ifndef MPYML_RECORDS_GLUE_H
@@ -585,28 +585,27 @@ static void records_end(mpyml_records_t *r, const char *last) {
     }
 }
 
-// Bytes from the file's position to its end, or -1 where it cannot seek.
+// f.seek(offset, whence) -> the new position. (Through the method: the stream protocol's seek
+// structure holds the port's mp_off_t, whose size a natmod cannot know.)
+static mp_int_t records_seek(mp_obj_t f, mp_int_t offset, int whence) {
+    mp_obj_t dest[4];
+    mp_load_method(f, MP_QSTR_seek, dest);
+    dest[2] = mp_obj_new_int(offset);
+    dest[3] = MP_OBJ_NEW_SMALL_INT(whence);
+    return mp_obj_get_int(mp_call_function_n_kw(dest[0], 3, 0, &dest[1]));
+}
+
+// Bytes from the file's position to its end, or -1 where it cannot tell and seek.
 static mp_int_t records_file_size(mpyml_records_t *r) {
-    if (r->stream == NULL || r->stream->ioctl == NULL) {
-        return -1;
+    mpyml_nlr_t nlr;
+    if (MPYML_NLR_PUSH(&nlr) == 0) {
+        mp_int_t here = records_seek(r->file, 0, 1);
+        mp_int_t end = records_seek(r->file, 0, 2);
+        records_seek(r->file, here, 0);
+        MPYML_NLR_POP();
+        return end - here;
     }
-    int err = 0;
-    struct mp_stream_seek_t seek = { 0, 1 };  // SEEK_CUR
-    mp_off_t at[2];
-    for (int i = 0; i < 3; i++) {
-        if (r->stream->ioctl(r->file, MP_STREAM_SEEK, (uintptr_t)&seek, &err) == MP_STREAM_ERROR) {
-            if (i == 2) {
-                mp_raise_OSError(err);
-            }
-            return -1;
-        }
-        if (i < 2) {
-            at[i] = seek.offset;
-        }
-        seek.offset = i == 0 ? 0 : at[0];
-        seek.whence = i == 0 ? 2 : 0;  // SEEK_END, then back (SEEK_SET)
-    }
-    return (mp_int_t)(at[1] - at[0]);
+    return -1;
 }
 
 // Clears the reader's objects from the C stack, which the garbage collector scans.
