@@ -10,6 +10,11 @@ CFLAGS_EXTRA += -fno-tree-loop-distribute-patterns
 # within reach of the 2 KB jump mpy_ld puts at the start of an armv6m module.
 CFLAGS_EXTRA += -fno-toplevel-reorder
 
+# RISC-V gcc aligns string constants to 4 bytes unless told the natural (byte) alignment will do.
+ifeq ($(ARCH),rv32imc)
+CFLAGS_EXTRA += -malign-data=natural
+endif
+
 include $(MPY_DIR)/py/dynruntime.mk
 
 # Objects also depend on the shared headers and these rules, which dynruntime.mk does not track.

@@ -60,7 +60,14 @@ static inline size_t mpyml_linear_bytes(const mpyml_linear_shape_t *s) {
 }
 
 static inline void mpyml_linear_bind(mpyml_linear_t *m, const mpyml_linear_shape_t *s, void *block) {
-    m->shape = *s;
+    // Field by field: a struct assignment may become a libc memcpy call, which natmods cannot link.
+    m->shape.kind = s->kind;
+    m->shape.proba = s->proba;
+    m->shape.n_features = s->n_features;
+    m->shape.n_outputs = s->n_outputs;
+    m->shape.n_steps = s->n_steps;
+    m->shape.n_values = s->n_values;
+    m->shape.max_width = s->max_width;
     m->steps = (mpyml_linear_step_t *)block;
     m->values = (uint32_t *)(m->steps + s->n_steps);
     m->work = (float *)(m->values + s->n_values);

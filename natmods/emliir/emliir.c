@@ -1,14 +1,14 @@
 // emliir: MicroPython glue for the portable IIR core (../common/mpyml_iir.h).
 // Parses arguments, checks buffers, owns each filter's stage memory and raises
-// exceptions; the coefficient file reader is emliir_load.py, linked into the same .mpy.
+// exceptions, and reads mpyml-iir coefficient files (docs/formats.md) with the shared C record
+// reader (../common/mpyml_records_glue.h).
 #include "py/dynruntime.h"
 
 // The error messages this module carries (see mpyml_common.h).
 #define MPYML_ERROR_MESSAGES(X) MPYML_ERRORS_COMMON(X) MPYML_ERRORS_IIR(X)
 
-// A text-format loader: mpyml_glue.h provides _crc32 and _hex_row.
-#define MPYML_TEXT_FORMATS
 #include "mpyml_glue.h"
+#include "mpyml_records_glue.h"
 #include "mpyml_iir.h"
 
 typedef struct {
@@ -126,6 +126,70 @@ static void filter_attr(mp_obj_t self_in, qstr attr, mp_obj_t *dest) {
 mp_map_elem_t filter_locals_table[2];
 static MP_DEFINE_CONST_DICT(filter_locals, filter_locals_table);
 
+// The mpyml-iir reader: the stages are read whole before the end record is checked, then
+// validated, an error naming the stage's line.
+typedef struct {
+    mp_obj_t filter;
+} iir_load_t;
+
+static void iir_read(mpyml_records_t *r, void *ctx) {
+    mpyml_field_t version;
+    records_value(r, "mpyml-iir", &version);
+    if (!mpyml_field_is(&version, "2")) {
+        if (mpyml_field_is(&version, "1")) {
+            mp_raise_ValueError("version 1 is no longer read by this emliir (it reads version 2): export the filter again");
+        }
+        records_fail("format version %10F is not supported (this emliir reads version 2)", &version);
+    }
+    int float32 = records_choice(r, "dtype", "float32 int16", "float32 or int16") == 0;
+    uint32_t n_stages = (uint32_t)records_count(r, "n_stages", 1, 65535);
+    records_check_size(r, n_stages, 12, "stages");  // a stage is at least '0,0,0,0,0,0\n'
+    records_section(r, "stages");
+    // The stages' numbers (float32 bits or int16), then each stage's line.
+    uint32_t *values = mpyml_malloc((size_t)n_stages * (6 * 4 + 4), "the filter");
+    int16_t *q15 = (int16_t *)values;
+    uint32_t *lines = values + 6 * n_stages;
+    records_what_t what = records_what("a stage (b0,b1,b2,a0,a1,a2)", 0);
+    for (uint32_t stage = 0; stage < n_stages; stage++) {
+        mpyml_field_t fields[6];
+        records_fields(r, 6, what, fields, 6);
+        for (uint32_t i = 0; i < 6; i++) {
+            if (float32) {
+                values[6 * stage + i] = records_hex32(&fields[i]);
+            } else {
+                q15[6 * stage + i] = (int16_t)records_int_in(&fields[i], -32768, 32767, "a Q15 coefficient");
+            }
+        }
+        lines[stage] = r->lineno;
+    }
+    records_end(r, "stage");
+    uint32_t bad_stage = 0;
+    mpyml_err_t err = float32 ? mpyml_iir_f32_check((const float *)values, n_stages, &bad_stage)
+                              : mpyml_iir_q15_check(q15, n_stages, &bad_stage);
+    if (err != MPYML_OK) {
+        r->lineno = lines[bad_stage];
+        mpyml_raise_err(err);
+    }
+    filter_t *self;
+    if (float32) {
+        self = new_filter(n_stages, 'f', mpyml_iir_f32_bytes(n_stages));
+        mpyml_iir_f32_init((mpyml_iir_f32_stage_t *)self->stages, (const float *)values, n_stages);
+    } else {
+        self = new_filter(n_stages, 'h', mpyml_iir_q15_bytes(n_stages));
+        mpyml_iir_q15_init((mpyml_iir_q15_stage_t *)self->stages, q15, n_stages);
+    }
+    m_free(values);
+    ((iir_load_t *)ctx)->filter = MP_OBJ_FROM_PTR(self);
+}
+
+// emliir.load(f): a filter from a coefficients file (an open file, or a path).
+static mp_obj_t emliir_load(mp_obj_t f) {
+    iir_load_t load = { mp_const_none };
+    mpyml_read_file(f, iir_read, &load, NULL, "filter file", "load");
+    return load.filter;
+}
+static MP_DEFINE_CONST_FUN_OBJ_1(emliir_load_obj, emliir_load);
+
 static mp_obj_t mpyml_module_init(mp_obj_fun_bc_t *self, size_t n_args, size_t n_kw, mp_obj_t *args) {
     MP_DYNRUNTIME_INIT_ENTRY
 
@@ -137,8 +201,7 @@ static mp_obj_t mpyml_module_init(mp_obj_fun_bc_t *self, size_t n_args, size_t n
     MP_OBJ_TYPE_SET_SLOT(&filter_type, attr, filter_attr, 0);
     MP_OBJ_TYPE_SET_SLOT(&filter_type, locals_dict, (void *)&filter_locals, 1);
 
-    mpyml_store_crc32();
-    mpyml_store_hex_row();
+    mp_store_global(MP_QSTR_load, MP_OBJ_FROM_PTR(&emliir_load_obj));
     mp_store_global(MP_QSTR_new, MP_OBJ_FROM_PTR(&emliir_new_obj));
     mp_store_global(MP_QSTR_new_q15, MP_OBJ_FROM_PTR(&emliir_new_q15_obj));
     mp_store_global(MP_QSTR_IIR, MP_OBJ_FROM_PTR(&filter_type));

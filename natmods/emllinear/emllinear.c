@@ -1,14 +1,14 @@
 // emllinear: MicroPython glue for the portable step-chain core (../common/mpyml_linear.h).
 // Parses arguments, checks buffers, owns the model's one memory block and raises
-// exceptions; the file parser is emllinear_load.py, linked into the same .mpy.
+// exceptions, and reads mpyml-linear files (docs/formats.md) with the shared C record reader
+// (../common/mpyml_records_glue.h); emllinear_pipeline.py (Pipeline) is linked into the same .mpy.
 #include "py/dynruntime.h"
 
 // The error messages this module carries (see mpyml_common.h).
 #define MPYML_ERROR_MESSAGES(X) MPYML_ERRORS_COMMON(X) MPYML_ERRORS_LINEAR(X)
 
-// A text-format loader: mpyml_glue.h provides _crc32 and _hex_row.
-#define MPYML_TEXT_FORMATS
 #include "mpyml_glue.h"
+#include "mpyml_records_glue.h"
 #include "mpyml_steps_glue.h"
 
 enum { MODEL_EMPTY, MODEL_LOADING, MODEL_READY };
@@ -46,14 +46,6 @@ static const mpyml_linear_t *ready_model(mp_obj_t self_in) {
     model_t *self = get_model(self_in);
     if (self->state != MODEL_READY) {
         mp_raise_msg(&mp_type_RuntimeError, "no model loaded: call emllinear.load_model(model, file) first (a failed load leaves the model empty)");
-    }
-    return &self->model;
-}
-
-static mpyml_linear_t *loading_model(mp_obj_t self_in) {
-    model_t *self = get_model(self_in);
-    if (self->state != MODEL_LOADING) {
-        mp_raise_msg(&mp_type_RuntimeError, "model is not being loaded");
     }
     return &self->model;
 }
@@ -115,59 +107,73 @@ static void check_capacity(const char *what, uint32_t needed, uint32_t capacity)
     }
 }
 
-// model._begin(kind, proba, n_features, n_outputs, n_steps, n_values, max_width)
-static mp_obj_t model_begin(size_t n_args, const mp_obj_t *args) {
-    model_t *self = get_model(args[0]);
+// Sets the model up for a file's steps: one block for the shape.
+static void model_begin(model_t *self, const mpyml_linear_shape_t *shape) {
+    mpyml_check(mpyml_linear_check_shape(shape));
+    check_capacity("steps", shape->n_steps, self->max_steps);
+    check_capacity("values", shape->n_values, self->max_values);
+    self->block = mpyml_malloc(mpyml_linear_bytes(shape), "the model");
+    mpyml_linear_bind(&self->model, shape, self->block);
+    self->state = MODEL_LOADING;
+}
+
+static void linear_read(mpyml_records_t *r, void *ctx) {
+    model_t *self = ctx;
     model_unload(self);
-    mp_int_t v[7];
-    for (int i = 0; i < 7; i++) {
-        v[i] = mp_obj_get_int(args[i + 1]);
-        if (v[i] < 0 || v[i] > 0x3fffffff) {
-            mp_raise_ValueError("header values must be integers 0..1073741823");
+    mpyml_field_t version;
+    records_value(r, "mpyml-linear", &version);
+    if (!mpyml_field_is(&version, "2")) {
+        if (mpyml_field_is(&version, "1")) {
+            mp_raise_ValueError("version 1 is no longer read by this emllinear (it reads version 2): export the model again");
+        }
+        mp_raise_ValueError("this file's format version is not supported (this emllinear reads version 2)");
+    }
+    mpyml_linear_shape_t shape;
+    shape.kind = 1 + (uint32_t)records_choice(r, "kind", "classifier regressor transformer", "classifier or regressor or transformer");
+    shape.proba = (uint32_t)records_choice(r, "proba", "none logistic softmax ovr", "logistic or none or ovr or softmax");
+    shape.n_features = (uint32_t)records_count(r, "n_features", 1, 65535);
+    shape.n_outputs = (uint32_t)records_count(r, "n_outputs", 1, 65535);
+    shape.n_steps = (uint32_t)records_count(r, "n_steps", 1, MPYML_LINEAR_MAX_STEPS);
+    shape.n_values = (uint32_t)records_count(r, "n_values", 0, 0x3fffffff);
+    records_check_size(r, shape.n_values, 2, "step values");  // each takes at least 2 bytes, '0,'
+    shape.max_width = (uint32_t)records_count(r, "max_width", 1, MPYML_LINEAR_MAX_WIDTH);
+    mp_obj_t classes = mp_const_none, names;
+    if (shape.kind == MPYML_LINEAR_CLASSIFIER) {
+        classes = records_labels(r, "classes");
+        size_t n = mp_obj_get_int(mp_obj_len(classes));
+        if (n != shape.n_outputs) {
+            records_fail("%d classes, but n_outputs is %d", (int)n, (int)shape.n_outputs);
         }
     }
-    mpyml_linear_shape_t shape = { (uint32_t)v[0], (uint32_t)v[1], (uint32_t)v[2], (uint32_t)v[3], (uint32_t)v[4],
-                                   (uint32_t)v[5], (uint32_t)v[6] };
-    mpyml_check(mpyml_linear_check_shape(&shape));
-    check_capacity("steps", shape.n_steps, self->max_steps);
-    check_capacity("values", shape.n_values, self->max_values);
-    size_t bytes = mpyml_linear_bytes(&shape);
-    self->block = mpyml_malloc(bytes, "the model");
-    mpyml_linear_bind(&self->model, &shape, self->block);
-    self->state = MODEL_LOADING;
-    return mp_const_none;
-}
-static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(model_begin_obj, 8, 8, model_begin);
-
-// Step records (mpyml_steps.py): the work is in mpyml_steps_glue.h.
-static mp_obj_t model_step(size_t n_args, const mp_obj_t *args) {
-    mpyml_steps_add_step(loading_model(args[0]), args + 1);
-    return mp_const_none;
-}
-static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(model_step_obj, 4, 4, model_step);
-
-static mp_obj_t model_floats(mp_obj_t self_in, mp_obj_t line_in) {
-    mpyml_steps_add_floats(loading_model(self_in), line_in);
-    return mp_const_none;
-}
-static MP_DEFINE_CONST_FUN_OBJ_2(model_floats_obj, model_floats);
-
-static mp_obj_t model_index(mp_obj_t self_in, mp_obj_t index_in) {
-    mpyml_steps_add_index(loading_model(self_in), index_in);
-    return mp_const_none;
-}
-static MP_DEFINE_CONST_FUN_OBJ_2(model_index_obj, model_index);
-
-// model._finish(classes, feature_names): the file's label lists (or None), checked by the loader.
-static mp_obj_t model_finish(mp_obj_t self_in, mp_obj_t classes_in, mp_obj_t names_in) {
-    model_t *self = get_model(self_in);
-    mpyml_check(mpyml_linear_check_complete(loading_model(self_in)));
-    self->classes = classes_in;
-    self->feature_names = names_in;
+    names = records_labels(r, "feature_names");
+    size_t n_names = mp_obj_get_int(mp_obj_len(names));
+    if (n_names == 0) {
+        names = mp_const_none;
+    } else if (n_names != shape.n_features) {
+        records_fail("%d feature names, but n_features is %d", (int)n_names, (int)shape.n_features);
+    }
+    model_begin(self, &shape);
+    records_steps(r, &self->model, shape.n_steps);
+    records_end(r, "step");
+    mpyml_check(mpyml_linear_check_complete(&self->model));
+    self->classes = classes;
+    self->feature_names = names;
     self->state = MODEL_READY;
+}
+
+static void linear_undo(void *ctx) {
+    model_unload(ctx);
+}
+
+// emllinear.load_model(model, f): loads a model file (an open file, or a path) into `model` from emllinear.new().
+static mp_obj_t emllinear_load_model(mp_obj_t model_in, mp_obj_t f) {
+    if (mp_obj_get_type(model_in) != (const mp_obj_type_t *)&model_type) {
+        mpyml_raise_fmt(&mp_type_TypeError, "load_model: expected a model from emllinear.new(), got %s", 1, mpyml_type_name(model_in));
+    }
+    mpyml_read_file(f, linear_read, MP_OBJ_TO_PTR(model_in), linear_undo, "model file", "load_model");
     return mp_const_none;
 }
-static MP_DEFINE_CONST_FUN_OBJ_3(model_finish_obj, model_finish);
+static MP_DEFINE_CONST_FUN_OBJ_2(emllinear_load_model_obj, emllinear_load_model);
 
 static mp_obj_t model_unload_method(mp_obj_t self_in) {
     model_unload(get_model(self_in));
@@ -251,7 +257,7 @@ static void model_attr(mp_obj_t self_in, qstr attr, mp_obj_t *dest) {
     }
 }
 
-mp_map_elem_t model_locals_table[9];
+mp_map_elem_t model_locals_table[4];
 static MP_DEFINE_CONST_DICT(model_locals, model_locals_table);
 
 static mp_obj_t mpyml_module_init(mp_obj_fun_bc_t *self, size_t n_args, size_t n_kw, mp_obj_t *args) {
@@ -263,16 +269,11 @@ static mp_obj_t mpyml_module_init(mp_obj_fun_bc_t *self, size_t n_args, size_t n
     mpyml_add_method(model_locals_table, 0, MP_QSTR_predict, &model_predict_obj);
     mpyml_add_method(model_locals_table, 1, MP_QSTR_predict_proba, &model_predict_proba_obj);
     mpyml_add_method(model_locals_table, 2, MP_QSTR_transform, &model_transform_obj);
-    mpyml_add_method(model_locals_table, 3, MP_QSTR__begin, &model_begin_obj);
-    mpyml_add_method(model_locals_table, 4, MP_QSTR__step, &model_step_obj);
-    mpyml_add_method(model_locals_table, 5, MP_QSTR__floats, &model_floats_obj);
-    mpyml_add_method(model_locals_table, 6, MP_QSTR__index, &model_index_obj);
-    mpyml_add_method(model_locals_table, 7, MP_QSTR__finish, &model_finish_obj);
-    mpyml_add_method(model_locals_table, 8, MP_QSTR_unload, &model_unload_obj);
+    mpyml_add_method(model_locals_table, 3, MP_QSTR_unload, &model_unload_obj);
     MP_OBJ_TYPE_SET_SLOT(&model_type, attr, model_attr, 0);
     MP_OBJ_TYPE_SET_SLOT(&model_type, locals_dict, (void *)&model_locals, 1);
 
-    mpyml_store_crc32();
+    mp_store_global(MP_QSTR_load_model, MP_OBJ_FROM_PTR(&emllinear_load_model_obj));
     mp_store_global(MP_QSTR_new, MP_OBJ_FROM_PTR(&emllinear_new_obj));
     mp_store_global(MP_QSTR_Model, MP_OBJ_FROM_PTR(&model_type));
 

@@ -1,13 +1,15 @@
 // emlmixture: MicroPython glue for the Gaussian-component core (../common/mpyml_mixture.h):
 // GaussianMixture, BayesianGaussianMixture, GaussianNB, EllipticEnvelope, KMeans. Parses
-// arguments, checks buffers, owns the model's memory block and raises exceptions; the file
-// reader and writer are emlmixture_file.py, linked into the same .mpy.
+// arguments, checks buffers, owns the model's memory block and raises exceptions, and reads
+// mpyml-mixture files (and writes k-means ones) with the shared C record reader and writer
+// (../common/mpyml_records_glue.h).
 #include "py/dynruntime.h"
 
 #define MPYML_ERROR_MESSAGES(X) MPYML_ERRORS_COMMON(X) MPYML_ERRORS_MIXTURE(X)
 
-#define MPYML_TEXT_FORMATS
+#define MPYML_RECORDS_WRITER
 #include "mpyml_glue.h"
+#include "mpyml_records_glue.h"
 #include "mpyml_mixture.h"
 
 enum { MODEL_EMPTY, MODEL_LOADING, MODEL_READY };
@@ -96,21 +98,19 @@ static void check_capacity(const char *what, uint32_t needed, uint32_t capacity)
 }
 
 // model._begin(kind, cov, n_features, n_components, threshold_text)
-static mp_obj_t model_begin(size_t n_args, const mp_obj_t *args) {
-    model_t *self = get_model(args[0]);
-    model_unload(self);
+static void model_begin(model_t *self, const mp_obj_t *args, const mpyml_field_t *threshold_text) {
     mpyml_mixture_shape_t shape;
     uint32_t *fields = &shape.kind;
     for (int i = 0; i < 4; i++) {
         // checked on the Python int: the dynruntime's mp_obj_get_int truncates a big int (2**64 + 4 would pass as 4)
-        mp_int_t v = mp_obj_get_int(args[i + 1]);
-        fields[i] = (!mp_obj_is_small_int(args[i + 1]) || v < 0 || v > 65535) ? 0 : (uint32_t)v;
+        mp_int_t v = mp_obj_get_int(args[i]);
+        fields[i] = (!mp_obj_is_small_int(args[i]) || v < 0 || v > 65535) ? 0 : (uint32_t)v;
     }
     mpyml_check(mpyml_mixture_check_shape(&shape));
     check_capacity("features", shape.n_features, self->max_features);
     check_capacity("components", shape.n_components, self->max_components);
-    size_t len;
-    const char *text = mp_obj_str_get_data(args[5], &len);
+    size_t len = threshold_text->len > threshold_text->n_kept ? 0 : threshold_text->len;
+    const char *text = (const char *)threshold_text->text;
     int is_double = mpyml_mixture_is_double(&shape);
     double threshold = 0.0;
     int none = len == 4 && text[0] == 'n' && text[1] == 'o' && text[2] == 'n' && text[3] == 'e';
@@ -128,62 +128,8 @@ static mp_obj_t model_begin(size_t n_args, const mp_obj_t *args) {
     self->model.threshold = threshold;
     self->has_threshold = !none;
     self->state = MODEL_LOADING;
-    return mp_const_none;
-}
-static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(model_begin_obj, 6, 6, model_begin);
-
-static model_t *loading(mp_obj_t self_in) {
-    model_t *self = get_model(self_in);
-    if (self->state != MODEL_LOADING) {
-        mp_raise_msg(&mp_type_RuntimeError, "model is not being loaded");
-    }
-    return self;
 }
 
-static mp_obj_t model_row(mp_obj_t self_in, mp_obj_t line_in) {
-    size_t len;
-    const char *text = mp_obj_str_get_data(line_in, &len);
-    mpyml_check(mpyml_mixture_add_row(&loading(self_in)->model, text, len));
-    return mp_const_none;
-}
-static MP_DEFINE_CONST_FUN_OBJ_2(model_row_obj, model_row);
-
-// model._finish(classes): classes is GaussianNB's list of labels, or None.
-static mp_obj_t model_finish(mp_obj_t self_in, mp_obj_t classes) {
-    model_t *self = loading(self_in);
-    mpyml_check(mpyml_mixture_check_complete(&self->model));
-    if (classes != mp_const_none && (size_t)mp_obj_get_int(mp_obj_len(classes)) != self->model.shape.n_components) {
-        mp_raise_ValueError("the number of classes differs from n_components");
-    }
-    self->classes = classes;
-    self->state = MODEL_READY;
-    return mp_const_none;
-}
-static MP_DEFINE_CONST_FUN_OBJ_2(model_finish_obj, model_finish);
-
-// model._get_row(r, out): copies row r of the values (float32 models) into out, for save_model.
-static mp_obj_t model_get_row(mp_obj_t self_in, mp_obj_t row_in, mp_obj_t out_in) {
-    const mpyml_mixture_t *m = ready_model(self_in, MPYML_MIX_KMEANS, "save_model");
-    mp_int_t row = mp_obj_get_int(row_in);
-    if (row < 0 || (uint32_t)row >= mpyml_mixture_n_rows(&m->shape)) {
-        mp_raise_ValueError("row out of range");
-    }
-    uint32_t offset = mpyml_mixture_row_offset(&m->shape, (uint32_t)row), width = mpyml_mixture_row_width(&m->shape, (uint32_t)row);
-    mp_buffer_info_t buf;
-    if (mpyml_get_array(out_in, 'f', "out", MP_BUFFER_WRITE, &buf) != width) {
-        mp_raise_ValueError("out: wrong length");
-    }
-    for (uint32_t i = 0; i < width; i++) {
-        ((float *)buf.buf)[i] = ((const float *)m->values)[offset + i];
-    }
-    return out_in;
-}
-static MP_DEFINE_CONST_FUN_OBJ_3(model_get_row_obj, model_get_row);
-
-static mp_obj_t model_n_rows(mp_obj_t self_in) {
-    return mp_obj_new_int(mpyml_mixture_n_rows(&loading(self_in)->model.shape));
-}
-static MP_DEFINE_CONST_FUN_OBJ_1(model_n_rows_obj, model_n_rows);
 
 static mp_obj_t model_unload_method(mp_obj_t self_in) {
     model_unload(get_model(self_in));
@@ -342,7 +288,114 @@ static void model_attr(mp_obj_t self_in, qstr attr, mp_obj_t *dest) {
     }
 }
 
-mp_map_elem_t model_locals_table[14];
+// The mpyml-mixture reader: a row's values are checked as they come, then its width.
+static void take_value(void *ctx, const mpyml_field_t *field, uint32_t i) {
+    mpyml_mixture_t *m = ctx;
+    const mpyml_mixture_shape_t *s = &m->shape;
+    if (i >= mpyml_mixture_row_width(s, m->rows_added)) {
+        mpyml_raise_err(MPYML_ERR_MIX_ROW_WIDTH);
+    }
+    double v;
+    mpyml_check(mpyml_mixture_parse_value((const char *)field->text, field->len > field->n_kept ? 0 : field->len,
+        mpyml_mixture_is_double(s), &v));
+    if (s->kind == MPYML_MIX_KMEANS && m->rows_added == s->n_components && !(v >= 0.0 && v <= MPYML_MIX_MAX_COUNT)) {
+        mpyml_raise_err(MPYML_ERR_MIX_COUNT);
+    }
+    if (mpyml_mixture_is_double(s)) {
+        ((double *)m->values)[m->values_added + i] = v;
+    } else {
+        ((float *)m->values)[m->values_added + i] = (float)v;
+    }
+}
+
+// '<key>,<n>' read as Python's int() reads it (the shape check narrows it).
+static mp_obj_t mixture_int(mpyml_records_t *r, const char *key) {
+    mpyml_field_t value;
+    records_value(r, key, &value);
+    mp_obj_t text = mp_obj_new_str((const char *)value.text, value.n_kept);
+    return mp_call_function_n_kw(mp_load_global(MP_QSTR_int), 1, 0, &text);
+}
+
+static void mixture_read(mpyml_records_t *r, void *ctx) {
+    model_t *self = ctx;
+    model_unload(self);
+    mpyml_field_t value;
+    records_value(r, "mpyml-mixture", &value);
+    if (!mpyml_field_is(&value, "1")) {
+        records_fail("this file's format version is not supported (this emlmixture reads version 1)");
+    }
+    mp_obj_t shape[4];
+    shape[0] = mp_obj_new_int(1 + records_choice(r, "kind", "mixture naive_bayes envelope kmeans", "envelope or kmeans or mixture or naive_bayes"));
+    shape[1] = mp_obj_new_int(1 + records_choice(r, "covariance_type", "full tied diag spherical", "diag or full or spherical or tied"));
+    shape[2] = mixture_int(r, "n_features");
+    shape[3] = mixture_int(r, "n_components");
+    records_value(r, "threshold", &value);
+    model_begin(self, shape, &value);
+    mpyml_mixture_t *m = &self->model;
+    mp_obj_t classes = m->shape.kind == MPYML_MIX_NB ? records_labels(r, "classes") : mp_const_none;
+    records_section(r, "values");
+    records_what_t what = records_what("a row of values", 0);
+    while (m->rows_added < mpyml_mixture_n_rows(&m->shape)) {
+        uint32_t width = mpyml_mixture_row_width(&m->shape, m->rows_added);
+        if (records_row(r, what, take_value, m, 0, ROW_TAKE_ALL) != width) {
+            mpyml_raise_err(MPYML_ERR_MIX_ROW_WIDTH);
+        }
+        m->values_added += width;
+        m->rows_added++;
+    }
+    records_end(r, "row");
+    if (classes != mp_const_none && (size_t)mp_obj_get_int(mp_obj_len(classes)) != m->shape.n_components) {
+        mp_raise_ValueError("the number of classes differs from n_components");
+    }
+    self->classes = classes;
+    self->state = MODEL_READY;
+}
+
+static void mixture_undo(void *ctx) {
+    model_unload(ctx);
+}
+
+// emlmixture.load_model(model, f): loads a model file (an open file, or a path) into `model` from emlmixture.new().
+static mp_obj_t emlmixture_load_model(mp_obj_t model_in, mp_obj_t f) {
+    if (mp_obj_get_type(model_in) != (const mp_obj_type_t *)&model_type) {
+        mpyml_raise_fmt(&mp_type_TypeError, "load_model: expected a model from emlmixture.new(), got %s", 1, mpyml_type_name(model_in));
+    }
+    mpyml_read_file(f, mixture_read, MP_OBJ_TO_PTR(model_in), mixture_undo, "model file", "load_model");
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_2(emlmixture_load_model_obj, emlmixture_load_model);
+
+// A k-means model as partial_fit left it: centres, counts and (diag) weights.
+static void kmeans_write(mpyml_writer_t *w, void *ctx) {
+    const mpyml_mixture_t *m = ctx;
+    const mpyml_mixture_shape_t *s = &m->shape;
+    size_t len;
+    writer_fmt(w, "mpyml-mixture,1\nkind,kmeans\ncovariance_type,%s\nn_features,%d\nn_components,%d\nthreshold,none\nvalues\n",
+        mp_obj_str_get_data(MP_OBJ_NEW_QSTR(cov_name(s->cov)), &len), (int)s->n_features, (int)s->n_components);
+    const uint32_t *values = m->values;
+    for (uint32_t row = 0; row < mpyml_mixture_n_rows(s); row++) {
+        uint32_t width = mpyml_mixture_row_width(s, row);
+        for (uint32_t i = 0; i < width; i++) {
+            writer_fmt(w, ",%x" + !i, *values++);
+        }
+        writer_fmt(w, "\n");
+    }
+    writer_end(w);
+}
+
+// emlmixture.save_model(model, f): writes a loaded k-means model to an open text file or a path.
+static mp_obj_t emlmixture_save_model(mp_obj_t model_in, mp_obj_t f) {
+    model_t *self = MP_OBJ_TO_PTR(model_in);
+    if (mp_obj_get_type(model_in) != (const mp_obj_type_t *)&model_type || self->state != MODEL_READY
+        || self->model.shape.kind != MPYML_MIX_KMEANS) {
+        mp_raise_TypeError("save_model: expected a loaded emlmixture k-means model");
+    }
+    mpyml_write_file(f, kmeans_write, &self->model, "save_model");
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_2(emlmixture_save_model_obj, emlmixture_save_model);
+
+mp_map_elem_t model_locals_table[9];
 static MP_DEFINE_CONST_DICT(model_locals, model_locals_table);
 
 static mp_obj_t mpyml_module_init(mp_obj_fun_bc_t *self, size_t n_args, size_t n_kw, mp_obj_t *args) {
@@ -360,17 +413,13 @@ static mp_obj_t mpyml_module_init(mp_obj_fun_bc_t *self, size_t n_args, size_t n
     mpyml_add_method(model_locals_table, 6, MP_QSTR_is_outlier, &model_is_outlier_obj);
     mpyml_add_method(model_locals_table, 7, MP_QSTR_partial_fit, &model_partial_fit_obj);
     mpyml_add_method(model_locals_table, 8, MP_QSTR_unload, &model_unload_obj);
-    mpyml_add_method(model_locals_table, 9, MP_QSTR__begin, &model_begin_obj);
-    mpyml_add_method(model_locals_table, 10, MP_QSTR__row, &model_row_obj);
-    mpyml_add_method(model_locals_table, 11, MP_QSTR__finish, &model_finish_obj);
-    mpyml_add_method(model_locals_table, 12, MP_QSTR__get_row, &model_get_row_obj);
-    mpyml_add_method(model_locals_table, 13, MP_QSTR__n_rows, &model_n_rows_obj);
     MP_OBJ_TYPE_SET_SLOT(&model_type, attr, model_attr, 0);
     MP_OBJ_TYPE_SET_SLOT(&model_type, locals_dict, (void *)&model_locals, 1);
 
     mp_store_global(MP_QSTR_new, MP_OBJ_FROM_PTR(&emlmixture_new_obj));
     mp_store_global(MP_QSTR_Model, MP_OBJ_FROM_PTR(&model_type));
-    mpyml_store_crc32();
+    mp_store_global(MP_QSTR_load_model, MP_OBJ_FROM_PTR(&emlmixture_load_model_obj));
+    mp_store_global(MP_QSTR_save_model, MP_OBJ_FROM_PTR(&emlmixture_save_model_obj));
 
     MP_DYNRUNTIME_INIT_EXIT
 }

@@ -1,13 +1,13 @@
 // emlneighbors: MicroPython glue for the portable k-NN core (../common/mpyml_neighbors.h).
-// Parses arguments, checks buffers, owns the item block and raises; the file
-// reader and writer are emlneighbors_file.py, linked into the same .mpy.
+// Parses arguments, checks buffers, owns the item block and raises, and reads and writes
+// mpyml-neighbors files (docs/formats.md) with the shared C record reader and writer
+// (../common/mpyml_records_glue.h).
 #include "py/dynruntime.h"
 
 // The error messages this module carries (see mpyml_common.h).
 #define MPYML_ERROR_MESSAGES(X) MPYML_ERRORS_COMMON(X) MPYML_ERRORS_NEIGHBORS(X) MPYML_ERRORS_LINEAR(X)
 
-// A text-format loader: mpyml_glue.h provides _crc32 and _hex_row.
-#define MPYML_TEXT_FORMATS
+#define MPYML_RECORDS_WRITER
 #include "mpyml_glue.h"
 #include "mpyml_neighbors.h"
 // Only the search over the items (mpyml_neighbors.h, above) is hot: on x64, where the Makefile
@@ -16,6 +16,7 @@
 #if defined(__x86_64__)
 #pragma GCC optimize("Os", "fp-contract=off")
 #endif
+#include "mpyml_records_glue.h"
 #include "mpyml_steps_glue.h"
 
 typedef struct {
@@ -43,7 +44,7 @@ mp_obj_full_type_t model_type;
 
 static model_t *get_model(mp_obj_t self_in) {
     if (mp_obj_get_type(self_in) != (const mp_obj_type_t *)&model_type) {
-        mpyml_raise_fmt(&mp_type_TypeError, "expected an emlneighbors model, got %s", 1, mpyml_type_name(self_in));
+        records_raise(&mp_type_TypeError, "expected an emlneighbors model, got %O", mpyml_type_name(self_in));
     }
     return (model_t *)MP_OBJ_TO_PTR(self_in);
 }
@@ -107,8 +108,7 @@ static const void *get_row(model_t *self, mp_obj_t x_in, const char *what) {
     mp_buffer_info_t buf;
     size_t n = mpyml_get_array(x_in, model_typecode(self), what, MP_BUFFER_READ, &buf);
     if (n != input_features(self)) {
-        mpyml_raise_fmt(&mp_type_ValueError, "%s: expected %d features, got %d", 3, mpyml_str(what),
-            mp_obj_new_int(input_features(self)), mp_obj_new_int(n));
+        records_raise(&mp_type_ValueError, "%s: expected %d features, got %d", what, (int)input_features(self), (int)n);
     }
     return self->steps_ready ? (const void *)mpyml_linear_run(&self->steps, (const float *)buf.buf) : buf.buf;
 }
@@ -116,16 +116,14 @@ static const void *get_row(model_t *self, mp_obj_t x_in, const char *what) {
 static uint32_t get_index(model_t *self, mp_obj_t index_in, uint32_t limit) {
     mp_int_t index = mp_obj_get_int(index_in);
     if (index < 0 || (mp_uint_t)index >= limit) {
-        mpyml_raise_fmt(&mp_type_IndexError, "item index %d out of range: %d items stored", 2,
-            mp_obj_new_int(index), mp_obj_new_int(self->nb.n_items));
+        records_raise(&mp_type_IndexError, "item index %D out of range: %d items stored", (int64_t)index, (int)self->nb.n_items);
     }
     return (uint32_t)index;
 }
 
 static void check_search(model_t *self, mpyml_err_t err) {
     if (err == MPYML_ERR_NB_TOO_FEW_ITEMS) {
-        mpyml_raise_fmt(&mp_type_ValueError, "k=%d is larger than the %d items stored", 2,
-            mp_obj_new_int(self->nb.k), mp_obj_new_int(self->nb.n_items));
+        records_fail("k=%d is larger than the %d items stored", (int)self->nb.k, (int)self->nb.n_items);
     }
     mpyml_check(err);
 }
@@ -136,16 +134,13 @@ static mp_obj_t emlneighbors_new(mp_obj_t items_in, mp_obj_t features_in, mp_obj
     mp_int_t n_features = mp_obj_get_int(features_in);
     mp_int_t k = mp_obj_get_int(k_in);
     if (max_items < 1 || max_items > (mp_int_t)MPYML_NEIGHBORS_MAX_ITEMS) {
-        mpyml_raise_fmt(&mp_type_ValueError, "emlneighbors.new: max_items must be 1..%d, got %d", 2,
-            mp_obj_new_int(MPYML_NEIGHBORS_MAX_ITEMS), mp_obj_new_int(max_items));
+        records_fail("emlneighbors.new: max_items must be 1..%d, got %D", (int)MPYML_NEIGHBORS_MAX_ITEMS, (int64_t)max_items);
     }
     if (n_features < 1 || n_features > (mp_int_t)MPYML_NEIGHBORS_MAX_FEATURES) {
-        mpyml_raise_fmt(&mp_type_ValueError, "emlneighbors.new: n_features must be 1..%d, got %d", 2,
-            mp_obj_new_int(MPYML_NEIGHBORS_MAX_FEATURES), mp_obj_new_int(n_features));
+        records_fail("emlneighbors.new: n_features must be 1..%d, got %D", (int)MPYML_NEIGHBORS_MAX_FEATURES, (int64_t)n_features);
     }
     if (k < 1 || k > max_items || k > (mp_int_t)MPYML_NEIGHBORS_MAX_K) {
-        mpyml_raise_fmt(&mp_type_ValueError, "emlneighbors.new: k must be 1..max_items (%d), got %d", 2,
-            mp_obj_new_int(max_items), mp_obj_new_int(k));
+        records_fail("emlneighbors.new: k must be 1..max_items (%D), got %D", (int64_t)max_items, (int64_t)k);
     }
     model_t *self = mpyml_malloc(sizeof(model_t), "the model object");
     self->base.type = (const mp_obj_type_t *)&model_type;
@@ -162,145 +157,37 @@ static mp_obj_t emlneighbors_new(mp_obj_t items_in, mp_obj_t features_in, mp_obj
 }
 static MP_DEFINE_CONST_FUN_OBJ_3(emlneighbors_new_obj, emlneighbors_new);
 
-// model._begin(dtype, metric, weights, n_features, k, n_classes, threshold or None)
-// empties the model and sets it up for a file's items (n_classes 0: no labels).
-static mp_obj_t model_begin(size_t n_args, const mp_obj_t *args) {
-    model_t *self = get_model(args[0]);
+// Empties the model and sets it up for a file's items (n_classes 0: no labels):
+// v = dtype, metric, weights, n_features, k, n_classes, checked by the reader.
+static void model_begin(model_t *self, const uint32_t *v, int has_threshold, uint32_t threshold_bits) {
     model_clear(self);
-    mp_int_t v[6];
-    for (int i = 0; i < 6; i++) {
-        v[i] = mp_obj_get_int(args[i + 1]);
-        if (v[i] < 0 || v[i] > 0x7fffffff) {
-            mp_raise_ValueError("header values must be non-negative integers");
-        }
+    if (v[3] != self->n_features) {
+        records_fail("the file's items have %d features but this model was made for %d", (int)v[3], (int)self->n_features);
     }
-    if (v[3] != (mp_int_t)self->n_features) {
-        mpyml_raise_fmt(&mp_type_ValueError, "the file's items have %d features but this model was made for %d", 2,
-            mp_obj_new_int(v[3]), mp_obj_new_int(self->n_features));
-    }
-    if (v[4] < 1 || v[4] > (mp_int_t)self->max_k) {
-        mpyml_raise_fmt(&mp_type_ValueError, "the file's k=%d is not within 1..%d, the k given to emlneighbors.new()", 2,
-            mp_obj_new_int(v[4]), mp_obj_new_int(self->max_k));
-    }
-    if (v[5] > (mp_int_t)MPYML_NEIGHBORS_MAX_LABEL + 1) {
-        mpyml_raise_fmt(&mp_type_ValueError, "n_classes must be 0..%d, got %d", 2,
-            mp_obj_new_int(MPYML_NEIGHBORS_MAX_LABEL + 1), mp_obj_new_int(v[5]));
-    }
-    if (v[0] > 255 || v[1] > 255 || v[2] > 255) {
-        mpyml_raise_err(v[0] > 255 ? MPYML_ERR_BAD_DTYPE : (v[1] > 255 ? MPYML_ERR_NB_BAD_METRIC : MPYML_ERR_NB_BAD_WEIGHTS));
+    if (v[4] > self->max_k) {
+        records_fail("the file's k=%d is not within 1..%d, the k given to emlneighbors.new()", (int)v[4], (int)self->max_k);
     }
     configure(self, (uint8_t)v[0], (uint8_t)v[1], (uint8_t)v[2]);
-    self->nb.k = (uint32_t)v[4];
-    self->n_classes = (uint32_t)v[5];
+    self->nb.k = v[4];
+    self->n_classes = v[5];
     self->labeled = v[5] > 0 ? LABELS_YES : LABELS_NONE;
     self->classes_fixed = 1;
-    if (args[7] != mp_const_none) {
-        self->threshold = mp_obj_get_float_to_f(args[7]);
-        self->has_threshold = 1;
-    }
-    return mp_const_none;
+    self->has_threshold = (uint8_t)has_threshold;
+    self->threshold = mpyml_f32_from_bits(threshold_bits);
 }
-static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(model_begin_obj, 8, 8, model_begin);
 
-// model._steps(n_input_features, n_steps, n_values, max_width), after _begin and before the items:
-// the steps that map raw features to the items' n_features; they run once _finish() has checked them.
-static mp_obj_t model_steps(size_t n_args, const mp_obj_t *args) {
-    model_t *self = get_model(args[0]);
-    if (self->block == NULL || self->steps_block != NULL || self->nb.n_items != 0 ||
-        self->nb.shape.dtype != MPYML_DTYPE_FLOAT32) {
+// The steps that map raw features to the items' n_features (after the header, before the items);
+// they run once the file has loaded: its items are stored transformed.
+static mpyml_linear_t *model_steps(void *ctx, const mpyml_linear_shape_t *shape) {
+    model_t *self = ctx;
+    if (self->nb.shape.dtype != MPYML_DTYPE_FLOAT32) {
         mp_raise_ValueError("steps need float32 items and come once, before the items");
     }
-    mp_int_t v[4];
-    for (int i = 0; i < 4; i++) {
-        v[i] = mp_obj_get_int(args[i + 1]);
-        if (v[i] < 0 || v[i] > 0x3fffffff) {
-            mp_raise_ValueError("header values must be integers 0..1073741823");
-        }
-    }
-    mpyml_linear_shape_t shape = { MPYML_LINEAR_TRANSFORMER, MPYML_PROBA_NONE, (uint32_t)v[0], self->n_features,
-                                   (uint32_t)v[1], (uint32_t)v[2], (uint32_t)v[3] };
-    mpyml_check(mpyml_linear_check_shape(&shape));
-    self->steps_block = mpyml_malloc(mpyml_linear_bytes(&shape), "the steps");
-    mpyml_linear_bind(&self->steps, &shape, self->steps_block);
-    return mp_const_none;
-}
-static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(model_steps_obj, 5, 5, model_steps);
-
-static mpyml_linear_t *loading_steps(mp_obj_t self_in) {
-    model_t *self = get_model(self_in);
-    if (self->steps_block == NULL || self->steps_ready) {
-        mp_raise_msg(&mp_type_RuntimeError, "no steps are being loaded");
-    }
+    mpyml_check(mpyml_linear_check_shape(shape));
+    self->steps_block = mpyml_malloc(mpyml_linear_bytes(shape), "the steps");
+    mpyml_linear_bind(&self->steps, shape, self->steps_block);
     return &self->steps;
 }
-
-// Step records (../common/mpyml_steps.py): the work is in mpyml_steps_glue.h.
-static mp_obj_t model_step(size_t n_args, const mp_obj_t *args) {
-    mpyml_steps_add_step(loading_steps(args[0]), args + 1);
-    return mp_const_none;
-}
-static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(model_step_obj, 4, 4, model_step);
-
-static mp_obj_t model_floats(mp_obj_t self_in, mp_obj_t line_in) {
-    mpyml_steps_add_floats(loading_steps(self_in), line_in);
-    return mp_const_none;
-}
-static MP_DEFINE_CONST_FUN_OBJ_2(model_floats_obj, model_floats);
-
-static mp_obj_t model_index(mp_obj_t self_in, mp_obj_t index_in) {
-    mpyml_steps_add_index(loading_steps(self_in), index_in);
-    return mp_const_none;
-}
-static MP_DEFINE_CONST_FUN_OBJ_2(model_index_obj, model_index);
-
-// model._finish(classes, feature_names): the file's items are in; from now on rows go through the
-// steps. The file's label lists (or None), checked by the loader, become model.classes and
-// model.feature_names.
-static mp_obj_t model_finish(mp_obj_t self_in, mp_obj_t classes_in, mp_obj_t names_in) {
-    model_t *self = get_model(self_in);
-    if (self->steps_block != NULL && !self->steps_ready) {
-        mpyml_check(mpyml_linear_check_complete(&self->steps));
-        self->steps_ready = 1;
-    }
-    self->classes = classes_in;
-    self->feature_names = names_in;
-    return mp_const_none;
-}
-static MP_DEFINE_CONST_FUN_OBJ_3(model_finish_obj, model_finish);
-
-static const mpyml_linear_step_t *get_step(model_t *self, mp_obj_t index_in) {
-    mp_int_t i = mp_obj_get_int(index_in);
-    if (!self->steps_ready || i < 0 || i >= (mp_int_t)self->steps.shape.n_steps) {
-        mpyml_raise_fmt(&mp_type_IndexError, "step %d out of range: the model has %d steps", 2,
-            mp_obj_new_int(i), mp_obj_new_int(self->steps_ready ? self->steps.shape.n_steps : 0));
-    }
-    return &self->steps.steps[i];
-}
-
-// model._stepinfo(i) -> (kind, n_in, n_out) of step i, for save_model
-static mp_obj_t model_stepinfo(mp_obj_t self_in, mp_obj_t index_in) {
-    const mpyml_linear_step_t *st = get_step(get_model(self_in), index_in);
-    mp_obj_t items[3] = { mp_obj_new_int(st->kind), mp_obj_new_int(st->n_in), mp_obj_new_int(st->n_out) };
-    return mp_obj_new_tuple(3, items);
-}
-static MP_DEFINE_CONST_FUN_OBJ_2(model_stepinfo_obj, model_stepinfo);
-
-// model._stepvalues(i, out): copies step i's values (float32 bits, or select indices) into array('I') out
-static mp_obj_t model_stepvalues(mp_obj_t self_in, mp_obj_t index_in, mp_obj_t out_in) {
-    model_t *self = get_model(self_in);
-    const mpyml_linear_step_t *st = get_step(self, index_in);
-    uint32_t n = mpyml_step_values(st->kind, st->n_in, st->n_out);
-    mp_buffer_info_t buf;
-    size_t got = mpyml_get_array(out_in, 'I', "out", MP_BUFFER_WRITE, &buf);
-    if (got != n) {
-        mpyml_raise_fmt(&mp_type_ValueError, "out: expected %d items, got %d", 2, mp_obj_new_int(n), mp_obj_new_int(got));
-    }
-    for (uint32_t j = 0; j < n; j++) {
-        ((uint32_t *)buf.buf)[j] = self->steps.values[st->offset + j];
-    }
-    return mp_const_none;
-}
-static MP_DEFINE_CONST_FUN_OBJ_3(model_stepvalues_obj, model_stepvalues);
 
 static uint32_t get_label(model_t *self, mp_obj_t label_in) {
     if (self->labeled == LABELS_NONE && label_in != mp_const_none) {
@@ -315,7 +202,7 @@ static uint32_t get_label(model_t *self, mp_obj_t label_in) {
     mp_int_t label = mp_obj_get_int(label_in);
     mp_int_t limit = self->classes_fixed ? (mp_int_t)self->n_classes - 1 : (mp_int_t)MPYML_NEIGHBORS_MAX_LABEL;
     if (label < 0 || label > limit) {
-        mpyml_raise_fmt(&mp_type_ValueError, "label %d out of range 0..%d", 2, mp_obj_new_int(label), mp_obj_new_int(limit));
+        records_fail("label %D out of range 0..%d", (int64_t)label, (int)limit);
     }
     return (uint32_t)label;
 }
@@ -332,12 +219,9 @@ static void first_item(model_t *self, mp_obj_t x_in, mp_obj_t label_in) {
     }
 }
 
-static void store(model_t *self, uint32_t index, mp_obj_t x_in, mp_obj_t label_in) {
-    const void *x = get_row(self, x_in, "x");
-    uint32_t label = get_label(self, label_in);
+static void store_row(model_t *self, uint32_t index, const void *x, mp_obj_t label_in, uint32_t label) {
     if (index == self->nb.n_items && self->nb.n_items >= self->max_items) {
-        mpyml_raise_fmt(&mp_type_ValueError, "over capacity: all %d items of emlneighbors.new() are in use", 1,
-            mp_obj_new_int(self->max_items));
+        records_fail("over capacity: all %d items of emlneighbors.new() are in use", (int)self->max_items);
     }
     mpyml_check(mpyml_neighbors_set_item(&self->nb, index, x, label));
     if (self->labeled == LABELS_UNKNOWN) {
@@ -346,6 +230,11 @@ static void store(model_t *self, uint32_t index, mp_obj_t x_in, mp_obj_t label_i
     if (self->labeled == LABELS_YES && !self->classes_fixed && label + 1 > self->n_classes) {
         self->n_classes = label + 1;
     }
+}
+
+static void store(model_t *self, uint32_t index, mp_obj_t x_in, mp_obj_t label_in) {
+    const void *x = get_row(self, x_in, "x");
+    store_row(self, index, x, label_in, get_label(self, label_in));
 }
 
 // model.additem(x, label=None)
@@ -384,7 +273,7 @@ static mp_obj_t model_getitem(mp_obj_t self_in, mp_obj_t index_in, mp_obj_t out_
     mp_buffer_info_t buf;
     size_t n = mpyml_get_array(out_in, model_typecode(self), "out", MP_BUFFER_WRITE, &buf);
     if (n != self->n_features) {
-        mpyml_raise_fmt(&mp_type_ValueError, "out: expected %d items, got %d", 2, mp_obj_new_int(self->n_features), mp_obj_new_int(n));
+        records_fail("out: expected %d items, got %d", (int)self->n_features, (int)n);
     }
     mpyml_neighbors_copy_row(&self->nb, (uint8_t *)buf.buf, mpyml_neighbors_row(&self->nb, index));
     return self->labeled == LABELS_YES ? mp_obj_new_int(self->nb.labels[index]) : mp_const_none;
@@ -439,12 +328,10 @@ static mp_obj_t model_kneighbors(size_t n_args, const mp_obj_t *args) {
     size_t n_dist = mpyml_get_array(dist_in, 'f', "dist_out", MP_BUFFER_WRITE, &dist);
     size_t n_index = mpyml_get_array_any(index_in, "index_out", MP_BUFFER_WRITE, &index);
     if (n_dist != nb->k || n_index != nb->k) {
-        mpyml_raise_fmt(&mp_type_ValueError, "dist_out and index_out: expected k=%d items each, got %d and %d", 3,
-            mp_obj_new_int(nb->k), mp_obj_new_int(n_dist), mp_obj_new_int(n_index));
+        records_fail("dist_out and index_out: expected k=%d items each, got %d and %d", (int)nb->k, (int)n_dist, (int)n_index);
     }
     if (index_typecode_max(index.typecode) < nb->n_items - 1) {
-        mpyml_raise_fmt(&mp_type_TypeError, "index_out: array('%c') cannot hold item indices up to %d", 2,
-            mp_obj_new_int(index.typecode), mp_obj_new_int(nb->n_items - 1));
+        records_raise(&mp_type_TypeError, "index_out: array('%c') cannot hold item indices up to %d", (int)index.typecode, (int)nb->n_items - 1);
     }
     check_search(self, mpyml_neighbors_search(nb, x));
     for (uint32_t j = 0; j < nb->n_best; j++) {
@@ -494,8 +381,7 @@ static void model_attr(mp_obj_t self_in, qstr attr, mp_obj_t *dest) {
         } else if (attr == MP_QSTR_k) {
             mp_int_t k = mp_obj_get_int(dest[1]);
             if (k < 1 || k > (mp_int_t)self->max_k) {
-                mpyml_raise_fmt(&mp_type_ValueError, "k must be 1..%d (the k given to emlneighbors.new()), got %d", 2,
-                    mp_obj_new_int(self->max_k), mp_obj_new_int(k));
+                records_fail("k must be 1..%d (the k given to emlneighbors.new()), got %D", (int)self->max_k, (int64_t)k);
             }
             self->nb.k = (uint32_t)k;
             dest[0] = MP_OBJ_NULL;
@@ -541,7 +427,272 @@ static void model_attr(mp_obj_t self_in, qstr attr, mp_obj_t *dest) {
     }
 }
 
-mp_map_elem_t model_locals_table[17];
+// The mpyml-neighbors reader: a file's items replace the model's.
+typedef struct {
+    model_t *self;
+    uint8_t *x;                 // the item being read
+    uint32_t label;
+    int bad_value;              // int16: the first value out of range, reported after the width
+    mpyml_field_t bad;
+} item_read_t;
+
+static void take_item_field(void *ctx, const mpyml_field_t *field, uint32_t i) {
+    item_read_t *it = ctx;
+    model_t *self = it->self;
+    uint32_t labeled = self->labeled == LABELS_YES;
+    if (labeled && i == 0) {
+        it->label = (uint32_t)records_int_in(field, 0, (int64_t)self->n_classes - 1, "label");
+        return;
+    }
+    uint32_t j = i - labeled;
+    if (self->nb.shape.dtype == MPYML_DTYPE_FLOAT32) {
+        uint32_t bits = records_hex32(field);  // any field: a bad one is reported before the width
+        if (j < self->n_features) {
+            ((uint32_t *)it->x)[j] = bits;
+        }
+    } else if (j < self->n_features) {
+        int64_t v = 0;
+        if (mpyml_decimal_value(&field->decimal, -32768, 32767, &v) != MPYML_DECIMAL_OK) {
+            if (!it->bad_value) {
+                it->bad_value = 1;
+                mpyml_field_copy(&it->bad, field);
+            }
+        } else {
+            ((int16_t *)it->x)[j] = (int16_t)v;
+        }
+    }
+}
+
+static void neighbors_read(mpyml_records_t *r, void *ctx) {
+    model_t *self = ctx;
+    model_clear(self);
+    mpyml_field_t fields[5];
+    records_value(r, "mpyml-neighbors", &fields[0]);
+    if (!mpyml_field_is(&fields[0], "3")) {
+        if (mpyml_field_is(&fields[0], "1") || mpyml_field_is(&fields[0], "2")) {
+            records_fail("version %s is no longer read by this emlneighbors (it reads version 3): export the model again",
+                mpyml_field_is(&fields[0], "1") ? "1" : "2");
+        }
+        records_fail("this file's format version is not supported (this emlneighbors reads version 3)");
+    }
+    int labeled = records_choice(r, "kind", "classifier neighbors", "classifier or neighbors") == 0;
+    uint32_t v[6];
+    v[0] = 1 + (uint32_t)records_choice(r, "dtype", "int16 float32", "float32 or int16");
+    v[1] = 1 + (uint32_t)records_choice(r, "metric", "euclidean manhattan chebyshev", "chebyshev or euclidean or manhattan");
+    v[2] = 1 + (uint32_t)records_choice(r, "weights", "uniform distance", "distance or uniform");
+    v[3] = (uint32_t)records_count(r, "n_features", 1, 65535);
+    v[5] = (uint32_t)records_count(r, "n_classes", 0, 65535);
+    if (labeled != (v[5] > 0)) {
+        records_fail("n_classes must be at least 1 for a classifier and 0 for neighbors");
+    }
+    v[4] = (uint32_t)records_count(r, "k", 1, 65535);
+    uint32_t n_items = (uint32_t)records_count(r, "n_items", 1, 1 << 24);
+    if (n_items < v[4] || n_items > self->max_items) {
+        records_fail("n_items=%d: must be k=%d..%d (the max_items of emlneighbors.new())", (int)n_items, (int)v[4], (int)self->max_items);
+    }
+    records_value(r, "threshold", &fields[0]);
+    int has_threshold = !mpyml_field_is(&fields[0], "none");
+    uint32_t threshold = has_threshold ? records_hex32(&fields[0]) : 0;
+    mp_obj_t classes = mp_const_none, names;
+    if (labeled) {
+        classes = records_labels(r, "classes");
+        size_t n = mp_obj_get_int(mp_obj_len(classes));
+        if (n != v[5]) {
+            records_fail("%d classes, but n_classes is %d", (int)n, (int)v[5]);
+        }
+    }
+    names = records_labels(r, "feature_names");
+    size_t n_names = mp_obj_get_int(mp_obj_len(names));
+    model_begin(self, v, has_threshold, threshold);
+    uint32_t n_fields = records_fields(r, 0, records_what("the 'items' section line (or 'steps,...' before it)", 0), fields, 5);
+    uint32_t n_input_features = v[3];
+    if (mpyml_field_is(&fields[0], "steps")) {
+        n_input_features = records_steps_section(r, fields, n_fields, v[3], model_steps, self);
+        n_fields = records_fields(r, 0, records_what("the 'items' section line", 0), fields, 1);
+    }
+    if (n_fields != 1 || !mpyml_field_is(&fields[0], "items")) {
+        records_fail("expected the 'items' section line, got '%H'", &r->line);
+    }
+    if (n_names != 0 && n_names != n_input_features) {
+        records_fail("%d feature names, but the model takes %d features", (int)n_names, (int)n_input_features);
+    }
+    item_read_t it;
+    it.self = self;
+    it.x = mpyml_malloc(v[3] * (v[0] == MPYML_DTYPE_FLOAT32 ? 4 : 2), "an item");
+    records_what_t what = records_what("an item", 0);
+    for (uint32_t i = 0; i < n_items; i++) {
+        it.label = 0;
+        it.bad_value = 0;
+        uint32_t got = records_row(r, what, take_item_field, &it, 0, ROW_END_PREFIX | ROW_TAKE_ALL);
+        if (labeled && got == 1) {  // a label alone: one empty value, as the line's split gave
+            mpyml_field_reset(&it.bad);
+            take_item_field(&it, &it.bad, 1);
+            got = 2;
+        }
+        got -= labeled;
+        if (v[0] == MPYML_DTYPE_FLOAT32) {
+            if (got != v[3]) {
+                records_fail("expected %d values, got %d", (int)v[3], (int)got);
+            }
+        } else {
+            if (got != v[3]) {
+                records_fail("an item needs %d features, got %d", (int)v[3], (int)got);
+            }
+            if (it.bad_value) {
+                records_int_in(&it.bad, -32768, 32767, "an int16 feature");
+            }
+        }
+        store_row(self, self->nb.n_items, it.x, labeled ? mp_const_true : mp_const_none, it.label);
+    }
+    m_free(it.x);
+    records_end(r, "item");
+    if (self->steps_block != NULL) {
+        mpyml_check(mpyml_linear_check_complete(&self->steps));
+        self->steps_ready = 1;
+    }
+    self->classes = classes;
+    self->feature_names = n_names ? names : mp_const_none;
+}
+
+static void neighbors_undo(void *ctx) {
+    model_clear(ctx);
+}
+
+static model_t *file_model(mp_obj_t model_in, const char *caller) {
+    if (mp_obj_get_type(model_in) != (const mp_obj_type_t *)&model_type) {
+        records_raise(&mp_type_TypeError, "%s: expected a model from emlneighbors.new(), got %O", caller, mpyml_type_name(model_in));
+    }
+    return MP_OBJ_TO_PTR(model_in);
+}
+
+// emlneighbors.load_model(model, f): a model file (an open file, or a path) replaces the model's items.
+static mp_obj_t emlneighbors_load_model(mp_obj_t model_in, mp_obj_t f) {
+    mpyml_read_file(f, neighbors_read, file_model(model_in, "load_model"), neighbors_undo, "model file", "load_model");
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_2(emlneighbors_load_model_obj, emlneighbors_load_model);
+
+// The label records of a list of ints, strs, bools or floats (docs/formats.md, "Labels"); an empty
+// list is written as 'str,0', as the host writes it. None: n_classes labels 0..n_classes-1.
+static void write_labels(mpyml_writer_t *w, const char *key, mp_obj_t labels, uint32_t n_classes) {
+    size_t n = n_classes;
+    mp_obj_t *items = NULL;
+    if (labels != mp_const_none) {
+        mp_obj_get_array(labels, &n, &items);
+    }
+    const char *kind = labels == mp_const_none ? "int" : "str";
+    const mp_obj_type_t *first = n && items ? mp_obj_get_type(items[0]) : NULL;
+    if (first != NULL) {
+        kind = first == &mp_type_bool ? "bool" : first == &mp_type_int ? "int" : first == &mp_type_str ? "str"
+            : first == (const mp_obj_type_t *)MP_OBJ_TO_PTR(mp_load_global(MP_QSTR_float)) ? "float" : NULL;
+        for (size_t i = 0; kind != NULL && i < n; i++) {
+            if (mp_obj_get_type(items[i]) != first) {
+                kind = NULL;
+            }
+        }
+        if (kind == NULL) {
+            records_raise(&mp_type_TypeError, "save_model: %s must all be int, str, bool or float", key);
+        }
+    }
+    writer_fmt(w, "%s,%s,%d\n", key, kind, (int)n);
+    for (size_t i = 0; i < n; i++) {
+        writer_fmt(w, "label,");
+        if (items == NULL) {
+            writer_fmt(w, "%d", (int)i);
+        } else if (first == &mp_type_bool) {
+            writer_fmt(w, items[i] == mp_const_true ? "1" : "0");
+        } else {
+            mp_obj_t text = first == &mp_type_str ? items[i] : mp_call_function_n_kw(mp_load_global(MP_QSTR_repr), 1, 0, &items[i]);
+            size_t len;
+            const uint8_t *b = (const uint8_t *)mp_obj_str_get_data(text, &len);
+            for (size_t j = 0; j < len; j++) {  // str: %XX for '%', ',', '#', 0x00-0x20 and 0x7f
+                int escape = first == &mp_type_str && (b[j] <= 32 || b[j] == '#' || b[j] == '%' || b[j] == ',' || b[j] == 127);
+                char hex[3] = { '%', "0123456789ABCDEF"[b[j] >> 4], "0123456789ABCDEF"[b[j] & 15] };
+                writer_put(w, escape ? hex : (const char *)&b[j], escape ? 3 : 1);
+            }
+        }
+        writer_fmt(w, "\n");
+    }
+}
+
+// n values and the line end: decimal (select indices) or 8 hex digits (float32 bits).
+static void write_values(mpyml_writer_t *w, const uint32_t *values, uint32_t n, int decimal) {
+    for (uint32_t i = 0; i < n; i++) {
+        writer_fmt(w, decimal ? ",%d" + !i : ",%x" + !i, values[i]);
+    }
+    writer_fmt(w, "\n");
+}
+
+static void neighbors_write(mpyml_writer_t *w, void *ctx) {
+    model_t *self = ctx;
+    if (self->block == NULL || self->nb.n_items == 0) {
+        mp_raise_msg(&mp_type_RuntimeError, "save_model: no items stored");
+    }
+    int labeled = self->labeled == LABELS_YES, float32 = model_typecode(self) == 'f';
+    size_t len;
+    writer_fmt(w, "mpyml-neighbors,3\nkind,%s\ndtype,%s\nmetric,%s\nweights,%s\nn_features,%d\nn_classes,%d\nk,%d\nn_items,%d\nthreshold,",
+        labeled ? "classifier" : "neighbors", float32 ? "float32" : "int16",
+        mp_obj_str_get_data(metric_name(self->nb.shape.metric), &len),
+        self->nb.shape.weights == MPYML_WEIGHTS_DISTANCE ? "distance" : "uniform",
+        (int)self->n_features, labeled ? (int)self->n_classes : 0, (int)self->nb.k, (int)self->nb.n_items);
+    if (self->has_threshold) {
+        writer_fmt(w, "%x\n", mpyml_f32_to_bits(self->threshold));
+    } else {
+        writer_fmt(w, "none\n");
+    }
+    if (labeled) {  // items learned on the device without a file have class indices as labels
+        write_labels(w, "classes", self->classes, self->n_classes);
+    }
+    write_labels(w, "feature_names", self->feature_names == mp_const_none ? mp_obj_new_list(0, NULL) : self->feature_names, 0);
+    if (self->steps_ready) {
+        const mpyml_linear_t *m = &self->steps;
+        uint32_t n_values = 0, max_width = m->shape.n_features;
+        for (uint32_t i = 0; i < m->shape.n_steps; i++) {
+            n_values += mpyml_step_values(m->steps[i].kind, m->steps[i].n_in, m->steps[i].n_out);
+            max_width = m->steps[i].n_out > max_width ? m->steps[i].n_out : max_width;
+        }
+        writer_fmt(w, "steps,%d,%d,%d,%d\n", (int)m->shape.n_features, (int)m->shape.n_steps, (int)n_values, (int)max_width);
+        for (uint32_t i = 0; i < m->shape.n_steps; i++) {
+            const mpyml_linear_step_t *st = &m->steps[i];
+            writer_fmt(w, "step,%s,%d,%d\n", st->kind == MPYML_STEP_AFFINE ? "affine" : st->kind == MPYML_STEP_SELECT ? "select" : "matrix",
+                (int)st->n_in, (int)st->n_out);
+            // select: the indices; affine: scales, shifts; matrix: n_out rows of n_in, then the biases
+            const uint32_t *values = m->values + st->offset;
+            uint32_t rows = st->kind == MPYML_STEP_MATRIX ? st->n_out : st->kind == MPYML_STEP_AFFINE ? 1 : 0;
+            uint32_t width = st->kind == MPYML_STEP_MATRIX ? st->n_in : st->n_out;
+            for (uint32_t row = 0; row < rows; row++, values += width) {
+                write_values(w, values, width, 0);
+            }
+            write_values(w, values, st->n_out, st->kind == MPYML_STEP_SELECT);
+        }
+    }
+    writer_fmt(w, "items\n");
+    for (uint32_t i = 0; i < self->nb.n_items; i++) {
+        const uint8_t *row = mpyml_neighbors_row(&self->nb, i);
+        if (labeled) {
+            writer_fmt(w, "%d,", (int)self->nb.labels[i]);
+        }
+        for (uint32_t j = 0; j < self->n_features; j++) {
+            if (float32) {
+                writer_fmt(w, ",%x" + !j, ((const uint32_t *)row)[j]);
+            } else {
+                writer_fmt(w, ",%d" + !j, (int)((const int16_t *)row)[j]);
+            }
+        }
+        writer_fmt(w, "\n");
+    }
+    writer_end(w);
+}
+
+// emlneighbors.save_model(model, f): writes the items, labels and steps (an open text file, or a path)
+// in the format load_model reads.
+static mp_obj_t emlneighbors_save_model(mp_obj_t model_in, mp_obj_t f) {
+    mpyml_write_file(f, neighbors_write, file_model(model_in, "save_model"), "save_model");
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_2(emlneighbors_save_model_obj, emlneighbors_save_model);
+
+mp_map_elem_t model_locals_table[9];
 static MP_DEFINE_CONST_DICT(model_locals, model_locals_table);
 
 static mp_obj_t mpyml_module_init(mp_obj_fun_bc_t *self, size_t n_args, size_t n_kw, mp_obj_t *args) {
@@ -559,19 +710,11 @@ static mp_obj_t mpyml_module_init(mp_obj_fun_bc_t *self, size_t n_args, size_t n
     mpyml_add_method(model_locals_table, 6, MP_QSTR_remove, &model_remove_obj);
     mpyml_add_method(model_locals_table, 7, MP_QSTR_getitem, &model_getitem_obj);
     mpyml_add_method(model_locals_table, 8, MP_QSTR_clear, &model_clear_obj);
-    mpyml_add_method(model_locals_table, 9, MP_QSTR__begin, &model_begin_obj);
-    mpyml_add_method(model_locals_table, 10, MP_QSTR__steps, &model_steps_obj);
-    mpyml_add_method(model_locals_table, 11, MP_QSTR__step, &model_step_obj);
-    mpyml_add_method(model_locals_table, 12, MP_QSTR__floats, &model_floats_obj);
-    mpyml_add_method(model_locals_table, 13, MP_QSTR__index, &model_index_obj);
-    mpyml_add_method(model_locals_table, 14, MP_QSTR__finish, &model_finish_obj);
-    mpyml_add_method(model_locals_table, 15, MP_QSTR__stepinfo, &model_stepinfo_obj);
-    mpyml_add_method(model_locals_table, 16, MP_QSTR__stepvalues, &model_stepvalues_obj);
     MP_OBJ_TYPE_SET_SLOT(&model_type, attr, model_attr, 0);
     MP_OBJ_TYPE_SET_SLOT(&model_type, locals_dict, (void *)&model_locals, 1);
 
-    mpyml_store_crc32();
-    mpyml_store_hex_row();
+    mp_store_global(MP_QSTR_load_model, MP_OBJ_FROM_PTR(&emlneighbors_load_model_obj));
+    mp_store_global(MP_QSTR_save_model, MP_OBJ_FROM_PTR(&emlneighbors_save_model_obj));
     mp_store_global(MP_QSTR_new, MP_OBJ_FROM_PTR(&emlneighbors_new_obj));
     mp_store_global(MP_QSTR_Model, MP_OBJ_FROM_PTR(&model_type));
 
