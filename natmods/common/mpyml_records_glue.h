@@ -518,6 +518,9 @@ RECORDS_OPTIONAL mp_obj_t records_label(mpyml_records_t *r, int type) {
         if (type == LABEL_INT && mpyml_parse_decimal((const char *)text, n, INT64_MIN, INT64_MAX, &unused) == MPYML_DECIMAL_SYNTAX) {
             records_fail("int label: expected a decimal integer, got '%20F'", field);
         }
+        if (type == LABEL_FLOAT && !mpyml_is_float_text((const char *)text, n)) {
+            records_fail("float label: expected a decimal number, got '%20F'", field);
+        }
         mp_obj_t s = mp_obj_new_str((const char *)text, n);
         label = mp_call_function_n_kw(mp_load_global(type == LABEL_INT ? MP_QSTR_int : MP_QSTR_float), 1, 0, &s);
     }

@@ -101,6 +101,49 @@ static inline mpyml_decimal_status_t mpyml_parse_decimal(const char *text, size_
 }
 
 // Exactly 16 hex digits into the 64 bits they spell.
+// 1 when text is a decimal number as the writers write it, -?D+(.D+)?(e[+-]?D+)? (ASCII digits), or
+// inf, -inf or nan (Python's repr of a float64); MicroPython's and CPython's float() accept more.
+static inline int mpyml_is_float_text(const char *text, size_t n) {
+    static const char *const specials[] = {"inf", "-inf", "nan"};
+    for (size_t s = 0; s < 3; s++) {
+        size_t k = 0;
+        while (specials[s][k] && k < n && specials[s][k] == text[k]) {
+            k++;
+        }
+        if (!specials[s][k] && k == n) {
+            return 1;
+        }
+    }
+    size_t i = (n > 0 && text[0] == '-') ? 1 : 0;
+    for (int part = 0; part < 3; part++) {  // digits, then optional .digits, then optional e[+-]digits
+        if (part == 1) {
+            if (i == n || text[i] != '.') {
+                continue;
+            }
+            i++;
+        } else if (part == 2) {
+            if (i == n) {
+                break;
+            }
+            if (text[i] != 'e') {
+                return 0;
+            }
+            i++;
+            if (i < n && (text[i] == '+' || text[i] == '-')) {
+                i++;
+            }
+        }
+        size_t start = i;
+        while (i < n && text[i] >= '0' && text[i] <= '9') {
+            i++;
+        }
+        if (i == start) {
+            return 0;
+        }
+    }
+    return i == n;
+}
+
 static inline mpyml_err_t mpyml_parse_hex64(const char *text, size_t n, uint64_t *bits) {
     uint32_t high = 0, low = 0;
     if (n != 16 || mpyml_parse_hex32(text, 8, &high) != MPYML_OK || mpyml_parse_hex32(text + 8, 8, &low) != MPYML_OK) {

@@ -309,11 +309,16 @@ static void take_value(void *ctx, const mpyml_field_t *field, uint32_t i) {
 }
 
 // '<key>,<n>' read as Python's int() reads it (the shape check narrows it).
+// A header number: strict ASCII decimal here; beyond 0..65535 it becomes -1, which model_begin's
+// shape check refuses as the host reader does ("bad header").
 static mp_obj_t mixture_int(mpyml_records_t *r, const char *key) {
     mpyml_field_t value;
     records_value(r, key, &value);
-    mp_obj_t text = mp_obj_new_str((const char *)value.text, value.n_kept);
-    return mp_call_function_n_kw(mp_load_global(MP_QSTR_int), 1, 0, &text);
+    int64_t v = -1;
+    if (mpyml_decimal_value(&value.decimal, 0, 65535, &v) == MPYML_DECIMAL_SYNTAX) {
+        records_fail("%s: expected a decimal integer, got '%20F'", key, &value);
+    }
+    return mp_obj_new_int((mp_int_t)v);
 }
 
 static void mixture_read(mpyml_records_t *r, void *ctx) {
