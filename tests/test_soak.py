@@ -1,5 +1,5 @@
 """Soak: 10,000 load / predict / unload cycles per module on the unix port, one process per module;
-after gc.collect() the heap has as many free bytes at the end as after the first cycle."""
+after gc.collect() the heap has as many free bytes at the end as after three warm-up cycles."""
 
 import warnings
 
@@ -16,7 +16,12 @@ import array, gc
 %s
 def soak(n):
     # locals only: no global dict or range iterator grows while the heap is measured
-    cycle()  # the first cycle interns names and fills caches once
+    # The first cycles intern names and fill caches once; and MicroPython's GC is conservative: a stale
+    # pointer on the C stack can keep one earlier block alive (32 B seen with emliir, the same after 3
+    # cycles as after 10,000). What must not happen is growth: measured after the warm-up.
+    cycle()
+    cycle()
+    cycle()
     gc.collect()
     start = gc.mem_free()
     i = 0
@@ -147,4 +152,4 @@ def cycle():
 def test_load_predict_unload_cycles_free_every_byte(files, module):
     code = CYCLE[module].format(**files)
     start, end = map(int, device.run(SOAK % (code, CYCLES), timeout=600).split())
-    assert end == start, "%s: %d bytes free after %d cycles, %d after the first" % (module, end, CYCLES, start)
+    assert end == start, "%s: %d bytes free after %d cycles, %d after the warm-up" % (module, end, CYCLES, start)
