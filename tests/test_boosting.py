@@ -6,7 +6,6 @@ device on the unix port (bit for bit). Rows: each dataset's test rows plus rows 
 threshold, and rows with NaN features for float32 models.
 """
 
-import json
 
 import numpy as np
 import pytest

@@ -4,7 +4,6 @@ import http.server
 import os
 import shutil
 import subprocess
-import sys
 import threading
 
 import pytest

@@ -3,7 +3,6 @@
 returning labels like scikit-learn and refusing DataFrames whose columns are in another order."""
 
 import numpy as np
-import pandas as pd
 import pytest
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression, Ridge

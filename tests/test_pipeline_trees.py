@@ -9,7 +9,6 @@ import warnings
 import numpy as np
 import pytest
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits, load_iris, load_wine
-from sklearn.decomposition import PCA
 from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier, RandomForestRegressor
 from sklearn.feature_selection import SelectFromModel, SelectKBest, SelectPercentile, VarianceThreshold
 from sklearn.linear_model import LogisticRegression

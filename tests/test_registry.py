@@ -6,7 +6,7 @@ import warnings
 import numpy as np
 import pytest
 from sklearn.datasets import load_iris, load_wine
-from sklearn.ensemble import (AdaBoostClassifier, AdaBoostRegressor, BaggingClassifier, ExtraTreesClassifier,
+from sklearn.ensemble import (AdaBoostRegressor, BaggingClassifier, ExtraTreesClassifier,
                               RandomForestClassifier, RandomForestRegressor, StackingClassifier,
                               VotingClassifier)
 from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge

@@ -15,7 +15,6 @@ output='sos')`` and friends return it. From it this module makes
 
 from __future__ import annotations
 
-import io
 import os
 import warnings
 

@@ -299,7 +299,6 @@ def net_from_keras(model) -> Net:
     output_activation = "linear"
 
     def add(layer, activation):
-        nonlocal output_activation
         layers.append(layer)
         fuse(activation, layer.name)
 

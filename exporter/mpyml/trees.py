@@ -583,7 +583,7 @@ def pair_bytes(n_classes: int, max_count: int) -> int:
 def _soft_leaf_kind(forest: Forest) -> str:
     """'counts' when every leaf's probabilities are exact ratios of small class counts (and the leaves'
     pairs fit the device's storage), else 'float64'."""
-    pairs, max_count = 0, 0
+    max_count = 0
     for tree in forest.trees:
         for n in np.flatnonzero(tree.left < 0):
             counts = soft_leaf_counts(tree.proba[n], tree.value[n])
