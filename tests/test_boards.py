@@ -10,6 +10,7 @@ Select with `-m boards`.
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import shutil
@@ -19,12 +20,17 @@ import warnings
 import numpy as np
 import pytest
 from scipy import signal
-from sklearn.datasets import load_digits, load_iris, load_wine
+from sklearn.cluster import KMeans, MiniBatchKMeans
+from sklearn.covariance import EllipticEnvelope
+from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits, load_iris, load_wine
 from sklearn.decomposition import PCA
-from sklearn.ensemble import RandomForestClassifier
+from sklearn.ensemble import (GradientBoostingClassifier, GradientBoostingRegressor, HistGradientBoostingClassifier,
+                              IsolationForest, RandomForestClassifier)
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
+from sklearn.mixture import BayesianGaussianMixture, GaussianMixture
 from sklearn.model_selection import train_test_split
+from sklearn.naive_bayes import GaussianNB
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
@@ -32,7 +38,7 @@ from sklearn.preprocessing import StandardScaler
 
 import board_report
 import mpyml
-from mpyml import boards, build, iir
+from mpyml import boards, build, iir, mixturefile
 from mpyml.demo import int16_scaled
 
 pytestmark = pytest.mark.boards
@@ -322,7 +328,275 @@ def cnn_int8(tmp):
     return _cnn(tmp, "int8")
 
 
-WORKLOADS = [trees_int16, trees_float32_pipeline, iir_float32_q15, fft, knn, linear, cnn_float32, cnn_int8]
+# Boosted models and IsolationForest in emltrees: several small models per script, each freed
+# (del, gc.collect) before the next loads, so that the MICROBIT's heap holds them.
+
+PROBA_RTOL, PROBA_ATOL = 1e-5, 1e-7  # tests/test_boosting.py's tolerances against the library
+VALUE_RTOL, VALUE_ATOL = 1e-5, 1e-6
+
+
+def _forest_script(tag, stored, n_rows):
+    """Loads `tag`.csv into emltrees, prints its outputs over the rows of `tag`.bin, measures a
+    predict call and a many-rows call, frees the model."""
+    isolation = stored.boost is not None and stored.boost.link == "isolation"
+    classifier = stored.kind == "classifier"
+    script = f"""
+m = emltrees.new({stored.n_trees}, {stored.n_nodes}, {stored.n_leaves})
+emltrees.load_model(m, '{tag}.csv')
+X = load('{tag}.bin', '{"h" if stored.dtype == "int16" else "f"}')
+x = X[:{stored.n_features}]
+pred = zeros('{"H" if classifier else "f"}', {n_rows})
+m.predict_many(X, pred)
+out('{tag}.pred', pred)
+measure('{tag}.predict_many', lambda: m.predict_many(X, pred), 10)
+"""
+    if classifier:  # a regressor's predict returns a new float object: its allocation-free call is predict_many
+        script += f"measure('{tag}.predict', lambda: m.predict(x))\n"
+        groups = stored.boost.n_groups
+        script += f"""
+decision = zeros('f', {n_rows * groups})
+m.decision_function(X, decision)
+out('{tag}.decision', decision)
+"""
+        second = ("score_samples", 1) if isolation else ("predict_proba_many", stored.n_classes)
+        script += f"""
+second = zeros('f', {n_rows * second[1]})
+m.{second[0]}(X, second)
+out('{tag}.{second[0]}', second)
+measure('{tag}.{second[0]}', lambda: m.{second[0]}(X, second), 10)
+"""
+    return script + "del m, X, x, pred\ngc.collect()\n"
+
+
+def _forest_check(o, tag, model, stored, X):
+    """The device's outputs against the library (classes exactly) and the numpy mirror (bits)."""
+    X64 = np.asarray(X, dtype=np.float64)
+    pred = o[tag + ".pred"]
+    if stored.kind == "regressor":
+        np.testing.assert_allclose(f32(pred), model.predict(X64), rtol=VALUE_RTOL, atol=VALUE_ATOL)
+        np.testing.assert_array_equal(f32(pred), stored.predict_index(X).astype(np.float32))
+        return
+    index = np.frombuffer(pred, "<u2")
+    np.testing.assert_array_equal(stored.classes[index], model.predict(X64))
+    decision = f32(o[tag + ".decision"]).reshape(len(X), -1)
+    np.testing.assert_array_equal(decision.view(np.uint32), stored.decision_function(X).astype(np.float32).view(np.uint32))
+    if stored.boost.link == "isolation":
+        np.testing.assert_allclose(decision[:, 0], model.decision_function(X64), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(f32(o[tag + ".score_samples"]), model.score_samples(X64), rtol=1e-5)
+    else:
+        proba = f32(o[tag + ".predict_proba_many"]).reshape(len(X), -1)
+        np.testing.assert_allclose(proba, model.predict_proba(X64), rtol=PROBA_RTOL, atol=PROBA_ATOL)
+
+
+def _forests(tmp, models):
+    """models: [(tag, fitted model, feature dtype, test rows)] -> (module, script, files, check)."""
+    script, files, stored_models = "", {}, []
+    for tag, model, dtype, X in models:
+        stored = mpyml.export(model, tmp / (tag + ".csv"), feature_dtype=dtype)
+        X = stored.cast_features(X)
+        files[tag + ".csv"] = tmp / (tag + ".csv")
+        files[tag + ".bin"] = np.ascontiguousarray(X).astype(X.dtype.newbyteorder("<")).tobytes()
+        script += _forest_script(tag, stored, len(X))
+        stored_models.append((tag, model, stored, X))
+
+    def check(o):
+        for tag, model, stored, X in stored_models:
+            _forest_check(o, tag, model, stored, X)
+    return "emltrees", script, files, check
+
+
+def _split(load, dtype, n_test=40):
+    X, y = load(return_X_y=True)
+    X_train, X_test, y_train, _ = train_test_split(X, y, test_size=0.3, random_state=42)
+    if dtype == "int16":
+        X_train, X_test = int16_scaled(X_train, X_test)
+    else:
+        X_train, X_test = X_train.astype(np.float32), X_test.astype(np.float32)
+    return X_train, X_test[:n_test], y_train
+
+
+def boosting(tmp):
+    wine, cancer, diabetes = _split(load_wine, "float32"), _split(load_breast_cancer, "int16"), _split(load_diabetes, "float32")
+    hgb = HistGradientBoostingClassifier(max_iter=12, max_leaf_nodes=15, random_state=0).fit(wine[0], wine[2])
+    gbc = GradientBoostingClassifier(n_estimators=12, max_depth=3, random_state=0).fit(cancer[0], cancer[2])
+    gbr = GradientBoostingRegressor(n_estimators=12, max_depth=3, random_state=0).fit(diabetes[0], diabetes[2])
+    return _forests(tmp, [("hgb", hgb, "float32", wine[1]), ("gbc", gbc, "int16", cancer[1]),
+                          ("gbr", gbr, "float32", diabetes[1])])
+
+
+def boosting_xgboost_lightgbm(tmp):
+    xgboost = pytest.importorskip("xgboost")  # the boosting extra
+    lightgbm = pytest.importorskip("lightgbm")
+    iris, cancer, diabetes = _split(load_iris, "float32"), _split(load_breast_cancer, "float32"), _split(load_diabetes, "float32")
+    xgb = xgboost.XGBClassifier(n_estimators=12, max_depth=3, random_state=0).fit(iris[0], iris[2])
+    xgr = xgboost.XGBRegressor(n_estimators=12, max_depth=3, random_state=0).fit(diabetes[0], diabetes[2])
+    lgb = lightgbm.LGBMClassifier(n_estimators=12, num_leaves=15, min_child_samples=5, verbose=-1).fit(cancer[0], cancer[2])
+    lgr = lightgbm.LGBMRegressor(n_estimators=12, num_leaves=15, verbose=-1).fit(diabetes[0], diabetes[2])
+    return _forests(tmp, [("xgb", xgb, "float32", iris[1]), ("xgr", xgr, "float32", diabetes[1]),
+                          ("lgb", lgb, "float32", cancer[1]), ("lgr", lgr, "float32", diabetes[1])])
+
+
+def isolation_forest(tmp):
+    cancer, wine = _split(load_breast_cancer, "float32"), _split(load_wine, "int16")
+    iso = IsolationForest(n_estimators=20, max_samples=64, random_state=0).fit(cancer[0])
+    iso16 = IsolationForest(n_estimators=20, contamination=0.1, max_features=0.5, random_state=1).fit(wine[0])
+    with warnings.catch_warnings():
+        # Random thresholds are not half-integers, hence the warning; the rows here are integers already.
+        warnings.simplefilter("ignore", mpyml.PrecisionWarning)
+        return _forests(tmp, [("iso", iso, "float32", cancer[1]), ("iso16", iso16, "int16", wine[1])])
+
+
+# emlmixture: the mixtures, GaussianNB and EllipticEnvelope (one model at a time), k-means with
+# on-device learning.
+
+_MIXTURE_SCRIPT = """
+m = emlmixture.new({d}, {k})
+emlmixture.load_model(m, '{tag}.txt')
+X = load('x_{d}.bin', 'f')
+x = X[:{d}]
+pred = zeros('h', {n})
+for r in range({n}):
+    pred[r] = m.predict(X[{d} * r:{d} * r + {d}])
+out('{tag}.predict', pred)
+measure('{tag}.predict', lambda: m.predict(x))
+"""
+
+
+def _mixture_methods(tag, stored, n, methods):
+    script = ""
+    for name, width in methods:
+        script += f"""
+values = zeros('f', {n * width})
+m.{name}(X, values)
+out('{tag}.{name}', values)
+measure('{tag}.{name}', lambda: m.{name}(X, values), 10)
+"""
+    if stored.kind == "envelope" or stored.threshold is not None:
+        script += f"""
+outlier = zeros('h', {n})
+for r in range({n}):
+    outlier[r] = m.is_outlier(X[{stored.n_features} * r:{stored.n_features} * r + {stored.n_features}])
+out('{tag}.is_outlier', outlier)
+"""
+    return script + "del m, X, x\ngc.collect()\n"
+
+
+def f64(X):
+    return np.asarray(X, dtype=np.float32).astype(np.float64)
+
+
+def mixture_models(tmp):
+    X, y = load_wine(return_X_y=True)
+    Xtr, Xte, ytr, _ = train_test_split(X.astype(np.float32), y, test_size=0.3, random_state=0)
+    Xte = Xte[:40]
+    iris = load_iris().data.astype(np.float32)
+    iris_te = iris[::4][:36]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gmm = make_pipeline(StandardScaler(), PCA(4), GaussianMixture(3, covariance_type="full", random_state=0)).fit(f64(Xtr))
+        bgm = BayesianGaussianMixture(n_components=3, covariance_type="diag", random_state=0, max_iter=300).fit(f64(iris))
+    nb = GaussianNB().fit(f64(Xtr), ytr)
+    envelope = make_pipeline(StandardScaler(), PCA(4), EllipticEnvelope(contamination=0.05, random_state=0)).fit(f64(Xtr))
+    cases = [("gmm", gmm, Xte, [("score_samples", 1), ("predict_proba", 3)], {"X": Xtr, "outlier_percentile": 2.0}),
+             ("bgm", bgm, iris_te, [("score_samples", 1), ("predict_proba", 3)], {}),
+             ("nb", nb, Xte, [("predict_proba", 3)], {}),
+             ("envelope", envelope, Xte, [("mahalanobis", 1), ("decision_function", 1), ("score_samples", 1)], {})]
+    script, files, stored_models = "", {"x_13.bin": Xte.tobytes(), "x_4.bin": iris_te.tobytes()}, {}
+    for tag, model, rows, methods, options in cases:
+        stored = mpyml.export(model, tmp / (tag + ".txt"), **options)
+        files[tag + ".txt"] = tmp / (tag + ".txt")
+        script += _MIXTURE_SCRIPT.format(tag=tag, d=stored.n_features, k=stored.n_components, n=len(rows))
+        script += _mixture_methods(tag, stored, len(rows), methods)
+        stored_models[tag] = stored
+
+    def check(o):
+        for tag, model, rows, methods, _ in cases:
+            stored, n = stored_models[tag], len(rows)
+            pred = np.frombuffer(o[tag + ".predict"], "<i2")
+            np.testing.assert_array_equal(pred, stored.predict(rows))
+            for name, _ in methods:  # the numpy mirror, bit for bit
+                got = f32(o[tag + "." + name]).reshape(n, -1)
+                np.testing.assert_array_equal(got.squeeze(1) if got.shape[1] == 1 else got,
+                                              np.asarray(getattr(stored, name)(rows), dtype=np.float32))
+            if tag + ".is_outlier" in o:
+                np.testing.assert_array_equal(np.frombuffer(o[tag + ".is_outlier"], "<i2").astype(bool), stored.is_outlier(rows))
+        # against scikit-learn, with tests/test_mixture*.py's tolerances
+        for tag, model, rows, _, _ in cases[:2]:  # the mixtures
+            proba = model.predict_proba(f64(rows))
+            assert np.abs(f32(o[tag + ".score_samples"]) - model.score_samples(f64(rows))).max() <= 1e-4
+            assert np.abs(f32(o[tag + ".predict_proba"]).reshape(len(rows), -1) - proba).max() <= 1e-5
+            top2 = np.sort(proba, axis=1)[:, -2:]
+            assert (top2[:, 1] - top2[:, 0] > 1e-5).all()  # no near-tie among these rows: predict is checked on every one
+            np.testing.assert_array_equal(np.frombuffer(o[tag + ".predict"], "<i2"), model.predict(f64(rows)))
+        np.testing.assert_array_equal(nb.classes_[np.frombuffer(o["nb.predict"], "<i2")], nb.predict(f64(Xte)))
+        assert np.abs(f32(o["nb.predict_proba"]).reshape(len(Xte), -1) - nb.predict_proba(f64(Xte))).max() <= 1e-5
+        expected = envelope.predict(f64(Xte))
+        np.testing.assert_array_equal(np.frombuffer(o["envelope.predict"], "<i2"), expected)
+        np.testing.assert_array_equal(np.frombuffer(o["envelope.is_outlier"], "<i2").astype(bool), expected == -1)
+        np.testing.assert_allclose(f32(o["envelope.mahalanobis"]), envelope[-1].mahalanobis(envelope[:-1].transform(f64(Xte))),
+                                   rtol=1e-6)
+        np.testing.assert_allclose(f32(o["envelope.decision_function"]), envelope.decision_function(f64(Xte)), rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(f32(o["envelope.score_samples"]), envelope.score_samples(f64(Xte)), rtol=1e-6)
+    return "emlmixture", script, files, check
+
+
+def kmeans_learning(tmp):
+    X, _ = load_wine(return_X_y=True)
+    X = X.astype(np.float32)
+    X_fit, X_new, X_test = X[:100], X[100:140], X[140:]
+    km = KMeans(n_clusters=3, random_state=0, n_init=3).fit(f64(X_fit))
+    mbk = make_pipeline(StandardScaler(), MiniBatchKMeans(n_clusters=3, random_state=0, n_init=3)).fit(f64(X_fit))
+    km_stored = mpyml.export(km, tmp / "km.txt")
+    mbk_stored = mpyml.export(mbk, tmp / "mbk.txt")
+    n, d = len(X_test), X.shape[1]
+    script = _MIXTURE_SCRIPT.format(tag="km", d=d, k=3, n=n) + _mixture_methods("km", km_stored, n, [("transform", 3)])
+    script += f"""
+m = emlmixture.new({d}, 3)
+emlmixture.load_model(m, 'mbk.txt')
+N = load('new.bin', 'f')
+labels = zeros('h', {len(X_new)})
+for r in range({len(X_new)}):
+    labels[r] = m.partial_fit(N[{d} * r:{d} * r + {d}])
+out('labels', labels)
+emlmixture.save_model(m, 'mbk_updated.txt')
+with open('mbk_updated.txt', 'rb') as f:
+    out('saved', f.read())
+again = emlmixture.new({d}, 3)
+emlmixture.load_model(again, 'mbk_updated.txt')
+X = load('x_{d}.bin', 'f')
+reloaded = zeros('f', {n * 3})
+again.transform(X, reloaded)
+out('reloaded', reloaded)
+x = N[:{d}]
+measure('mbk.partial_fit', lambda: m.partial_fit(x))
+"""
+
+    def check(o):
+        np.testing.assert_array_equal(np.frombuffer(o["km.predict"], "<i2"), km.predict(f64(X_test)))
+        np.testing.assert_array_equal(np.frombuffer(o["km.predict"], "<i2"), km_stored.predict(X_test))
+        transform = f32(o["km.transform"]).reshape(n, 3)
+        np.testing.assert_array_equal(transform, km_stored.transform(X_test))
+        np.testing.assert_allclose(transform, km.transform(f64(X_test)), rtol=1e-5, atol=1e-5)
+        labels = np.frombuffer(o["labels"], "<i2")
+        learnt = copy.deepcopy(mbk_stored)
+        np.testing.assert_array_equal(labels, learnt.partial_fit(X_new))  # the mirror, row by row
+        assert o["saved"].decode() == mixturefile.dumps(learnt)
+        np.testing.assert_array_equal(f32(o["reloaded"]).reshape(n, 3), learnt.transform(X_test))
+        # MiniBatchKMeans' update with batches of one row, in the pipeline's scaled space
+        scaler, ref = mbk[0], mbk[-1]
+        centres, counts = ref.cluster_centers_.copy(), ref._counts.astype(np.float64)
+        for y, label in zip(scaler.transform(f64(X_new)), labels):
+            counts[label] += 1
+            centres[label] += (y - centres[label]) / counts[label]
+        saved = mixturefile.read(o["saved"])
+        np.testing.assert_allclose(np.array(saved.rows[:3], dtype=np.float64), centres * scaler.scale_ + scaler.mean_,
+                                   rtol=1e-4, atol=1e-4)
+    files = {"km.txt": tmp / "km.txt", "mbk.txt": tmp / "mbk.txt", "x_13.bin": X_test.tobytes(), "new.bin": X_new.tobytes()}
+    return "emlmixture", script, files, check
+
+
+WORKLOADS = [trees_int16, trees_float32_pipeline, iir_float32_q15, fft, knn, linear, cnn_float32, cnn_int8,
+             boosting, boosting_xgboost_lightgbm, isolation_forest, mixture_models, kmeans_learning]
 
 
 @pytest.fixture(scope="session")
