@@ -3,7 +3,7 @@
 Each workload runs once on the unix port (x64) and once per board. Its outputs are raw
 float32/int bytes (hex), so "identical" means bit for bit, whatever the port's Python float
 width (the unix port and MPS2_AN500 box doubles, the other boards float32). Each output is also
-checked against scikit-learn/scipy/numpy/Keras. Each script reports the heap the module's import
+checked against scikit-learn/scipy/numpy/Keras/XGBoost/LightGBM. Each script reports the heap the module's import
 took (native code lives in the heap on a board) and the heap its predict/run calls allocate (zero).
 Select with `-m boards`.
 """
@@ -32,7 +32,6 @@ from sklearn.mixture import BayesianGaussianMixture, GaussianMixture
 from sklearn.model_selection import train_test_split
 from sklearn.naive_bayes import GaussianNB
 from sklearn.neighbors import KNeighborsClassifier
-from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -378,13 +377,17 @@ def _forest_check(o, tag, model, stored, X):
         return
     index = np.frombuffer(pred, "<u2")
     np.testing.assert_array_equal(stored.classes[index], model.predict(X64))
+    np.testing.assert_array_equal(index, stored.predict_index(X))
     decision = f32(o[tag + ".decision"]).reshape(len(X), -1)
     np.testing.assert_array_equal(decision.view(np.uint32), stored.decision_function(X).astype(np.float32).view(np.uint32))
     if stored.boost.link == "isolation":
+        score = f32(o[tag + ".score_samples"])
+        np.testing.assert_array_equal(score.view(np.uint32), stored.score_samples(X).astype(np.float32).view(np.uint32))
         np.testing.assert_allclose(decision[:, 0], model.decision_function(X64), rtol=1e-5, atol=1e-6)
-        np.testing.assert_allclose(f32(o[tag + ".score_samples"]), model.score_samples(X64), rtol=1e-5)
+        np.testing.assert_allclose(score, model.score_samples(X64), rtol=1e-5)
     else:
         proba = f32(o[tag + ".predict_proba_many"]).reshape(len(X), -1)
+        np.testing.assert_array_equal(proba.view(np.uint32), stored.predict_proba(X).astype(np.float32).view(np.uint32))
         np.testing.assert_allclose(proba, model.predict_proba(X64), rtol=PROBA_RTOL, atol=PROBA_ATOL)
 
 
