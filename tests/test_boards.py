@@ -498,10 +498,14 @@ def mixture_models(tmp):
         warnings.simplefilter("ignore", ConvergenceWarning)
         gmm = make_pipeline(StandardScaler(), PCA(4), GaussianMixture(3, covariance_type="full", random_state=0)).fit(f64(Xtr))
         bgm = BayesianGaussianMixture(n_components=3, covariance_type="diag", random_state=0, max_iter=300).fit(f64(iris))
+        tied = GaussianMixture(3, covariance_type="tied", random_state=0).fit(f64(iris))
+        spherical = GaussianMixture(3, covariance_type="spherical", random_state=0).fit(f64(iris))
     nb = GaussianNB().fit(f64(Xtr), ytr)
     envelope = make_pipeline(StandardScaler(), PCA(4), EllipticEnvelope(contamination=0.05, random_state=0)).fit(f64(Xtr))
     cases = [("gmm", gmm, Xte, [("score_samples", 1), ("predict_proba", 3)], {"X": Xtr, "outlier_percentile": 2.0}),
              ("bgm", bgm, iris_te, [("score_samples", 1), ("predict_proba", 3)], {}),
+             ("tied", tied, iris_te, [("score_samples", 1), ("predict_proba", 3)], {}),
+             ("spherical", spherical, iris_te, [("score_samples", 1), ("predict_proba", 3)], {}),
              ("nb", nb, Xte, [("predict_proba", 3)], {}),
              ("envelope", envelope, Xte, [("mahalanobis", 1), ("decision_function", 1), ("score_samples", 1)], {})]
     script, files, stored_models = "", {"x_13.bin": Xte.tobytes(), "x_4.bin": iris_te.tobytes()}, {}
@@ -524,7 +528,7 @@ def mixture_models(tmp):
             if tag + ".is_outlier" in o:
                 np.testing.assert_array_equal(np.frombuffer(o[tag + ".is_outlier"], "<i2").astype(bool), stored.is_outlier(rows))
         # against scikit-learn, with tests/test_mixture*.py's tolerances
-        for tag, model, rows, _, _ in cases[:2]:  # the mixtures
+        for tag, model, rows, _, _ in cases[:4]:  # the mixtures
             proba = model.predict_proba(f64(rows))
             assert np.abs(f32(o[tag + ".score_samples"]) - model.score_samples(f64(rows))).max() <= 1e-4
             assert np.abs(f32(o[tag + ".predict_proba"]).reshape(len(rows), -1) - proba).max() <= 1e-5
