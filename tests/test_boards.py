@@ -391,12 +391,34 @@ def _forest_check(o, tag, model, stored, X):
         np.testing.assert_allclose(proba, model.predict_proba(X64), rtol=PROBA_RTOL, atol=PROBA_ATOL)
 
 
+def _edge_rows(stored, X, nan, n_nodes=4, seed=0):
+    """Rows of X with one feature on a stored threshold and on its two neighbours (float32 next
+    values, int16 +-1) for `n_nodes` random nodes; with `nan`, 6 rows with NaN features too."""
+    rng = np.random.default_rng(seed)
+    rows = X[rng.integers(0, len(X), 3 * n_nodes)].copy()
+    for i, node in enumerate(rng.choice(stored.n_nodes, n_nodes, replace=False)):
+        t = stored.threshold[node]
+        if stored.dtype == "float32":
+            values = [t, np.nextafter(t, np.float32(-np.inf)), np.nextafter(t, np.float32(np.inf))]
+        else:
+            values = [t, max(t - 1, -32768), min(t + 1, 32767)]
+        rows[3 * i:3 * i + 3, stored.feature[node]] = values
+    if nan:
+        missing = X[:6].copy()
+        missing[rng.random(missing.shape) < 0.15] = np.nan
+        rows = np.concatenate([rows, missing])
+    return rows
+
+
 def _forests(tmp, models):
-    """models: [(tag, fitted model, feature dtype, test rows)] -> (module, script, files, check)."""
+    """models: [(tag, fitted model, feature dtype, test rows)] -> (module, script, files, check).
+    The rows get threshold rows appended, and NaN rows where the library takes NaN."""
     script, files, stored_models = "", {}, []
     for tag, model, dtype, X in models:
         stored = mpyml.export(model, tmp / (tag + ".csv"), feature_dtype=dtype)
         X = stored.cast_features(X)
+        nan = dtype == "float32" and not isinstance(model, (GradientBoostingClassifier, GradientBoostingRegressor))
+        X = np.concatenate([X, _edge_rows(stored, X, nan)])
         files[tag + ".csv"] = tmp / (tag + ".csv")
         files[tag + ".bin"] = np.ascontiguousarray(X).astype(X.dtype.newbyteorder("<")).tobytes()
         script += _forest_script(tag, stored, len(X))
@@ -408,7 +430,7 @@ def _forests(tmp, models):
     return "emltrees", script, files, check
 
 
-def _split(load, dtype, n_test=40):
+def _split(load, dtype, n_test=28):
     X, y = load(return_X_y=True)
     X_train, X_test, y_train, _ = train_test_split(X, y, test_size=0.3, random_state=42)
     if dtype == "int16":
