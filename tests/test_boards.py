@@ -3,8 +3,9 @@
 Each workload runs once on the unix port (x64) and once per board. Its outputs are raw
 float32/int bytes (hex), so "identical" means bit for bit, whatever the port's Python float
 width (the unix port and MPS2_AN500 box doubles, the other boards float32). Each output is also
-checked against scikit-learn/scipy/numpy/Keras/XGBoost/LightGBM. Each script reports the heap the module's import
-took (native code lives in the heap on a board) and the heap its predict/run calls allocate (zero).
+checked against scikit-learn/scipy/numpy/Keras/XGBoost/LightGBM. Each script reports the heap the
+module's import took (native code lives in the heap on a board) and the heap its predict/run calls
+allocate (zero).
 Select with `-m boards`.
 """
 
@@ -328,7 +329,8 @@ def cnn_int8(tmp):
 
 
 # Boosted models and IsolationForest in emltrees: several small models per script, each freed
-# (del, gc.collect) before the next loads, so that the MICROBIT's heap holds them.
+# (del, gc.collect) before the next loads, so that the live heap holds one model at a time (the
+# boards' heap is 140 KB, emltrees' code 34-45 KB of it).
 
 PROBA_RTOL, PROBA_ATOL = 1e-5, 1e-7  # tests/test_boosting.py's tolerances against the library
 VALUE_RTOL, VALUE_ATOL = 1e-5, 1e-6
