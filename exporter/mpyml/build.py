@@ -236,8 +236,7 @@ def _libgcc_objects(arch: str, objects: list[Path], work: Path, env: dict) -> li
 
 @contextlib.contextmanager
 def _build_lock():
-    """One build at a time: make writes <module>.mpy into the module's source folder, and the
-    Python parts shared by several modules (natmods/common/*.py) compile to build/<arch>/common/."""
+    """One build at a time: make writes <module>.mpy into the module's source folder."""
     BUILD_DIR.mkdir(parents=True, exist_ok=True)
     with open(BUILD_DIR / "build.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
