@@ -3,12 +3,58 @@
 // exceptions, and reads the model file with the C record reader (../common/mpyml_records_glue.h).
 #include "py/dynruntime.h"
 
+// The features of the model files this build reads. The full build has every one. `mpyml build
+// --for FILE...` (exporter/mpyml/build.py, trees_features) makes a trimmed build for those files:
+// it defines MPYML_TREES_TRIMMED and, as 1, only the features they need; trees_read refuses a
+// file that needs another, naming it. Hard voting on int16 features is in every build.
+//   MPYML_TREES_WITH_FLOAT32     float32 features: float32 thresholds and NaN directions
+//   MPYML_TREES_WITH_SOFT        soft voting, leaves as class counts (compact pairs, exact float64 ties)
+//   MPYML_TREES_WITH_SOFT_EXACT  soft voting, leaves as float64 probabilities
+//   MPYML_TREES_WITH_SAMME       AdaBoost (SAMME)
+//   MPYML_TREES_WITH_REGRESSOR   forest regressors (the mean of the trees' leaf values)
+//   MPYML_TREES_WITH_BOOST       gradient boosting and IsolationForest (decision_function, score_samples)
+//   MPYML_TREES_WITH_STEPS       pipeline steps before the forest
+#ifdef MPYML_TREES_TRIMMED
+#define MPYML_TREES_BY_DEFAULT 0
+#else
+#define MPYML_TREES_BY_DEFAULT 1
+#endif
+#ifndef MPYML_TREES_WITH_FLOAT32
+#define MPYML_TREES_WITH_FLOAT32 MPYML_TREES_BY_DEFAULT
+#endif
+#ifndef MPYML_TREES_WITH_SOFT
+#define MPYML_TREES_WITH_SOFT MPYML_TREES_BY_DEFAULT
+#endif
+#ifndef MPYML_TREES_WITH_SOFT_EXACT
+#define MPYML_TREES_WITH_SOFT_EXACT MPYML_TREES_BY_DEFAULT
+#endif
+#ifndef MPYML_TREES_WITH_SAMME
+#define MPYML_TREES_WITH_SAMME MPYML_TREES_BY_DEFAULT
+#endif
+#ifndef MPYML_TREES_WITH_REGRESSOR
+#define MPYML_TREES_WITH_REGRESSOR MPYML_TREES_BY_DEFAULT
+#endif
+#ifndef MPYML_TREES_WITH_BOOST
+#define MPYML_TREES_WITH_BOOST MPYML_TREES_BY_DEFAULT
+#endif
+#ifndef MPYML_TREES_WITH_STEPS
+#define MPYML_TREES_WITH_STEPS MPYML_TREES_BY_DEFAULT
+#endif
+
 // The error messages this module carries (see mpyml_common.h).
+#if MPYML_TREES_WITH_STEPS
 #define MPYML_ERROR_MESSAGES(X) MPYML_ERRORS_COMMON(X) MPYML_ERRORS_TREES(X) MPYML_ERRORS_LINEAR(X)
+#else
+#define MPYML_ERROR_MESSAGES(X) MPYML_ERRORS_COMMON(X) MPYML_ERRORS_TREES(X)
+#endif
 
 #include "mpyml_glue.h"
 #include "mpyml_records_glue.h"
+#if MPYML_TREES_WITH_STEPS
 #include "mpyml_steps_glue.h"
+#else
+#include "mpyml_linear.h"
+#endif
 #include "mpyml_trees.h"
 
 enum { MODEL_EMPTY, MODEL_LOADING, MODEL_READY };
@@ -64,20 +110,79 @@ static void model_unload(model_t *self) {
     }
 }
 
+// The core's predict functions choose by the forest's kind and dtype at run time. A trimmed build
+// tells the compiler which ones a loaded forest can have (trees_read refuses the others), so that
+// the others' code drops out; the full build assumes nothing.
+#define MPYML_ASSUME(condition) do { if (!(condition)) { __builtin_unreachable(); } } while (0)
+
+static inline void assume_built(const mpyml_forest_t *f) {
+    uint32_t kind = f->shape.kind;  // one condition: gcc keeps the range of one, not of several in a row
+    MPYML_ASSUME((MPYML_TREES_WITH_SOFT || kind != MPYML_TREES_SOFT_VOTE) &&
+                 (MPYML_TREES_WITH_SOFT_EXACT || kind != MPYML_TREES_SOFT_EXACT) &&
+                 (MPYML_TREES_WITH_SAMME || kind != MPYML_TREES_SAMME) &&
+                 (MPYML_TREES_WITH_REGRESSOR || kind != MPYML_TREES_REGRESSOR) &&
+                 (MPYML_TREES_WITH_BOOST || kind != MPYML_TREES_BOOST));
+    MPYML_ASSUME(MPYML_TREES_WITH_FLOAT32 || f->shape.dtype == MPYML_DTYPE_INT16);
+}
+
+// The core's functions a trimmed build reaches through these wrappers: flatten inlines them early
+// enough for the assumptions to drop the branches of the kinds it lacks.
+#ifdef MPYML_TREES_TRIMMED
+#define MPYML_TREES_FOLD __attribute__((flatten))
+#else
+#define MPYML_TREES_FOLD
+#endif
+
+static inline MPYML_TREES_FOLD uint32_t predict_class(const mpyml_forest_t *f, const void *x) {
+    assume_built(f);
+    return mpyml_forest_predict_class(f, x);
+}
+
+static inline MPYML_TREES_FOLD void predict_proba(const mpyml_forest_t *f, const void *x, float *out) {
+    assume_built(f);
+    mpyml_forest_predict_proba(f, x, out);
+}
+
+static inline MPYML_TREES_FOLD float predict_value(const mpyml_forest_t *f, const void *x) {
+    assume_built(f);
+    return mpyml_forest_predict_value(f, x);
+}
+
+static inline MPYML_TREES_FOLD mpyml_err_t check_complete(mpyml_forest_t *f) {
+    assume_built(f);
+    return mpyml_forest_check_complete(f);
+}
+
+// The forest is a regressor (a forest regressor, or a boosted one).
+static inline int is_regressor(const mpyml_forest_t *f) {
+    return (MPYML_TREES_WITH_REGRESSOR || MPYML_TREES_WITH_BOOST) && mpyml_trees_is_regressor(&f->shape);
+}
+
+// The forest is boosted (gradient boosting or IsolationForest).
+static inline int is_boosted(const mpyml_forest_t *f) {
+    return MPYML_TREES_WITH_BOOST && f->shape.kind == MPYML_TREES_BOOST;
+}
+
 static const mpyml_forest_t *ready_forest(model_t *self) {
     if (self->state != MODEL_READY) {
         mp_raise_msg(&mp_type_RuntimeError, "no model loaded: call emltrees.load_model(model, file) first (a failed load leaves the model empty)");
     }
+    assume_built(&self->forest);
     return &self->forest;
+}
+
+// The model has pipeline steps before the forest.
+static inline int has_steps(const model_t *self) {
+    return MPYML_TREES_WITH_STEPS && self->steps_block != NULL;
 }
 
 // The caller's rows are raw features: the steps' input when the model has steps, else the forest's.
 static int feature_typecode(const model_t *self) {
-    return self->steps_block != NULL || self->forest.shape.dtype == MPYML_DTYPE_FLOAT32 ? 'f' : 'h';
+    return has_steps(self) || (MPYML_TREES_WITH_FLOAT32 && self->forest.shape.dtype == MPYML_DTYPE_FLOAT32) ? 'f' : 'h';
 }
 
 static uint32_t input_features(const model_t *self) {
-    return self->steps_block != NULL ? self->steps.shape.n_features : self->forest.shape.n_features;
+    return has_steps(self) ? self->steps.shape.n_features : self->forest.shape.n_features;
 }
 
 static size_t row_bytes(const model_t *self) {
@@ -86,7 +191,7 @@ static size_t row_bytes(const model_t *self) {
 
 // The forest's input for one raw row: the row itself, or the steps' output (in the steps' work rows).
 static inline const void *forest_input(const model_t *self, const void *row) {
-    return self->steps_block != NULL ? (const void *)mpyml_linear_run(&self->steps, (const float *)row) : row;
+    return has_steps(self) ? (const void *)mpyml_linear_run(&self->steps, (const float *)row) : row;
 }
 
 // The feature rows in `x_in`: checks typecode and that its length is a whole number of rows.
@@ -117,7 +222,7 @@ static void check_out_length(const char *what, size_t expected, size_t got) {
 }
 
 static void check_classifier(const mpyml_forest_t *f, const char *method) {
-    if (mpyml_trees_is_regressor(&f->shape)) {
+    if (is_regressor(f)) {
         mpyml_raise_fmt(&mp_type_TypeError, "%s: the loaded model is a regressor; use predict", 1, mpyml_str(method));
     }
 }
@@ -190,6 +295,7 @@ static int32_t field_ref(const mpyml_field_t *f, const char *what) {
     return (int32_t)field_int_err(f, what, -(int64_t)MPYML_TREES_MAX_LEAVES, MPYML_TREES_MAX_NODES, MPYML_ERR_NODE_REF_RANGE);
 }
 
+#if MPYML_TREES_WITH_SAMME || MPYML_TREES_WITH_BOOST
 // 16 hex digits: the float64 with those IEEE-754 bits.
 static double field_hex64(const mpyml_field_t *f) {
     uint64_t bits = 0;
@@ -198,7 +304,9 @@ static double field_hex64(const mpyml_field_t *f) {
     }
     return mpyml_f64_from_bits(bits);
 }
+#endif
 
+#if MPYML_TREES_WITH_STEPS
 // The field is the decimal text of n as the writer writes it (no sign but '-', no leading zero).
 static int field_is_int(const mpyml_field_t *f, int64_t n) {
     int64_t value;
@@ -206,6 +314,7 @@ static int field_is_int(const mpyml_field_t *f, int64_t n) {
     return mpyml_decimal_value(&f->decimal, INT64_MIN, INT64_MAX, &value) == MPYML_DECIMAL_OK && value == n &&
         (f->text[digit] != '0' || f->len == digit + 1);
 }
+#endif
 
 // The header values in mpyml_forest_shape_t's order from kind to n_totals, and for each its
 // largest value and the error above it.
@@ -251,9 +360,10 @@ static void forest_begin(model_t *self, const int64_t v[N_HEADER]) {
     self->block = mpyml_malloc(mpyml_forest_bytes(&shape), "the model");
     size_t scratch = mpyml_forest_load_bytes(&shape);
     self->scratch = scratch ? mpyml_malloc(scratch, "loading the model") : NULL;
-    // scikit-learn's float32(1.0 / n_trees), as the host mirror computes it.
-    float tree_weight = (float)mpyml_f64_div(1.0, (double)shape.n_trees);
-    mpyml_forest_bind(&self->forest, &shape, tree_weight, self->block, self->scratch);
+    // The host mirror's float32(1.0 / n_trees), by MicroPython's division in the port's float type:
+    // float32(1 / n) is the same from a double and from a float quotient for every n up to 2**24.
+    mp_obj_t tree_weight = mp_binary_op(MP_BINARY_OP_TRUE_DIVIDE, MP_OBJ_NEW_SMALL_INT(1), mp_obj_new_int(shape.n_trees));
+    mpyml_forest_bind(&self->forest, &shape, mp_obj_get_float_to_f(tree_weight), self->block, self->scratch);
     self->state = MODEL_LOADING;
 }
 
@@ -264,6 +374,7 @@ static const uint8_t trees_kinds[2][5][4] = {
     { { 0, 0, 0, 0 }, { 0, 0, 0, 0 }, { 0, 0, 3, 0 }, { 0, 0, 0, 0 }, { 0, 0, 6, 6 } },  // regressor
 };
 
+#if MPYML_TREES_WITH_BOOST
 // The 'base,<hex64>,...' record of a boosted model: its first field, then each group's base score.
 static void take_base(void *ctx, const mpyml_field_t *field, uint32_t index) {
     if (index == 0) {
@@ -275,6 +386,19 @@ static void take_base(void *ctx, const mpyml_field_t *field, uint32_t index) {
     mpyml_check(mpyml_forest_add_base(ctx, field_hex64(field)));
 }
 
+// The boost line's threshold, scale and offset (fields 3..5), then the base record.
+static void read_boost(mpyml_records_t *r, mpyml_forest_t *f, const mpyml_field_t *fields) {
+    mpyml_check(mpyml_forest_set_boost(f, field_hex64(&fields[3]), field_hex64(&fields[4]), field_hex64(&fields[5])));
+    uint32_t n = (uint32_t)f->shape.n_groups + 1;
+    records_what_t what = records_what("'base' and one float64 per group", 0);
+    uint32_t got = records_row(r, what, take_base, f, n, ROW_END_FIELD);
+    if (got != n) {
+        records_fail("%W needs %d fields, got %d: '%H'", what, (int)n, (int)got, &r->line);
+    }
+}
+#endif
+
+#if MPYML_TREES_WITH_STEPS
 // Allocates the steps of a steps section (records_steps_section) for its checked header.
 static mpyml_linear_t *steps_begin(void *ctx, const mpyml_linear_shape_t *shape) {
     model_t *self = ctx;
@@ -286,7 +410,9 @@ static mpyml_linear_t *steps_begin(void *ctx, const mpyml_linear_shape_t *shape)
     mpyml_linear_bind(&self->steps, shape, self->steps_block);
     return &self->steps;
 }
+#endif
 
+#if MPYML_TREES_WITH_SOFT || MPYML_TREES_WITH_SOFT_EXACT
 // One 'class:<value>' pair of a soft-voting leaf: the class, and the value's field (after the ':').
 static uint32_t leaf_pair(const mpyml_forest_t *f, const mpyml_field_t *field, const char *what, mpyml_field_t *value) {
     uint32_t colon = 0;
@@ -345,22 +471,26 @@ static void take_leaf_pair(void *ctx, const mpyml_field_t *field, uint32_t index
     }
 }
 
-static void read_leaf(mpyml_records_t *r, model_t *self) {
+static void read_soft_leaf(mpyml_records_t *r, model_t *self) {
     mpyml_forest_t *f = &self->forest;
-    uint32_t kind = f->shape.kind, n = f->shape.n_classes;
-    records_what_t what = records_what("a leaf", 0);
-    if (mpyml_trees_is_soft(&f->shape)) {
-        uint8_t *scratch = self->leaf_scratch;
-        for (uint32_t i = 0; i < n * (kind == MPYML_TREES_SOFT_VOTE ? 2 : 17); i++) {
-            scratch[i] = kind == MPYML_TREES_SOFT_VOTE || i >= 16 * n ? 0 : '0';
-        }
-        records_row(r, what, take_leaf_pair, self, 0, ROW_END_FIELD | ROW_TAKE_ALL);
-        mpyml_check(kind == MPYML_TREES_SOFT_VOTE ? mpyml_forest_add_leaf_counts(f, self->leaf_scratch, n)
-                    : mpyml_forest_add_leaf_exact(f, self->leaf_scratch, 16 * n));
-        return;
+    uint32_t n = f->shape.n_classes;
+    int counts = f->shape.kind == MPYML_TREES_SOFT_VOTE;
+    uint8_t *scratch = self->leaf_scratch;
+    for (uint32_t i = 0; i < n * (counts ? 2 : 17); i++) {
+        scratch[i] = counts || i >= 16 * n ? 0 : '0';
     }
+    records_row(r, records_what("a leaf", 0), take_leaf_pair, self, 0, ROW_END_FIELD | ROW_TAKE_ALL);
+    mpyml_check(counts ? mpyml_forest_add_leaf_counts(f, self->leaf_scratch, n)
+                : mpyml_forest_add_leaf_exact(f, self->leaf_scratch, 16 * n));
+}
+#endif
+
+// A leaf of one field: a class, a regressor's value or a boosted tree's value.
+static void read_leaf(mpyml_records_t *r, mpyml_forest_t *f) {
+    uint32_t kind = f->shape.kind;
     mpyml_field_t field;
-    records_fields(r, 1, what, &field, 1);
+    records_fields(r, 1, records_what("a leaf", 0), &field, 1);
+#if MPYML_TREES_WITH_BOOST
     if (kind == MPYML_TREES_BOOST) {
         double value;
         if (f->shape.sums64) {
@@ -371,7 +501,11 @@ static void read_leaf(mpyml_records_t *r, model_t *self) {
             value = (double)mpyml_f32_from_bits(bits);
         }
         mpyml_check(mpyml_forest_add_leaf_boost(f, value));
-    } else if (kind == MPYML_TREES_REGRESSOR) {
+        return;
+    }
+#endif
+#if MPYML_TREES_WITH_REGRESSOR
+    if (kind == MPYML_TREES_REGRESSOR) {
         // A decimal number as the writer writes it (the shortest float32 text, far below the 24
         // characters a field keeps), read by MicroPython's float() as before.
         const char *text = (const char *)field.text;
@@ -382,32 +516,40 @@ static void read_leaf(mpyml_records_t *r, model_t *self) {
         mp_obj_t s = mp_obj_new_str(text, field.len);
         mp_obj_t value = mp_call_function_n_kw(mp_load_global(MP_QSTR_float), 1, 0, &s);
         mpyml_check(mpyml_forest_add_leaf_value(f, mp_obj_get_float_to_f(value)));
-    } else {
-        mpyml_check(mpyml_forest_add_leaf_class(f, (uint32_t)field_int_err(&field, "a leaf class", 0, MPYML_TREES_MAX_CLASSES, MPYML_ERR_CLASS_RANGE)));
+        return;
     }
+#endif
+    (void)kind;
+    mpyml_check(mpyml_forest_add_leaf_class(f, (uint32_t)field_int_err(&field, "a leaf class", 0, MPYML_TREES_MAX_CLASSES, MPYML_ERR_CLASS_RANGE)));
 }
 
 static void read_tree(mpyml_records_t *r, mpyml_forest_t *f) {
     mpyml_field_t fields[3];
+#if MPYML_TREES_WITH_SAMME
     if (f->shape.kind == MPYML_TREES_SAMME) {
         records_fields(r, 3, records_what("a tree record 'root,<vote>,<other>'", 0), fields, 3);
         int32_t root = field_ref(&fields[0], "a tree root");
         double vote = field_hex64(&fields[1]), other = field_hex64(&fields[2]);
         mpyml_check(mpyml_forest_add_tree(f, root, vote, other));
-    } else if (f->shape.kind == MPYML_TREES_BOOST) {
+        return;
+    }
+#endif
+#if MPYML_TREES_WITH_BOOST
+    if (f->shape.kind == MPYML_TREES_BOOST) {
         records_fields(r, 2, records_what("a tree record 'root,<group>'", 0), fields, 2);
         int32_t root = field_ref(&fields[0], "a tree root");
         uint32_t group = (uint32_t)field_int_err(&fields[1], "a tree's group", 0, MPYML_TREES_MAX_CLASSES, MPYML_ERR_BOOST_VALUE);
         mpyml_check(mpyml_forest_add_boost_tree(f, root, group));
-    } else {
-        records_fields(r, 1, records_what("a tree root", 0), fields, 1);
-        mpyml_check(mpyml_forest_add_tree(f, field_ref(&fields[0], "a tree root"), 0.0, 0.0));
+        return;
     }
+#endif
+    records_fields(r, 1, records_what("a tree root", 0), fields, 1);
+    mpyml_check(mpyml_forest_add_tree(f, field_ref(&fields[0], "a tree root"), 0.0, 0.0));
 }
 
 static void read_node(mpyml_records_t *r, mpyml_forest_t *f) {
     mpyml_field_t fields[5];
-    int float32 = f->shape.dtype == MPYML_DTYPE_FLOAT32;
+    int float32 = MPYML_TREES_WITH_FLOAT32 && f->shape.dtype == MPYML_DTYPE_FLOAT32;
     int nan_left = 0;
     int32_t threshold;
     if (float32) {
@@ -427,6 +569,28 @@ static void read_node(mpyml_records_t *r, mpyml_forest_t *f) {
     }
     int32_t left = field_ref(&fields[2], "a child"), right = field_ref(&fields[3], "a child");
     mpyml_check(mpyml_forest_add_node(f, feature, threshold, left, right, nan_left));
+}
+
+// Refuses a file that needs a feature this (trimmed) build lacks.
+static NORETURN __attribute__((unused)) void fail_not_built(const char *feature) {
+    records_fail("this emltrees is built without %s, which this model file needs: build it with "
+                 "'mpyml build --for' and this file", feature);
+}
+
+static void check_built(int64_t kind) {
+    if ((!MPYML_TREES_WITH_SOFT && kind == MPYML_TREES_SOFT_VOTE) || (!MPYML_TREES_WITH_SOFT_EXACT && kind == MPYML_TREES_SOFT_EXACT)) {
+        fail_not_built(kind == MPYML_TREES_SOFT_VOTE ? "soft voting with class counts (MPYML_TREES_WITH_SOFT)"
+                       : "soft voting with float64 leaves (MPYML_TREES_WITH_SOFT_EXACT)");
+    }
+    if (!MPYML_TREES_WITH_SAMME && kind == MPYML_TREES_SAMME) {
+        fail_not_built("AdaBoost SAMME (MPYML_TREES_WITH_SAMME)");
+    }
+    if (!MPYML_TREES_WITH_REGRESSOR && kind == MPYML_TREES_REGRESSOR) {
+        fail_not_built("forest regressors (MPYML_TREES_WITH_REGRESSOR)");
+    }
+    if (!MPYML_TREES_WITH_BOOST && kind == MPYML_TREES_BOOST) {
+        fail_not_built("gradient boosting and IsolationForest (MPYML_TREES_WITH_BOOST)");
+    }
 }
 
 static void trees_read(mpyml_records_t *r, void *ctx) {
@@ -453,9 +617,13 @@ static void trees_read(mpyml_records_t *r, void *ctx) {
     if (v[H_KIND] == 0) {
         records_fail("unknown model kind '%20F' with voting '%20F' and leaf values '%20F'", &fields[0], &fields[1], &fields[2]);
     }
-    int classifier = model_kind == 0, boost = v[H_KIND] == MPYML_TREES_BOOST;
+    check_built(v[H_KIND]);
+    int classifier = model_kind == 0, boost = MPYML_TREES_WITH_BOOST && v[H_KIND] == MPYML_TREES_BOOST;
     v[H_SUMS64] = boost && leaf_values == 3;
     v[H_DTYPE] = 1 + records_choice(r, "dtype", "int16 float32", "int16 or float32");  // MPYML_DTYPE_INT16, _FLOAT32
+    if (!MPYML_TREES_WITH_FLOAT32 && v[H_DTYPE] == MPYML_DTYPE_FLOAT32) {
+        fail_not_built("float32 features (MPYML_TREES_WITH_FLOAT32)");
+    }
     records_value(r, "threshold_dtype", &fields[0]);
     int threshold_dtype = records_word_index(&fields[0], "int8 int16 float32");
     if (threshold_dtype < 0 || (threshold_dtype == 2) != (v[H_DTYPE] == MPYML_DTYPE_FLOAT32)) {
@@ -472,7 +640,10 @@ static void trees_read(mpyml_records_t *r, void *ctx) {
     v[H_NODES] = header_count(r, "n_nodes");
     v[H_LEAVES] = header_count(r, "n_leaves");
     int64_t n_steps = header_count(r, "n_steps");
-    if (v[H_KIND] == MPYML_TREES_SOFT_VOTE) {
+    if (!MPYML_TREES_WITH_STEPS && n_steps != 0) {
+        fail_not_built("pipeline steps (MPYML_TREES_WITH_STEPS)");
+    }
+    if (MPYML_TREES_WITH_SOFT && v[H_KIND] == MPYML_TREES_SOFT_VOTE) {
         records_fields(r, 4, records_what("'pairs,<n_pairs>,<max_count>,<n_totals>'", 0), fields, 4);
         if (!mpyml_field_is(&fields[0], "pairs")) {
             records_fail("expected 'pairs,<n_pairs>,<max_count>,<n_totals>', got '%20F'", &fields[0]);
@@ -492,18 +663,18 @@ static void trees_read(mpyml_records_t *r, void *ctx) {
     }
     forest_begin(self, v);
     mpyml_forest_t *f = &self->forest;
+#if MPYML_TREES_WITH_BOOST
     if (boost) {
-        mpyml_check(mpyml_forest_set_boost(f, field_hex64(&fields[3]), field_hex64(&fields[4]), field_hex64(&fields[5])));
-        records_what_t what = records_what("'base' and one float64 per group", 0);
-        uint32_t got = records_row(r, what, take_base, f, (uint32_t)v[H_GROUPS] + 1, ROW_END_FIELD);
-        if (got != v[H_GROUPS] + 1) {
-            records_fail("%W needs %d fields, got %d: '%H'", what, (int)v[H_GROUPS] + 1, (int)got, &r->line);
-        }
+        read_boost(r, f, fields);
     }
+#endif
+#if MPYML_TREES_WITH_SAMME
     if (v[H_KIND] == MPYML_TREES_SAMME) {
         records_value(r, "weight_sum", &fields[0]);
         mpyml_check(mpyml_forest_set_weight_sum(f, field_hex64(&fields[0])));
     }
+#endif
+#if MPYML_TREES_WITH_STEPS
     if (n_steps != 0) {
         uint32_t n_fields = records_fields(r, 5, records_what("'steps,<n_input_features>,<n_steps>,<n_values>,<max_width>'", 0), fields, 5);
         if (!field_is_int(&fields[2], n_steps)) {
@@ -511,6 +682,7 @@ static void trees_read(mpyml_records_t *r, void *ctx) {
         }
         records_steps_section(r, fields, n_fields, f->shape.n_features, steps_begin, self);
     }
+#endif
     if (classifier) {
         mp_obj_t classes = records_labels(r, "classes");
         if (mp_obj_get_int(mp_obj_len(classes)) != f->shape.n_classes) {
@@ -528,15 +700,23 @@ static void trees_read(mpyml_records_t *r, void *ctx) {
         read_node(r, f);
     }
     records_section(r, "leaves");
+#if MPYML_TREES_WITH_SOFT || MPYML_TREES_WITH_SOFT_EXACT
     if (mpyml_trees_is_soft(&f->shape)) {
         self->leaf_scratch = mpyml_malloc((size_t)f->shape.n_classes * (f->shape.kind == MPYML_TREES_SOFT_VOTE ? 2 : 17), "loading the model");
     }
+#endif
     for (uint32_t i = 0; i < f->shape.n_leaves; i++) {
-        read_leaf(r, self);
+#if MPYML_TREES_WITH_SOFT || MPYML_TREES_WITH_SOFT_EXACT
+        if (mpyml_trees_is_soft(&f->shape)) {
+            read_soft_leaf(r, self);
+            continue;
+        }
+#endif
+        read_leaf(r, f);
     }
     records_end(r, "leaf");
-    mpyml_check(mpyml_forest_check_complete(f));
-    if (self->steps_block != NULL) {
+    mpyml_check(check_complete(f));
+    if (has_steps(self)) {
         mpyml_check(mpyml_linear_check_complete(&self->steps));
     }
     model_free_scratch(self);
@@ -568,16 +748,16 @@ static mp_obj_t model_predict(mp_obj_t self_in, mp_obj_t x_in) {
     model_t *self = get_model(self_in);
     const mpyml_forest_t *f = ready_forest(self);
     const void *x = get_one_row(self, x_in);
-    if (mpyml_trees_is_regressor(&f->shape)) {
-        return mp_obj_new_float_from_f(mpyml_forest_predict_value(f, x));
+    if (is_regressor(f)) {
+        return mp_obj_new_float_from_f(predict_value(f, x));
     }
-    return mp_obj_new_int(mpyml_forest_predict_class(f, x));
+    return mp_obj_new_int(predict_class(f, x));
 }
 static MP_DEFINE_CONST_FUN_OBJ_2(model_predict_obj, model_predict);
 
 static void check_proba(const mpyml_forest_t *f, const char *method) {
     check_classifier(f, method);
-    if (f->shape.kind == MPYML_TREES_BOOST && f->shape.link == MPYML_LINK_ISOLATION) {
+    if (is_boosted(f) && f->shape.link == MPYML_LINK_ISOLATION) {
         mpyml_raise_fmt(&mp_type_TypeError, "%s: an IsolationForest has score_samples and decision_function", 1, mpyml_str(method));
     }
 }
@@ -589,7 +769,7 @@ static mp_obj_t boost_rows(mp_obj_t self_in, mp_obj_t x_in, mp_obj_t out_in, int
     model_t *self = get_model(self_in);
     const mpyml_forest_t *f = ready_forest(self);
     const char *method = score ? "score_samples" : "decision_function";
-    if (f->shape.kind != MPYML_TREES_BOOST || (score && f->shape.link != MPYML_LINK_ISOLATION)) {
+    if (!is_boosted(f) || (score && f->shape.link != MPYML_LINK_ISOLATION)) {
         mpyml_raise_fmt(&mp_type_TypeError, score ? "%s: only IsolationForest models have it"
                         : "%s: only boosted models and IsolationForest have it", 1, mpyml_str(method));
     }
@@ -628,7 +808,7 @@ static mp_obj_t model_predict_proba(mp_obj_t self_in, mp_obj_t x_in, mp_obj_t ou
     const void *x = get_one_row(self, x_in);
     mp_buffer_info_t out;
     check_out_length("out", f->shape.n_classes, mpyml_get_array(out_in, 'f', "out", MP_BUFFER_WRITE, &out));
-    mpyml_forest_predict_proba(f, x, (float *)out.buf);
+    predict_proba(f, x, (float *)out.buf);
     return out_in;
 }
 static MP_DEFINE_CONST_FUN_OBJ_3(model_predict_proba_obj, model_predict_proba);
@@ -662,10 +842,10 @@ static mp_obj_t model_predict_many(mp_obj_t self_in, mp_obj_t x_in, mp_obj_t out
     size_t n_rows = get_rows(self, x_in, "X", &xs);
     size_t step = row_bytes(self);
     const uint8_t *row = (const uint8_t *)xs.buf;
-    if (mpyml_trees_is_regressor(&f->shape)) {
+    if (is_regressor(f)) {
         check_out_length("out", n_rows, mpyml_get_array(out_in, 'f', "out", MP_BUFFER_WRITE, &out));
         for (size_t i = 0; i < n_rows; i++, row += step) {
-            ((float *)out.buf)[i] = mpyml_forest_predict_value(f, forest_input(self, row));
+            ((float *)out.buf)[i] = predict_value(f, forest_input(self, row));
         }
         return out_in;
     }
@@ -675,7 +855,7 @@ static mp_obj_t model_predict_many(mp_obj_t self_in, mp_obj_t x_in, mp_obj_t out
             mp_obj_new_int(out.typecode), mp_obj_new_int(f->shape.n_classes - 1));
     }
     for (size_t i = 0; i < n_rows; i++, row += step) {
-        store_class(&out, i, mpyml_forest_predict_class(f, forest_input(self, row)));
+        store_class(&out, i, predict_class(f, forest_input(self, row)));
     }
     return out_in;
 }
@@ -693,14 +873,14 @@ static mp_obj_t model_predict_proba_many(mp_obj_t self_in, mp_obj_t x_in, mp_obj
     size_t step = row_bytes(self);
     const uint8_t *row = (const uint8_t *)xs.buf;
     for (size_t i = 0; i < n_rows; i++, row += step) {
-        mpyml_forest_predict_proba(f, forest_input(self, row), (float *)out.buf + i * n_classes);
+        predict_proba(f, forest_input(self, row), (float *)out.buf + i * n_classes);
     }
     return out_in;
 }
 static MP_DEFINE_CONST_FUN_OBJ_3(model_predict_proba_many_obj, model_predict_proba_many);
 
 static mp_obj_t kind_name(const mpyml_forest_t *f) {
-    return MP_OBJ_NEW_QSTR(mpyml_trees_is_regressor(&f->shape) ? MP_QSTR_regressor : MP_QSTR_classifier);
+    return MP_OBJ_NEW_QSTR(is_regressor(f) ? MP_QSTR_regressor : MP_QSTR_classifier);
 }
 
 // Read-only attributes; anything else falls through to the methods.
@@ -729,7 +909,7 @@ static void model_attr(mp_obj_t self_in, qstr attr, mp_obj_t *dest) {
     } else if (attr == MP_QSTR_n_features) {
         dest[0] = mp_obj_new_int(input_features(self));
     } else if (attr == MP_QSTR_n_steps) {
-        dest[0] = mp_obj_new_int(self->steps_block != NULL ? self->steps.shape.n_steps : 0);
+        dest[0] = mp_obj_new_int(has_steps(self) ? self->steps.shape.n_steps : 0);
     } else if (attr == MP_QSTR_n_classes) {
         dest[0] = mp_obj_new_int(f->shape.n_classes);
     } else if (attr == MP_QSTR_n_outputs) {
