@@ -106,3 +106,27 @@ def test_the_cli_builds_for_model_files(models, tmp_path):
     bad = subprocess.run([sys.executable, "-m", "mpyml", "build", "--module", "emliir", "--for", str(d / "hard.csv")],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "--for builds emltrees only" in bad.stderr
+
+
+@pytest.mark.boards
+def test_a_trimmed_build_on_the_cortex_m3_board(models):
+    """MPS2_AN385 (Cortex-M3, float32): the trimmed armv7m module predicts as scikit-learn's trees vote
+    and refuses the boosted file; its import takes less heap than the full module's."""
+    from mpyml import boards
+
+    d, forest, X = models
+    X = X[:40]
+    trimmed = build.build("emltrees", "armv7m", out=d / "board", features=[])
+    full = build.build("emltrees", "armv7m")
+    script = PREDICT.format(path="hard.csv", rows=X.ravel().tolist(), n=len(X), first=X[0].tolist(), others=("boost.csv",))
+    files = {"hard.csv": d / "hard.csv", "boost.csv": d / "boost.csv"}
+    out = boards.run("MPS2_AN385", script, files=files, modules={"emltrees.mpy": trimmed}).splitlines()
+    votes = np.zeros((len(X), 10), dtype=np.int64)
+    for tree in forest.estimators_:
+        votes[np.arange(len(X)), tree.predict(X.astype(np.float32)).astype(np.int64)] += 1
+    assert eval(out[0]) == np.argmax(votes, axis=1).tolist()
+    assert "built without gradient boosting and IsolationForest (MPYML_TREES_WITH_BOOST)" in out[3] and out[4] == "False"
+    ram = "import gc\ngc.collect()\nb = gc.mem_alloc()\nimport emltrees\ngc.collect()\nprint(gc.mem_alloc() - b)\n"
+    small = int(boards.run("MPS2_AN385", ram, modules={"emltrees.mpy": trimmed}))
+    large = int(boards.run("MPS2_AN385", ram, modules={"emltrees.mpy": full}))
+    assert small < large

@@ -387,7 +387,7 @@ static void take_base(void *ctx, const mpyml_field_t *field, uint32_t index) {
 }
 
 // The boost line's threshold, scale and offset (fields 3..5), then the base record.
-static void read_boost(mpyml_records_t *r, mpyml_forest_t *f, const mpyml_field_t *fields) {
+static inline void read_boost(mpyml_records_t *r, mpyml_forest_t *f, const mpyml_field_t *fields) {
     mpyml_check(mpyml_forest_set_boost(f, field_hex64(&fields[3]), field_hex64(&fields[4]), field_hex64(&fields[5])));
     uint32_t n = (uint32_t)f->shape.n_groups + 1;
     records_what_t what = records_what("'base' and one float64 per group", 0);
@@ -572,12 +572,12 @@ static void read_node(mpyml_records_t *r, mpyml_forest_t *f) {
 }
 
 // Refuses a file that needs a feature this (trimmed) build lacks.
-static NORETURN __attribute__((unused)) void fail_not_built(const char *feature) {
+static inline NORETURN void fail_not_built(const char *feature) {
     records_fail("this emltrees is built without %s, which this model file needs: build it with "
                  "'mpyml build --for' and this file", feature);
 }
 
-static void check_built(int64_t kind) {
+static inline void check_built(int64_t kind) {
     if ((!MPYML_TREES_WITH_SOFT && kind == MPYML_TREES_SOFT_VOTE) || (!MPYML_TREES_WITH_SOFT_EXACT && kind == MPYML_TREES_SOFT_EXACT)) {
         fail_not_built(kind == MPYML_TREES_SOFT_VOTE ? "soft voting with class counts (MPYML_TREES_WITH_SOFT)"
                        : "soft voting with float64 leaves (MPYML_TREES_WITH_SOFT_EXACT)");
