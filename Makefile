@@ -30,5 +30,6 @@ test: setup-test
 bench: setup-test
 	$(PYTHON) benchmarks/trees.py
 
+# make build ARCH=armv7m FOR="model.csv ...": a trimmed emltrees for those model files only.
 build: setup-host
-	$(PYTHON) -m mpyml build --arch $(ARCH)
+	$(PYTHON) -m mpyml build --arch $(ARCH) $(if $(FOR),--for $(FOR))

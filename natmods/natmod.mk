@@ -1,9 +1,11 @@
 # Build rules shared by every mpyml natmod. A natmod's Makefile sets MOD and SRC
 # and includes this file; `mpyml build` (exporter/mpyml/build.py) passes MPY_DIR,
-# ARCH, BUILD and, for targets without an FPU, LINK_OBJS: libgcc members that
+# ARCH, BUILD, MPYML_DEFINES and, for targets without an FPU, LINK_OBJS: libgcc members that
 # MicroPython's mpy_ld must link as plain object files.
 NATMODS_DIR := $(dir $(lastword $(MAKEFILE_LIST)))
 CFLAGS_EXTRA += -I$(NATMODS_DIR)common
+# Feature defines of a trimmed build (`mpyml build --for`: see natmods/emltrees/emltrees.c).
+CFLAGS_EXTRA += $(MPYML_DEFINES)
 # No libc in a natmod: keep gcc from turning loops into memset/strlen calls.
 CFLAGS_EXTRA += -fno-tree-loop-distribute-patterns
 # Emit functions in source order, so mpy_init (first in every glue file) stays

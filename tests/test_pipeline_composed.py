@@ -239,8 +239,8 @@ def test_bad_steps_sections(natmods_x64, tmp_path):
         (set_line(14, "step,matrix,5,2"), "line 15: a step's input width differs from the previous step's output width"),
         (set_line(14, "step,matrix,4,3"), "line 15: more values than the step or the header's n_values hold"),
         (set_line(15, "7f800000," + lines[15].split(",", 1)[1]), "line 16: step value is NaN or infinite"),
-        (int16_forest, "line 14: steps need a float32 forest and come once"),
-        (set_line(5, "threshold_dtype,int8"), "line 6: threshold_dtype must be int8 or int16 with dtype int16"),
+        (int16_forest, "line 14: steps need a float32 forest"),
+        (set_line(5, "threshold_dtype,int8"), "line 6: threshold_dtype must be int8 or int16 for int16 forests"),
         (lambda l: l.__setitem__(13, l[13].replace("steps,4,", "steps,5,")), "line 14: bad header"),  # 5 > max_width
     ]
     for edit, message in cases:

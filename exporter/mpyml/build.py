@@ -236,8 +236,7 @@ def _libgcc_objects(arch: str, objects: list[Path], work: Path, env: dict) -> li
 
 @contextlib.contextmanager
 def _build_lock():
-    """One build at a time: make writes <module>.mpy into the module's source folder, and the
-    Python parts shared by several modules (natmods/common/*.py) compile to build/<arch>/common/."""
+    """One build at a time: make writes <module>.mpy into the module's source folder."""
     BUILD_DIR.mkdir(parents=True, exist_ok=True)
     with open(BUILD_DIR / "build.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -249,15 +248,57 @@ def module_dir(arch: str = "x64", out=None) -> Path:
     return Path(out if out is not None else MPY_OUT).resolve() / ("%s_%s" % (arch, MPY_ABI))
 
 
-def build(module: str, arch: str = "x64", out=None) -> Path:
-    """Builds one natmod for one architecture into module_dir(arch, out); returns the .mpy path."""
+def build(module: str, arch: str = "x64", out=None, features=None) -> Path:
+    """Builds one natmod for one architecture into module_dir(arch, out); returns the .mpy path.
+
+    features: emltrees only, a trimmed build with just these of TREES_FEATURES (trees_features()
+    gives those that model files need); None builds every feature."""
     if module not in NATMODS:
         raise BuildError("unknown module %r; modules: %s" % (module, ", ".join(NATMODS)))
+    defines = []
+    if features is not None:
+        unknown = sorted(set(features) - set(TREES_FEATURES))
+        if module != "emltrees" or unknown:
+            raise BuildError("a trimmed build is emltrees' only, with features among %s; got %s for %s"
+                             % (", ".join(TREES_FEATURES), ", ".join(unknown) or "features", module))
+        features = [f for f in TREES_FEATURES if f in features]
+        defines = ["-DMPYML_TREES_TRIMMED"] + ["-DMPYML_TREES_WITH_%s=1" % f for f in features]
     prefix, env = _check_compiler(arch)
     with _build_lock():
         mpy = mpy_dir()
         _check_tree_supports(mpy, arch)
-        return _build_locked(module, arch, prefix, mpy, env, module_dir(arch, out))
+        # A trimmed build has its own objects: make does not see a change of defines.
+        work_name = module if features is None else "-".join([module, "trimmed"] + [f.lower() for f in features])
+        return _build_locked(module, arch, prefix, mpy, env, module_dir(arch, out), defines, work_name)
+
+
+# The features of an emltrees build (natmods/emltrees/emltrees.c defines each as MPYML_TREES_WITH_<name>);
+# hard voting on int16 features is in every build.
+TREES_FEATURES = ("FLOAT32", "SOFT", "SOFT_EXACT", "SAMME", "REGRESSOR", "BOOST", "STEPS")
+
+
+def trees_features(paths) -> list[str]:
+    """The TREES_FEATURES that emltrees needs to load these mpyml-trees files (read and checked on the
+    host by treesfile.load: a file it refuses raises treesfile.FormatError)."""
+    from . import treesfile
+
+    needed = set()
+    for path in paths:
+        stored = treesfile.load(path)
+        forest = getattr(stored, "model", stored)
+        if getattr(stored, "steps", None) is not None:
+            needed.add("STEPS")
+        if forest.dtype == "float32":
+            needed.add("FLOAT32")
+        if forest.voting == "boost":
+            needed.add("BOOST")
+        elif forest.voting == "samme":
+            needed.add("SAMME")
+        elif forest.voting == "soft":
+            needed.add("SOFT" if forest.leaf_kind == "counts" else "SOFT_EXACT")
+        elif forest.kind == "regressor":
+            needed.add("REGRESSOR")
+    return [f for f in TREES_FEATURES if f in needed]
 
 
 def _natmods_source() -> Path:
@@ -270,10 +311,12 @@ def _natmods_source() -> Path:
     return staged
 
 
-def _build_locked(module: str, arch: str, prefix: str, mpy: Path, env: dict, out_dir: Path) -> Path:
+def _build_locked(module: str, arch: str, prefix: str, mpy: Path, env: dict, out_dir: Path, defines=(),
+                  work_name=None) -> Path:
     source = _natmods_source() / module
-    work = BUILD_DIR / arch / module
-    make = ["make", "-C", str(source), "MPY_DIR=%s" % mpy, "ARCH=%s" % arch, "BUILD=%s" % work, "PYTHON=%s" % sys.executable]
+    work = BUILD_DIR / arch / (work_name or module)
+    make = ["make", "-C", str(source), "MPY_DIR=%s" % mpy, "ARCH=%s" % arch, "BUILD=%s" % work, "PYTHON=%s" % sys.executable,
+            "MPYML_DEFINES=%s" % " ".join(defines)]
     link_objs: list[Path] = []
     if prefix:
         _run(make + ["objects"], env=env)
@@ -299,9 +342,9 @@ def _version() -> str:
     return __version__
 
 
-def build_all(arches=("x64",), modules=NATMODS, out=None, progress=False) -> dict:
+def build_all(arches=("x64",), modules=NATMODS, out=None, progress=False, features=None) -> dict:
     """Builds every module for every arch into `out`: {(module, arch): .mpy path or BuildError}.
-    progress=True shows a progress bar (tqdm) on stderr."""
+    progress=True shows a progress bar (tqdm) on stderr; features: see build()."""
     from tqdm import tqdm
 
     jobs = [(module, arch) for arch in arches for module in modules]
@@ -310,7 +353,7 @@ def build_all(arches=("x64",), modules=NATMODS, out=None, progress=False) -> dic
         for module, arch in bar:
             bar.set_postfix_str("%s %s" % (arch, module))
             try:
-                results[(module, arch)] = build(module, arch, out)
+                results[(module, arch)] = build(module, arch, out, features)
             except BuildError as e:
                 results[(module, arch)] = e
     return results

@@ -33,7 +33,22 @@ def _cmd_build(args) -> int:
     everything = args.arch == ["all"]
     arches = list(build.ARCHES) if everything else args.arch
     built, failed, skipped, missing = {}, 0, {}, set()
-    results = build.build_all(arches, args.module or build.NATMODS, out=args.out, progress=None)
+    modules, features = args.module or build.NATMODS, None
+    if args.for_files:
+        if args.module and args.module != ["emltrees"]:
+            print("mpyml build: --for builds emltrees only", file=sys.stderr)
+            return 2
+        from .treesfile import FormatError
+
+        try:
+            features = build.trees_features(args.for_files)
+        except (FormatError, OSError) as error:
+            print("mpyml build: --for: %s" % error, file=sys.stderr)
+            return 1
+        modules = ["emltrees"]
+        print("emltrees trimmed for %s: %s" % (", ".join(args.for_files),
+                                                ", ".join(features) or "hard voting on int16 features only"))
+    results = build.build_all(arches, modules, out=args.out, progress=None, features=features)
     for (module, arch), result in results.items():
         if isinstance(result, build.ToolchainMissing) and everything:
             if arch not in skipped:
@@ -460,6 +475,9 @@ def main(argv=None) -> int:
                    "mpy/ of the source checkout mpyml runs from, else mpy/ in the current folder)")
     p.add_argument("--micropython", metavar="DIR", help="MicroPython source tree to build with (1.24 or later; "
                    "default $MPY_DIR, else the 1.27 tree of a source checkout)")
+    p.add_argument("--for", dest="for_files", nargs="+", metavar="MODEL_FILE",
+                   help="build a trimmed emltrees with only what these mpyml-trees files need (smaller; it refuses "
+                   "files that need more)")
     p.set_defaults(func=_cmd_build)
 
     p = sub.add_parser("export", help="export a fitted estimator, pipeline, Keras model or IIR filter to a model file",

@@ -3,7 +3,7 @@ that detects truncation and corruption, and the label records of class labels an
 
 Host writers build a file's text and pass it through :func:`seal`; host readers get the records
 from :func:`records`, which checks the end record as the device does
-(natmods/common/mpyml_records.py).
+(natmods/common/mpyml_records_glue.h).
 """
 
 from __future__ import annotations

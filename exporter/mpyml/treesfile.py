@@ -1,6 +1,6 @@
 """Writes and reads the mpyml-trees model file (specified in docs/formats.md).
 
-The device-side reader is natmods/emltrees/emltrees_load.py. Both check the end record
+The device-side reader is natmods/emltrees/emltrees.c (trees_read). Both check the end record
 (records.seal / records.records).
 """
 
@@ -212,7 +212,7 @@ def read(f):
     if (dtype, threshold_dtype) not in THRESHOLD_DTYPES:
         raise FormatError("line %d: threshold_dtype must be int8 or int16 for int16 forests and float32 for float32 "
                           "forests" % last[0])
-    # The device's header checks (emltrees_load.py, mpyml_forest_check_shape), in its order.
+    # The device's header checks (trees_read in emltrees.c, mpyml_forest_check_shape), in its order.
     n_features = count("n_features")
     classifier = kind == CLASSIFIER
     if classifier:

@@ -1,14 +1,60 @@
 // emltrees: MicroPython glue for the portable forest core (../common/mpyml_trees.h).
 // Parses arguments, checks buffers, owns the model's one memory block and raises
-// exceptions; the file parser is emltrees_load.py, linked into the same .mpy.
+// exceptions, and reads the model file with the C record reader (../common/mpyml_records_glue.h).
 #include "py/dynruntime.h"
 
-// The error messages this module carries (see mpyml_common.h).
-#define MPYML_ERROR_MESSAGES(X) MPYML_ERRORS_COMMON(X) MPYML_ERRORS_TREES(X) MPYML_ERRORS_LINEAR(X)
+// The features of the model files this build reads. The full build has every one. `mpyml build
+// --for FILE...` (exporter/mpyml/build.py, trees_features) makes a trimmed build for those files:
+// it defines MPYML_TREES_TRIMMED and, as 1, only the features they need; trees_read refuses a
+// file that needs another, naming it. Hard voting on int16 features is in every build.
+//   MPYML_TREES_WITH_FLOAT32     float32 features: float32 thresholds and NaN directions
+//   MPYML_TREES_WITH_SOFT        soft voting, leaves as class counts (compact pairs, exact float64 ties)
+//   MPYML_TREES_WITH_SOFT_EXACT  soft voting, leaves as float64 probabilities
+//   MPYML_TREES_WITH_SAMME       AdaBoost (SAMME)
+//   MPYML_TREES_WITH_REGRESSOR   forest regressors (the mean of the trees' leaf values)
+//   MPYML_TREES_WITH_BOOST       gradient boosting and IsolationForest (decision_function, score_samples)
+//   MPYML_TREES_WITH_STEPS       pipeline steps before the forest
+#ifdef MPYML_TREES_TRIMMED
+#define MPYML_TREES_BY_DEFAULT 0
+#else
+#define MPYML_TREES_BY_DEFAULT 1
+#endif
+#ifndef MPYML_TREES_WITH_FLOAT32
+#define MPYML_TREES_WITH_FLOAT32 MPYML_TREES_BY_DEFAULT
+#endif
+#ifndef MPYML_TREES_WITH_SOFT
+#define MPYML_TREES_WITH_SOFT MPYML_TREES_BY_DEFAULT
+#endif
+#ifndef MPYML_TREES_WITH_SOFT_EXACT
+#define MPYML_TREES_WITH_SOFT_EXACT MPYML_TREES_BY_DEFAULT
+#endif
+#ifndef MPYML_TREES_WITH_SAMME
+#define MPYML_TREES_WITH_SAMME MPYML_TREES_BY_DEFAULT
+#endif
+#ifndef MPYML_TREES_WITH_REGRESSOR
+#define MPYML_TREES_WITH_REGRESSOR MPYML_TREES_BY_DEFAULT
+#endif
+#ifndef MPYML_TREES_WITH_BOOST
+#define MPYML_TREES_WITH_BOOST MPYML_TREES_BY_DEFAULT
+#endif
+#ifndef MPYML_TREES_WITH_STEPS
+#define MPYML_TREES_WITH_STEPS MPYML_TREES_BY_DEFAULT
+#endif
 
-#define MPYML_TEXT_FORMATS
+// The error messages this module carries (see mpyml_common.h).
+#if MPYML_TREES_WITH_STEPS
+#define MPYML_ERROR_MESSAGES(X) MPYML_ERRORS_COMMON(X) MPYML_ERRORS_TREES(X) MPYML_ERRORS_LINEAR(X)
+#else
+#define MPYML_ERROR_MESSAGES(X) MPYML_ERRORS_COMMON(X) MPYML_ERRORS_TREES(X)
+#endif
+
 #include "mpyml_glue.h"
+#include "mpyml_records_glue.h"
+#if MPYML_TREES_WITH_STEPS
 #include "mpyml_steps_glue.h"
+#else
+#include "mpyml_linear.h"
+#endif
 #include "mpyml_trees.h"
 
 enum { MODEL_EMPTY, MODEL_LOADING, MODEL_READY };
@@ -19,6 +65,7 @@ typedef struct {
     uint32_t state;
     void *block;                // owns every array of `forest`
     void *scratch;              // while loading: mpyml_forest_load_bytes of scratch, else NULL
+    void *leaf_scratch;         // while loading soft-voting leaves: one leaf's values, else NULL
     mpyml_forest_t forest;
     mp_obj_t classes;           // the class labels (a list), or None
     // Pipeline steps that run before the forest (format version 2), or NULL.
@@ -37,6 +84,18 @@ static model_t *get_model(mp_obj_t self_in) {
     return (model_t *)MP_OBJ_TO_PTR(self_in);
 }
 
+// Frees what only loading needs.
+static void model_free_scratch(model_t *self) {
+    if (self->scratch != NULL) {
+        m_free(self->scratch);
+        self->scratch = NULL;
+    }
+    if (self->leaf_scratch != NULL) {
+        m_free(self->leaf_scratch);
+        self->leaf_scratch = NULL;
+    }
+}
+
 static void model_unload(model_t *self) {
     self->state = MODEL_EMPTY;
     self->classes = mp_const_none;
@@ -44,30 +103,86 @@ static void model_unload(model_t *self) {
         m_free(self->block);
         self->block = NULL;
     }
-    if (self->scratch != NULL) {
-        m_free(self->scratch);
-        self->scratch = NULL;
-    }
+    model_free_scratch(self);
     if (self->steps_block != NULL) {
         m_free(self->steps_block);
         self->steps_block = NULL;
     }
 }
 
+// The core's predict functions choose by the forest's kind and dtype at run time. A trimmed build
+// tells the compiler which ones a loaded forest can have (trees_read refuses the others), so that
+// the others' code drops out; the full build assumes nothing.
+#define MPYML_ASSUME(condition) do { if (!(condition)) { __builtin_unreachable(); } } while (0)
+
+static inline void assume_built(const mpyml_forest_t *f) {
+    uint32_t kind = f->shape.kind;  // one condition: gcc keeps the range of one, not of several in a row
+    MPYML_ASSUME((MPYML_TREES_WITH_SOFT || kind != MPYML_TREES_SOFT_VOTE) &&
+                 (MPYML_TREES_WITH_SOFT_EXACT || kind != MPYML_TREES_SOFT_EXACT) &&
+                 (MPYML_TREES_WITH_SAMME || kind != MPYML_TREES_SAMME) &&
+                 (MPYML_TREES_WITH_REGRESSOR || kind != MPYML_TREES_REGRESSOR) &&
+                 (MPYML_TREES_WITH_BOOST || kind != MPYML_TREES_BOOST));
+    MPYML_ASSUME(MPYML_TREES_WITH_FLOAT32 || f->shape.dtype == MPYML_DTYPE_INT16);
+}
+
+// The core's functions a trimmed build reaches through these wrappers: flatten inlines them early
+// enough for the assumptions to drop the branches of the kinds it lacks.
+#ifdef MPYML_TREES_TRIMMED
+#define MPYML_TREES_FOLD __attribute__((flatten))
+#else
+#define MPYML_TREES_FOLD
+#endif
+
+static inline MPYML_TREES_FOLD uint32_t predict_class(const mpyml_forest_t *f, const void *x) {
+    assume_built(f);
+    return mpyml_forest_predict_class(f, x);
+}
+
+static inline MPYML_TREES_FOLD void predict_proba(const mpyml_forest_t *f, const void *x, float *out) {
+    assume_built(f);
+    mpyml_forest_predict_proba(f, x, out);
+}
+
+static inline MPYML_TREES_FOLD float predict_value(const mpyml_forest_t *f, const void *x) {
+    assume_built(f);
+    return mpyml_forest_predict_value(f, x);
+}
+
+static inline MPYML_TREES_FOLD mpyml_err_t check_complete(mpyml_forest_t *f) {
+    assume_built(f);
+    return mpyml_forest_check_complete(f);
+}
+
+// The forest is a regressor (a forest regressor, or a boosted one).
+static inline int is_regressor(const mpyml_forest_t *f) {
+    return (MPYML_TREES_WITH_REGRESSOR || MPYML_TREES_WITH_BOOST) && mpyml_trees_is_regressor(&f->shape);
+}
+
+// The forest is boosted (gradient boosting or IsolationForest).
+static inline int is_boosted(const mpyml_forest_t *f) {
+    return MPYML_TREES_WITH_BOOST && f->shape.kind == MPYML_TREES_BOOST;
+}
+
 static const mpyml_forest_t *ready_forest(model_t *self) {
     if (self->state != MODEL_READY) {
         mp_raise_msg(&mp_type_RuntimeError, "no model loaded: call emltrees.load_model(model, file) first (a failed load leaves the model empty)");
     }
+    assume_built(&self->forest);
     return &self->forest;
+}
+
+// The model has pipeline steps before the forest.
+static inline int has_steps(const model_t *self) {
+    return MPYML_TREES_WITH_STEPS && self->steps_block != NULL;
 }
 
 // The caller's rows are raw features: the steps' input when the model has steps, else the forest's.
 static int feature_typecode(const model_t *self) {
-    return self->steps_block != NULL || self->forest.shape.dtype == MPYML_DTYPE_FLOAT32 ? 'f' : 'h';
+    return has_steps(self) || (MPYML_TREES_WITH_FLOAT32 && self->forest.shape.dtype == MPYML_DTYPE_FLOAT32) ? 'f' : 'h';
 }
 
 static uint32_t input_features(const model_t *self) {
-    return self->steps_block != NULL ? self->steps.shape.n_features : self->forest.shape.n_features;
+    return has_steps(self) ? self->steps.shape.n_features : self->forest.shape.n_features;
 }
 
 static size_t row_bytes(const model_t *self) {
@@ -76,7 +191,7 @@ static size_t row_bytes(const model_t *self) {
 
 // The forest's input for one raw row: the row itself, or the steps' output (in the steps' work rows).
 static inline const void *forest_input(const model_t *self, const void *row) {
-    return self->steps_block != NULL ? (const void *)mpyml_linear_run(&self->steps, (const float *)row) : row;
+    return has_steps(self) ? (const void *)mpyml_linear_run(&self->steps, (const float *)row) : row;
 }
 
 // The feature rows in `x_in`: checks typecode and that its length is a whole number of rows.
@@ -107,7 +222,7 @@ static void check_out_length(const char *what, size_t expected, size_t got) {
 }
 
 static void check_classifier(const mpyml_forest_t *f, const char *method) {
-    if (mpyml_trees_is_regressor(&f->shape)) {
+    if (is_regressor(f)) {
         mpyml_raise_fmt(&mp_type_TypeError, "%s: the loaded model is a regressor; use predict", 1, mpyml_str(method));
     }
 }
@@ -130,6 +245,7 @@ static mp_obj_t emltrees_new(mp_obj_t trees_in, mp_obj_t nodes_in, mp_obj_t leav
     self->state = MODEL_EMPTY;
     self->block = NULL;
     self->scratch = NULL;
+    self->leaf_scratch = NULL;
     self->steps_block = NULL;
     self->classes = mp_const_none;
     return MP_OBJ_FROM_PTR(self);
@@ -143,254 +259,483 @@ static void check_capacity(const char *what, uint32_t needed, uint32_t capacity)
     }
 }
 
-// model._begin(kind, dtype, n_features, n_classes, n_trees, n_nodes, n_leaves, tree_weight,
-//              n_groups, link, sums64, threshold_bytes, n_pairs, max_count, n_totals): n_groups, link
-//              and sums64 are 0 but for boosting, the pair fields 0 but for soft voting with counts
-static mp_obj_t model_begin(size_t n_args, const mp_obj_t *args) {
-    model_t *self = get_model(args[0]);
-    model_unload(self);
-    static const mpyml_err_t errors[14] = { MPYML_ERR_BAD_KIND, MPYML_ERR_BAD_DTYPE, MPYML_ERR_TREES_N_FEATURES,
+// ---------------------------------------------------------------- the model file (docs/formats.md, mpyml-trees 3)
+// Read by the C record reader (mpyml_records_glue.h) record by record into the forest; every
+// record is validated by the core's mpyml_forest_add_* before the next is read.
+
+// A decimal integer field of any size: a value beyond int64 reads as the int64 limit of its
+// sign, which every range check below refuses.
+static int64_t field_int(const mpyml_field_t *f, const char *what) {
+    int64_t value = 0;
+    mpyml_decimal_status_t status = mpyml_decimal_value(&f->decimal, INT64_MIN, INT64_MAX, &value);
+    if (status == MPYML_DECIMAL_SYNTAX) {
+        records_fail("%s: expected a decimal integer, got '%20F'", what, f);
+    }
+    return status == MPYML_DECIMAL_RANGE ? (f->decimal.negative ? INT64_MIN : INT64_MAX) : value;
+}
+
+// A decimal integer within lo..hi, else ValueError(err).
+static int64_t field_int_err(const mpyml_field_t *f, const char *what, int64_t lo, int64_t hi, mpyml_err_t err) {
+    int64_t value = field_int(f, what);
+    if (value < lo || value > hi) {
+        mpyml_raise_err(err);
+    }
+    return value;
+}
+
+// A header count '<key>,<n>', its range checked where the shape is.
+static int64_t header_count(mpyml_records_t *r, const char *key) {
+    mpyml_field_t value;
+    records_value(r, key, &value);
+    return field_int(&value, key);
+}
+
+// A root or child reference: leaves -32768..-1, nodes up to MPYML_TREES_MAX_NODES.
+static int32_t field_ref(const mpyml_field_t *f, const char *what) {
+    return (int32_t)field_int_err(f, what, -(int64_t)MPYML_TREES_MAX_LEAVES, MPYML_TREES_MAX_NODES, MPYML_ERR_NODE_REF_RANGE);
+}
+
+#if MPYML_TREES_WITH_SAMME || MPYML_TREES_WITH_BOOST
+// 16 hex digits: the float64 with those IEEE-754 bits.
+static double field_hex64(const mpyml_field_t *f) {
+    uint64_t bits = 0;
+    if (f->len > f->n_kept || mpyml_parse_hex64((const char *)f->text, f->len, &bits) != MPYML_OK) {
+        mpyml_raise_err(MPYML_ERR_BAD_HEX64);
+    }
+    return mpyml_f64_from_bits(bits);
+}
+#endif
+
+#if MPYML_TREES_WITH_STEPS
+// The field is the decimal text of n as the writer writes it (no sign but '-', no leading zero).
+static int field_is_int(const mpyml_field_t *f, int64_t n) {
+    int64_t value;
+    uint32_t digit = f->decimal.negative ? 1 : 0;
+    return mpyml_decimal_value(&f->decimal, INT64_MIN, INT64_MAX, &value) == MPYML_DECIMAL_OK && value == n &&
+        (f->text[digit] != '0' || f->len == digit + 1);
+}
+#endif
+
+// The header values in mpyml_forest_shape_t's order from kind to n_totals, and for each its
+// largest value and the error above it.
+enum { H_KIND, H_DTYPE, H_FEATURES, H_CLASSES, H_TREES, H_NODES, H_LEAVES, H_GROUPS, H_LINK, H_SUMS64,
+       H_THRESHOLD_BYTES, H_PAIRS, H_MAX_COUNT, H_TOTALS, N_HEADER };
+
+// Checks the header's shape against the model's capacity and allocates the forest for it.
+static void forest_begin(model_t *self, const int64_t v[N_HEADER]) {
+    static const mpyml_err_t errors[N_HEADER] = { MPYML_ERR_BAD_KIND, MPYML_ERR_BAD_DTYPE, MPYML_ERR_TREES_N_FEATURES,
         MPYML_ERR_BAD_N_CLASSES, MPYML_ERR_TOO_BIG, MPYML_ERR_TOO_BIG, MPYML_ERR_BAD_N_LEAVES,
         MPYML_ERR_BOOST_SHAPE, MPYML_ERR_BOOST_SHAPE, MPYML_ERR_BOOST_SHAPE, MPYML_ERR_THRESHOLD_BYTES,
         MPYML_ERR_LEAF_PAIRS, MPYML_ERR_LEAF_PAIRS, MPYML_ERR_LEAF_PAIRS };
-    static const mp_int_t highs[14] = { 255, 255, MPYML_TREES_MAX_FEATURES, MPYML_TREES_MAX_CLASSES,
+    static const uint32_t highs[N_HEADER] = { 255, 255, MPYML_TREES_MAX_FEATURES, MPYML_TREES_MAX_CLASSES,
         MPYML_TREES_MAX_NODES, MPYML_TREES_MAX_NODES, MPYML_TREES_MAX_LEAVES, MPYML_TREES_MAX_CLASSES, MPYML_LINK_ISOLATION, 1,
         4, MPYML_TREES_MAX_PAIRS, MPYML_TREES_MAX_COUNT, MPYML_TREES_MAX_LEAVES };
-    mp_int_t v[14];
-    for (int i = 0; i < 14; i++) {
-        const mp_obj_t arg = args[i < 7 ? i + 1 : i + 2];
-        v[i] = mp_obj_get_int(arg);  // TypeError for a non-integer; a big int is checked below
-        if (mp_obj_is_small_int(arg) && v[i] < 0) {
-            mp_raise_ValueError("header values must be non-negative integers");
+    for (int i = 0; i < N_HEADER; i++) {
+        if (v[i] < 0) {
+            records_fail("header values must be non-negative integers");
         }
-        v[i] = mpyml_get_int(arg, 0, highs[i], errors[i]);
+        if (v[i] > highs[i]) {
+            mpyml_raise_err(errors[i]);
+        }
     }
     mpyml_forest_shape_t shape;
-    shape.kind = (uint8_t)v[0];
-    shape.dtype = (uint8_t)v[1];
-    shape.n_features = (uint32_t)v[2];
-    shape.n_classes = (uint16_t)v[3];
-    shape.n_trees = (uint32_t)v[4];
-    shape.n_nodes = (uint32_t)v[5];
-    shape.n_leaves = (uint32_t)v[6];
-    shape.n_groups = (uint16_t)v[7];
-    shape.link = (uint8_t)v[8];
-    shape.sums64 = (uint8_t)v[9];
-    shape.threshold_bytes = (uint8_t)v[10];
-    shape.n_pairs = (uint32_t)v[11];
-    shape.max_count = (uint32_t)v[12];
-    shape.n_totals = (uint32_t)v[13];
+    shape.kind = (uint8_t)v[H_KIND];
+    shape.dtype = (uint8_t)v[H_DTYPE];
+    shape.n_features = (uint32_t)v[H_FEATURES];
+    shape.n_classes = (uint16_t)v[H_CLASSES];
+    shape.n_trees = (uint32_t)v[H_TREES];
+    shape.n_nodes = (uint32_t)v[H_NODES];
+    shape.n_leaves = (uint32_t)v[H_LEAVES];
+    shape.n_groups = (uint16_t)v[H_GROUPS];
+    shape.link = (uint8_t)v[H_LINK];
+    shape.sums64 = (uint8_t)v[H_SUMS64];
+    shape.threshold_bytes = (uint8_t)v[H_THRESHOLD_BYTES];
+    shape.n_pairs = (uint32_t)v[H_PAIRS];
+    shape.max_count = (uint32_t)v[H_MAX_COUNT];
+    shape.n_totals = (uint32_t)v[H_TOTALS];
     mpyml_check(mpyml_forest_check_shape(&shape));
     check_capacity("trees", shape.n_trees, self->max_trees);
     check_capacity("decision nodes", shape.n_nodes, self->max_nodes);
     check_capacity("leaves", shape.n_leaves, self->max_leaves);
-    size_t bytes = mpyml_forest_bytes(&shape);
-    self->block = mpyml_malloc(bytes, "the model");
+    self->block = mpyml_malloc(mpyml_forest_bytes(&shape), "the model");
     size_t scratch = mpyml_forest_load_bytes(&shape);
     self->scratch = scratch ? mpyml_malloc(scratch, "loading the model") : NULL;
-    mpyml_forest_bind(&self->forest, &shape, mp_obj_get_float_to_f(args[8]), self->block, self->scratch);
+    // The host mirror's float32(1.0 / n_trees), by MicroPython's division in the port's float type:
+    // float32(1 / n) is the same from a double and from a float quotient for every n up to 2**24.
+    mp_obj_t tree_weight = mp_binary_op(MP_BINARY_OP_TRUE_DIVIDE, MP_OBJ_NEW_SMALL_INT(1), mp_obj_new_int(shape.n_trees));
+    mpyml_forest_bind(&self->forest, &shape, mp_obj_get_float_to_f(tree_weight), self->block, self->scratch);
     self->state = MODEL_LOADING;
-    return mp_const_none;
 }
-static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(model_begin_obj, 16, 16, model_begin);
 
-static mpyml_forest_t *loading_forest(mp_obj_t self_in) {
-    model_t *self = get_model(self_in);
-    if (self->state != MODEL_LOADING) {
-        mp_raise_msg(&mp_type_RuntimeError, "model is not being loaded");
+// (kind, voting, leaf_values) -> mpyml_trees_kind_t, 0 where the triple is not a model kind.
+static const uint8_t trees_kinds[2][5][4] = {
+    // leaf_values: counts, class, float32, float64; voting: soft, hard, mean, samme, boost
+    { { 1, 0, 0, 5 }, { 0, 2, 0, 0 }, { 0, 0, 0, 0 }, { 0, 4, 0, 0 }, { 0, 0, 6, 6 } },  // classifier
+    { { 0, 0, 0, 0 }, { 0, 0, 0, 0 }, { 0, 0, 3, 0 }, { 0, 0, 0, 0 }, { 0, 0, 6, 6 } },  // regressor
+};
+
+#if MPYML_TREES_WITH_BOOST
+// The 'base,<hex64>,...' record of a boosted model: its first field, then each group's base score.
+static void take_base(void *ctx, const mpyml_field_t *field, uint32_t index) {
+    if (index == 0) {
+        if (!mpyml_field_is(field, "base")) {
+            records_fail("expected the 'base,...' line, got '%20F'", field);
+        }
+        return;
     }
-    return &self->forest;
+    mpyml_check(mpyml_forest_add_base(ctx, field_hex64(field)));
 }
 
-// A root or child reference: leaves -32768..-1, nodes up to MPYML_TREES_MAX_NODES.
-static int32_t get_ref(mp_obj_t ref_in) {
-    return (int32_t)mpyml_get_int(ref_in, -(mp_int_t)MPYML_TREES_MAX_LEAVES, MPYML_TREES_MAX_NODES, MPYML_ERR_NODE_REF_RANGE);
-}
-
-// model._tree(root); for SAMME, model._tree(root, vote, other) with the votes as 16 hex digits;
-// for boosting, model._tree(root, group)
-static mp_obj_t model_tree(size_t n_args, const mp_obj_t *args) {
-    mpyml_forest_t *f = loading_forest(args[0]);
-    if ((n_args == 3) != (f->shape.kind == MPYML_TREES_BOOST)) {
-        mp_raise_ValueError("boosted trees, and only they, carry a group");
+// The boost line's threshold, scale and offset (fields 3..5), then the base record.
+static inline void read_boost(mpyml_records_t *r, mpyml_forest_t *f, const mpyml_field_t *fields) {
+    mpyml_check(mpyml_forest_set_boost(f, field_hex64(&fields[3]), field_hex64(&fields[4]), field_hex64(&fields[5])));
+    uint32_t n = (uint32_t)f->shape.n_groups + 1;
+    records_what_t what = records_what("'base' and one float64 per group", 0);
+    uint32_t got = records_row(r, what, take_base, f, n, ROW_END_FIELD);
+    if (got != n) {
+        records_fail("%W needs %d fields, got %d: '%H'", what, (int)n, (int)got, &r->line);
     }
-    if (n_args == 3) {
-        uint32_t group = (uint32_t)mpyml_get_int(args[2], 0, MPYML_TREES_MAX_CLASSES, MPYML_ERR_BOOST_VALUE);
-        mpyml_check(mpyml_forest_add_boost_tree(f, get_ref(args[1]), group));
-        return mp_const_none;
+}
+#endif
+
+#if MPYML_TREES_WITH_STEPS
+// Allocates the steps of a steps section (records_steps_section) for its checked header.
+static mpyml_linear_t *steps_begin(void *ctx, const mpyml_linear_shape_t *shape) {
+    model_t *self = ctx;
+    if (self->forest.shape.dtype != MPYML_DTYPE_FLOAT32) {
+        records_fail("steps need a float32 forest");
     }
-    double vote = 0.0, other = 0.0;
-    if ((n_args == 4) != (f->shape.kind == MPYML_TREES_SAMME)) {
-        mp_raise_ValueError("SAMME trees, and only they, carry two vote weights");
+    mpyml_check(mpyml_linear_check_shape(shape));
+    self->steps_block = mpyml_malloc(mpyml_linear_bytes(shape), "the steps");
+    mpyml_linear_bind(&self->steps, shape, self->steps_block);
+    return &self->steps;
+}
+#endif
+
+#if MPYML_TREES_WITH_SOFT || MPYML_TREES_WITH_SOFT_EXACT
+// One 'class:<value>' pair of a soft-voting leaf: the class, and the value's field (after the ':').
+static uint32_t leaf_pair(const mpyml_forest_t *f, const mpyml_field_t *field, const char *what, mpyml_field_t *value) {
+    uint32_t colon = 0;
+    while (colon < field->n_kept && field->text[colon] != ':') {
+        colon++;
     }
-    if (n_args == 4) {
-        vote = mpyml_get_hex64(args[2], MPYML_ERR_BAD_HEX64);
-        other = mpyml_get_hex64(args[3], MPYML_ERR_BAD_HEX64);
+    int64_t c = 0;
+    mpyml_decimal_status_t status = mpyml_parse_decimal((const char *)field->text, colon, 0, (int64_t)f->shape.n_classes - 1, &c);
+    mpyml_field_reset(value);
+    for (uint32_t i = colon + 1; i < field->n_kept; i++) {
+        if (field->text[i] == ':') {
+            colon = field->n_kept;  // a second ':'
+        }
+        mpyml_keep_byte(value->text, &value->n_kept, &value->n_chars_kept, MPYML_TEXT_FIELD_CHARS, field->text[i]);
+        mpyml_decimal_push(&value->decimal, field->text[i]);
     }
-    mpyml_check(mpyml_forest_add_tree(f, get_ref(args[1]), vote, other));
-    return mp_const_none;
-}
-static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(model_tree_obj, 2, 4, model_tree);
-
-// model._boost(threshold, scale, offset), each 16 hex digits: boosting's binary threshold, link scale
-// and IsolationForest's offset_
-static mp_obj_t model_boost(size_t n_args, const mp_obj_t *args) {
-    mpyml_forest_t *f = loading_forest(args[0]);
-    mpyml_check(mpyml_forest_set_boost(f, mpyml_get_hex64(args[1], MPYML_ERR_BAD_HEX64),
-                                       mpyml_get_hex64(args[2], MPYML_ERR_BAD_HEX64),
-                                       mpyml_get_hex64(args[3], MPYML_ERR_BAD_HEX64)));
-    return mp_const_none;
-}
-static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(model_boost_obj, 4, 4, model_boost);
-
-// model._base(hex16): the next group's base score
-static mp_obj_t model_base(mp_obj_t self_in, mp_obj_t base_in) {
-    mpyml_forest_t *f = loading_forest(self_in);
-    mpyml_check(mpyml_forest_add_base(f, mpyml_get_hex64(base_in, MPYML_ERR_BAD_HEX64)));
-    return mp_const_none;
-}
-static MP_DEFINE_CONST_FUN_OBJ_2(model_base_obj, model_base);
-
-// model._weight_sum(hex16): SAMME's estimator_weights_.sum()
-static mp_obj_t model_weight_sum(mp_obj_t self_in, mp_obj_t sum_in) {
-    mpyml_forest_t *f = loading_forest(self_in);
-    mpyml_check(mpyml_forest_set_weight_sum(f, mpyml_get_hex64(sum_in, MPYML_ERR_BAD_HEX64)));
-    return mp_const_none;
-}
-static MP_DEFINE_CONST_FUN_OBJ_2(model_weight_sum_obj, model_weight_sum);
-
-// model._classes(labels): the class labels, a list of n_classes
-static mp_obj_t model_classes(mp_obj_t self_in, mp_obj_t labels_in) {
-    mpyml_forest_t *f = loading_forest(self_in);
-    if (mp_obj_get_int(mp_obj_len(labels_in)) != f->shape.n_classes) {
-        mp_raise_ValueError("classes: expected n_classes labels");
+    value->len = value->len_solid = value->n_kept;
+    if (colon >= field->n_kept || field->len > field->n_kept) {
+        records_fail("leaf '%30F': expected class:%s pairs", field, what);
     }
-    get_model(self_in)->classes = labels_in;
-    return mp_const_none;
-}
-static MP_DEFINE_CONST_FUN_OBJ_2(model_classes_obj, model_classes);
-
-// model._node(feature, threshold, left, right, nan_left): threshold is an int for int16
-// models and the 8 hex digits of the float32 bits (a str) for float32 models; nan_left 0 or 1.
-static mp_obj_t model_node(size_t n_args, const mp_obj_t *args) {
-    mpyml_forest_t *f = loading_forest(args[0]);
-    mp_int_t feature = mpyml_get_int(args[1], 0, MPYML_TREES_MAX_FEATURES, MPYML_ERR_FEATURE_RANGE);
-    int32_t threshold;
-    if (f->shape.dtype == MPYML_DTYPE_FLOAT32) {
-        size_t len;
-        const char *text = mp_obj_str_get_data(args[2], &len);
-        uint32_t bits = 0;
-        mpyml_check(mpyml_parse_hex32(text, len, &bits));
-        threshold = (int32_t)bits;
-    } else {
-        threshold = (int32_t)mpyml_get_int(args[2], INT16_MIN, INT16_MAX, MPYML_ERR_THRESHOLD_RANGE);
+    if (status == MPYML_DECIMAL_SYNTAX) {
+        records_fail("a leaf class: expected a decimal integer, got '%20F'", field);
     }
-    int nan_left = (int)mpyml_get_int(args[5], 0, 1, MPYML_ERR_THRESHOLD_RANGE);
-    mpyml_check(mpyml_forest_add_node(f, (uint32_t)feature, threshold, get_ref(args[3]), get_ref(args[4]), nan_left));
-    return mp_const_none;
+    if (status == MPYML_DECIMAL_RANGE) {
+        records_fail("leaf '%30F': class must be 0..%d, once", field, (int)f->shape.n_classes - 1);
+    }
+    return (uint32_t)c;
 }
-static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(model_node_obj, 6, 6, model_node);
 
-// model._leaf(value): soft voting with counts: array('H') of n_classes counts; soft voting with
-// float64 probabilities: a str of n_classes x 16 hex digits; hard voting and SAMME: the class
-// index; regressors: the float value.
-static mp_obj_t model_leaf(mp_obj_t self_in, mp_obj_t value_in) {
-    mpyml_forest_t *f = loading_forest(self_in);
+// A soft-voting leaf's pairs, gathered for mpyml_forest_add_leaf_counts / _exact in the model's
+// leaf scratch: n_classes counts, or n_classes x 16 hex digits and n_classes flags.
+static void take_leaf_pair(void *ctx, const mpyml_field_t *field, uint32_t index) {
+    model_t *self = ctx;
+    const mpyml_forest_t *f = &self->forest;
+    uint32_t n = f->shape.n_classes;
+    mpyml_field_t value;
+    (void)index;
     if (f->shape.kind == MPYML_TREES_SOFT_VOTE) {
-        mp_buffer_info_t buf;
-        size_t n = mpyml_get_array(value_in, 'H', "leaf counts", MP_BUFFER_READ, &buf);
-        mpyml_check(mpyml_forest_add_leaf_counts(f, (const uint16_t *)buf.buf, n));
-    } else if (f->shape.kind == MPYML_TREES_SOFT_EXACT) {
-        size_t len;
-        const char *text = mp_obj_str_get_data(value_in, &len);
-        mpyml_check(mpyml_forest_add_leaf_exact(f, text, len));
-    } else if (f->shape.kind == MPYML_TREES_BOOST) {
+        uint16_t *counts = self->leaf_scratch;
+        uint32_t c = leaf_pair(f, field, "count", &value);
+        int64_t w = field_int(&value, "a leaf count");
+        if (w < 1 || w > 65535 || counts[c]) {
+            records_fail("leaf '%30F': class must be 0..%d, once, and its count 1..65535", field, (int)n - 1);
+        }
+        counts[c] = (uint16_t)w;
+    } else {
+        uint8_t *hex = self->leaf_scratch, *seen = hex + 16 * n;
+        uint32_t c = leaf_pair(f, field, "<16 hex digits>", &value);
+        if (value.len != 16 || seen[c]) {
+            records_fail("leaf '%30F': class must be 0..%d, once, with 16 hex digits", field, (int)n - 1);
+        }
+        seen[c] = 1;
+        for (int i = 0; i < 16; i++) {
+            hex[16 * c + i] = value.text[i];
+        }
+    }
+}
+
+static void read_soft_leaf(mpyml_records_t *r, model_t *self) {
+    mpyml_forest_t *f = &self->forest;
+    uint32_t n = f->shape.n_classes;
+    int counts = f->shape.kind == MPYML_TREES_SOFT_VOTE;
+    uint8_t *scratch = self->leaf_scratch;
+    for (uint32_t i = 0; i < n * (counts ? 2 : 17); i++) {
+        scratch[i] = counts || i >= 16 * n ? 0 : '0';
+    }
+    records_row(r, records_what("a leaf", 0), take_leaf_pair, self, 0, ROW_END_FIELD | ROW_TAKE_ALL);
+    mpyml_check(counts ? mpyml_forest_add_leaf_counts(f, self->leaf_scratch, n)
+                : mpyml_forest_add_leaf_exact(f, self->leaf_scratch, 16 * n));
+}
+#endif
+
+// A leaf of one field: a class, a regressor's value or a boosted tree's value.
+static void read_leaf(mpyml_records_t *r, mpyml_forest_t *f) {
+    uint32_t kind = f->shape.kind;
+    mpyml_field_t field;
+    records_fields(r, 1, records_what("a leaf", 0), &field, 1);
+#if MPYML_TREES_WITH_BOOST
+    if (kind == MPYML_TREES_BOOST) {
         double value;
         if (f->shape.sums64) {
-            value = mpyml_get_hex64(value_in, MPYML_ERR_BAD_HEX64);
+            value = field_hex64(&field);
         } else {
-            size_t len;
-            const char *text = mp_obj_str_get_data(value_in, &len);
             uint32_t bits = 0;
-            mpyml_check(len == 8 ? mpyml_parse_hex32(text, len, &bits) : MPYML_ERR_BAD_HEX);
+            mpyml_check(field.len == 8 && field.n_kept == 8 ? mpyml_parse_hex32((const char *)field.text, 8, &bits) : MPYML_ERR_BAD_HEX);
             value = (double)mpyml_f32_from_bits(bits);
         }
         mpyml_check(mpyml_forest_add_leaf_boost(f, value));
-    } else if (f->shape.kind == MPYML_TREES_REGRESSOR) {
-        mpyml_check(mpyml_forest_add_leaf_value(f, mp_obj_get_float_to_f(value_in)));
-    } else {
-        mpyml_check(mpyml_forest_add_leaf_class(f, (uint32_t)mpyml_get_int(value_in, 0, MPYML_TREES_MAX_CLASSES, MPYML_ERR_CLASS_RANGE)));
+        return;
     }
-    return mp_const_none;
-}
-static MP_DEFINE_CONST_FUN_OBJ_2(model_leaf_obj, model_leaf);
-
-// model._steps(n_input_features, n_steps, n_values, max_width): the steps that run before the forest
-static mp_obj_t model_steps(size_t n_args, const mp_obj_t *args) {
-    const mpyml_forest_t *f = loading_forest(args[0]);
-    model_t *self = get_model(args[0]);
-    if (self->steps_block != NULL || f->shape.dtype != MPYML_DTYPE_FLOAT32) {
-        mp_raise_ValueError("steps need a float32 forest and come once");
-    }
-    mp_int_t v[4];
-    for (int i = 0; i < 4; i++) {
-        v[i] = mp_obj_get_int(args[i + 1]);
-        if (!mp_obj_is_small_int(args[i + 1]) || v[i] < 0 || v[i] > 0x3fffffff) {
-            mp_raise_ValueError("header values must be integers 0..1073741823");
+#endif
+#if MPYML_TREES_WITH_REGRESSOR
+    if (kind == MPYML_TREES_REGRESSOR) {
+        // A decimal number as the writer writes it (the shortest float32 text, far below the 24
+        // characters a field keeps), read by MicroPython's float() as before.
+        const char *text = (const char *)field.text;
+        uint32_t digit = text[0] == '-' ? 1 : 0;
+        if (field.len > field.n_kept || !(text[digit] >= '0' && text[digit] <= '9') || !mpyml_is_float_text(text, field.len)) {
+            records_fail("a leaf value: expected a decimal number, got '%20F'", &field);
         }
+        mp_obj_t s = mp_obj_new_str(text, field.len);
+        mp_obj_t value = mp_call_function_n_kw(mp_load_global(MP_QSTR_float), 1, 0, &s);
+        mpyml_check(mpyml_forest_add_leaf_value(f, mp_obj_get_float_to_f(value)));
+        return;
     }
-    mpyml_linear_shape_t shape = { MPYML_LINEAR_TRANSFORMER, MPYML_PROBA_NONE, (uint32_t)v[0], f->shape.n_features,
-                                   (uint32_t)v[1], (uint32_t)v[2], (uint32_t)v[3] };
-    mpyml_check(mpyml_linear_check_shape(&shape));
-    size_t bytes = mpyml_linear_bytes(&shape);
-    self->steps_block = mpyml_malloc(bytes, "the steps");
-    mpyml_linear_bind(&self->steps, &shape, self->steps_block);
-    return mp_const_none;
+#endif
+    (void)kind;
+    mpyml_check(mpyml_forest_add_leaf_class(f, (uint32_t)field_int_err(&field, "a leaf class", 0, MPYML_TREES_MAX_CLASSES, MPYML_ERR_CLASS_RANGE)));
 }
-static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(model_steps_obj, 5, 5, model_steps);
 
-static mpyml_linear_t *loading_steps(mp_obj_t self_in) {
-    loading_forest(self_in);
-    model_t *self = get_model(self_in);
-    if (self->steps_block == NULL) {
-        mp_raise_msg(&mp_type_RuntimeError, "no steps are being loaded");
+static void read_tree(mpyml_records_t *r, mpyml_forest_t *f) {
+    mpyml_field_t fields[3];
+#if MPYML_TREES_WITH_SAMME
+    if (f->shape.kind == MPYML_TREES_SAMME) {
+        records_fields(r, 3, records_what("a tree record 'root,<vote>,<other>'", 0), fields, 3);
+        int32_t root = field_ref(&fields[0], "a tree root");
+        double vote = field_hex64(&fields[1]), other = field_hex64(&fields[2]);
+        mpyml_check(mpyml_forest_add_tree(f, root, vote, other));
+        return;
     }
-    return &self->steps;
-}
-
-// Step records (mpyml_steps.py): the work is in mpyml_steps_glue.h.
-static mp_obj_t model_step(size_t n_args, const mp_obj_t *args) {
-    mpyml_steps_add_step(loading_steps(args[0]), args + 1);
-    return mp_const_none;
-}
-static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(model_step_obj, 4, 4, model_step);
-
-static mp_obj_t model_floats(mp_obj_t self_in, mp_obj_t line_in) {
-    mpyml_steps_add_floats(loading_steps(self_in), line_in);
-    return mp_const_none;
-}
-static MP_DEFINE_CONST_FUN_OBJ_2(model_floats_obj, model_floats);
-
-static mp_obj_t model_index(mp_obj_t self_in, mp_obj_t index_in) {
-    mpyml_steps_add_index(loading_steps(self_in), index_in);
-    return mp_const_none;
-}
-static MP_DEFINE_CONST_FUN_OBJ_2(model_index_obj, model_index);
-
-static mp_obj_t model_finish(mp_obj_t self_in) {
-    model_t *self = get_model(self_in);
-    mpyml_check(mpyml_forest_check_complete(loading_forest(self_in)));
-    if (self->scratch != NULL) {
-        m_free(self->scratch);
-        self->scratch = NULL;
+#endif
+#if MPYML_TREES_WITH_BOOST
+    if (f->shape.kind == MPYML_TREES_BOOST) {
+        records_fields(r, 2, records_what("a tree record 'root,<group>'", 0), fields, 2);
+        int32_t root = field_ref(&fields[0], "a tree root");
+        uint32_t group = (uint32_t)field_int_err(&fields[1], "a tree's group", 0, MPYML_TREES_MAX_CLASSES, MPYML_ERR_BOOST_VALUE);
+        mpyml_check(mpyml_forest_add_boost_tree(f, root, group));
+        return;
     }
-    if (self->steps_block != NULL) {
+#endif
+    records_fields(r, 1, records_what("a tree root", 0), fields, 1);
+    mpyml_check(mpyml_forest_add_tree(f, field_ref(&fields[0], "a tree root"), 0.0, 0.0));
+}
+
+static void read_node(mpyml_records_t *r, mpyml_forest_t *f) {
+    mpyml_field_t fields[5];
+    int float32 = MPYML_TREES_WITH_FLOAT32 && f->shape.dtype == MPYML_DTYPE_FLOAT32;
+    int nan_left = 0;
+    int32_t threshold;
+    if (float32) {
+        records_fields(r, 5, records_what("a node 'feature,threshold,left,right,l|r'", 0), fields, 5);
+        nan_left = mpyml_field_is(&fields[4], "l");
+        if (!nan_left && !mpyml_field_is(&fields[4], "r")) {
+            records_fail("a node's NaN direction must be 'l' or 'r', got '%10F'", &fields[4]);
+        }
+    } else {
+        records_fields(r, 4, records_what("a node 'feature,threshold,left,right'", 0), fields, 4);
+    }
+    uint32_t feature = (uint32_t)field_int_err(&fields[0], "a feature index", 0, MPYML_TREES_MAX_FEATURES, MPYML_ERR_FEATURE_RANGE);
+    if (float32) {
+        threshold = (int32_t)records_hex32(&fields[1]);
+    } else {
+        threshold = (int32_t)field_int_err(&fields[1], "a threshold", INT16_MIN, INT16_MAX, MPYML_ERR_THRESHOLD_RANGE);
+    }
+    int32_t left = field_ref(&fields[2], "a child"), right = field_ref(&fields[3], "a child");
+    mpyml_check(mpyml_forest_add_node(f, feature, threshold, left, right, nan_left));
+}
+
+// Refuses a file that needs a feature this (trimmed) build lacks.
+static inline NORETURN void fail_not_built(const char *feature) {
+    records_fail("this emltrees is built without %s, which this model file needs: build it with "
+                 "'mpyml build --for' and this file", feature);
+}
+
+static inline void check_built(int64_t kind) {
+    if ((!MPYML_TREES_WITH_SOFT && kind == MPYML_TREES_SOFT_VOTE) || (!MPYML_TREES_WITH_SOFT_EXACT && kind == MPYML_TREES_SOFT_EXACT)) {
+        fail_not_built(kind == MPYML_TREES_SOFT_VOTE ? "soft voting with class counts (MPYML_TREES_WITH_SOFT)"
+                       : "soft voting with float64 leaves (MPYML_TREES_WITH_SOFT_EXACT)");
+    }
+    if (!MPYML_TREES_WITH_SAMME && kind == MPYML_TREES_SAMME) {
+        fail_not_built("AdaBoost SAMME (MPYML_TREES_WITH_SAMME)");
+    }
+    if (!MPYML_TREES_WITH_REGRESSOR && kind == MPYML_TREES_REGRESSOR) {
+        fail_not_built("forest regressors (MPYML_TREES_WITH_REGRESSOR)");
+    }
+    if (!MPYML_TREES_WITH_BOOST && kind == MPYML_TREES_BOOST) {
+        fail_not_built("gradient boosting and IsolationForest (MPYML_TREES_WITH_BOOST)");
+    }
+}
+
+static void trees_read(mpyml_records_t *r, void *ctx) {
+    model_t *self = ctx;
+    model_unload(self);
+    mpyml_field_t fields[6];
+    records_value(r, "mpyml-trees", &fields[0]);
+    if (!mpyml_field_is(&fields[0], "3")) {
+        records_fail(mpyml_field_is(&fields[0], "1") || mpyml_field_is(&fields[0], "2")
+            ? "format version %12F is no longer read by this emltrees (it reads version 3): export the model again"
+            : "format version %12F is not supported (this emltrees reads version 3)", &fields[0]);
+    }
+    records_value(r, "kind", &fields[0]);
+    records_value(r, "voting", &fields[1]);
+    records_value(r, "leaf_values", &fields[2]);
+    int model_kind = records_word_index(&fields[0], "classifier regressor");
+    int voting = records_word_index(&fields[1], "soft hard mean samme boost");
+    int leaf_values = records_word_index(&fields[2], "counts class float32 float64");
+    int64_t v[N_HEADER];
+    for (int i = 0; i < N_HEADER; i++) {
+        v[i] = 0;
+    }
+    v[H_KIND] = model_kind < 0 || voting < 0 || leaf_values < 0 ? 0 : trees_kinds[model_kind][voting][leaf_values];
+    if (v[H_KIND] == 0) {
+        records_fail("unknown model kind '%20F' with voting '%20F' and leaf values '%20F'", &fields[0], &fields[1], &fields[2]);
+    }
+    check_built(v[H_KIND]);
+    int classifier = model_kind == 0, boost = MPYML_TREES_WITH_BOOST && v[H_KIND] == MPYML_TREES_BOOST;
+    v[H_SUMS64] = boost && leaf_values == 3;
+    v[H_DTYPE] = 1 + records_choice(r, "dtype", "int16 float32", "int16 or float32");  // MPYML_DTYPE_INT16, _FLOAT32
+    if (!MPYML_TREES_WITH_FLOAT32 && v[H_DTYPE] == MPYML_DTYPE_FLOAT32) {
+        fail_not_built("float32 features (MPYML_TREES_WITH_FLOAT32)");
+    }
+    records_value(r, "threshold_dtype", &fields[0]);
+    int threshold_dtype = records_word_index(&fields[0], "int8 int16 float32");
+    if (threshold_dtype < 0 || (threshold_dtype == 2) != (v[H_DTYPE] == MPYML_DTYPE_FLOAT32)) {
+        mpyml_raise_err(MPYML_ERR_THRESHOLD_BYTES);
+    }
+    v[H_THRESHOLD_BYTES] = 1 << threshold_dtype;
+    v[H_FEATURES] = header_count(r, "n_features");
+    if (classifier) {
+        v[H_CLASSES] = header_count(r, "n_classes");
+    } else if (header_count(r, "n_outputs") != 1) {
+        records_fail("n_outputs must be 1 (single-output regressors only)");
+    }
+    v[H_TREES] = header_count(r, "n_trees");
+    v[H_NODES] = header_count(r, "n_nodes");
+    v[H_LEAVES] = header_count(r, "n_leaves");
+    int64_t n_steps = header_count(r, "n_steps");
+    if (!MPYML_TREES_WITH_STEPS && n_steps != 0) {
+        fail_not_built("pipeline steps (MPYML_TREES_WITH_STEPS)");
+    }
+    if (MPYML_TREES_WITH_SOFT && v[H_KIND] == MPYML_TREES_SOFT_VOTE) {
+        records_fields(r, 4, records_what("'pairs,<n_pairs>,<max_count>,<n_totals>'", 0), fields, 4);
+        if (!mpyml_field_is(&fields[0], "pairs")) {
+            records_fail("expected 'pairs,<n_pairs>,<max_count>,<n_totals>', got '%20F'", &fields[0]);
+        }
+        v[H_PAIRS] = field_int(&fields[1], "n_pairs");
+        v[H_MAX_COUNT] = field_int(&fields[2], "max_count");
+        v[H_TOTALS] = field_int(&fields[3], "n_totals");
+    }
+    if (boost) {
+        records_fields(r, 6, records_what("'boost,<link>,<n_groups>,<threshold>,<scale>,<offset>'", 0), fields, 6);
+        v[H_LINK] = records_word_index(&fields[1], "identity exp logistic softmax isolation");  // mpyml_link_t
+        if (!mpyml_field_is(&fields[0], "boost") || v[H_LINK] < 0) {
+            records_fail("expected 'boost,<link>,...' with link identity, exp, logistic, softmax or isolation, got '%20F,%20F'",
+                &fields[0], &fields[1]);
+        }
+        v[H_GROUPS] = field_int(&fields[2], "n_groups");
+    }
+    forest_begin(self, v);
+    mpyml_forest_t *f = &self->forest;
+#if MPYML_TREES_WITH_BOOST
+    if (boost) {
+        read_boost(r, f, fields);
+    }
+#endif
+#if MPYML_TREES_WITH_SAMME
+    if (v[H_KIND] == MPYML_TREES_SAMME) {
+        records_value(r, "weight_sum", &fields[0]);
+        mpyml_check(mpyml_forest_set_weight_sum(f, field_hex64(&fields[0])));
+    }
+#endif
+#if MPYML_TREES_WITH_STEPS
+    if (n_steps != 0) {
+        uint32_t n_fields = records_fields(r, 5, records_what("'steps,<n_input_features>,<n_steps>,<n_values>,<max_width>'", 0), fields, 5);
+        if (!field_is_int(&fields[2], n_steps)) {
+            records_fail("expected the 'steps,...' line with n_steps=%D, got '%H'", n_steps, &r->line);
+        }
+        records_steps_section(r, fields, n_fields, f->shape.n_features, steps_begin, self);
+    }
+#endif
+    if (classifier) {
+        mp_obj_t classes = records_labels(r, "classes");
+        if (mp_obj_get_int(mp_obj_len(classes)) != f->shape.n_classes) {
+            records_fail("classes: expected n_classes labels");
+        }
+        self->classes = classes;
+    }
+    records_labels(r, "feature_names");  // read for the end record's check; the device does not keep them
+    records_section(r, "trees");
+    for (uint32_t i = 0; i < f->shape.n_trees; i++) {
+        read_tree(r, f);
+    }
+    records_section(r, "nodes");
+    for (uint32_t i = 0; i < f->shape.n_nodes; i++) {
+        read_node(r, f);
+    }
+    records_section(r, "leaves");
+#if MPYML_TREES_WITH_SOFT || MPYML_TREES_WITH_SOFT_EXACT
+    if (mpyml_trees_is_soft(&f->shape)) {
+        self->leaf_scratch = mpyml_malloc((size_t)f->shape.n_classes * (f->shape.kind == MPYML_TREES_SOFT_VOTE ? 2 : 17), "loading the model");
+    }
+#endif
+    for (uint32_t i = 0; i < f->shape.n_leaves; i++) {
+#if MPYML_TREES_WITH_SOFT || MPYML_TREES_WITH_SOFT_EXACT
+        if (mpyml_trees_is_soft(&f->shape)) {
+            read_soft_leaf(r, self);
+            continue;
+        }
+#endif
+        read_leaf(r, f);
+    }
+    records_end(r, "leaf");
+    mpyml_check(check_complete(f));
+    if (has_steps(self)) {
         mpyml_check(mpyml_linear_check_complete(&self->steps));
     }
+    model_free_scratch(self);
     self->state = MODEL_READY;
+}
+
+static void trees_undo(void *ctx) {
+    model_unload(ctx);
+}
+
+// emltrees.load_model(model, f): loads a model file (an open file, or a path) into `model` from emltrees.new().
+static mp_obj_t emltrees_load_model(mp_obj_t model_in, mp_obj_t f) {
+    if (mp_obj_get_type(model_in) != (const mp_obj_type_t *)&model_type) {
+        mpyml_raise_fmt(&mp_type_TypeError, "load_model: expected a model from emltrees.new(), got %s", 1, mpyml_type_name(model_in));
+    }
+    mpyml_read_file(f, trees_read, MP_OBJ_TO_PTR(model_in), trees_undo, "model file", "load_model");
     return mp_const_none;
 }
-static MP_DEFINE_CONST_FUN_OBJ_1(model_finish_obj, model_finish);
+static MP_DEFINE_CONST_FUN_OBJ_2(emltrees_load_model_obj, emltrees_load_model);
 
 static mp_obj_t model_unload_method(mp_obj_t self_in) {
     model_unload(get_model(self_in));
@@ -403,16 +748,16 @@ static mp_obj_t model_predict(mp_obj_t self_in, mp_obj_t x_in) {
     model_t *self = get_model(self_in);
     const mpyml_forest_t *f = ready_forest(self);
     const void *x = get_one_row(self, x_in);
-    if (mpyml_trees_is_regressor(&f->shape)) {
-        return mp_obj_new_float_from_f(mpyml_forest_predict_value(f, x));
+    if (is_regressor(f)) {
+        return mp_obj_new_float_from_f(predict_value(f, x));
     }
-    return mp_obj_new_int(mpyml_forest_predict_class(f, x));
+    return mp_obj_new_int(predict_class(f, x));
 }
 static MP_DEFINE_CONST_FUN_OBJ_2(model_predict_obj, model_predict);
 
 static void check_proba(const mpyml_forest_t *f, const char *method) {
     check_classifier(f, method);
-    if (f->shape.kind == MPYML_TREES_BOOST && f->shape.link == MPYML_LINK_ISOLATION) {
+    if (is_boosted(f) && f->shape.link == MPYML_LINK_ISOLATION) {
         mpyml_raise_fmt(&mp_type_TypeError, "%s: an IsolationForest has score_samples and decision_function", 1, mpyml_str(method));
     }
 }
@@ -424,7 +769,7 @@ static mp_obj_t boost_rows(mp_obj_t self_in, mp_obj_t x_in, mp_obj_t out_in, int
     model_t *self = get_model(self_in);
     const mpyml_forest_t *f = ready_forest(self);
     const char *method = score ? "score_samples" : "decision_function";
-    if (f->shape.kind != MPYML_TREES_BOOST || (score && f->shape.link != MPYML_LINK_ISOLATION)) {
+    if (!is_boosted(f) || (score && f->shape.link != MPYML_LINK_ISOLATION)) {
         mpyml_raise_fmt(&mp_type_TypeError, score ? "%s: only IsolationForest models have it"
                         : "%s: only boosted models and IsolationForest have it", 1, mpyml_str(method));
     }
@@ -463,7 +808,7 @@ static mp_obj_t model_predict_proba(mp_obj_t self_in, mp_obj_t x_in, mp_obj_t ou
     const void *x = get_one_row(self, x_in);
     mp_buffer_info_t out;
     check_out_length("out", f->shape.n_classes, mpyml_get_array(out_in, 'f', "out", MP_BUFFER_WRITE, &out));
-    mpyml_forest_predict_proba(f, x, (float *)out.buf);
+    predict_proba(f, x, (float *)out.buf);
     return out_in;
 }
 static MP_DEFINE_CONST_FUN_OBJ_3(model_predict_proba_obj, model_predict_proba);
@@ -497,10 +842,10 @@ static mp_obj_t model_predict_many(mp_obj_t self_in, mp_obj_t x_in, mp_obj_t out
     size_t n_rows = get_rows(self, x_in, "X", &xs);
     size_t step = row_bytes(self);
     const uint8_t *row = (const uint8_t *)xs.buf;
-    if (mpyml_trees_is_regressor(&f->shape)) {
+    if (is_regressor(f)) {
         check_out_length("out", n_rows, mpyml_get_array(out_in, 'f', "out", MP_BUFFER_WRITE, &out));
         for (size_t i = 0; i < n_rows; i++, row += step) {
-            ((float *)out.buf)[i] = mpyml_forest_predict_value(f, forest_input(self, row));
+            ((float *)out.buf)[i] = predict_value(f, forest_input(self, row));
         }
         return out_in;
     }
@@ -510,7 +855,7 @@ static mp_obj_t model_predict_many(mp_obj_t self_in, mp_obj_t x_in, mp_obj_t out
             mp_obj_new_int(out.typecode), mp_obj_new_int(f->shape.n_classes - 1));
     }
     for (size_t i = 0; i < n_rows; i++, row += step) {
-        store_class(&out, i, mpyml_forest_predict_class(f, forest_input(self, row)));
+        store_class(&out, i, predict_class(f, forest_input(self, row)));
     }
     return out_in;
 }
@@ -528,14 +873,14 @@ static mp_obj_t model_predict_proba_many(mp_obj_t self_in, mp_obj_t x_in, mp_obj
     size_t step = row_bytes(self);
     const uint8_t *row = (const uint8_t *)xs.buf;
     for (size_t i = 0; i < n_rows; i++, row += step) {
-        mpyml_forest_predict_proba(f, forest_input(self, row), (float *)out.buf + i * n_classes);
+        predict_proba(f, forest_input(self, row), (float *)out.buf + i * n_classes);
     }
     return out_in;
 }
 static MP_DEFINE_CONST_FUN_OBJ_3(model_predict_proba_many_obj, model_predict_proba_many);
 
 static mp_obj_t kind_name(const mpyml_forest_t *f) {
-    return MP_OBJ_NEW_QSTR(mpyml_trees_is_regressor(&f->shape) ? MP_QSTR_regressor : MP_QSTR_classifier);
+    return MP_OBJ_NEW_QSTR(is_regressor(f) ? MP_QSTR_regressor : MP_QSTR_classifier);
 }
 
 // Read-only attributes; anything else falls through to the methods.
@@ -564,7 +909,7 @@ static void model_attr(mp_obj_t self_in, qstr attr, mp_obj_t *dest) {
     } else if (attr == MP_QSTR_n_features) {
         dest[0] = mp_obj_new_int(input_features(self));
     } else if (attr == MP_QSTR_n_steps) {
-        dest[0] = mp_obj_new_int(self->steps_block != NULL ? self->steps.shape.n_steps : 0);
+        dest[0] = mp_obj_new_int(has_steps(self) ? self->steps.shape.n_steps : 0);
     } else if (attr == MP_QSTR_n_classes) {
         dest[0] = mp_obj_new_int(f->shape.n_classes);
     } else if (attr == MP_QSTR_n_outputs) {
@@ -590,7 +935,7 @@ static void model_attr(mp_obj_t self_in, qstr attr, mp_obj_t *dest) {
     }
 }
 
-mp_map_elem_t model_locals_table[20];
+mp_map_elem_t model_locals_table[7];
 static MP_DEFINE_CONST_DICT(model_locals, model_locals_table);
 
 static mp_obj_t mpyml_module_init(mp_obj_fun_bc_t *self, size_t n_args, size_t n_kw, mp_obj_t *args) {
@@ -603,27 +948,14 @@ static mp_obj_t mpyml_module_init(mp_obj_fun_bc_t *self, size_t n_args, size_t n
     mpyml_add_method(model_locals_table, 1, MP_QSTR_predict_proba, &model_predict_proba_obj);
     mpyml_add_method(model_locals_table, 2, MP_QSTR_predict_many, &model_predict_many_obj);
     mpyml_add_method(model_locals_table, 3, MP_QSTR_predict_proba_many, &model_predict_proba_many_obj);
-    mpyml_add_method(model_locals_table, 4, MP_QSTR__begin, &model_begin_obj);
-    mpyml_add_method(model_locals_table, 5, MP_QSTR__tree, &model_tree_obj);
-    mpyml_add_method(model_locals_table, 6, MP_QSTR__node, &model_node_obj);
-    mpyml_add_method(model_locals_table, 7, MP_QSTR__leaf, &model_leaf_obj);
-    mpyml_add_method(model_locals_table, 8, MP_QSTR__finish, &model_finish_obj);
-    mpyml_add_method(model_locals_table, 9, MP_QSTR_unload, &model_unload_obj);
-    mpyml_add_method(model_locals_table, 10, MP_QSTR__steps, &model_steps_obj);
-    mpyml_add_method(model_locals_table, 11, MP_QSTR__step, &model_step_obj);
-    mpyml_add_method(model_locals_table, 12, MP_QSTR__floats, &model_floats_obj);
-    mpyml_add_method(model_locals_table, 13, MP_QSTR__index, &model_index_obj);
-    mpyml_add_method(model_locals_table, 14, MP_QSTR__weight_sum, &model_weight_sum_obj);
-    mpyml_add_method(model_locals_table, 15, MP_QSTR__classes, &model_classes_obj);
-    mpyml_add_method(model_locals_table, 16, MP_QSTR__boost, &model_boost_obj);
-    mpyml_add_method(model_locals_table, 17, MP_QSTR__base, &model_base_obj);
-    mpyml_add_method(model_locals_table, 18, MP_QSTR_decision_function, &model_decision_function_obj);
-    mpyml_add_method(model_locals_table, 19, MP_QSTR_score_samples, &model_score_samples_obj);
+    mpyml_add_method(model_locals_table, 4, MP_QSTR_unload, &model_unload_obj);
+    mpyml_add_method(model_locals_table, 5, MP_QSTR_decision_function, &model_decision_function_obj);
+    mpyml_add_method(model_locals_table, 6, MP_QSTR_score_samples, &model_score_samples_obj);
     MP_OBJ_TYPE_SET_SLOT(&model_type, attr, model_attr, 0);
     MP_OBJ_TYPE_SET_SLOT(&model_type, locals_dict, (void *)&model_locals, 1);
 
     mp_store_global(MP_QSTR_new, MP_OBJ_FROM_PTR(&emltrees_new_obj));
-    mpyml_store_crc32();
+    mp_store_global(MP_QSTR_load_model, MP_OBJ_FROM_PTR(&emltrees_load_model_obj));
     mp_store_global(MP_QSTR_Model, MP_OBJ_FROM_PTR(&model_type));
 
     MP_DYNRUNTIME_INIT_EXIT
