@@ -14,8 +14,8 @@ the module's object file, by the source file that defines it (read from the debu
 the same object compiled again with -g, build.debug_objects), grouped as the record reader
 (mpyml_records_glue.h, mpyml_text.h, mpyml_steps_glue.h), the portable core (the family's
 header, mpyml_math.h, mpyml_common.h) and the glue (the module's .c, mpyml_glue.h, inline
-functions of MicroPython's dynruntime.h); the string constants (.rodata.str*: the error
-messages, almost all); constant tables, data, bss and alignment; the libgcc soft-float members
+functions of MicroPython's dynruntime.h); the string constants (.rodata.str* and the error-message table
+.rodata.mpyml_messages: messages, almost all); constant tables, data, bss and alignment; the libgcc soft-float members
 linked (their sections); the .mpy of the module's Python parts; and the rest of the RAM after
 import (the module's type and function objects, dicts and interned names: RAM minus all the above).
 
@@ -141,7 +141,7 @@ def breakdown(module: str, arch: str = "armv7m", ram: int | None = None) -> dict
             sizes[group] += nbytes
             functions[group].append((nbytes, name))
         sections = _sections(prefix, obj)
-        strings = sum(v for k, v in sections.items() if k.startswith(".rodata.str"))
+        strings = sum(v for k, v in sections.items() if k.startswith((".rodata.str", ".rodata.mpyml_messages")))
         sizes["messages"] += strings
         sizes["tables, data, bss"] += sum(sections.values()) - strings - sum(n for n, _ in plain.values())
     for member in sorted((work / "libgcc").glob("*.o")):
