@@ -43,13 +43,18 @@ static inline uint32_t mpyml_crc32_update(uint32_t crc, const uint8_t *data, siz
 // in file order). A glue file names the families it raises in MPYML_ERROR_MESSAGES before
 // including this header, so a module carries only its own messages.
 // Error lists begin
-// shared by several modules
-#define MPYML_ERRORS_COMMON(X) \
-    X(OK, "ok") \
+// every module
+#define MPYML_ERRORS_BASE(X) \
+    X(OK, "ok")
+// the model families that check feature dtypes and sizes (emltrees, emlneighbors, emlmixture)
+#define MPYML_ERRORS_MODEL(X) \
     X(BAD_DTYPE, "unknown feature dtype") \
     X(BAD_N_FEATURES, "n_features must be 1..65535") \
-    X(TOO_BIG, "model too big for this device") \
+    X(TOO_BIG, "model too big for this device")
+// the text formats' float32 fields
+#define MPYML_ERRORS_HEX(X) \
     X(BAD_HEX, "expected 8 hex digits (IEEE-754 float32 bits)")
+#define MPYML_ERRORS_COMMON(X) MPYML_ERRORS_BASE(X) MPYML_ERRORS_MODEL(X) MPYML_ERRORS_HEX(X)
 
 // emltrees
 #define MPYML_ERRORS_TREES(X) \
