@@ -117,6 +117,14 @@ def group_of(module: str, source_file: str) -> str:
     raise ValueError("%s: a function defined in %s, which no footprint group names" % (module, source_file))
 
 
+def python_parts(module: str, arch: str) -> list:
+    """The .mpy files the build compiled from the .py files in the module's SRC (its Makefile)."""
+    makefile = (build.NATMODS_DIR / module / "Makefile").read_text()
+    sources = next(line.split("=", 1)[1].split() for line in makefile.splitlines() if line.startswith("SRC ="))
+    work = build.BUILD_DIR / arch / module
+    return [(work / src).with_suffix(".mpy") for src in sources if src.endswith(".py")]
+
+
 def breakdown(module: str, arch: str = "armv7m", ram: int | None = None) -> dict:
     """{group: bytes} of the module built for arch (GROUPS; "rest of RAM" only when ram, the
     heap bytes of its import, is given), plus "functions": {group: [(bytes, name), ...]}.
@@ -146,7 +154,7 @@ def breakdown(module: str, arch: str = "armv7m", ram: int | None = None) -> dict
         sizes["tables, data, bss"] += sum(sections.values()) - strings - sum(n for n, _ in plain.values())
     for member in sorted((work / "libgcc").glob("*.o")):
         sizes["libgcc"] += sum(_sections(prefix, member).values())
-    sizes["Python parts"] = sum(p.stat().st_size for p in work.glob("*.mpy") if not p.name.endswith(".native.mpy"))
+    sizes["Python parts"] = sum(p.stat().st_size for p in python_parts(module, arch))
     if ram is not None:
         sizes["rest of RAM"] = ram - sum(sizes.values())
     for group in functions:
@@ -183,6 +191,8 @@ def main(argv=None) -> int:
     ap.add_argument("--modules", default=",".join(build.NATMODS))
     ap.add_argument("--boards", default=",".join(BOARDS))
     ap.add_argument("--no-breakdown", action="store_true", help="only the table of .mpy bytes and RAM")
+    ap.add_argument("--functions", type=int, default=0, metavar="N",
+                    help="also list each module's N largest functions per group (armv7m)")
     args = ap.parse_args(argv)
     modules = args.modules.split(",")
     board_names = args.boards.split(",")
@@ -197,6 +207,11 @@ def main(argv=None) -> int:
                 print()
                 print(breakdown_table(arch, parts))
                 breakdowns[arch] = {m: {g: p[g] for g in GROUPS} for m, p in parts.items()}
+                if args.functions and arch == "armv7m":
+                    for m, p in parts.items():
+                        for group, functions in p["functions"].items():
+                            if functions:
+                                print("%s %s: %s" % (m, group, ", ".join("%s %d" % (name, n) for n, name in functions[:args.functions])))
     if args.json:
         args.json.write_text(json.dumps({"mpy_bytes": {"%s/%s" % k: v for k, v in sizes.items()},
                                          "import_ram": {"%s/%s" % k: v for k, v in ram.items()},
