@@ -14,12 +14,14 @@ the module's object file, by the source file that defines it (read from the debu
 the same object compiled again with -g, build.debug_objects), grouped as the record reader
 (mpyml_records_glue.h, mpyml_text.h, mpyml_steps_glue.h), the portable core (the family's
 header, mpyml_math.h, mpyml_common.h) and the glue (the module's .c, mpyml_glue.h, inline
-functions of MicroPython's dynruntime.h); the string constants (.rodata.str* and the error-message table
-.rodata.mpyml_messages: messages, almost all); constant tables, data, bss and alignment; the libgcc soft-float members
-linked (their sections); the .mpy of the module's Python parts; and the rest of the RAM after
-import (the module's type and function objects, dicts and interned names: RAM minus all the above).
+functions of MicroPython's dynruntime.h); the string constants (.rodata.str* and the
+error-message table .rodata.mpyml_messages: messages, almost all); constant tables, data, bss
+and alignment; the libgcc soft-float members linked (their sections); the .mpy of the module's
+Python parts (the .py files of its Makefile's SRC); and the rest of the RAM after import (the
+module's type and function objects, dicts and interned names: RAM minus all the above).
 
-    python benchmarks/footprint.py [--json PATH] [--modules emliir,emlfft] [--boards MPS2_AN385] [--no-breakdown]
+    python benchmarks/footprint.py [--json PATH] [--modules emliir,emlfft] [--boards MPS2_AN385]
+                                   [--no-breakdown] [--functions N]
 
 Not yet: model RAM after load for the benchmark models (the digits forest of
 benchmarks/trees.py and the k-NN, IIR, linear and CNN models of the other benchmarks).

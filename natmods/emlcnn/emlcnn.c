@@ -219,14 +219,20 @@ static size_t read_into(mp_obj_t f, uint8_t *buf, size_t n) {
     return got;
 }
 
+// ValueError("labels block: " + fmt % (a, b)[:n_args]).
 static NORETURN void labels_fail(const char *fmt, size_t n_args, mp_obj_t a, mp_obj_t b) {
-    mpyml_raise_fmt(&mp_type_ValueError, fmt, n_args, a, b);
+    mp_obj_t args[2] = { a, b };
+    mp_obj_t message = mpyml_str(fmt);
+    if (n_args > 0) {
+        message = mp_binary_op(MP_BINARY_OP_MODULO, message, mp_obj_new_tuple(n_args, args));
+    }
+    mpyml_raise_fmt(&mp_type_ValueError, "labels block: %s", 1, message);
 }
 
 // One label of the labels block: kind 1 int, 2 str, 3 bool, 4 float; text: n bytes.
 static mp_obj_t read_label(int kind, const uint8_t *text, size_t n) {
     if (!mpyml_utf8_check(text, n)) {
-        labels_fail("labels block: a label is not valid UTF-8", 0, NULL, NULL);
+        labels_fail("a label is not valid UTF-8", 0, NULL, NULL);
     }
     mp_obj_t label = mp_obj_new_str((const char *)text, n);
     const char *bad = NULL;
@@ -263,7 +269,7 @@ static mp_obj_t read_label(int kind, const uint8_t *text, size_t n) {
     for (size_t chars = 0; shown < n && (chars < 20 || (text[shown] & 0xc0) == 0x80); shown++) {
         chars += (text[shown] & 0xc0) != 0x80;
     }
-    labels_fail("labels block: %s, got %r", 2, mpyml_str(bad), mp_obj_new_str((const char *)text, shown));
+    labels_fail("%s, got %r", 2, mpyml_str(bad), mp_obj_new_str((const char *)text, shown));
 }
 
 // The labels block that ends the checked payload p of n bytes (docs/formats.md): the class labels
@@ -272,19 +278,19 @@ static void read_labels(const uint8_t *p, size_t n, mp_obj_t lists[2]) {
     uint32_t n_layers = mpyml_rd16(p + 2), n_outputs = mpyml_rd32(p + 12);
     uint64_t offset = mpyml_rd32(p + 44), size = mpyml_rd32(p + 48);
     if ((offset & 3) || offset < MPYML_NET_HEADER_BYTES + (uint64_t)n_layers * MPYML_NET_LAYER_BYTES || size < 12 || offset + size != n) {
-        labels_fail("labels block: misplaced (it must end the payload, after the layer table)", 0, NULL, NULL);
+        labels_fail("misplaced (it must end the payload, after the layer table)", 0, NULL, NULL);
     }
     const uint8_t *block = p + offset;
     uint32_t class_type = block[0], n_classes = mpyml_rd32(block + 4), n_names = mpyml_rd32(block + 8);
     if (class_type < 1 || class_type > 4 || block[1] != 2 || mpyml_rd16(block + 2)) {
-        labels_fail("labels block: unknown label type (1 int, 2 str, 3 bool, 4 float; feature names 2)", 0, NULL, NULL);
+        labels_fail("unknown label type (1 int, 2 str, 3 bool, 4 float; feature names 2)", 0, NULL, NULL);
     }
     uint32_t expected = p[1] == 2 && n_outputs == 1 ? 2 : n_outputs;
     if (n_classes && n_classes != expected) {
-        labels_fail("labels block: %d classes for %d outputs", 2, mp_obj_new_int_from_uint(n_classes), mp_obj_new_int_from_uint(n_outputs));
+        labels_fail("%d classes for %d outputs", 2, mp_obj_new_int_from_uint(n_classes), mp_obj_new_int_from_uint(n_outputs));
     }
     if (n_names > size / 2) {
-        labels_fail("labels block: %d feature names cannot fit in %d bytes", 2, mp_obj_new_int_from_uint(n_names), mp_obj_new_int((mp_int_t)size));
+        labels_fail("%d feature names cannot fit in %d bytes", 2, mp_obj_new_int_from_uint(n_names), mp_obj_new_int((mp_int_t)size));
     }
     size_t pos = (size_t)offset + 12, end = (size_t)(offset + size);
     for (int list = 0; list < 2; list++) {
@@ -292,7 +298,7 @@ static void read_labels(const uint8_t *p, size_t n, mp_obj_t lists[2]) {
         lists[list] = count ? mp_obj_new_list(0, NULL) : mp_const_none;
         for (uint32_t i = 0; i < count; i++) {
             if (end - pos < 2 || end - pos - 2 < mpyml_rd16(p + pos)) {
-                labels_fail("labels block: truncated", 0, NULL, NULL);
+                labels_fail("truncated", 0, NULL, NULL);
             }
             size_t len = mpyml_rd16(p + pos);
             mp_obj_list_append(lists[list], read_label(list == 0 ? (int)class_type : 2, p + pos + 2, len));
@@ -300,7 +306,7 @@ static void read_labels(const uint8_t *p, size_t n, mp_obj_t lists[2]) {
         }
     }
     if (pos != end) {
-        labels_fail("labels block: %d bytes after the last label", 1, mp_obj_new_int(end - pos), NULL);
+        labels_fail("%d bytes after the last label", 1, mp_obj_new_int(end - pos), NULL);
     }
 }
 
