@@ -8,7 +8,20 @@ column: emlearn-micropython's figures as stated in issue 13 (Cortex-M3, MicroPyt
 firmware, same method, measured the week of 2026-11-23); they are reference numbers, not
 built here.
 
+Then, for the Cortex-M3 (armv7m, MPS2_AN385) and Cortex-M0 (armv6m, MICROBIT), what each
+module's RAM after import is spent on, computed from the build (breakdown()): every function of
+the module's object file, by the source file that defines it (read from the debug information of
+the same object compiled again with -g, build.debug_objects), grouped as the record reader
+(mpyml_records_glue.h, mpyml_text.h, mpyml_steps_glue.h), the portable core (the family's
+header, mpyml_math.h, mpyml_common.h) and the glue (the module's .c, mpyml_glue.h, inline
+functions of MicroPython's dynruntime.h); the string constants (.rodata.str* and the
+error-message table .rodata.mpyml_messages: messages, almost all); constant tables, data, bss
+and alignment; the libgcc soft-float members linked (their sections); the .mpy of the module's
+Python parts (the .py files of its Makefile's SRC); and the rest of the RAM after import (the
+module's type and function objects, dicts and interned names: RAM minus all the above).
+
     python benchmarks/footprint.py [--json PATH] [--modules emliir,emlfft] [--boards MPS2_AN385]
+                                   [--no-breakdown] [--functions N]
 
 Not yet: model RAM after load for the benchmark models (the digits forest of
 benchmarks/trees.py and the k-NN, IIR, linear and CNN models of the other benchmarks).
@@ -18,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -31,6 +45,15 @@ BOARDS = ("MPS2_AN385", "MPS2_AN500", "MICROBIT", "VIRT_RV32")
 EMLEARN_M3 = {"emltrees": ("emlearn_trees", 3968), "emliir": ("emlearn_iir", 2464),
               "emlfft": ("emlearn_fft", 2976), "emlneighbors": ("emlearn_neighbors", 2448),
               "emllinear": ("emlearn_linreg", 4768)}
+
+# Breakdown: which group each source file's functions belong to (by file name); a function defined
+# in any other file is an error (tests/test_footprint.py checks every symbol is assigned).
+READER = ("mpyml_records_glue.h", "mpyml_text.h", "mpyml_steps_glue.h")
+CORE = ("mpyml_common.h", "mpyml_math.h", "mpyml_fft.h", "mpyml_iir.h", "mpyml_linear.h", "mpyml_mixture.h",
+        "mpyml_neighbors.h", "mpyml_nets.h", "mpyml_trees.h")
+GLUE_SHARED = ("mpyml_glue.h", "dynruntime.h")
+GROUPS = ("record reader", "core", "glue", "messages", "tables, data, bss", "libgcc", "Python parts", "rest of RAM")
+BREAKDOWN_BOARDS = {"armv7m": "MPS2_AN385", "armv6m": "MICROBIT"}
 
 _SCRIPT = "import gc\ngc.collect()\nb = gc.mem_alloc()\nimport {m}\ngc.collect()\nprint('RAM', gc.mem_alloc() - b)\n"
 
@@ -59,6 +82,98 @@ def import_ram(modules, board_names) -> dict:
     return ram
 
 
+def _sections(tool_prefix: str, obj: Path) -> dict:
+    """{section name: bytes} of an object file (`size -A`), allocated sections only."""
+    out = subprocess.run([tool_prefix + "size", "-A", str(obj)], capture_output=True, text=True, check=True).stdout
+    sizes = {}
+    for line in out.splitlines()[2:]:
+        parts = line.split()
+        if len(parts) == 3 and parts[0].startswith((".text", ".rodata", ".data", ".bss")):
+            sizes[parts[0]] = sizes.get(parts[0], 0) + int(parts[1])
+    return sizes
+
+
+def _functions(tool_prefix: str, obj: Path) -> dict:
+    """{function name: (bytes, defining file or None)} of an object file: `nm -S -l` (the file comes
+    from the debug information, when the object has it)."""
+    out = subprocess.run([tool_prefix + "nm", "-S", "-l", "--defined-only", str(obj)],
+                         capture_output=True, text=True, check=True).stdout
+    functions = {}
+    for line in out.splitlines():
+        fields, _, where = line.partition("\t")
+        parts = fields.split()
+        if len(parts) == 4 and parts[2] in "tT":
+            functions[parts[3]] = (int(parts[1], 16), where.rsplit(":", 1)[0] if where else None)
+    return functions
+
+
+def group_of(module: str, source_file: str) -> str:
+    """The breakdown group of a function defined in source_file (a path); ValueError for a file in no group."""
+    name = Path(source_file).name
+    if name in READER:
+        return "record reader"
+    if name in CORE:
+        return "core"
+    if name in GLUE_SHARED or name == module + ".c":
+        return "glue"
+    raise ValueError("%s: a function defined in %s, which no footprint group names" % (module, source_file))
+
+
+def python_parts(module: str, arch: str) -> list:
+    """The .mpy files the build compiled from the .py files in the module's SRC (its Makefile)."""
+    makefile = (build.NATMODS_DIR / module / "Makefile").read_text()
+    sources = next(line.split("=", 1)[1].split() for line in makefile.splitlines() if line.startswith("SRC ="))
+    work = build.BUILD_DIR / arch / module
+    return [(work / src).with_suffix(".mpy") for src in sources if src.endswith(".py")]
+
+
+def breakdown(module: str, arch: str = "armv7m", ram: int | None = None) -> dict:
+    """{group: bytes} of the module built for arch (GROUPS; "rest of RAM" only when ram, the
+    heap bytes of its import, is given), plus "functions": {group: [(bytes, name), ...]}.
+    Checks that the -g object has the same functions of the same sizes as the built one."""
+    prefix = build.ARCHES[arch][0]
+    build.build(module, arch)
+    work = build.BUILD_DIR / arch / module
+    built = sorted(p for p in work.glob("*.o"))
+    debug = build.debug_objects(module, arch)
+    if [p.name for p in built] != [p.name for p in debug]:
+        raise RuntimeError("%s: objects %s differ from the debug build's %s" % (module, built, debug))
+    sizes = dict.fromkeys(GROUPS[:-1], 0)
+    functions = {g: [] for g in ("record reader", "core", "glue")}
+    for obj, dbg in zip(built, debug):
+        plain, located = _functions(prefix, obj), _functions(prefix, dbg)
+        if {k: v[0] for k, v in plain.items()} != {k: v[0] for k, v in located.items()}:
+            raise RuntimeError("%s: %s compiled with -g has other functions or sizes" % (module, obj.name))
+        for name, (nbytes, where) in located.items():
+            if where is None:
+                raise ValueError("%s: function %s has no source file in the debug information" % (module, name))
+            group = group_of(module, where)
+            sizes[group] += nbytes
+            functions[group].append((nbytes, name))
+        sections = _sections(prefix, obj)
+        strings = sum(v for k, v in sections.items() if k.startswith((".rodata.str", ".rodata.mpyml_messages")))
+        sizes["messages"] += strings
+        sizes["tables, data, bss"] += sum(sections.values()) - strings - sum(n for n, _ in plain.values())
+    for member in sorted((work / "libgcc").glob("*.o")):
+        sizes["libgcc"] += sum(_sections(prefix, member).values())
+    sizes["Python parts"] = sum(p.stat().st_size for p in python_parts(module, arch))
+    if ram is not None:
+        sizes["rest of RAM"] = ram - sum(sizes.values())
+    for group in functions:
+        functions[group].sort(reverse=True)
+    sizes["functions"] = functions
+    return sizes
+
+
+def breakdown_table(arch, parts) -> str:
+    """Markdown: per module (parts: {module: breakdown()}), bytes per GROUPS column and the RAM after import."""
+    head = ["module (%s, %s)" % (arch, BREAKDOWN_BOARDS[arch])] + list(GROUPS) + ["RAM after import"]
+    lines = ["| " + " | ".join(head) + " |", "|---" + "|---:" * (len(head) - 1) + "|"]
+    for m, p in parts.items():
+        lines.append("| " + " | ".join(["`%s`" % m] + [str(p[g]) for g in GROUPS] + [str(sum(p[g] for g in GROUPS))]) + " |")
+    return "\n".join(lines)
+
+
 def table(modules, sizes, ram, arches, board_names) -> str:
     head = ["module"] + [".mpy %s" % a for a in arches] + ["RAM %s" % b for b in board_names] + ["emlearn-micropython M3 RAM"]
     lines = ["| " + " | ".join(head) + " |", "|---" + "|---:" * (len(head) - 1) + "|"]
@@ -77,16 +192,32 @@ def main(argv=None) -> int:
     ap.add_argument("--json", type=Path)
     ap.add_argument("--modules", default=",".join(build.NATMODS))
     ap.add_argument("--boards", default=",".join(BOARDS))
+    ap.add_argument("--no-breakdown", action="store_true", help="only the table of .mpy bytes and RAM")
+    ap.add_argument("--functions", type=int, default=0, metavar="N",
+                    help="also list each module's N largest functions per group (armv7m)")
     args = ap.parse_args(argv)
     modules = args.modules.split(",")
     board_names = args.boards.split(",")
     sizes = flash(modules, ARCHES)
     ram = import_ram(modules, board_names)
     print(table(modules, sizes, ram, ARCHES, board_names))
+    breakdowns = {}
+    if not args.no_breakdown:
+        for arch, board in BREAKDOWN_BOARDS.items():
+            if board in board_names:
+                parts = {m: breakdown(m, arch, ram[(m, board)]) for m in modules}
+                print()
+                print(breakdown_table(arch, parts))
+                breakdowns[arch] = {m: {g: p[g] for g in GROUPS} for m, p in parts.items()}
+                if args.functions and arch == "armv7m":
+                    for m, p in parts.items():
+                        for group, functions in p["functions"].items():
+                            if functions:
+                                print("%s %s: %s" % (m, group, ", ".join("%s %d" % (name, n) for n, name in functions[:args.functions])))
     if args.json:
         args.json.write_text(json.dumps({"mpy_bytes": {"%s/%s" % k: v for k, v in sizes.items()},
                                          "import_ram": {"%s/%s" % k: v for k, v in ram.items()},
-                                         "emlearn_m3_reference": EMLEARN_M3}, indent=2))
+                                         "emlearn_m3_reference": EMLEARN_M3, "breakdown": breakdowns}, indent=2))
     return 0
 
 

@@ -301,6 +301,24 @@ def trees_features(paths) -> list[str]:
     return [f for f in TREES_FEATURES if f in needed]
 
 
+def debug_objects(module: str, arch: str) -> list[Path]:
+    """The module's object files compiled again with the same flags plus -g (debug information only:
+    gcc emits the same code) into BUILD_DIR/<arch>/<module>.debug/, for tools that ask which source
+    file defines each function (benchmarks/footprint.py)."""
+    if module not in NATMODS:
+        raise BuildError("unknown module %r; modules: %s" % (module, ", ".join(NATMODS)))
+    prefix, env = _check_compiler(arch)
+    work = BUILD_DIR / arch / (module + ".debug")
+    with _build_lock():
+        mpy = mpy_dir()
+        _check_tree_supports(mpy, arch)
+        source = _natmods_source() / module
+        # CFLAGS_EXTRA from the environment: natmod.mk's `+=` appends to it (a command-line value would replace them).
+        _run(["make", "-C", str(source), "MPY_DIR=%s" % mpy, "ARCH=%s" % arch, "BUILD=%s" % work,
+              "PYTHON=%s" % sys.executable, "objects"], env=dict(env, CFLAGS_EXTRA="-g"))
+    return sorted(work.rglob("*.o"))
+
+
 def _natmods_source() -> Path:
     """The natmod sources to run make in. make writes <module>.mpy beside the sources, so an installed
     package's sources are first copied (with their times, for make) to BUILD_DIR/natmods."""

@@ -93,7 +93,7 @@ def _parse_label(kind: str, data: bytes):
 
 def read_labels(body: bytes, n_layers: int, n_outputs: int, output_activation: int) -> tuple:
     """(classes, feature_names) of a checked payload's labels block, each a list or None; raises
-    ValueError with the device loader's message (natmods/emlcnn/emlcnn_load.py)."""
+    ValueError with the device loader's message (natmods/emlcnn/emlcnn.c)."""
     offset, size = struct.unpack_from("<II", body, NET_HEADER.size - 8)
     if (offset & 3 or offset < NET_HEADER.size + n_layers * LAYER_RECORD.size or size < LABELS_HEADER.size
             or offset + size != len(body)):

@@ -17,6 +17,15 @@ mp_obj_t mpy_init(mp_obj_fun_bc_t *self, size_t n_args, size_t n_kw, mp_obj_t *a
     return mpyml_module_init(self, n_args, n_kw, args);
 }
 
+// An nlr buffer with room for any port's registers or jmp_buf: nlr_push through the natmod
+// function table writes the firmware's nlr_buf_t, whose size the natmod cannot see.
+typedef union {
+    nlr_buf_t nlr;
+    uintptr_t room[64];
+} mpyml_nlr_t;
+#define MPYML_NLR_PUSH(b) (mp_fun_table.nlr_push(&(b)->nlr))
+#define MPYML_NLR_POP() (mp_fun_table.nlr_pop())
+
 static size_t mpyml_strlen(const char *s) {
     size_t n = 0;
     while (s[n]) {

@@ -32,15 +32,6 @@ typedef struct {
     uint8_t buf[MPYML_READ_CHUNK];
 } mpyml_records_t;
 
-// An nlr buffer with room for any port's registers or jmp_buf: nlr_push through the natmod
-// function table writes the firmware's nlr_buf_t, whose size the natmod cannot see.
-typedef union {
-    nlr_buf_t nlr;
-    uintptr_t room[64];
-} mpyml_nlr_t;
-#define MPYML_NLR_PUSH(b) (mp_fun_table.nlr_push(&(b)->nlr))
-#define MPYML_NLR_POP() (mp_fun_table.nlr_pop())
-
 // Raises ValueError with a message formatted here in C (call sites stay small): a leading '!'
 // puts "the file is truncated or corrupt: " first. %d int, %D int64_t, %s C string, %O str object,
 // %x uint32_t as 8 lowercase hex digits, %<n>F the first n characters of a field (mpyml_field_t *),
@@ -639,7 +630,7 @@ static void mpyml_read_file(mp_obj_t f, records_read_fn read, void *ctx, void (*
         mp_obj_t dest[2];
         mp_load_method_maybe(f, MP_QSTR_readline, dest);
         if (dest[0] == MP_OBJ_NULL) {
-            mpyml_raise_fmt(&mp_type_TypeError, "%s: expected a file opened for reading or a path, got %s", 2, mpyml_str(caller), mpyml_type_name(f));
+            records_raise(&mp_type_TypeError, "%s: expected a file opened for %s or a path, got %O", caller, "reading", mpyml_type_name(f));
         }
     }
     r->data = r->buf;
@@ -748,7 +739,7 @@ static void mpyml_write_file(mp_obj_t f, void (*write)(mpyml_writer_t *w, void *
     w.file = f;
     w.stream = MP_OBJ_TYPE_GET_SLOT_OR_NULL(mp_obj_get_type(f), protocol);
     if (w.stream == NULL || w.stream->write == NULL) {
-        records_raise(&mp_type_TypeError, "%s: expected a file opened for writing or a path, got %O", caller, mpyml_type_name(f));
+        records_raise(&mp_type_TypeError, "%s: expected a file opened for %s or a path, got %O", caller, "writing", mpyml_type_name(f));
     }
     w.n_records = w.crc = 0;
     w.n = 0;

@@ -5,7 +5,7 @@
 #include "py/dynruntime.h"
 
 // The error messages this module carries (see mpyml_common.h).
-#define MPYML_ERROR_MESSAGES(X) MPYML_ERRORS_COMMON(X) MPYML_ERRORS_FFT(X)
+#define MPYML_ERROR_MESSAGES(X) MPYML_ERRORS_BASE(X) MPYML_ERRORS_HEX(X) MPYML_ERRORS_FFT(X)
 
 #include "mpyml_glue.h"
 #include "mpyml_fft.h"

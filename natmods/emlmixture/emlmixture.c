@@ -5,7 +5,7 @@
 // (../common/mpyml_records_glue.h).
 #include "py/dynruntime.h"
 
-#define MPYML_ERROR_MESSAGES(X) MPYML_ERRORS_COMMON(X) MPYML_ERRORS_MIXTURE(X)
+#define MPYML_ERROR_MESSAGES(X) MPYML_ERRORS_BASE(X) MPYML_ERRORS_MODEL(X) MPYML_ERRORS_HEX(X) MPYML_ERRORS_MIXTURE(X)
 
 #define MPYML_RECORDS_WRITER
 #include "mpyml_glue.h"
