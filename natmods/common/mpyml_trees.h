@@ -789,35 +789,46 @@ static inline mpyml_err_t mpyml_forest_check_complete(mpyml_forest_t *f) {
         } \
     }
 
-// Leaves of trees t0 .. t0 + n into leaves[0 .. n): MPYML_TREE_LANES trees at a time while their roots
-// are nodes, else one tree.
-#define MPYML_LEAVES(GO_LEFT) \
-    for (uint32_t t = 0; t < n;) { \
+// Walks the trees lane_trees[0 .. MPYML_TREE_LANES) of the block (their roots are nodes) side by side
+// and stores their leaves.
+#define MPYML_LANES_LEAVES(GO_LEFT) \
+    { \
         uint32_t nodes[MPYML_TREE_LANES]; \
         int32_t refs[MPYML_TREE_LANES]; \
-        int32_t any_leaf = 0; \
-        if (MPYML_TREE_LANES > 1 && n - t >= MPYML_TREE_LANES) { \
-            for (uint32_t lane = 0; lane < MPYML_TREE_LANES; lane++) { \
-                any_leaf |= roots[t + lane]; \
-                nodes[lane] = (uint32_t)roots[t + lane]; \
-            } \
-            if (any_leaf >= 0) { \
-                MPYML_LANES_WALK(MPYML_TREE_LANES, GO_LEFT) \
-                for (uint32_t lane = 0; lane < MPYML_TREE_LANES; lane++) { \
-                    leaves[t + lane] = (uint16_t)(-(refs[lane] + 1)); \
-                } \
-                t += MPYML_TREE_LANES; \
+        for (uint32_t lane = 0; lane < MPYML_TREE_LANES; lane++) { \
+            nodes[lane] = (uint32_t)roots[lane_trees[lane]]; \
+        } \
+        MPYML_LANES_WALK(MPYML_TREE_LANES, GO_LEFT) \
+        for (uint32_t lane = 0; lane < MPYML_TREE_LANES; lane++) { \
+            leaves[lane_trees[lane]] = (uint16_t)(-(refs[lane] + 1)); \
+        } \
+    }
+
+// Leaves of trees t0 .. t0 + n into leaves[0 .. n): a tree whose root is a leaf at once, the others
+// MPYML_TREE_LANES at a time, and the block's last few of them one by one.
+#define MPYML_LEAVES(GO_LEFT) \
+    { \
+        uint32_t lane_trees[MPYML_TREE_LANES], n_lanes = 0; \
+        for (uint32_t t = 0; t < n; t++) { \
+            if (roots[t] < 0) { \
+                leaves[t] = (uint16_t)(-(roots[t] + 1)); \
                 continue; \
             } \
+            lane_trees[n_lanes++] = t; \
+            if (n_lanes == MPYML_TREE_LANES) { \
+                MPYML_LANES_LEAVES(GO_LEFT) \
+                n_lanes = 0; \
+            } \
         } \
-        refs[0] = roots[t]; \
-        if (refs[0] >= 0) { \
-            nodes[0] = (uint32_t)refs[0]; \
+        for (uint32_t i = 0; MPYML_TREE_LANES > 1 && i < n_lanes; i++) { \
+            uint32_t nodes[1]; \
+            int32_t refs[1]; \
+            nodes[0] = (uint32_t)roots[lane_trees[i]]; \
             MPYML_LANES_WALK(1, GO_LEFT) \
+            leaves[lane_trees[i]] = (uint16_t)(-(refs[0] + 1)); \
         } \
-        leaves[t++] = (uint16_t)(-(refs[0] + 1)); \
-    } \
-    return n;
+        return n; \
+    }
 
 // As scikit-learn: left when x <= threshold; a NaN goes where the node's NaN bit says.
 // !(v > t) is (v <= t or v is NaN).
@@ -1025,8 +1036,9 @@ static inline uint32_t mpyml_soft_class(const mpyml_forest_t *f, const void *x, 
 
 // ---------------------------------------------------------------- gradient boosting
 
+// |v| by clearing the sign bit: no branch to mispredict in the summing loop (and |-0.0| is +0.0).
 static inline float mpyml_absf(float v) {
-    return v < 0.0f ? -v : v;
+    return mpyml_f32_from_bits(mpyml_f32_to_bits(v) & 0x7fffffffu);
 }
 
 // The fast path: per group the float32 sum (base first, then the trees in file order) into
