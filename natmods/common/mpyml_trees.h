@@ -762,10 +762,12 @@ static inline mpyml_err_t mpyml_forest_check_complete(mpyml_forest_t *f) {
 // and on mispredicted branches; a lane that reached its leaf stays on its last node (choosing the same
 // leaf again) until every lane has. On in-order microcontroller cores those extra steps would only
 // cost time, so they walk one tree at a time.
+#ifndef MPYML_TREE_LANES
 #if defined(__x86_64__)
 #define MPYML_TREE_LANES 8
 #else
 #define MPYML_TREE_LANES 1
+#endif
 #endif
 // Trees per mpyml_forest_leaves call: the caller's stack holds their leaves.
 #define MPYML_TREE_BLOCK 32
