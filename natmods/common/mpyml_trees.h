@@ -1056,6 +1056,18 @@ static inline void mpyml_boost_sum32(const mpyml_forest_t *f, const void *x) {
     int nan = mpyml_row_has_nan(f, x);
     for (uint32_t t0 = 0; t0 < f->shape.n_trees; t0 += MPYML_TREE_BLOCK) {
         uint32_t n_block = mpyml_forest_leaves(f, x, nan, t0, leaves);
+        if (n == 1) {
+            // One group (regressors, binary classifiers): the sums stay in registers, not memory.
+            float sum = sums[0], mag = mags[0];
+            for (uint32_t i = 0; i < n_block; i++) {
+                float v = f->leaf_values[leaves[i]];
+                sum += v;
+                mag += mpyml_absf(v);
+            }
+            sums[0] = sum;
+            mags[0] = mag;
+            continue;
+        }
         for (uint32_t i = 0; i < n_block; i++) {
             float v = f->leaf_values[leaves[i]];
             uint32_t g = f->tree_groups[t0 + i];
