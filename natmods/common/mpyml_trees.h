@@ -839,7 +839,7 @@ static inline mpyml_err_t mpyml_forest_check_complete(mpyml_forest_t *f) {
                            : xf[(FEATURE) & ~(NAN_BIT)] <= thresholds[node])
 
 // 1 when a float32 row holds a NaN (its walks then follow each node's NaN direction).
-MPYML_HOT static int mpyml_row_has_nan(const mpyml_forest_t *f, const void *x) {
+MPYML_HOT static inline int mpyml_row_has_nan(const mpyml_forest_t *f, const void *x) {
     uint32_t nan = 0;
     if (f->shape.dtype == MPYML_DTYPE_FLOAT32) {
         const float *xf = (const float *)x;
@@ -853,8 +853,8 @@ MPYML_HOT static int mpyml_row_has_nan(const mpyml_forest_t *f, const void *x) {
 // The leaves that row x reaches in the trees from t0 on, at most MPYML_TREE_BLOCK of them, into
 // leaves[]; returns how many. `nan`: mpyml_row_has_nan(f, x). Leaf references fit 16 bits
 // (MPYML_TREES_MAX_LEAVES, MPYML_TREES_MAX_PAIRS).
-MPYML_HOT static uint32_t mpyml_forest_leaves(const mpyml_forest_t *f, const void *x, int nan, uint32_t t0,
-                                              uint16_t *leaves) {
+MPYML_HOT static inline uint32_t mpyml_forest_leaves(const mpyml_forest_t *f, const void *x, int nan, uint32_t t0,
+                                                     uint16_t *leaves) {
     uint32_t n = f->shape.n_trees - t0 < MPYML_TREE_BLOCK ? f->shape.n_trees - t0 : MPYML_TREE_BLOCK;
     const int32_t *roots = f->roots + t0;
     const uint8_t *features8 = f->features8;
