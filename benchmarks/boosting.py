@@ -1,12 +1,17 @@
 """Benchmark: gradient-boosted trees in emltrees against generated Python on MicroPython.
 
 One run on the unix port of MicroPython, sklearn's digits dataset (train_test_split(random_state=1):
-450 test rows, integer features 0..16) and three boosted models of about the same size:
+450 test rows, integer features 0..16) and four boosted models of about the same size on its 10
+classes (100 iterations, so 1000 trees each):
 
   HistGradientBoostingClassifier(max_iter=100, max_leaf_nodes=31, early_stopping=False)
   XGBClassifier(n_estimators=100, max_depth=5)                (XGBoost 3.2)
   LGBMClassifier(n_estimators=100, num_leaves=31)             (LightGBM 4.7)
-  GradientBoostingClassifier(n_estimators=100, max_depth=3)   (a model m2cgen 0.10 converts)
+  GradientBoostingClassifier(n_estimators=100, max_depth=3)
+
+and one that m2cgen 0.10 converts to a module MicroPython runs: the same LGBMClassifier on digits as
+a binary task (y >= 5: 100 trees); last, that model with one tree, which shows what a call costs
+besides the walk.
 
 Contenders, each in its own micropython subprocess:
 
@@ -153,20 +158,28 @@ def main(argv=None) -> int:
     ensure_module()
     X, y = load_digits(return_X_y=True)
     X_train, X_test, y_train, _ = train_test_split(X, y, random_state=1)
-    models = {
-        "HistGradientBoostingClassifier": HistGradientBoostingClassifier(
-            max_iter=100, max_leaf_nodes=31, early_stopping=False, random_state=1),
-        "XGBClassifier": xgboost.XGBClassifier(n_estimators=100, max_depth=5, random_state=1),
-        "LGBMClassifier": lightgbm.LGBMClassifier(n_estimators=100, num_leaves=31, verbose=-1, random_state=1),
-        "GradientBoostingClassifier": GradientBoostingClassifier(n_estimators=100, max_depth=3, random_state=1),
+    binary = y_train >= 5
+    models = {  # name: (model, training targets)
+        "HistGradientBoostingClassifier": (HistGradientBoostingClassifier(
+            max_iter=100, max_leaf_nodes=31, early_stopping=False, random_state=1), y_train),
+        "XGBClassifier": (xgboost.XGBClassifier(n_estimators=100, max_depth=5, random_state=1), y_train),
+        "LGBMClassifier": (lightgbm.LGBMClassifier(n_estimators=100, num_leaves=31, verbose=-1, random_state=1),
+                           y_train),
+        "GradientBoostingClassifier": (GradientBoostingClassifier(n_estimators=100, max_depth=3, random_state=1),
+                                       y_train),
+        "LGBMClassifier binary (y >= 5)": (
+            lightgbm.LGBMClassifier(n_estimators=100, num_leaves=31, verbose=-1, random_state=1), binary),
+        # One tree: what a call costs beyond the walk (MicroPython's call, argument and array checks).
+        "LGBMClassifier binary, 1 tree": (
+            lightgbm.LGBMClassifier(n_estimators=1, num_leaves=31, verbose=-1, random_state=1), binary),
     }
     rows_out = []
     with tempfile.TemporaryDirectory(prefix="mpyml-boost-bench-") as tmp:
         work = Path(tmp)
-        for name, model in models.items():
-            model.fit(X_train.astype(np.float32), y_train)
+        for index, (name, (model, target)) in enumerate(models.items()):
+            model.fit(X_train.astype(np.float32), target)
             reference = np.searchsorted(model.classes_, model.predict(X_test.astype(np.float32)))
-            model_path = work / ("%s.csv" % name)
+            model_path = work / ("model%d.csv" % index)
             stored = mpyml.export(model, model_path)
             X_dev = stored.cast_features(X_test)
             x_path = work / ("x_%s.bin" % stored.dtype)
@@ -182,8 +195,8 @@ def main(argv=None) -> int:
             result["emltrees_many_us"] = median_us(emltrees["many_times_us"], len(X_dev))
             result["emltrees_agree"] = int(np.sum(np.array(emltrees["pred"]) == reference))
             result["emltrees_many_agree"] = int(np.sum(np.array(emltrees["pred_many"]) == reference))
-            (work / ("plain_%s.py" % name)).write_text(plain_python_source(mpyml.convert(model)))
-            plain = run_micropython("plain", common + _PYTHON.format(module="plain_%s" % name), work, "64M")
+            (work / ("plain_%d.py" % index)).write_text(plain_python_source(mpyml.convert(model)))
+            plain = run_micropython("plain", common + _PYTHON.format(module="plain_%d" % index), work, "64M")
             result["plain_us"] = median_us(plain["times_us"], len(X_dev))
             result["plain_agree"] = int(np.sum(np.array(plain["pred"]) == reference))
             try:
@@ -191,10 +204,10 @@ def main(argv=None) -> int:
             except Exception as e:  # m2cgen raises plain exceptions for models it does not know
                 result["m2cgen"] = "cannot convert: %s: %s" % (type(e).__name__, str(e)[:120])
             else:
-                (work / ("m2cgen_%s.py" % name)).write_text(source)
+                (work / ("m2cgen_%d.py" % index)).write_text(source)
                 result["m2cgen_bytes"] = len(source.encode())
                 try:
-                    m2 = run_micropython("m2cgen", common + _PYTHON.format(module="m2cgen_%s" % name), work, "64M",
+                    m2 = run_micropython("m2cgen", common + _PYTHON.format(module="m2cgen_%d" % index), work, "64M",
                                          timeout=args.m2cgen_timeout)
                     result["m2cgen_us"] = median_us(m2["times_us"], len(X_dev))
                     result["m2cgen_agree"] = int(np.sum(np.array(m2["pred"]) == reference))
@@ -209,14 +222,16 @@ def main(argv=None) -> int:
     print("MicroPython: %s; 450 digits test rows; %d timed passes" % (micropython_version(), args.reps))
     print()
     print("| model | trees / nodes / leaves | emltrees predict | predict_many per row | m2cgen | plain Python "
-          "| vs m2cgen | vs plain | agreement (emltrees, m2cgen, plain) | file: emltrees / m2cgen .py |")
+          "| vs m2cgen (predict, predict_many) | vs plain | agreement (emltrees, m2cgen, plain) "
+          "| file: emltrees / m2cgen .py |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---|---|")
     for r in rows_out:
         m2 = r.get("m2cgen_us")
-        print("| %s (%s) | %d / %d / %d | %.1f µs | %.1f µs | %s | %.0f µs | %s | %.0f× | %d, %s, %d /450 | %d B / %s |" % (
+        print("| %s (%s) | %d / %d / %d | %.2f µs | %.2f µs | %s | %.0f µs | %s | %.0f× | %d, %s, %d /450 | %d B / %s |" % (
             r["model"], r["dtype"], r["trees"], r["nodes"], r["leaves"], r["emltrees_us"], r["emltrees_many_us"],
-            "%.0f µs" % m2 if m2 else r.get("m2cgen", "—"), r["plain_us"],
-            "%.0f×" % (m2 / r["emltrees_us"]) if m2 else "—", r["plain_us"] / r["emltrees_us"], r["emltrees_agree"],
+            "%.1f µs" % m2 if m2 else r.get("m2cgen", "—"), r["plain_us"],
+            "%.0f×, %.0f×" % (m2 / r["emltrees_us"], m2 / r["emltrees_many_us"]) if m2 else "—",
+            r["plain_us"] / r["emltrees_us"], r["emltrees_agree"],
             r.get("m2cgen_agree", "—"), r["plain_agree"], r["file_bytes"],
             "%d B" % r["m2cgen_bytes"] if "m2cgen_bytes" in r else "—"))
     return 0

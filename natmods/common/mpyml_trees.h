@@ -757,56 +757,135 @@ static inline mpyml_err_t mpyml_forest_check_complete(mpyml_forest_t *f) {
 
 // ---------------------------------------------------------------- prediction
 
-// The walk from `node` to a leaf, going left while GO_LEFT (an expression of `node`) holds; returns the leaf.
-#define MPYML_WALK(GO_LEFT) \
+// Trees walked side by side. On x86-64 the walks of MPYML_TREE_LANES trees run in lock step, each
+// child chosen without a branch, so the loads of the lanes overlap instead of waiting on each other
+// and on mispredicted branches; a lane that reached its leaf stays on its last node (choosing the same
+// leaf again) until every lane has. On in-order microcontroller cores those extra steps would only
+// cost time, so they walk one tree at a time.
+#ifndef MPYML_TREE_LANES
+#if defined(__x86_64__)
+#define MPYML_TREE_LANES 8
+#else
+#define MPYML_TREE_LANES 1
+#endif
+#endif
+// Trees per mpyml_forest_leaves call: the caller's stack holds their leaves.
+#define MPYML_TREE_BLOCK 32
+
+// Lock-step walk of N lanes from nodes[0 .. N) until each lane's chosen child is a leaf; refs[0 .. N)
+// then hold those leaf references. GO_LEFT is an expression of `node`.
+#define MPYML_LANES_WALK(N, GO_LEFT) \
     for (;;) { \
-        mpyml_child_t next = (GO_LEFT) ? f->left[node] : f->right[node]; \
-        if (next < 0) { \
-            return (uint32_t)(-(next + 1)); \
+        int32_t all_leaves = -1; \
+        for (uint32_t lane = 0; lane < (N); lane++) { \
+            uint32_t node = nodes[lane]; \
+            int32_t left_mask = -(int32_t)(GO_LEFT); \
+            int32_t left = f->left[node], right = f->right[node]; \
+            int32_t next = right ^ ((left ^ right) & left_mask); \
+            nodes[lane] = node + (next < 0 ? 0u : (uint32_t)next); \
+            refs[lane] = next; \
+            all_leaves &= next; \
         } \
-        node += (uint32_t)next; \
+        if (all_leaves < 0) { \
+            break; \
+        } \
     }
 
-// Index of the leaf that tree `root` sends x to (one loop per storage width, chosen once per tree).
-static inline uint32_t mpyml_tree_leaf_i16(const mpyml_forest_t *f, int32_t root, const int16_t *x) {
-    if (root < 0) {
-        return (uint32_t)(-(root + 1));
+// Walks the trees lane_trees[0 .. MPYML_TREE_LANES) of the block (their roots are nodes) side by side
+// and stores their leaves.
+#define MPYML_LANES_LEAVES(GO_LEFT) \
+    { \
+        uint32_t nodes[MPYML_TREE_LANES]; \
+        int32_t refs[MPYML_TREE_LANES]; \
+        for (uint32_t lane = 0; lane < MPYML_TREE_LANES; lane++) { \
+            nodes[lane] = (uint32_t)roots[lane_trees[lane]]; \
+        } \
+        MPYML_LANES_WALK(MPYML_TREE_LANES, GO_LEFT) \
+        for (uint32_t lane = 0; lane < MPYML_TREE_LANES; lane++) { \
+            leaves[lane_trees[lane]] = (uint16_t)(-(refs[lane] + 1)); \
+        } \
     }
-    uint32_t node = (uint32_t)root;
-    if (f->features8 != NULL) {
-        if (f->thresholds_i8 != NULL) {
-            MPYML_WALK(x[f->features8[node]] <= f->thresholds_i8[node])
-        }
-        MPYML_WALK(x[f->features8[node]] <= f->thresholds_i16[node])
+
+// Leaves of trees t0 .. t0 + n into leaves[0 .. n): a tree whose root is a leaf at once, the others
+// MPYML_TREE_LANES at a time, and the block's last few of them one by one.
+#define MPYML_LEAVES(GO_LEFT) \
+    { \
+        uint32_t lane_trees[MPYML_TREE_LANES], n_lanes = 0; \
+        for (uint32_t t = 0; t < n; t++) { \
+            if (roots[t] < 0) { \
+                leaves[t] = (uint16_t)(-(roots[t] + 1)); \
+                continue; \
+            } \
+            lane_trees[n_lanes++] = t; \
+            if (n_lanes == MPYML_TREE_LANES) { \
+                MPYML_LANES_LEAVES(GO_LEFT) \
+                n_lanes = 0; \
+            } \
+        } \
+        for (uint32_t i = 0; MPYML_TREE_LANES > 1 && i < n_lanes; i++) { \
+            uint32_t nodes[1]; \
+            int32_t refs[1]; \
+            nodes[0] = (uint32_t)roots[lane_trees[i]]; \
+            MPYML_LANES_WALK(1, GO_LEFT) \
+            leaves[lane_trees[i]] = (uint16_t)(-(refs[0] + 1)); \
+        } \
+        return n; \
     }
-    if (f->thresholds_i8 != NULL) {
-        MPYML_WALK(x[f->features[node]] <= f->thresholds_i8[node])
-    }
-    MPYML_WALK(x[f->features[node]] <= f->thresholds_i16[node])
-}
 
 // As scikit-learn: left when x <= threshold; a NaN goes where the node's NaN bit says.
 // !(v > t) is (v <= t or v is NaN).
 #define MPYML_GO_LEFT_F32(FEATURE, NAN_BIT) \
-    ((FEATURE) & (NAN_BIT) ? !(x[(FEATURE) & ~(NAN_BIT)] > f->thresholds_f32[node]) \
-                           : x[(FEATURE) & ~(NAN_BIT)] <= f->thresholds_f32[node])
+    ((FEATURE) & (NAN_BIT) ? !(xf[(FEATURE) & ~(NAN_BIT)] > thresholds[node]) \
+                           : xf[(FEATURE) & ~(NAN_BIT)] <= thresholds[node])
 
-static inline uint32_t mpyml_tree_leaf_f32(const mpyml_forest_t *f, int32_t root, const float *x) {
-    if (root < 0) {
-        return (uint32_t)(-(root + 1));
+// 1 when a float32 row holds a NaN (its walks then follow each node's NaN direction).
+MPYML_HOT static inline int mpyml_row_has_nan(const mpyml_forest_t *f, const void *x) {
+    uint32_t nan = 0;
+    if (f->shape.dtype == MPYML_DTYPE_FLOAT32) {
+        const float *xf = (const float *)x;
+        for (uint32_t i = 0; i < f->shape.n_features; i++) {
+            nan |= (mpyml_f32_to_bits(xf[i]) & 0x7fffffffu) > 0x7f800000u;
+        }
     }
-    uint32_t node = (uint32_t)root;
-    if (f->features8 != NULL) {
-        MPYML_WALK(MPYML_GO_LEFT_F32((uint32_t)f->features8[node], MPYML_TREES_NAN_LEFT8))
-    }
-    MPYML_WALK(MPYML_GO_LEFT_F32((uint32_t)f->features[node], MPYML_TREES_NAN_LEFT))
+    return (int)nan;
 }
 
-static inline uint32_t mpyml_tree_leaf(const mpyml_forest_t *f, uint32_t tree, const void *x) {
+// The leaves that row x reaches in the trees from t0 on, at most MPYML_TREE_BLOCK of them, into
+// leaves[]; returns how many. `nan`: mpyml_row_has_nan(f, x). Leaf references fit 16 bits
+// (MPYML_TREES_MAX_LEAVES, MPYML_TREES_MAX_PAIRS).
+MPYML_HOT static inline uint32_t mpyml_forest_leaves(const mpyml_forest_t *f, const void *x, int nan, uint32_t t0,
+                                                     uint16_t *leaves) {
+    uint32_t n = f->shape.n_trees - t0 < MPYML_TREE_BLOCK ? f->shape.n_trees - t0 : MPYML_TREE_BLOCK;
+    const int32_t *roots = f->roots + t0;
+    const uint8_t *features8 = f->features8;
+    const uint16_t *features = f->features;
     if (f->shape.dtype == MPYML_DTYPE_FLOAT32) {
-        return mpyml_tree_leaf_f32(f, f->roots[tree], (const float *)x);
+        const float *xf = (const float *)x, *thresholds = f->thresholds_f32;
+        if (nan) {
+            if (features8 != NULL) {
+                MPYML_LEAVES(MPYML_GO_LEFT_F32((uint32_t)features8[node], MPYML_TREES_NAN_LEFT8))
+            }
+            MPYML_LEAVES(MPYML_GO_LEFT_F32((uint32_t)features[node], MPYML_TREES_NAN_LEFT))
+        }
+        // Without NaN in the row, no node's NaN direction matters.
+        if (features8 != NULL) {
+            MPYML_LEAVES(xf[features8[node] & ~MPYML_TREES_NAN_LEFT8] <= thresholds[node])
+        }
+        MPYML_LEAVES(xf[features[node] & ~MPYML_TREES_NAN_LEFT] <= thresholds[node])
     }
-    return mpyml_tree_leaf_i16(f, f->roots[tree], (const int16_t *)x);
+    const int16_t *xi = (const int16_t *)x;
+    const int8_t *thresholds8 = f->thresholds_i8;
+    const int16_t *thresholds16 = f->thresholds_i16;
+    if (features8 != NULL) {
+        if (thresholds8 != NULL) {
+            MPYML_LEAVES(xi[features8[node]] <= thresholds8[node])
+        }
+        MPYML_LEAVES(xi[features8[node]] <= thresholds16[node])
+    }
+    if (thresholds8 != NULL) {
+        MPYML_LEAVES(xi[features[node]] <= thresholds8[node])
+    }
+    MPYML_LEAVES(xi[features[node]] <= thresholds16[node])
 }
 
 // Adds every tree's vote (classifiers) or value (regressors) for one row x
@@ -817,38 +896,43 @@ static inline void mpyml_forest_sum(const mpyml_forest_t *f, const void *x, floa
     for (size_t i = 0; i < n_out; i++) {
         out[i] = 0.0f;
     }
-    for (uint32_t t = 0; t < f->shape.n_trees; t++) {
-        uint32_t leaf = mpyml_tree_leaf(f, t, x);
-        switch (f->shape.kind) {
-            case MPYML_TREES_SOFT_VOTE: {
-                // `leaf` is the leaf's first pair; classes without a pair have count 0 and add +0.0f.
-                uint32_t shift = f->class_shift, total = 0, i = leaf, pair;
-                do {
-                    pair = mpyml_pair(f, i++);
-                    total += pair >> shift;
-                } while (!(pair & 1u));
-                float scale = mpyml_total_scale(f, total);
-                i = leaf;
-                do {
-                    pair = mpyml_pair(f, i++);
-                    float p = (float)(pair >> shift) * scale;
-                    out[(pair >> 1) & ((1u << (shift - 1u)) - 1u)] += p;
-                } while (!(pair & 1u));
-                break;
-            }
-            case MPYML_TREES_SOFT_EXACT: {
-                const double *proba = &f->leaf_exact[(size_t)leaf * n_out];
-                for (size_t i = 0; i < n_out; i++) {
-                    out[i] += (float)proba[i];
+    uint16_t leaves[MPYML_TREE_BLOCK];
+    int nan = mpyml_row_has_nan(f, x);
+    for (uint32_t t0 = 0; t0 < f->shape.n_trees; t0 += MPYML_TREE_BLOCK) {
+        uint32_t n_block = mpyml_forest_leaves(f, x, nan, t0, leaves);
+        for (uint32_t t = 0; t < n_block; t++) {
+            uint32_t leaf = leaves[t];
+            switch (f->shape.kind) {
+                case MPYML_TREES_SOFT_VOTE: {
+                    // `leaf` is the leaf's first pair; classes without a pair have count 0 and add +0.0f.
+                    uint32_t shift = f->class_shift, total = 0, i = leaf, pair;
+                    do {
+                        pair = mpyml_pair(f, i++);
+                        total += pair >> shift;
+                    } while (!(pair & 1u));
+                    float scale = mpyml_total_scale(f, total);
+                    i = leaf;
+                    do {
+                        pair = mpyml_pair(f, i++);
+                        float p = (float)(pair >> shift) * scale;
+                        out[(pair >> 1) & ((1u << (shift - 1u)) - 1u)] += p;
+                    } while (!(pair & 1u));
+                    break;
                 }
-                break;
+                case MPYML_TREES_SOFT_EXACT: {
+                    const double *proba = &f->leaf_exact[(size_t)leaf * n_out];
+                    for (size_t i = 0; i < n_out; i++) {
+                        out[i] += (float)proba[i];
+                    }
+                    break;
+                }
+                case MPYML_TREES_REGRESSOR:
+                    out[0] += f->leaf_values[leaf];
+                    break;
+                default:
+                    out[f->leaf_classes[leaf]] += 1.0f;
+                    break;
             }
-            case MPYML_TREES_REGRESSOR:
-                out[0] += f->leaf_values[leaf];
-                break;
-            default:
-                out[f->leaf_classes[leaf]] += 1.0f;
-                break;
         }
     }
 }
@@ -873,11 +957,16 @@ static inline void mpyml_samme_decision(const mpyml_forest_t *f, const void *x) 
     for (size_t c = 0; c < n; c++) {
         d[c] = 0.0;
     }
-    for (uint32_t t = 0; t < f->shape.n_trees; t++) {
-        uint32_t k = f->leaf_classes[mpyml_tree_leaf(f, t, x)];
-        double vote = f->tree_votes[2 * t], other = f->tree_votes[2 * t + 1];
-        for (size_t c = 0; c < n; c++) {
-            d[c] += c == k ? vote : other;
+    uint16_t leaves[MPYML_TREE_BLOCK];
+    int nan = mpyml_row_has_nan(f, x);
+    for (uint32_t t0 = 0; t0 < f->shape.n_trees; t0 += MPYML_TREE_BLOCK) {
+        uint32_t n_block = mpyml_forest_leaves(f, x, nan, t0, leaves);
+        for (uint32_t i = 0; i < n_block; i++) {
+            uint32_t t = t0 + i, k = f->leaf_classes[leaves[i]];
+            double vote = f->tree_votes[2 * t], other = f->tree_votes[2 * t + 1];
+            for (size_t c = 0; c < n; c++) {
+                d[c] += c == k ? vote : other;
+            }
         }
     }
     for (size_t c = 0; c < n; c++) {
@@ -890,23 +979,28 @@ static inline void mpyml_samme_decision(const mpyml_forest_t *f, const void *x) 
 static inline double mpyml_soft_exact(const mpyml_forest_t *f, const void *x, uint32_t c) {
     size_t n = f->shape.n_classes;
     double sum = 0.0;
-    for (uint32_t t = 0; t < f->shape.n_trees; t++) {
-        uint32_t leaf = mpyml_tree_leaf(f, t, x);
-        double p;
-        if (f->shape.kind == MPYML_TREES_SOFT_EXACT) {
-            p = f->leaf_exact[(size_t)leaf * n + c];
-        } else {
-            uint32_t shift = f->class_shift, total = 0, count = 0, i = leaf, pair;
-            do {
-                pair = mpyml_pair(f, i++);
-                total += pair >> shift;
-                if (((pair >> 1) & ((1u << (shift - 1u)) - 1u)) == c) {
-                    count = pair >> shift;
-                }
-            } while (!(pair & 1u));
-            p = mpyml_f64_div((double)count, (double)total);
+    uint16_t leaves[MPYML_TREE_BLOCK];
+    int nan = mpyml_row_has_nan(f, x);
+    for (uint32_t t0 = 0; t0 < f->shape.n_trees; t0 += MPYML_TREE_BLOCK) {
+        uint32_t n_block = mpyml_forest_leaves(f, x, nan, t0, leaves);
+        for (uint32_t t = 0; t < n_block; t++) {
+            uint32_t leaf = leaves[t];
+            double p;
+            if (f->shape.kind == MPYML_TREES_SOFT_EXACT) {
+                p = f->leaf_exact[(size_t)leaf * n + c];
+            } else {
+                uint32_t shift = f->class_shift, total = 0, count = 0, i = leaf, pair;
+                do {
+                    pair = mpyml_pair(f, i++);
+                    total += pair >> shift;
+                    if (((pair >> 1) & ((1u << (shift - 1u)) - 1u)) == c) {
+                        count = pair >> shift;
+                    }
+                } while (!(pair & 1u));
+                p = mpyml_f64_div((double)count, (double)total);
+            }
+            sum += p;
         }
-        sum += p;
     }
     return mpyml_f64_div(sum, (double)f->shape.n_trees);
 }
@@ -944,8 +1038,9 @@ static inline uint32_t mpyml_soft_class(const mpyml_forest_t *f, const void *x, 
 
 // ---------------------------------------------------------------- gradient boosting
 
+// |v| by clearing the sign bit: no branch to mispredict in the summing loop (and |-0.0| is +0.0).
 static inline float mpyml_absf(float v) {
-    return v < 0.0f ? -v : v;
+    return mpyml_f32_from_bits(mpyml_f32_to_bits(v) & 0x7fffffffu);
 }
 
 // The fast path: per group the float32 sum (base first, then the trees in file order) into
@@ -957,11 +1052,28 @@ static inline void mpyml_boost_sum32(const mpyml_forest_t *f, const void *x) {
         sums[g] = (float)f->base[g];
         mags[g] = mpyml_absf(sums[g]);
     }
-    for (uint32_t t = 0; t < f->shape.n_trees; t++) {
-        float v = f->leaf_values[mpyml_tree_leaf(f, t, x)];
-        uint32_t g = f->tree_groups[t];
-        sums[g] += v;
-        mags[g] += mpyml_absf(v);
+    uint16_t leaves[MPYML_TREE_BLOCK];
+    int nan = mpyml_row_has_nan(f, x);
+    for (uint32_t t0 = 0; t0 < f->shape.n_trees; t0 += MPYML_TREE_BLOCK) {
+        uint32_t n_block = mpyml_forest_leaves(f, x, nan, t0, leaves);
+        if (n == 1) {
+            // One group (regressors, binary classifiers): the sums stay in registers, not memory.
+            float sum = sums[0], mag = mags[0];
+            for (uint32_t i = 0; i < n_block; i++) {
+                float v = f->leaf_values[leaves[i]];
+                sum += v;
+                mag += mpyml_absf(v);
+            }
+            sums[0] = sum;
+            mags[0] = mag;
+            continue;
+        }
+        for (uint32_t i = 0; i < n_block; i++) {
+            float v = f->leaf_values[leaves[i]];
+            uint32_t g = f->tree_groups[t0 + i];
+            sums[g] += v;
+            mags[g] += mpyml_absf(v);
+        }
     }
 }
 
@@ -980,8 +1092,13 @@ static inline void mpyml_boost_raw(const mpyml_forest_t *f, const void *x) {
     for (uint32_t g = 0; g < n; g++) {
         raw[g] = f->base[g];
     }
-    for (uint32_t t = 0; t < f->shape.n_trees; t++) {
-        raw[f->tree_groups[t]] += f->leaf_exact[mpyml_tree_leaf(f, t, x)];
+    uint16_t leaves[MPYML_TREE_BLOCK];
+    int nan = mpyml_row_has_nan(f, x);
+    for (uint32_t t0 = 0; t0 < f->shape.n_trees; t0 += MPYML_TREE_BLOCK) {
+        uint32_t n_block = mpyml_forest_leaves(f, x, nan, t0, leaves);
+        for (uint32_t i = 0; i < n_block; i++) {
+            raw[f->tree_groups[t0 + i]] += f->leaf_exact[leaves[i]];
+        }
     }
 }
 
