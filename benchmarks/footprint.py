@@ -6,7 +6,8 @@ emulated board (mpyml.boards, MicroPython 1.27 firmware under qemu): heap bytes 
 board the native code and the module's Python parts live in the heap). Beside the Cortex-M3
 column: emlearn-micropython's figures as stated in issue 13 (Cortex-M3, MicroPython 1.27
 firmware, same method, measured the week of 2026-11-23); they are reference numbers, not
-built here.
+built here. Then each .mpy beside emlearn-micropython's published .mpy of the same architecture
+(EMLEARN_MPY, with its source) and the ratio.
 
 Then, for the Cortex-M3 (armv7m, MPS2_AN385) and Cortex-M0 (armv6m, MICROBIT), what each
 module's RAM after import is spent on, computed from the build (breakdown()): every function of
@@ -45,6 +46,20 @@ BOARDS = ("MPS2_AN385", "MPS2_AN500", "MICROBIT", "VIRT_RV32")
 EMLEARN_M3 = {"emltrees": ("emlearn_trees", 3968), "emliir": ("emlearn_iir", 2464),
               "emlfft": ("emlearn_fft", 2976), "emlneighbors": ("emlearn_neighbors", 2448),
               "emllinear": ("emlearn_linreg", 4768)}
+# emlearn-micropython's published .mpy bytes per architecture (ABI 6.3): `builds/latest/<arch>_6.3/` on
+# its gh-pages branch, commit e2417ed of 2025-12-13 (read 2026-11-30); reference numbers, not built here.
+EMLEARN_MPY = {
+    "emltrees": ("emlearn_trees", {"x64": 3038, "armv6m": 4732, "armv7m": 3948, "armv7emsp": 2503,
+                                   "rv32imc": 5023, "xtensawin": 2536}),
+    "emlfft": ("emlearn_fft", {"x64": 1986, "armv6m": 4502, "armv7m": 2918, "armv7emsp": 1669,
+                               "rv32imc": 4487, "xtensawin": 1551}),
+    "emliir": ("emlearn_iir", {"x64": 1412, "armv6m": 4408, "armv7m": 2388, "armv7emsp": 1123,
+                               "rv32imc": 3897, "xtensawin": 1060}),
+    "emlneighbors": ("emlearn_neighbors", {"x64": 2962, "armv6m": 2369, "armv7m": 2349, "armv7emsp": 2361,
+                                           "rv32imc": 2784, "xtensawin": 2173}),
+    "emllinear": ("emlearn_linreg", {"x64": 3662, "armv6m": 6898, "armv7m": 4510, "armv7emsp": 2982,
+                                     "rv32imc": 7138, "xtensawin": 2929}),
+}
 
 # Breakdown: which group each source file's functions belong to (by file name); a function defined
 # in any other file is an error (tests/test_footprint.py checks every symbol is assigned).
@@ -187,6 +202,21 @@ def table(modules, sizes, ram, arches, board_names) -> str:
     return "\n".join(lines)
 
 
+def flash_table(modules, sizes, arches) -> str:
+    """Markdown: each module's .mpy bytes beside emlearn-micropython's published counterpart, with the ratio."""
+    rows = ["| module | emlearn-micropython | " + " | ".join(arches) + " |", "|---|---|" + "---:|" * len(arches)]
+    for m in modules:
+        if m not in EMLEARN_MPY:
+            continue
+        name, theirs = EMLEARN_MPY[m]
+        cells = []
+        for a in arches:
+            ours = sizes.get((m, a))
+            cells.append("—" if ours is None else "%d / %d (%.1fx)" % (ours, theirs[a], ours / theirs[a]))
+        rows.append("| `%s` | %s | %s |" % (m, name, " | ".join(cells)))
+    return "\n".join(rows)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", type=Path)
@@ -201,6 +231,8 @@ def main(argv=None) -> int:
     sizes = flash(modules, ARCHES)
     ram = import_ram(modules, board_names)
     print(table(modules, sizes, ram, ARCHES, board_names))
+    print()
+    print(flash_table(modules, sizes, ARCHES))
     breakdowns = {}
     if not args.no_breakdown:
         for arch, board in BREAKDOWN_BOARDS.items():
@@ -217,7 +249,8 @@ def main(argv=None) -> int:
     if args.json:
         args.json.write_text(json.dumps({"mpy_bytes": {"%s/%s" % k: v for k, v in sizes.items()},
                                          "import_ram": {"%s/%s" % k: v for k, v in ram.items()},
-                                         "emlearn_m3_reference": EMLEARN_M3, "breakdown": breakdowns}, indent=2))
+                                         "emlearn_m3_reference": EMLEARN_M3,
+                                         "emlearn_mpy_reference": EMLEARN_MPY, "breakdown": breakdowns}, indent=2))
     return 0
 
 
