@@ -17,7 +17,7 @@ from sklearn.model_selection import train_test_split
 import mpyml
 from mpyml import boosting, device, trees, treesfile
 from mpyml.demo import int16_scaled
-from mpyml.trees import ExportError
+from mpyml import ExportError
 
 from test_c_core import driver, driver_o2  # noqa: E402,F401  (session fixtures: the C driver builds)
 

@@ -21,7 +21,7 @@ from sklearn.preprocessing import StandardScaler
 
 from mpyml import build, device, mixture, mixturefile
 from mpyml.vibration import condition_monitoring
-from mpyml.trees import ExportError
+from mpyml import ExportError
 
 
 @pytest.fixture(scope="module", autouse=True)

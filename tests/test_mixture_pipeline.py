@@ -22,7 +22,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import MaxAbsScaler, MinMaxScaler, Normalizer, RobustScaler, StandardScaler
 
 from mpyml import build, device, mixture, mixturefile
-from mpyml.trees import ExportError
+from mpyml import ExportError
 from mpyml.vibration import condition_monitoring
 from test_mixture import run_device
 

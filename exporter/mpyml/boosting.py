@@ -30,7 +30,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .trees import CLASSIFIER, REGRESSOR, ExportError, Forest, Tree, _tree_from_sklearn
+from .errors import ExportError
+from .trees import CLASSIFIER, REGRESSOR, Forest, Tree, _tree_from_sklearn
 
 LINKS = ("identity", "exp", "logistic", "softmax", "isolation")
 SUMS = ("float64", "float32")

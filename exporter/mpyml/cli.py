@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .errors import ExportError
+
 
 def _shown(path) -> str:
     """A path relative to the current folder when it is below it."""
@@ -282,7 +284,7 @@ def _cmd_verify(args) -> int:
     except verify.ModelFileError as error:
         print("mpyml verify: %s" % error, file=sys.stderr)
         return 1
-    except (registry.ExportError, TypeError, ValueError) as error:
+    except (ExportError, TypeError, ValueError) as error:
         print("mpyml verify: %s" % error, file=sys.stderr)
         return 2
     except (build.BuildError, device.DeviceError, boards.BoardError) as error:

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .trees import CLASSIFIER, REGRESSOR, ExportError
+from .errors import ExportError
+from .trees import CLASSIFIER, REGRESSOR
 
 TRANSFORMER = "transformer"
 # How a classifier's decision values become probabilities.

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .errors import ExportError
 from .nets import expf, recipf
-from .trees import ExportError
 
 F32, F64 = np.float32, np.float64
 KINDS = ("mixture", "naive_bayes", "envelope", "kmeans")

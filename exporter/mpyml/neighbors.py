@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .trees import ExportError
+from .errors import ExportError
 
 CLASSIFIER = "classifier"
 NEIGHBORS = "neighbors"

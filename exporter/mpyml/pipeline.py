@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .trees import INT16_MAX, INT16_MIN, ExportError, Forest, Tree
+from .errors import ExportError
+from .trees import INT16_MAX, INT16_MIN, Forest, Tree
 
 
 @dataclass

@@ -13,14 +13,12 @@ import zlib
 
 import numpy as np
 
+from .errors import FormatError
+
 CORRUPT = "the file is truncated or corrupt: "
 LABEL_TYPES = ("int", "str", "bool", "float")
 _ESCAPED = set(b"%,#\x7f") | set(range(0x21))
 WHITESPACE = " \t\n\r\x0b\x0c"  # what MicroPython's str.strip() removes (CPython's also strips Unicode spaces)
-
-
-class FormatError(ValueError):
-    """A model file that a device reader would refuse."""
 
 
 def _is_record(line: str) -> bool:

@@ -18,11 +18,8 @@ from typing import Callable
 
 import numpy as np
 
-from .trees import INT16_MAX, INT16_MIN, ExportError
-
-
-class PrecisionWarning(UserWarning):
-    """The export asked for may make the device disagree with the PC on some inputs."""
+from .errors import ExportError, PrecisionWarning
+from .trees import INT16_MAX, INT16_MIN
 
 
 FEATURE_DTYPES = ("auto", "int16", "float32")

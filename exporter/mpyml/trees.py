@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .errors import ExportError
+
 CLASSIFIER = "classifier"
 REGRESSOR = "regressor"
 FEATURE_DTYPES = ("int16", "float32")
@@ -28,10 +30,6 @@ MAX_LEAVES = 32768
 MAX_CHILD_OFFSET = 32767
 MAX_NODES = 2**24  # also the limit of trees and of soft-vote leaves x classes
 INT16_MIN, INT16_MAX = -32768, 32767
-
-
-class ExportError(ValueError):
-    """The estimator cannot be represented in the requested model format."""
 
 
 @dataclass
