@@ -20,7 +20,8 @@ import warnings
 
 import numpy as np
 
-from .records import CORRUPT, FormatError, parse_hex32, parse_int, records, seal
+from .errors import FormatError
+from .formats.records import CORRUPT, parse_hex32, parse_int, records, seal
 
 FORMAT = "mpyml-iir"
 FORMAT_VERSION = 2

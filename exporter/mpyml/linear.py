@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import ExportError
+from .labels import check_columns, feature_names_of
 from .trees import CLASSIFIER, REGRESSOR
 
 TRANSFORMER = "transformer"
@@ -42,7 +43,6 @@ class Linear:
 
 
 def linear_from_sklearn(estimator, name: str = "estimator") -> Linear:
-    from .records import feature_names_of
 
     cls = type(estimator).__name__
     feature_names = feature_names_of(estimator)
@@ -105,8 +105,6 @@ class StoredChain:
     def transform(self, X) -> np.ndarray:
         """float32 outputs of the steps, summed in the device's order. A DataFrame must have the
         columns the model was fitted with, in that order (ValueError otherwise)."""
-        from .records import check_columns
-
         check_columns(X, self.feature_names)
         X = np.asarray(X, dtype=np.float32)
         if X.ndim != 2 or X.shape[1] != self.n_features:

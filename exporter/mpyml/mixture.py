@@ -4,7 +4,7 @@ EllipticEnvelope, KMeans and MiniBatchKMeans.
 `mixture_from_sklearn(estimator, X=None, outlier_percentile=1.0)` lowers a fitted estimator to a
 :class:`StoredMixture`: the rows of values the file holds (docs/formats.md, mpyml-mixture) and a
 numpy mirror of the device arithmetic (natmods/common/mpyml_mixture.h), bit for bit.
-`export(estimator, path, ...)` writes the file (exporter/mpyml/mixturefile.py).
+`export(estimator, path, ...)` writes the file (exporter/mpyml/formats/mixture.py).
 """
 
 from __future__ import annotations
@@ -547,8 +547,8 @@ def set_threshold(stored: StoredMixture, X=None, outlier_percentile: float = 1.0
 def export(estimator, path, X=None, outlier_percentile: float = 1.0) -> StoredMixture:
     """Writes a fitted estimator (see mixture_from_sklearn) to an mpyml-mixture file; returns
     its StoredMixture (the numpy mirror of the device)."""
-    from . import mixturefile
+    from .formats import mixture as mixture_format
 
     stored = mixture_from_sklearn(estimator, X, outlier_percentile)
-    mixturefile.save(stored, path)
+    mixture_format.save(stored, path)
     return stored

@@ -252,28 +252,31 @@ def neighbors_feature_dtype(items: np.ndarray, feature_dtype: str) -> str:
 
 
 def _export_trees(estimator, forest, path, feature_dtype, voting):
-    from . import trees, treesfile
+    from . import trees
+    from .formats import trees as trees_format
 
     dtype = forest_feature_dtype(forest, feature_dtype)
     stored = trees.lower(forest, dtype=dtype, voting=voting)
-    treesfile.save(stored, path)
+    trees_format.save(stored, path)
     return stored
 
 
 def _export_neighbors(estimator, ir, path, feature_dtype, novelty_percentile, steps=None):
-    from . import neighbors, neighborsfile
+    from . import neighbors
+    from .formats import neighbors as neighbors_format
 
     dtype = neighbors_feature_dtype(ir.items, feature_dtype)
     stored = neighbors.lower(ir, dtype=dtype, novelty_percentile=novelty_percentile)
-    neighborsfile.save(stored, path, **({} if steps is None else {"steps": steps}))
+    neighbors_format.save(stored, path, **({} if steps is None else {"steps": steps}))
     return stored
 
 
 def _export_nets(estimator, net, path, quantize, representative_data):
-    from . import nets, netsfile
+    from . import nets
+    from .formats import nets as nets_format
 
     stored = nets.lower(net, dtype=quantize or "float32", representative_data=representative_data)
-    netsfile.save(stored, path)
+    nets_format.save(stored, path)
     return stored
 
 
@@ -289,11 +292,12 @@ def _export_pipeline(estimator, ir, path, **options):
     """Per-feature steps in front of trees: folded into the thresholds (an mpyml-trees file). Steps with
     a linear model or no final estimator: an mpyml-linear file. Steps that mix features in front of
     trees or k-NN: run in float32 on the device from the steps section of a version 2 file."""
-    from . import linear, linearfile, neighbors, pipeline, trees, treesfile
+    from . import linear, neighbors, pipeline, trees
+    from .formats import linear as linear_format, trees as trees_format
 
     if ir.final is None or isinstance(ir.final, linear.Linear):
         stored = linear.lower(ir)
-        linearfile.save(stored, path)
+        linear_format.save(stored, path)
         return stored
     feature_dtype = options.get("feature_dtype", "auto")
     check_feature_dtype(feature_dtype)
@@ -306,7 +310,7 @@ def _export_pipeline(estimator, ir, path, **options):
     if isinstance(ir.final, trees.Forest):
         model = trees.lower(ir.final, dtype="float32", voting=options["voting"])
         model.feature_names = ir.feature_names  # the steps' input
-        treesfile.save(model, path, steps=steps)
+        trees_format.save(model, path, steps=steps)
     elif isinstance(ir.final, neighbors.Neighbors):
         model = _export_neighbors(None, ir.final, path, "float32", options["novelty_percentile"], steps=steps)
     else:
@@ -315,7 +319,8 @@ def _export_pipeline(estimator, ir, path, **options):
 
 
 def _export_folded(ir, path, feature_dtype, voting, input_dtype):
-    from . import pipeline, trees, treesfile
+    from . import pipeline, trees
+    from .formats import trees as trees_format
 
     stated = input_dtype is not None
     input_dtype = pipeline.check_input_dtype(input_dtype) if stated else (pipeline.fitted_input_dtype(ir) or "float64")
@@ -335,15 +340,16 @@ def _export_folded(ir, path, feature_dtype, voting, input_dtype):
     stored = trees.lower(folded, dtype=dtype, voting=voting)
     stored.input_dtype = input_dtype
     stored.feature_names = ir.feature_names
-    treesfile.save(stored, path)
+    trees_format.save(stored, path)
     return stored
 
 
 def _export_mixture(estimator, stored, path, X, outlier_percentile):
-    from . import mixture, mixturefile
+    from . import mixture
+    from .formats import mixture as mixture_format
 
     mixture.set_threshold(stored, X, outlier_percentile, type(estimator).__name__)
-    mixturefile.save(stored, path)
+    mixture_format.save(stored, path)
     return stored
 
 

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import trees, treesfile
+from . import trees
+from .formats import trees as trees_format
 
 PROBA_TOLERANCE = 1e-6
 SAMME_PROBA_TOLERANCE = 1e-5  # AdaBoost's softmax: float32 with the shared core's exp on the device
@@ -51,7 +52,7 @@ def verify_trees(estimator, X, path, feature_dtype="auto", voting="soft", run=No
 
     forest = registry.lookup(estimator, families=("trees",)).convert(estimator)
     stored = trees.lower(forest, dtype=registry.forest_feature_dtype(forest, feature_dtype), voting=voting)
-    file_bytes = treesfile.save(stored, path)
+    file_bytes = trees_format.save(stored, path)
     pred, proba = run(path, X, stored)
     X_sklearn = stored.cast_features(X).astype(np.float32)
     if stored.kind == trees.CLASSIFIER:
@@ -97,10 +98,11 @@ def file_module(path) -> str:
 
 def host_load(path):
     """The stored model the host's reader makes of the file (each format has one reader)."""
-    from . import iir, linearfile, mixturefile, neighborsfile, netsfile, treesfile
+    from . import iir
+    from .formats import linear, mixture, neighbors, nets
 
-    readers = {"emltrees": treesfile.load, "emlneighbors": neighborsfile.load, "emllinear": linearfile.load,
-               "emlmixture": mixturefile.load, "emliir": iir.load, "emlcnn": netsfile.load}
+    readers = {"emltrees": trees_format.load, "emlneighbors": neighbors.load, "emllinear": linear.load,
+               "emlmixture": mixture.load, "emliir": iir.load, "emlcnn": nets.load}
     return readers[file_module(path)](path)
 
 

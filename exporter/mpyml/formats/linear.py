@@ -11,9 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .linear import (CLASSIFIER, MAX_STEPS, MAX_WIDTH, PROBA_LOGISTIC, PROBA_NONE, PROBA_OVR, PROBA_SOFTMAX, REGRESSOR,
+from ..errors import FormatError
+from ..linear import (CLASSIFIER, MAX_STEPS, MAX_WIDTH, PROBA_LOGISTIC, PROBA_NONE, PROBA_OVR, PROBA_SOFTMAX, REGRESSOR,
                      TRANSFORMER, StoredChain, StoredStep)
-from .records import CORRUPT, FormatError, label_array, label_records, parse_hex32, parse_int, read_labels, records, seal
+from .records import CORRUPT, label_array, label_records, parse_hex32, parse_int, read_labels, records, seal
 
 FORMAT = "mpyml-linear"
 # Version 2: the end record, class labels and feature names. Version 1 is refused.
@@ -229,7 +230,7 @@ def run_on_device(model_path, X, stored: StoredChain):
 
     Returns (transform or decision values, class indices or None, probabilities or None).
     """
-    from . import device
+    from .. import device
 
     X = np.ascontiguousarray(np.asarray(X, dtype=np.float32))
     width = stored.steps[-1].n_out

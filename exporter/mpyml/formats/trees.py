@@ -1,7 +1,7 @@
 """Writes and reads the mpyml-trees model file (specified in docs/formats.md).
 
 The device-side reader is natmods/emltrees/emltrees_load.py. Both check the end record
-(records.seal / records.records).
+(formats.records).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import os
 import numpy as np
 
 from . import records
-from .records import FormatError
-from .trees import CLASSIFIER, StoredForest
+from ..errors import FormatError
+from ..trees import CLASSIFIER, StoredForest
 
 FORMAT = "mpyml-trees"
 FORMAT_VERSION = 3
@@ -108,7 +108,7 @@ def write(stored: StoredForest, f, steps=None) -> None:
         lines.append("boost,%s,%d,%s,%s,%s" % (b.link, b.n_groups, _hex64(b.threshold), _hex64(b.scale), _hex64(b.offset)))
         lines.append(",".join(["base"] + [_hex64(v) for v in b.base]))
     if steps is not None:
-        from .linearfile import step_lines
+        from .linear import step_lines
 
         if stored.dtype != "float32" or steps.steps[-1].n_out != stored.n_features:
             raise ValueError("steps need a float32 forest whose n_features is the steps' output width")
@@ -252,7 +252,7 @@ def read(f):
                               "'pairs,<n_pairs>,<max_count>,<n_totals>'" % last[0])
     boost = None
     if voting == "boost":
-        from .boosting import Boost
+        from ..boosting import Boost
 
         fields = fields_of(6, "'boost,<link>,<n_groups>,<threshold>,<scale>,<offset>'")
         if fields[0] != "boost" or fields[1] not in LINKS:
@@ -267,8 +267,8 @@ def read(f):
                       base=np.array([checked(_from_hex64, v) for v in base[1:]]))
     steps = None
     if n_steps:
-        from .linear import TRANSFORMER, StoredChain
-        from .linearfile import read_steps
+        from ..linear import TRANSFORMER, StoredChain
+        from .linear import read_steps
 
         fields = fields_of(5, "'steps,<n_input_features>,<n_steps>,<n_values>,<max_width>'")
         if fields[2] != str(n_steps):
@@ -439,7 +439,7 @@ def read(f):
                               "'pairs,<n_pairs>,<max_count>,<n_totals>'")
     if steps is None:
         return forest
-    from .linear import StoredPipeline
+    from ..linear import StoredPipeline
 
     return StoredPipeline(steps=steps, model=forest)
 

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .mixture import COVARIANCE_TYPES, F32, KINDS, MAX_COUNT, MAX_WIDTH, StoredMixture
-from .records import CORRUPT, FormatError, label_lines, parse_hex32, parse_int, read_labels, records, seal
+from ..errors import FormatError
+from ..mixture import COVARIANCE_TYPES, F32, KINDS, MAX_COUNT, MAX_WIDTH, StoredMixture
+from .records import CORRUPT, label_lines, parse_hex32, parse_int, read_labels, records, seal
 
 FORMAT, VERSION = "mpyml-mixture", 1
 

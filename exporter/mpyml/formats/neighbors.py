@@ -6,8 +6,9 @@ import os
 
 import numpy as np
 
-from .neighbors import CLASSIFIER, FEATURE_DTYPES, METRICS, NEIGHBORS, WEIGHTS, StoredNeighbors
-from .records import CORRUPT, FormatError, label_array, label_records, parse_hex32, parse_int, read_labels, records, seal
+from ..errors import FormatError
+from ..neighbors import CLASSIFIER, FEATURE_DTYPES, METRICS, NEIGHBORS, WEIGHTS, StoredNeighbors
+from .records import CORRUPT, label_array, label_records, parse_hex32, parse_int, read_labels, records, seal
 
 FORMAT = "mpyml-neighbors"
 # Version 3: the end record, class labels and feature names; the steps section is optional.
@@ -43,7 +44,7 @@ def dumps(stored: StoredNeighbors, steps=None) -> str:
         lines += label_records("classes", classes)
     lines += label_records("feature_names", stored.feature_names if steps is None else steps.feature_names)
     if steps is not None:
-        from .linearfile import step_lines
+        from .linear import step_lines
 
         lines.append("steps,%d,%d,%d,%d" % (steps.n_features, len(steps.steps), steps.n_values, steps.max_width))
         lines += step_lines(steps.steps)
@@ -135,8 +136,8 @@ def read(data):
     n, line = take("the 'items' section line")
     steps = None
     if line.startswith("steps,"):
-        from .linear import TRANSFORMER, StoredChain
-        from .linearfile import read_steps
+        from ..linear import TRANSFORMER, StoredChain
+        from .linear import read_steps
 
         fields = line.split(",")
         if len(fields) != 5:
@@ -182,7 +183,7 @@ def read(data):
                              feature_names=feature_names)
     if steps is None:
         return stored
-    from .linear import StoredPipeline
+    from ..linear import StoredPipeline
 
     return StoredPipeline(steps=steps, model=stored)
 
