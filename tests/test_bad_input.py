@@ -304,7 +304,7 @@ def test_truncated_at_every_record_boundary(run_device, tmp_path):
         path = tmp_path / ("cut%d.csv" % n)
         path.write_text("".join(lines[:n]))
         paths.append(str(path))
-        with pytest.raises(trees_format.FormatError, match="truncated or corrupt"):
+        with pytest.raises(mpyml.FormatError, match="truncated or corrupt"):
             trees_format.load(path)
     out = run_device(f"""
 import emltrees
@@ -339,7 +339,7 @@ OLD_FILES = {
 def test_old_versions_are_refused(run_device, tmp_path, version):
     path = tmp_path / ("v%s.csv" % version)
     path.write_text(OLD_FILES[version])
-    with pytest.raises(trees_format.FormatError, match="format version %s is no longer read" % version):
+    with pytest.raises(mpyml.FormatError, match="format version %s is no longer read" % version):
         trees_format.load(path)
     out = run_device(f"""
 import emltrees

@@ -257,7 +257,7 @@ def test_host_reader_rejects_unknown_versions(tmp_path):
     mpyml.export(pipe, path)
     body = path.read_text().splitlines(True)[:-1]
     text = records.seal("".join(body).replace("mpyml-trees,3", "mpyml-trees,4"))
-    with pytest.raises(trees_format.FormatError, match="format version 4 is not supported"):
+    with pytest.raises(mpyml.FormatError, match="format version 4 is not supported"):
         trees_format.read(text.splitlines(True))
-    with pytest.raises(trees_format.FormatError, match="format version 2 is no longer read"):
+    with pytest.raises(mpyml.FormatError, match="format version 2 is no longer read"):
         trees_format.read("".join(body).replace("mpyml-trees,3", "mpyml-trees,2"))

@@ -62,7 +62,7 @@ def decision_error(got, expected):
 def run(stored, X, tmp_path):
     path = tmp_path / "model.csv"
     assert linear_format.load(path).n_values == stored.n_values
-    values, pred, proba = linear_format.run_on_device(path, X, stored)
+    values, pred, proba = device.predict_linear(path, X, stored)
     np.testing.assert_array_equal(values, stored.transform(X))  # the numpy mirror of the float32 arithmetic
     if pred is not None:
         np.testing.assert_array_equal(pred, stored.predict_index(X))

@@ -254,7 +254,7 @@ def test_host_reader_rejects_unknown_versions(tmp_path):
     lines = path.read_text().splitlines()[:-1]
     for version, message in (("4", "format version '4' is not supported"), ("2", "version 2 is no longer read")):
         text = records.seal("\n".join(["mpyml-neighbors," + version] + lines[1:]) + "\n")
-        with pytest.raises(neighbors_format.FormatError, match=message):
+        with pytest.raises(mpyml.FormatError, match=message):
             neighbors_format.read(text)
 
 
