@@ -15,6 +15,7 @@ import numpy as np
 
 from .errors import ExportError
 from .nets import expf, recipf
+from .pipeline import PerFeature, Select, is_pipeline, pipeline_from_sklearn
 
 F32, F64 = np.float32, np.float64
 KINDS = ("mixture", "naive_bayes", "envelope", "kmeans")
@@ -302,8 +303,6 @@ class Fold:
     mixes features (`mixing`: the name and class of the first such step, for error messages)."""
 
     def __init__(self, n_features: int, steps, classes: dict):
-        from .pipeline import PerFeature, Select
-
         self.n_features = n_features
         A, b = np.eye(n_features), np.zeros(n_features)
         self.mixing = None
@@ -465,8 +464,6 @@ def _split_pipeline(pipeline):
     """(Fold of the transformer steps or None, name, final estimator) of a fitted Pipeline."""
     from sklearn.pipeline import Pipeline
 
-    from .pipeline import is_pipeline, pipeline_from_sklearn
-
     front, (name, final) = [], pipeline.steps[-1]
     while True:
         front += list(pipeline.steps[:-1])
@@ -507,8 +504,6 @@ def mixture_from_sklearn(estimator, X=None, outlier_percentile: float = 1.0) -> 
     from sklearn.covariance import EllipticEnvelope
     from sklearn.mixture import BayesianGaussianMixture, GaussianMixture
     from sklearn.naive_bayes import GaussianNB
-
-    from .pipeline import is_pipeline
 
     fold = None
     if is_pipeline(estimator):

@@ -18,7 +18,10 @@ from typing import Callable
 
 import numpy as np
 
+from . import linear, mixture, neighbors, nets, pipeline, trees
 from .errors import ExportError, PrecisionWarning
+from .formats import linear as linear_format, mixture as mixture_format, neighbors as neighbors_format
+from .formats import nets as nets_format, trees as trees_format
 from .trees import INT16_MAX, INT16_MIN
 
 
@@ -197,8 +200,6 @@ def export(estimator, path, **options):
 
 def pipeline_options(ir) -> dict:
     """The options of a pipeline: those of its final estimator's family (input_dtype with trees)."""
-    from . import linear, trees
-
     if isinstance(ir.final, trees.Forest):
         return dict(FAMILIES["trees"].options, input_dtype=None)
     if ir.final is None or isinstance(ir.final, linear.Linear):
@@ -252,9 +253,6 @@ def neighbors_feature_dtype(items: np.ndarray, feature_dtype: str) -> str:
 
 
 def _export_trees(estimator, forest, path, feature_dtype, voting):
-    from . import trees
-    from .formats import trees as trees_format
-
     dtype = forest_feature_dtype(forest, feature_dtype)
     stored = trees.lower(forest, dtype=dtype, voting=voting)
     trees_format.save(stored, path)
@@ -262,9 +260,6 @@ def _export_trees(estimator, forest, path, feature_dtype, voting):
 
 
 def _export_neighbors(estimator, ir, path, feature_dtype, novelty_percentile, steps=None):
-    from . import neighbors
-    from .formats import neighbors as neighbors_format
-
     dtype = neighbors_feature_dtype(ir.items, feature_dtype)
     stored = neighbors.lower(ir, dtype=dtype, novelty_percentile=novelty_percentile)
     neighbors_format.save(stored, path, **({} if steps is None else {"steps": steps}))
@@ -272,9 +267,6 @@ def _export_neighbors(estimator, ir, path, feature_dtype, novelty_percentile, st
 
 
 def _export_nets(estimator, net, path, quantize, representative_data):
-    from . import nets
-    from .formats import nets as nets_format
-
     stored = nets.lower(net, dtype=quantize or "float32", representative_data=representative_data)
     nets_format.save(stored, path)
     return stored
@@ -282,8 +274,6 @@ def _export_nets(estimator, net, path, quantize, representative_data):
 
 def _export_linear(estimator, linear_ir, path):
     """A bare linear model: a pipeline of one step."""
-    from . import pipeline
-
     ir = pipeline.PipelineIR(n_features=linear_ir.n_features, final=linear_ir)
     return _export_pipeline(estimator, ir, path)
 
@@ -292,9 +282,6 @@ def _export_pipeline(estimator, ir, path, **options):
     """Per-feature steps in front of trees: folded into the thresholds (an mpyml-trees file). Steps with
     a linear model or no final estimator: an mpyml-linear file. Steps that mix features in front of
     trees or k-NN: run in float32 on the device from the steps section of a version 2 file."""
-    from . import linear, neighbors, pipeline, trees
-    from .formats import linear as linear_format, trees as trees_format
-
     if ir.final is None or isinstance(ir.final, linear.Linear):
         stored = linear.lower(ir)
         linear_format.save(stored, path)
@@ -319,9 +306,6 @@ def _export_pipeline(estimator, ir, path, **options):
 
 
 def _export_folded(ir, path, feature_dtype, voting, input_dtype):
-    from . import pipeline, trees
-    from .formats import trees as trees_format
-
     stated = input_dtype is not None
     input_dtype = pipeline.check_input_dtype(input_dtype) if stated else (pipeline.fitted_input_dtype(ir) or "float64")
     integer = pipeline.integer_trained(ir)
@@ -345,9 +329,6 @@ def _export_folded(ir, path, feature_dtype, voting, input_dtype):
 
 
 def _export_mixture(estimator, stored, path, X, outlier_percentile):
-    from . import mixture
-    from .formats import mixture as mixture_format
-
     mixture.set_threshold(stored, X, outlier_percentile, type(estimator).__name__)
     mixture_format.save(stored, path)
     return stored

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import ExportError
+from .nets import expf, recipf
 
 CLASSIFIER = "classifier"
 REGRESSOR = "regressor"
@@ -425,8 +426,6 @@ class StoredForest:
         return (raw * np.float32(self.boost.scale)).astype(np.float32)
 
     def boost_proba(self, X) -> np.ndarray:
-        from .nets import expf, recipf
-
         z = self.boost_raw32(X)
 
         def sigmoid(v):
@@ -444,8 +443,6 @@ class StoredForest:
     def score_samples(self, X) -> np.ndarray:
         """IsolationForest: scikit-learn's score_samples, -2 ** (-depths / denominator), as the device computes
         it in float32: -expf(float32(depths) * float32(-1 / denominator) * float32(ln 2))."""
-        from .nets import expf
-
         if self.boost is None or self.boost.link != "isolation":
             raise TypeError("score_samples: only IsolationForest models have it")
         z = self.boost_raw32(X)[:, 0]
@@ -459,8 +456,6 @@ class StoredForest:
 
     def boost_values(self, X) -> np.ndarray:
         """Regression: link(scale * raw) in float32 as the device computes it."""
-        from .nets import expf, recipf
-
         z = self.boost_raw32(X)[:, 0]
         if self.boost.link == "exp":
             return expf(z)

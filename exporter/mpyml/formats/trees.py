@@ -11,24 +11,22 @@ import os
 
 import numpy as np
 
-from ..boosting import Boost
+from ..boosting import LINKS, Boost
 from ..errors import FormatError
 from ..linear import TRANSFORMER, StoredChain, StoredPipeline
-from ..trees import CLASSIFIER, StoredForest
+from ..trees import (CLASSIFIER, MAX_CHILD_OFFSET, MAX_CLASSES, MAX_COUNT, MAX_FEATURES, MAX_LEAVES, MAX_NODES, MAX_PAIRS,
+                     StoredForest)
 from . import records
 from .linear import read_steps, step_lines
 
 FORMAT = "mpyml-trees"
 FORMAT_VERSION = 3
-# The valid (kind, voting, leaf_values) triples, and the device's limits (natmods/common/mpyml_trees.h).
+# The valid (kind, voting, leaf_values) triples; the device's limits (natmods/common/mpyml_trees.h) are mpyml.trees'.
 KINDS = {("classifier", "soft", "counts"), ("classifier", "hard", "class"), ("regressor", "mean", "float32"),
          ("classifier", "samme", "class"), ("classifier", "soft", "float64"),
          ("classifier", "boost", "float64"), ("classifier", "boost", "float32"), ("regressor", "boost", "float64"),
          ("regressor", "boost", "float32")}
 THRESHOLD_DTYPES = {("int16", "int8"), ("int16", "int16"), ("float32", "float32")}
-LINKS = ("identity", "exp", "logistic", "softmax", "isolation")
-MAX_PAIRS = 32768
-MAX_FEATURES, MAX_CLASSES, MAX_LEAVES, MAX_NODES, MAX_CHILD_OFFSET, MAX_COUNT = 32767, 65535, 32768, 2**24, 32767, 65535
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "dumps", "load", "read", "save", "write"]
 
