@@ -440,7 +440,7 @@ def _driver_lines(stored, rows):
     text = trees_format.dumps(stored).splitlines()
     t, n, l = text.index("trees"), text.index("nodes"), text.index("leaves")
     b = stored.boost
-    link = boosting.LINKS.index(b.link)
+    link = trees.LINKS.index(b.link)
     lines = [layout_line(stored), "forest 6 %d %d %d %d %d %d %s %d %d %d" % (
         1 if stored.dtype == "int16" else 2, stored.n_features, stored.n_classes, stored.n_trees, stored.n_nodes,
         stored.n_leaves, hex32(stored.tree_weight), b.n_groups, link, 1 if stored.leaf_kind == "float64" else 0),

@@ -183,6 +183,9 @@ def soft_leaf_counts(proba: np.ndarray, weighted_counts: np.ndarray) -> np.ndarr
 # How each kind of forest stores its leaves (the file's leaf_values header line).
 LEAF_KINDS = ("counts", "float64", "class", "float32")
 SIGMOID_LIMIT = 80.0  # mpyml_math.h: sigmoid arguments are clamped to [-80, 80]
+# A boosted forest (mpyml.boosting.Boost): the links and sum precisions the device implements.
+LINKS = ("identity", "exp", "logistic", "softmax", "isolation")
+SUMS = ("float64", "float32")
 LN2 = 0.6931472  # float32 ln 2 of mpyml_trees.h (IsolationForest scores: 2**z = e**(z ln 2))
 
 
@@ -679,8 +682,6 @@ MAX_GROUPS = 65535
 
 def _check_boost(forest: Forest) -> None:
     """ExportError for a boosted forest the device cannot hold: groups, base scores and leaf values."""
-    from .boosting import LINKS, SUMS
-
     b = forest.boost
     if b.sums not in SUMS or b.link not in LINKS:
         raise ExportError("boosting: sums must be one of %s and link one of %s" % (SUMS, LINKS))

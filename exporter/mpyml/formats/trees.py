@@ -11,10 +11,10 @@ import os
 
 import numpy as np
 
-from ..boosting import LINKS, Boost
+from ..boosting import Boost
 from ..errors import FormatError
 from ..linear import TRANSFORMER, StoredChain, StoredPipeline
-from ..trees import (CLASSIFIER, MAX_CHILD_OFFSET, MAX_CLASSES, MAX_COUNT, MAX_FEATURES, MAX_LEAVES, MAX_NODES, MAX_PAIRS,
+from ..trees import (CLASSIFIER, LINKS, MAX_CHILD_OFFSET, MAX_CLASSES, MAX_COUNT, MAX_FEATURES, MAX_LEAVES, MAX_NODES, MAX_PAIRS,
                      StoredForest)
 from . import records
 from .linear import read_steps, step_lines
