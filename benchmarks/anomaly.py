@@ -25,7 +25,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "exporter"))
 
-from mpyml import build, device, mixture, mixturefile  # noqa: E402
+from mpyml import build, device, mixture  # noqa: E402
+from mpyml.formats import mixture as mixture_format  # noqa: E402
 from mpyml.vibration import condition_monitoring  # noqa: E402
 
 NATIVE = """
@@ -188,7 +189,7 @@ def main():
         for title, est, reference in models:
             stored = mixture.mixture_from_sklearn(est)
             path = Path(tmp) / "model.txt"
-            mixturefile.save(stored, path)
+            mixture_format.save(stored, path)
             many, single, width = CALLS[stored.kind]
             width = stored.n_components if width == "k" else width
             native = json.loads(device.run(NATIVE.format(d=d, k=stored.n_components, path=str(path), n=n, x_path=str(x_path),

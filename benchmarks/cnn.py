@@ -35,7 +35,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "exporter"))
 
-from mpyml import build, device, nets, netsfile  # noqa: E402
+from mpyml import build, device, nets  # noqa: E402
+from mpyml.formats import nets as nets_format  # noqa: E402
 
 TARGETS = [("float32_vs_plain", "emlcnn float32 >= 200x faster than plain MicroPython", 200.0),
            ("int8_vs_plain_over_float32", "emlcnn int8 faster than emlcnn float32", 1.0)]
@@ -240,7 +241,7 @@ def bench_network(name, net, Xtr, Xte, yte, n_rows, n_plain, reps, rounds, tmp: 
     f32 = nets.lower(net)
     i8 = nets.lower(net, "int8", Xtr[:200])
     paths = {"float32": tmp / (name + "_f32.bin"), "int8": tmp / (name + "_i8.bin")}
-    sizes = {"float32": netsfile.save(f32, paths["float32"]), "int8": netsfile.save(i8, paths["int8"])}
+    sizes = {"float32": nets_format.save(f32, paths["float32"]), "int8": nets_format.save(i8, paths["int8"])}
     (tmp / "plain_net.py").write_text(plain_module(f32))
     X, y = Xte[:n_rows].reshape(n_rows, -1), yte[:n_rows]
     res = {}

@@ -33,7 +33,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "exporter"))
 
-from mpyml import build, device, linearfile, treesfile  # noqa: E402
+from mpyml import build, device  # noqa: E402
+from mpyml.formats import linear as linear_format, trees as trees_format  # noqa: E402
 
 PASSES_NORMAL, PASSES_QUICK = 25, 2
 TARGET_SPEEDUP, TARGET_OVER_BARE = 50.0, 2.0
@@ -133,8 +134,8 @@ def run(passes: int, tmp: Path) -> dict:
     stored = mpyml.export(pipe, path)
     # The same steps and forest as separate files, for the composed and bare contenders.
     steps_path, forest_path = tmp / "digits_steps.csv", tmp / "digits_forest.csv"
-    linearfile.save(stored.steps, steps_path)
-    treesfile.save(stored.model, forest_path)
+    linear_format.save(stored.steps, steps_path)
+    trees_format.save(stored.model, forest_path)
     scaler, pca = pipe[0], pipe[1]
     plain = tmp / "plain_steps.py"
     plain.write_text(_PLAIN_MODULE.format(mean=scaler.mean_.tolist(), scale=scaler.scale_.tolist(),

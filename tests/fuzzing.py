@@ -1,5 +1,5 @@
 """Seeded fuzzing of every model-file loader: the device's (the unix port's real natmods and
-mpy/npyfile) against the host reader's (exporter/mpyml/*file.py, mpyml.iir, numpy.load for .npy).
+mpy/npyfile) against the host reader's (exporter/mpyml/formats/, mpyml.iir, numpy.load for .npy).
 
 A format is one entry of FORMATS (`Format`): how to make valid seed files through the public
 exporter API, the MicroPython code that loads one file and predicts a few rows, and the host
@@ -30,7 +30,9 @@ from typing import Callable
 import numpy as np
 
 import mpyml
-from mpyml import device, iir, linearfile, mixturefile, neighborsfile, netsfile, treesfile
+from mpyml import device, iir
+from mpyml.formats import linear as linear_format, mixture as mixture_format, neighbors as neighbors_format
+from mpyml.formats import nets as nets_format, trees as trees_format
 
 REPO = Path(__file__).resolve().parents[1]
 NPYFILE_DIR = REPO / "mpy" / "npyfile"
@@ -181,7 +183,7 @@ def run(path, caps, rows):
 
 
 def _neighbors_host(data: bytes, caps, rows) -> str:
-    stored = neighborsfile.read(data)
+    stored = neighbors_format.read(data)
     model = getattr(stored, "model", stored)
     if model.n_items > caps[0] or model.items.shape[1] != caps[1] or model.k > caps[2]:
         raise Unfit()
@@ -249,7 +251,7 @@ def run(path, caps, rows):
 
 
 def _linear_host(data: bytes, caps, rows) -> str:
-    stored = linearfile.read(data)
+    stored = linear_format.read(data)
     if len(stored.steps) > caps[0] or stored.n_values > caps[1]:
         raise Unfit()
     X = np.asarray(fit_rows(rows, stored.n_features), dtype=np.float32)
@@ -346,7 +348,7 @@ def run(path, caps, rows):
 
 
 def _trees_host(data: bytes, caps, rows) -> str:
-    stored = treesfile.read(data)
+    stored = trees_format.read(data)
     forest = getattr(stored, "model", stored)
     if forest.n_trees > caps[0] or forest.n_nodes > caps[1] or forest.n_leaves > caps[2]:
         raise Unfit()
@@ -467,7 +469,7 @@ def run(path, caps, rows):
 
 
 def _mixture_host(data: bytes, caps, rows) -> str:
-    stored = mixturefile.read(data)
+    stored = mixture_format.read(data)
     if stored.n_features > caps[0] or stored.n_components > caps[1]:
         raise Unfit()
     out = []
@@ -568,7 +570,7 @@ def run(path, caps, rows):
 
 
 def _nets_host(data: bytes, caps, rows) -> str:
-    stored = netsfile.loads(data)
+    stored = nets_format.loads(data)
     if stored.arena_bytes > caps[0]:
         raise Unfit()
     Y = stored.outputs(np.asarray(fit_rows(rows, stored.n_inputs), dtype=np.float32))
@@ -828,7 +830,7 @@ def truncations(data: bytes, rng: random.Random, n_inside: int, binary_offsets=(
     return sorted(cuts)
 
 
-NETS_HEADER = netsfile.NET_HEADER.size
+NETS_HEADER = nets_format.NET_HEADER.size
 
 
 def _fix_nets(raw: bytearray, size: bool = True) -> bytes:
@@ -992,7 +994,7 @@ def _binary_boundaries(fmt: Format, data: bytes) -> list:
             offset, nbytes = struct.unpack_from("<II", data, 16 + NETS_HEADER + 48 * i + 36)
             cuts += [16 + offset, 16 + offset + nbytes]
         labels = struct.unpack_from("<I", data, 16 + NETS_HEADER - 8)[0]  # the labels block: header, each label
-        cuts += [16 + labels, 16 + labels + netsfile.LABELS_HEADER.size]
+        cuts += [16 + labels, 16 + labels + nets_format.LABELS_HEADER.size]
         return sorted(set(cuts))
     start, end = _npy_header(data)
     itemsize = int(np.load(io.BytesIO(data)).dtype.itemsize)

@@ -6,7 +6,7 @@ from sklearn.datasets import load_digits
 from sklearn.ensemble import RandomForestClassifier
 
 import mpyml
-from mpyml import records, treesfile
+from mpyml.formats import records, trees as trees_format
 
 
 @pytest.fixture(scope="module")
@@ -303,8 +303,8 @@ def test_truncated_at_every_record_boundary(run_device, tmp_path):
         path = tmp_path / ("cut%d.csv" % n)
         path.write_text("".join(lines[:n]))
         paths.append(str(path))
-        with pytest.raises(treesfile.FormatError, match="truncated or corrupt"):
-            treesfile.load(path)
+        with pytest.raises(mpyml.FormatError, match="truncated or corrupt"):
+            trees_format.load(path)
     out = run_device(f"""
 import emltrees
 m = emltrees.new(4, 20, 20)
@@ -338,8 +338,8 @@ OLD_FILES = {
 def test_old_versions_are_refused(run_device, tmp_path, version):
     path = tmp_path / ("v%s.csv" % version)
     path.write_text(OLD_FILES[version])
-    with pytest.raises(treesfile.FormatError, match="format version %s is no longer read" % version):
-        treesfile.load(path)
+    with pytest.raises(mpyml.FormatError, match="format version %s is no longer read" % version):
+        trees_format.load(path)
     out = run_device(f"""
 import emltrees
 m = emltrees.new(4, 20, 20)

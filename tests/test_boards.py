@@ -38,7 +38,8 @@ from sklearn.preprocessing import StandardScaler
 
 import board_report
 import mpyml
-from mpyml import boards, build, iir, mixturefile
+from mpyml import boards, build, iir
+from mpyml.formats import mixture as mixture_format
 from mpyml.demo import int16_scaled
 
 pytestmark = pytest.mark.boards
@@ -611,7 +612,7 @@ measure('mbk.partial_fit', lambda: m.partial_fit(x))
         labels = np.frombuffer(o["labels"], "<i2")
         learnt = copy.deepcopy(mbk_stored)
         np.testing.assert_array_equal(labels, learnt.partial_fit(X_new))  # the mirror, row by row
-        assert o["saved"].decode() == mixturefile.dumps(learnt)
+        assert o["saved"].decode() == mixture_format.dumps(learnt)
         np.testing.assert_array_equal(f32(o["reloaded"]).reshape(n, 3), learnt.transform(X_test))
         # MiniBatchKMeans' update with batches of one row, in the pipeline's scaled space
         scaler, ref = mbk[0], mbk[-1]
@@ -619,7 +620,7 @@ measure('mbk.partial_fit', lambda: m.partial_fit(x))
         for y, label in zip(scaler.transform(f64(X_new)), labels):
             counts[label] += 1
             centres[label] += (y - centres[label]) / counts[label]
-        saved = mixturefile.read(o["saved"])
+        saved = mixture_format.read(o["saved"])
         np.testing.assert_allclose(np.array(saved.rows[:3], dtype=np.float64), centres * scaler.scale_ + scaler.mean_,
                                    rtol=1e-4, atol=1e-4)
     files = {"km.txt": tmp / "km.txt", "mbk.txt": tmp / "mbk.txt", "x_13.bin": X_test.tobytes(), "new.bin": X_new.tobytes()}

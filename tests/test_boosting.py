@@ -15,9 +15,10 @@ from sklearn.ensemble import (GradientBoostingClassifier, GradientBoostingRegres
 from sklearn.model_selection import train_test_split
 
 import mpyml
-from mpyml import boosting, device, trees, treesfile
+from mpyml import boosting, device, trees
+from mpyml.formats import trees as trees_format
 from mpyml.demo import int16_scaled
-from mpyml.trees import ExportError
+from mpyml import ExportError
 
 from test_c_core import driver, driver_o2  # noqa: E402,F401  (session fixtures: the C driver builds)
 
@@ -123,7 +124,7 @@ def check(model, stored, X, tmp_path, counts):
     """Library == mirror (classes exactly; proba and values within tolerance) and mirror == device (bits)."""
     X64 = np.asarray(X, dtype=np.float64)  # the same values the device gets, as float64
     path = tmp_path / "model.csv"
-    treesfile.save(stored, path)
+    trees_format.save(stored, path)
     pred, proba = device.predict_trees(path, X, stored)
     expected = library_predict(model, X64 if not isinstance(model, (GradientBoostingClassifier, GradientBoostingRegressor)) else X64)
     if stored.kind == "classifier":
@@ -191,7 +192,7 @@ def test_boosters(emltrees_x64, tmp_path, counts, dataset):
     for booster in (xgb, lgb):
         stored = trees.lower(mpyml.convert(booster), dtype="float32")
         path = tmp_path / "booster.csv"
-        treesfile.save(stored, path)
+        trees_format.save(stored, path)
         pred, proba = device.predict_trees(path, X, stored)
         raw = booster.predict(xgboost.DMatrix(X)) if booster is xgb else booster.predict(X)
         if stored.kind == "classifier":
@@ -230,7 +231,7 @@ def test_gradient_boosting_ties(emltrees_x64, tmp_path, leaf_values):
     _set_leaves([[v, v] for v in leaf_values], gb)
     stored = trees.lower(mpyml.convert(gb), dtype="float32")
     path = tmp_path / "ties.csv"
-    treesfile.save(stored, path)
+    trees_format.save(stored, path)
     pred, _ = device.predict_trees(path, X[:4], stored)
     assert list(gb.classes_[pred]) == list(gb.predict(X[:4]))
     raw = sum(leaf_values)
@@ -250,7 +251,7 @@ def test_hist_gradient_boosting_ties(emltrees_x64, tmp_path):
         hgb._baseline_prediction[:] = 0
         stored = trees.lower(mpyml.convert(hgb), dtype="float32")
         path = tmp_path / "hgb.csv"
-        treesfile.save(stored, path)
+        trees_format.save(stored, path)
         pred, _ = device.predict_trees(path, X[:4], stored)
         assert list(hgb.classes_[pred]) == list(hgb.predict(X[:4]))
         assert list(pred) == [0] * 4
@@ -372,7 +373,7 @@ BAD_FILES = {
 
 
 def _reseal(text, drop_leaf=False):
-    from mpyml import records
+    from mpyml.formats import records
 
     lines = text.splitlines()[:-1]
     if drop_leaf:
@@ -384,7 +385,7 @@ def _reseal(text, drop_leaf=False):
 def test_bad_model_files(emltrees_x64, tmp_path, case):
     X, y = load_iris(return_X_y=True)
     stored = trees.lower(mpyml.convert(xgboost.XGBClassifier(n_estimators=2).fit(X, y)), dtype="float32")
-    text = BAD_FILES[case](treesfile.dumps(stored))
+    text = BAD_FILES[case](trees_format.dumps(stored))
     path = tmp_path / "bad.csv"
     path.write_text(text)
     out = device.run("import emltrees\nm = emltrees.new(10, 100, 100)\ntry:\n"
@@ -397,7 +398,7 @@ def test_capacity(emltrees_x64, tmp_path):
     X, y = load_iris(return_X_y=True)
     stored = trees.lower(mpyml.convert(HistGradientBoostingClassifier(max_iter=3).fit(X, y)), dtype="float32")
     path = tmp_path / "m.csv"
-    treesfile.save(stored, path)
+    trees_format.save(stored, path)
     out = device.run("import emltrees\nm = emltrees.new(%d, 10, 10)\ntry:\n    emltrees.load_model(m, %r)\n"
                      "except ValueError as e:\n    print(e)\n" % (stored.n_trees, str(path)))
     assert "capacity" in out
@@ -407,7 +408,7 @@ def test_file_round_trip():
     X, y = load_iris(return_X_y=True)
     for model in (HistGradientBoostingClassifier(max_iter=3).fit(X, y), xgboost.XGBClassifier(n_estimators=3).fit(X, y)):
         stored = trees.lower(mpyml.convert(model), dtype="float32")
-        again = treesfile.read(treesfile.dumps(stored))
+        again = trees_format.read(trees_format.dumps(stored))
         np.testing.assert_array_equal(again.predict_index(X), stored.predict_index(X))
         np.testing.assert_array_equal(again.predict_proba(X), stored.predict_proba(X))
         assert again.ram_bytes() == stored.ram_bytes()
@@ -417,7 +418,7 @@ def test_device_attributes_and_no_allocation(emltrees_x64, tmp_path):
     X, y = load_breast_cancer(return_X_y=True)
     stored = trees.lower(mpyml.convert(HistGradientBoostingClassifier(max_iter=5).fit(X, y)), dtype="float32")
     path = tmp_path / "m.csv"
-    treesfile.save(stored, path)
+    trees_format.save(stored, path)
     out = device.run(
         "import array, gc, emltrees\nm = emltrees.new(%d, %d, %d)\nemltrees.load_model(m, %r)\n"
         "print(m.kind, m.voting, m.n_classes, m.n_trees)\n"
@@ -436,10 +437,10 @@ def _driver_lines(stored, rows):
     """tests/c/trees_driver.c records of a boosted forest: tree and node records from the model file's text."""
     from test_c_core import hex32, hex64, layout_line, row_text
 
-    text = treesfile.dumps(stored).splitlines()
+    text = trees_format.dumps(stored).splitlines()
     t, n, l = text.index("trees"), text.index("nodes"), text.index("leaves")
     b = stored.boost
-    link = boosting.LINKS.index(b.link)
+    link = trees.LINKS.index(b.link)
     lines = [layout_line(stored), "forest 6 %d %d %d %d %d %d %s %d %d %d" % (
         1 if stored.dtype == "int16" else 2, stored.n_features, stored.n_classes, stored.n_trees, stored.n_nodes,
         stored.n_leaves, hex32(stored.tree_weight), b.n_groups, link, 1 if stored.leaf_kind == "float64" else 0),

@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 from c_errors import error_table
-from mpyml import treesfile
+from mpyml.formats import trees as trees_format
 from mpyml import trees
 from mpyml.trees import StoredForest, forest_from_sklearn, lower
 
@@ -151,9 +151,9 @@ def forest_lines(stored: StoredForest, rows) -> list[str]:
     """Driver records of `stored`, with roots and nodes taken from its model file text.
 
     The tree and node records (roots, SAMME votes, feature, threshold text, relative
-    children, NaN direction) are exactly what treesfile writes, so they come from the writer.
+    children, NaN direction) are exactly what trees_format writes, so they come from the writer.
     """
-    text = treesfile.dumps(stored).splitlines()
+    text = trees_format.dumps(stored).splitlines()
     t, n, l = text.index("trees"), text.index("nodes"), text.index("leaves")
     assert n - t - 1 == stored.n_trees and l - n - 1 == stored.n_nodes
     shape = (KINDS[(stored.voting, stored.leaf_kind)], DTYPES[stored.dtype], stored.n_features, stored.n_classes,

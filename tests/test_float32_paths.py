@@ -10,7 +10,8 @@ import pytest
 from sklearn.datasets import load_breast_cancer, load_digits, load_wine
 from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier, RandomForestRegressor
 
-from mpyml import trees, treesfile
+from mpyml import trees
+from mpyml.formats import trees as trees_format
 
 
 def test_tree_weight_same_in_float32_and_double():
@@ -46,7 +47,7 @@ def test_float32_values_written_exactly():
     X, y = load_digits(return_X_y=True)
     reg = RandomForestRegressor(n_estimators=5, max_depth=6, random_state=0).fit(X.astype(np.float32), y * 1.37)
     stored = trees.lower(trees.forest_from_sklearn(reg), dtype="float32")
-    again = treesfile.read(treesfile.dumps(stored).splitlines(True))
+    again = trees_format.read(trees_format.dumps(stored).splitlines(True))
     np.testing.assert_array_equal(again.threshold, stored.threshold)
     np.testing.assert_array_equal(again.leaf_values(), stored.leaf_values())
 

@@ -13,7 +13,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import fuzzing  # noqa: E402
 
-from mpyml import device, iir, linearfile, netsfile  # noqa: E402
+from mpyml import device, iir  # noqa: E402
+from mpyml.formats import linear as linear_format, nets as nets_format  # noqa: E402
 
 # Mutants per format in `make test` (a few thousand in all, well under two minutes).
 SIZES = {"mpyml-neighbors": 900, "mpyml-linear": 900, "mpyml-iir": 600, "mpyml-nets": 900, "npy": 500,
@@ -90,7 +91,7 @@ def test_a_negative_label_count_is_refused_on_the_device(tmp_path):
     path = tmp_path / "neg.csv"
     path.write_bytes(fuzzing.seal(body.replace(b"feature_names,str,0\n", b"feature_names,str,-5\n")))
     with pytest.raises(ValueError, match="the number of labels"):
-        linearfile.load(path)
+        linear_format.load(path)
     out = device.run("import emllinear\nm = emllinear.new(4, 100)\ntry:\n    emllinear.load_model(m, %r)\n"
                      "    print('loaded')\nexcept ValueError as e:\n    print(e)\n" % str(path))
     assert "the number of labels must be 0..2147483648, got -5" in out
@@ -124,7 +125,7 @@ def test_linear_headers_that_disagree_with_the_steps_are_refused_on_both_sides(t
     path = tmp_path / "edited.csv"
     path.write_bytes(fuzzing.seal(transformer_file.replace(*edit)))
     with pytest.raises(ValueError, match="line 1[0-9]: "):
-        linearfile.load(path)
+        linear_format.load(path)
     assert message in device.run(LINEAR_LOAD % str(path))
 
 
@@ -154,11 +155,11 @@ def _crc_fixed(raw: bytearray) -> bytes:
 def test_the_host_nets_reader_refuses_what_the_device_refuses_with_its_message(tmp_path, int8_net):
     data, _ = int8_net
     raw = bytearray(data)
-    raw[16 + netsfile.NET_HEADER.size] = 9  # layer 0's kind, CRC fixed up
+    raw[16 + nets_format.NET_HEADER.size] = 9  # layer 0's kind, CRC fixed up
     path = tmp_path / "kind.bin"
     path.write_bytes(_crc_fixed(raw))
     with pytest.raises(ValueError, match="layer 0: unknown layer kind"):
-        netsfile.load(path)
+        nets_format.load(path)
     out = device.run("import emlcnn\nn = emlcnn.new(64)\ntry:\n    emlcnn.load_model(n, %r)\nexcept ValueError as e:\n"
                      "    print(e)\n" % str(path))
     assert "layer 0: unknown layer kind" in out
@@ -171,7 +172,7 @@ def test_the_host_nets_mirror_uses_the_files_inverse_input_scale(tmp_path, int8_
     struct.pack_into("<f", raw, 16 + 32, inv * 3)  # not 1/scale any more: the device uses it as written
     path = tmp_path / "inv.bin"
     path.write_bytes(_crc_fixed(raw))
-    stored = netsfile.load(path)
+    stored = nets_format.load(path)
     assert stored.input_inv_scale == np.float32(inv * 3)
     script = ("import emlcnn, array\nn = emlcnn.new(%d)\nemlcnn.load_model(n, %r)\nout = array.array('f', bytes(12))\n"
               "for row in %r:\n    n.predict(array.array('f', row), out)\n    print(bytes(out).hex())\n"
@@ -225,7 +226,7 @@ def test_unicode_spaces_are_part_of_a_record_on_both_sides(tmp_path, transformer
     body = transformer_file.replace(b"feature_names,str,0\n", "feature_names,str,4\nlabel,a\nlabel,b\nlabel,c\nlabel,\u2028\n".encode())
     path = tmp_path / "spaces.csv"
     path.write_bytes(fuzzing.seal(body))
-    assert linearfile.load(path).feature_names[-1] == "\u2028"
+    assert linear_format.load(path).feature_names[-1] == "\u2028"
     out = device.run("import emllinear\nm = emllinear.new(4, 100)\nemllinear.load_model(m, %r)\n"
                      "print(m.feature_names[-1].encode())\n" % str(path))
     assert out.strip() == "b'\\xe2\\x80\\xa8'"
@@ -236,7 +237,7 @@ def _refused_on_both(tmp_path, body, old, new, message):
     path = tmp_path / "labels.csv"
     path.write_bytes(fuzzing.seal(body.replace(old, new)))
     with pytest.raises(ValueError, match=message):
-        linearfile.load(path)
+        linear_format.load(path)
     assert message in device.run(LINEAR_LOAD % str(path))
 
 
@@ -333,7 +334,7 @@ def test_kmeans_distances_that_overflow_are_inf_on_both_sides(tmp_path, seeds):
     assert device_outcome.text == host_outcome.text and "0000807f" in device_outcome.text
 
 
-# What the host readers let through that the device refuses (treesfile.read and mixturefile.load
+# What the host readers let through that the device refuses (trees_format.read and mixture_format.load
 # read every file before, the device refusing it later): each one is now refused on both sides.
 HOST_READER_CASES = [
     ("forest_counts_str_names", _replace_after("nodes", 0, 0, "4"), "feature index"),

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from mpyml import build, device, iir, records
+from mpyml import build, device, iir
+from mpyml.formats import records
 
 N_SAMPLES = 10000
 # Where float32 cannot reach 1e-5 of the peak, the device may be this many times scipy's own float32 error

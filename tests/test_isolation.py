@@ -11,7 +11,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 import mpyml
-from mpyml import device, trees, treesfile, vibration
+from mpyml import device, trees, vibration
+from mpyml.formats import trees as trees_format
 from mpyml.demo import int16_scaled
 
 _SCRIPT = """
@@ -73,7 +74,7 @@ def counts():
 
 def check(model, stored, X, tmp_path, counts, X_library=None):
     path = tmp_path / "iforest.csv"
-    treesfile.save(stored, path)
+    trees_format.save(stored, path)
     pred, decision, score = run_device(stored, path, X, tmp_path)
     X_library = np.asarray(X, dtype=np.float64) if X_library is None else X_library
     np.testing.assert_array_equal(stored.classes[pred], model.predict(X_library))

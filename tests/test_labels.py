@@ -11,7 +11,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 import mpyml
-from mpyml import build, device, linearfile, neighborsfile
+from mpyml import build, device
+from mpyml.formats import linear as linear_format, neighbors as neighbors_format
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +52,7 @@ def test_linear_classifier_labels(natmods_x64, tmp_path, iris_frame):
     path = tmp_path / "m.csv"
     stored = mpyml.export(pipe, path)
     np.testing.assert_array_equal(stored.predict(X), pipe.predict(X))  # labels, as scikit-learn
-    back = linearfile.load(path)
+    back = linear_format.load(path)
     assert list(back.classes) == list(pipe.classes_) and back.feature_names == list(X.columns)
     classes, names, predicted = device_labels("emllinear", "8, 1000", path, X.to_numpy()[::10])
     assert classes == ["setosa", "versicolor", "virginica"] and names == list(X.columns)
@@ -74,7 +75,7 @@ def test_label_types_round_trip(natmods_x64, tmp_path, labels):
     assert classes == list(clf.classes_) and [type(c) for c in classes] == [type(v) for v in labels]
     assert names is None
     assert predicted == list(clf.predict(X))
-    assert list(linearfile.load(path).classes) == list(clf.classes_)
+    assert list(linear_format.load(path).classes) == list(clf.classes_)
 
 
 def test_regressor_and_transformer_have_no_classes(natmods_x64, tmp_path, iris_frame):
@@ -130,6 +131,6 @@ def test_neighbors_labels(natmods_x64, tmp_path, iris_frame, dtype):
     assert out[3] == list(knn.predict(X.iloc[::15]))
     assert out[4] is None  # NearestNeighbors: not a classifier
     assert out[5:] == [None, [0, 1]]  # learned on the device: class indices are the labels
-    back = neighborsfile.load(saved)  # the device's file reads on the host: labels, names and all
+    back = neighbors_format.load(saved)  # the device's file reads on the host: labels, names and all
     assert list(back.classes) == list(knn.classes_) and back.feature_names == list(X.columns)
     np.testing.assert_array_equal(back.predict(X), knn.predict(X))

@@ -19,9 +19,10 @@ from sklearn.mixture import BayesianGaussianMixture, GaussianMixture
 from sklearn.naive_bayes import GaussianNB
 from sklearn.preprocessing import StandardScaler
 
-from mpyml import build, device, mixture, mixturefile
+from mpyml import build, device, mixture
+from mpyml.formats import mixture as mixture_format
 from mpyml.vibration import condition_monitoring
-from mpyml.trees import ExportError
+from mpyml import ExportError
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -80,7 +81,7 @@ METHODS = {
 
 def run_device(stored, X, tmp_path):
     path, x_path = tmp_path / "model.txt", tmp_path / "X.bin"
-    mixturefile.save(stored, path)
+    mixture_format.save(stored, path)
     X = np.ascontiguousarray(X, dtype=np.float32)
     x_path.write_bytes(X.tobytes())
     k = stored.n_components
@@ -229,17 +230,17 @@ def test_kmeans_partial_fit_and_save(tmp_path):
     est = MiniBatchKMeans(n_clusters=4, random_state=0, n_init=3).fit(X[:300])
     stored = mixture.mixture_from_sklearn(est)
     path, out, x_path = tmp_path / "km.txt", tmp_path / "km_updated.txt", tmp_path / "X.bin"
-    mixturefile.save(stored, path)
+    mixture_format.save(stored, path)
     new = X[300:]
     x_path.write_bytes(new.tobytes())
     text = device.run(_LEARN_SCRIPT.format(d=X.shape[1], k=4, path=str(path), n=len(new), x_path=str(x_path), out=str(out)))
     labels = np.array([int(v) for v in text.split()[1].split(",")])
     expected = stored.partial_fit(new)  # the mirror, row by row
     np.testing.assert_array_equal(labels, expected)
-    saved = mixturefile.load(out)
+    saved = mixture_format.load(out)
     for a, b in zip(saved.rows, stored.rows):
         np.testing.assert_array_equal(a, b)  # centres and counts bit for bit
-    assert mixturefile.dumps(saved) == out.read_text()
+    assert mixture_format.dumps(saved) == out.read_text()
     # the centres follow scikit-learn's MiniBatchKMeans update with batches of one row
     ref = MiniBatchKMeans(n_clusters=4, random_state=0, n_init=3).fit(X[:300])
     centres, counts = ref.cluster_centers_.astype(np.float64), ref._counts.astype(np.float64)
@@ -268,7 +269,7 @@ def _stored_gmm():
 def test_bad_calls(tmp_path):
     stored, X = _stored_gmm()
     path = tmp_path / "gm.txt"
-    mixturefile.save(stored, path)
+    mixture_format.save(stored, path)
     script = """
 import array, emlmixture
 model = emlmixture.new(4, 3)
@@ -332,10 +333,10 @@ print(model.loaded)
 
 
 def test_corrupt_files(tmp_path):
-    from mpyml.records import seal
+    from mpyml.formats.records import seal
 
     stored, _ = _stored_gmm()
-    good = mixturefile.dumps(stored)
+    good = mixture_format.dumps(stored)
     assert _load_error(good, tmp_path) == "loaded"
     body = good[:good.rindex("end,")]
     lines = body.splitlines()

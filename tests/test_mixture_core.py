@@ -20,7 +20,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from c_errors import error_codes
-from mpyml import mixture, mixturefile
+from mpyml import mixture
+from mpyml.formats import mixture as mixture_format
 
 ROOT = Path(__file__).resolve().parents[1]
 CFLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
@@ -77,7 +78,7 @@ def test_logf_whole_float32_range(driver):
 def _script(stored: mixture.StoredMixture, threshold="none") -> str:
     lines = ["begin %d %d %d %d %s" % (KIND_CODES[stored.kind], COV_CODES[stored.covariance_type], stored.n_features,
                                         stored.n_components, threshold)]
-    text = mixturefile.dumps(stored).splitlines()
+    text = mixture_format.dumps(stored).splitlines()
     start = text.index("values") + 1
     lines += ["row " + row for row in text[start:start + len(stored.rows)]]
     return "\n".join(lines + ["finish"]) + "\n"
@@ -137,7 +138,7 @@ def test_kmeans_learn_matches_mirror(driver, cov):
 
 def test_corrupt_rows(driver):
     stored, _ = _fitted("mixture", "diag", 0)
-    good = mixturefile.dumps(stored).splitlines()
+    good = mixture_format.dumps(stored).splitlines()
     rows = good[good.index("values") + 1:good.index("values") + 1 + len(stored.rows)]
     head = "begin 1 3 5 3 none\n"
 

@@ -21,8 +21,9 @@ from sklearn.naive_bayes import GaussianNB
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import MaxAbsScaler, MinMaxScaler, Normalizer, RobustScaler, StandardScaler
 
-from mpyml import build, device, mixture, mixturefile
-from mpyml.trees import ExportError
+from mpyml import build, device, mixture
+from mpyml.formats import mixture as mixture_format
+from mpyml import ExportError
 from mpyml.vibration import condition_monitoring
 from test_mixture import run_device
 
@@ -190,7 +191,7 @@ def test_weighted_kmeans_partial_fit_and_save(tmp_path):
     pipe = make_pipeline(StandardScaler(), MiniBatchKMeans(n_clusters=4, random_state=0, n_init=3)).fit(f64(X[:300]))
     stored = mixture.mixture_from_sklearn(pipe)
     path, out, x_path = tmp_path / "km.txt", tmp_path / "km2.txt", tmp_path / "X.bin"
-    mixturefile.save(stored, path)
+    mixture_format.save(stored, path)
     new = X[300:]
     x_path.write_bytes(new.tobytes())
     text = device.run(_LEARN_SCRIPT.format(d=X.shape[1], k=4, path=str(path), n=len(new), x_path=str(x_path), out=str(out)))
@@ -198,7 +199,7 @@ def test_weighted_kmeans_partial_fit_and_save(tmp_path):
     assert cov == "diag"
     labels = np.array([int(v) for v in labels.split(",")])
     np.testing.assert_array_equal(labels, stored.partial_fit(new))
-    saved = mixturefile.load(out)
+    saved = mixture_format.load(out)
     assert saved.covariance_type == "diag" and len(saved.rows) == 6
     for a, b in zip(saved.rows, stored.rows):
         np.testing.assert_array_equal(a, b)

@@ -10,7 +10,8 @@ from sklearn.datasets import load_wine
 from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
 
 import mpyml
-from mpyml import build, device, neighborsfile, records
+from mpyml import build, device
+from mpyml.formats import neighbors as neighbors_format, records
 from mpyml.neighbors import StoredNeighbors, training_scores
 
 
@@ -68,7 +69,7 @@ print(m.n_items, m.typecode, m.labeled)
     assert out[5] == "[3, 0, 1] [1.0] 0"      # (8,1) class 2, (0,0) class 0, (0,10) class 1: tie -> 0
     assert out[6] == "4 4 0"
     assert out[7] == "0 None None"
-    stored = neighborsfile.load(saved)
+    stored = neighbors_format.load(saved)
     np.testing.assert_array_equal(stored.items, [[0, 0], [0, 10], [-10, 0], [8, 1]])
     np.testing.assert_array_equal(stored.labels, [0, 1, 2, 2])
     assert (stored.k, stored.n_classes, stored.threshold, stored.metric) == (3, 4, None, "euclidean")
@@ -86,7 +87,7 @@ with open({str(saved)!r}, 'w') as f:
     emlneighbors.save_model(m, f)
 """)
     assert saved.read_text() == path.read_text()
-    again = neighborsfile.load(saved)
+    again = neighbors_format.load(saved)
     assert again.threshold == stored.threshold and again.dtype == stored.dtype
     np.testing.assert_array_equal(again.predict(X[:20]), stored.predict(X[:20]))
 
@@ -254,7 +255,7 @@ x = array.array('h', [0] * {stored.n_features})
 
 def _good_text(stored) -> list[str]:
     """The file's records without its end record (cases are sealed again after an edit)."""
-    lines = neighborsfile.dumps(stored).splitlines()
+    lines = neighbors_format.dumps(stored).splitlines()
     assert lines[-1].startswith("end,")
     return lines[:-1]
 
@@ -334,7 +335,7 @@ def test_bad_files(run, wine_files):
         assert line.endswith(" 0 None"), (name, line)  # a failed load leaves the model empty
         if name != "k above capacity":  # the host reader refuses every file the device refuses (but capacity)
             with pytest.raises(ValueError):
-                neighborsfile.read(text.encode("latin-1"))
+                neighbors_format.read(text.encode("latin-1"))
 
 
 def test_neighbors_model_has_no_labels(run, tmp_path):
@@ -372,6 +373,6 @@ print(m2.typecode, m2.labeled, list(i), list(d))
     from mpyml.neighbors import sqrt
     score = float(sqrt(np.float32(7.25))[0])  # nearest of (3, 0) is (0.5, -1): 2.5^2 + 1^2
     assert out == ["x: expected 2 features, got 1", "f False 2 %r" % score, "f False [1] [0.5]"]
-    stored = neighborsfile.load(saved)
+    stored = neighbors_format.load(saved)
     assert stored.kind == "neighbors" and stored.dtype == "float32" and stored.labels is None
     np.testing.assert_array_equal(stored.items, np.array([[0.5, -1.0], [3.0, 4.0]], dtype=np.float32))

@@ -8,7 +8,8 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
 
 import mpyml
-from mpyml import neighborsfile, trees
+from mpyml import trees
+from mpyml.formats import neighbors as neighbors_format
 from mpyml.neighbors import Neighbors, StoredNeighbors
 
 
@@ -23,14 +24,14 @@ def test_file_round_trip(tmp_path, iris, dtype):
     X, y = iris
     stored = mpyml.export(KNeighborsClassifier(7, weights="distance", metric="chebyshev").fit(X, y), tmp_path / "m.csv",
                           feature_dtype=dtype, novelty_percentile=90)
-    again = neighborsfile.load(tmp_path / "m.csv")
+    again = neighbors_format.load(tmp_path / "m.csv")
     for name in ("kind", "dtype", "metric", "weights", "k", "n_classes"):
         assert getattr(again, name) == getattr(stored, name)
     assert again.threshold == stored.threshold
     np.testing.assert_array_equal(again.items, stored.items)
     np.testing.assert_array_equal(again.labels, stored.labels)
     np.testing.assert_array_equal(again.classes, [0, 1, 2])
-    assert neighborsfile.dumps(again) == (tmp_path / "m.csv").read_text()
+    assert neighbors_format.dumps(again) == (tmp_path / "m.csv").read_text()
     lines = (tmp_path / "m.csv").read_text().splitlines()
     assert lines[:16] == [
         "mpyml-neighbors,3", "kind,classifier", "dtype,%s" % dtype, "metric,chebyshev", "weights,distance",

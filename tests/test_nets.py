@@ -20,7 +20,8 @@ from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 
 import mpyml
-from mpyml import build, device, nets, netsfile
+from mpyml import build, device, nets
+from mpyml.formats import nets as nets_format
 
 PREDICT_SCRIPT = """
 import array, emlcnn
@@ -131,10 +132,10 @@ def test_file_round_trip(digits, digits_mlp, tmp_path):
     for quantize in (None, "int8"):
         stored = mpyml.export(digits_mlp, tmp_path / "m.bin", quantize=quantize, representative_data=Xtr[:100])
         data = (tmp_path / "m.bin").read_bytes()
-        labels = netsfile.labels_block(stored.classes, stored.feature_names)
+        labels = nets_format.labels_block(stored.classes, stored.feature_names)
         assert data[:4] == b"MPYN" and len(data) == 16 + 52 + 48 * len(stored.layers) + stored.weights_bytes + len(labels)
         assert data.endswith(labels)
-        again = netsfile.load(tmp_path / "m.bin")
+        again = nets_format.load(tmp_path / "m.bin")
         assert again.classes == list(digits_mlp.classes_) and again.feature_names is None
         assert np.array_equal(again.outputs(Xte), stored.outputs(Xte))
         assert np.array_equal(again.predict_index(Xte), np.argmax(stored.outputs(Xte), axis=1))
@@ -239,7 +240,7 @@ def test_bad_input_raises_clear_errors(emlcnn_x64, digits, digits_mlp, tmp_path)
     good = (tmp_path / "good.bin").read_bytes()
     payload = bytearray(good[16:])
     bad_layer = bytearray(payload)
-    net_header = netsfile.NET_HEADER.size
+    net_header = nets_format.NET_HEADER.size
     bad_layer[net_header + 48] = 9  # layer 1 kind
     bad_shape = bytearray(payload)
     struct.pack_into("<H", bad_shape, net_header + 48 + 4 + 4, 31)  # layer 1 in_c
@@ -313,7 +314,7 @@ def test_bad_input_raises_clear_errors(emlcnn_x64, digits, digits_mlp, tmp_path)
                  "version1.bin", "labels_utf8.bin", "labels_int.bin", "labels_count.bin", "labels_place.bin",
                  "labels_cut.bin"):
         with pytest.raises(ValueError) as e:
-            netsfile.load(tmp_path / name)
+            nets_format.load(tmp_path / name)
         assert "ValueError model file: " + str(e.value) == lines[name]
     assert lines["short_x"] == "ValueError x: expected 64 values, got 63"
     assert lines["int_x"] == "TypeError x: expected array('f'), got typecode 'h'"
@@ -408,7 +409,7 @@ def test_labels_round_trip_on_the_device(emlcnn_x64, tmp_path, kind):
         mlp = MLPClassifier(hidden_layer_sizes=(6,), max_iter=200, random_state=0).fit(X, y)
     path = tmp_path / "m.bin"
     stored = mpyml.export(mlp, path)
-    again = netsfile.load(path)
+    again = nets_format.load(path)
     assert again.classes == list(mlp.classes_) and again.feature_names == ["a", "b", "c"]
     np.testing.assert_array_equal(again.predict(X), mlp.predict(X))
     assert again.predict(X).dtype == mlp.predict(X).dtype
@@ -429,7 +430,7 @@ def test_nets_without_labels(emlcnn_x64, tmp_path):
         warnings.simplefilter("ignore", ConvergenceWarning)
         reg = MLPRegressor(hidden_layer_sizes=(4,), max_iter=20, random_state=0).fit(X, y / 100)
     stored = mpyml.export(reg, tmp_path / "r.bin")
-    again = netsfile.load(tmp_path / "r.bin")
+    again = nets_format.load(tmp_path / "r.bin")
     assert again.classes is None and np.array_equal(again.predict(X[:5]), again.outputs(X[:5]))
     out = device.run("import emlcnn\nnet = emlcnn.new(%d)\nemlcnn.load_model(net, %r)\nprint(net.classes)"
                      % (stored.arena_bytes, str(tmp_path / "r.bin")))

@@ -21,7 +21,8 @@ import numpy as np
 import pytest
 
 from c_errors import error_codes
-from mpyml import nets, netsfile
+from mpyml import nets
+from mpyml.formats import nets as nets_format
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMON = ROOT / "natmods" / "common"
@@ -135,12 +136,12 @@ def test_every_layer_kind_matches_numpy(driver, tmp_path, output_activation):
     net = every_kind_net(rng, output_activation)
     X = rng.normal(0.3, 1.0, (60, 9 * 10 * 2)).astype(np.float32)
     f32 = nets.lower(net)
-    netsfile.save(f32, tmp_path / "f.bin")
+    nets_format.save(f32, tmp_path / "f.bin")
     out = c_predict(driver, tmp_path / "f.bin", X)
     assert np.abs(out - f32.outputs(X)).max() < 1e-5
     assert np.abs(out - net.predict(X)).max() < 1e-5
     i8 = nets.lower(net, "int8", X[:40])
-    netsfile.save(i8, tmp_path / "q.bin")
+    nets_format.save(i8, tmp_path / "q.bin")
     out = c_predict(driver, tmp_path / "q.bin", X)
     assert np.array_equal(out.view(np.uint32), i8.outputs(X).view(np.uint32))
     codes = rng.integers(-128, 128, (20, 180)).astype(np.int8)
@@ -172,11 +173,11 @@ def test_channel_blocks_match_numpy(driver, tmp_path):
     net = wide_channel_net(rng)
     X = rng.normal(0.2, 1.0, (50, 7 * 9 * 3)).astype(np.float32)
     f32 = nets.lower(net)
-    netsfile.save(f32, tmp_path / "f.bin")
+    nets_format.save(f32, tmp_path / "f.bin")
     assert np.abs(c_predict(driver, tmp_path / "f.bin", X) - net.predict(X)).max() < 1e-5
     i8 = nets.lower(net, "int8", X[:30])
-    netsfile.save(i8, tmp_path / "q.bin")
-    assert np.array_equal(netsfile.load(tmp_path / "q.bin").outputs(X), i8.outputs(X))
+    nets_format.save(i8, tmp_path / "q.bin")
+    assert np.array_equal(nets_format.load(tmp_path / "q.bin").outputs(X), i8.outputs(X))
     out = c_predict(driver, tmp_path / "q.bin", X)
     assert np.array_equal(out.view(np.uint32), i8.outputs(X).view(np.uint32))
     # Extreme codes: the largest |x - zero point| the layers can see, for the int16 products of the x64 kernels.
@@ -195,11 +196,11 @@ def test_non_finite_inputs_are_safe(driver, tmp_path):
     X[3, :] = 3e38
     X[4, 7] = np.nan
     i8 = nets.lower(net, "int8", X[5:])
-    netsfile.save(i8, tmp_path / "q.bin")
+    nets_format.save(i8, tmp_path / "q.bin")
     out = c_predict(driver, tmp_path / "q.bin", X)
     assert np.isfinite(out).all()  # int8 inputs saturate; NaN quantizes to the zero point
     assert np.array_equal(out, i8.outputs(X))
-    netsfile.save(nets.lower(net), tmp_path / "f.bin")
+    nets_format.save(nets.lower(net), tmp_path / "f.bin")
     c_predict(driver, tmp_path / "f.bin", X)  # NaN propagates; the point is no crash or undefined behaviour
 
 
@@ -214,7 +215,7 @@ def test_mlp_parity(driver, tmp_path):
         mlp = MLPClassifier((20,), max_iter=50, random_state=0).fit(X[:500], y[:500])
     for quantize in ("float32", "int8"):
         stored = nets.lower(nets.convert(mlp), quantize, X[:100])
-        netsfile.save(stored, tmp_path / "m.bin")
+        nets_format.save(stored, tmp_path / "m.bin")
         out = c_predict(driver, tmp_path / "m.bin", X[500:700])
         if quantize == "int8":
             assert np.array_equal(out, stored.outputs(X[500:700]))
@@ -224,23 +225,23 @@ def test_mlp_parity(driver, tmp_path):
 
 # ---------------------------------------------------------------- validation
 
-LAYER0 = netsfile.NET_HEADER.size
+LAYER0 = nets_format.NET_HEADER.size
 
 
 def labels_offset(payload: bytes) -> int:
     """Where the labels block starts: the end of the last parameter block."""
-    return struct.unpack_from("<I", payload, netsfile.NET_HEADER.size - 8)[0]
+    return struct.unpack_from("<I", payload, nets_format.NET_HEADER.size - 8)[0]
 
 
 def _file(payload: bytes) -> bytes:
-    return netsfile.FILE_HEADER.pack(netsfile.MAGIC, netsfile.VERSION, 16, len(payload), zlib.crc32(payload)) + payload
+    return nets_format.FILE_HEADER.pack(nets_format.MAGIC, nets_format.VERSION, 16, len(payload), zlib.crc32(payload)) + payload
 
 
 @pytest.fixture(scope="module")
 def small_int8_payload():
     rng = np.random.default_rng(4)
     net = every_kind_net(rng)
-    return netsfile.payload(nets.lower(net, "int8", rng.normal(0, 1, (20, 180))))
+    return nets_format.payload(nets.lower(net, "int8", rng.normal(0, 1, (20, 180))))
 
 
 CORRUPTIONS = [
@@ -318,7 +319,7 @@ def test_mutated_payloads_never_crash(driver, tmp_path, small_int8_payload):
 def test_non_finite_parameters_rejected(driver, tmp_path, small_int8_payload):
     """NaN or infinite float32 weights, biases, average-pool reciprocals and int8 scales (CRC valid)."""
     rng = np.random.default_rng(6)
-    payload = netsfile.payload(nets.lower(every_kind_net(rng)))
+    payload = nets_format.payload(nets.lower(every_kind_net(rng)))
     offset = lambda layer: struct.unpack_from("<I", payload, LAYER0 + 48 * layer + 36)[0]  # noqa: E731
     for layer, where, value in ((0, offset(0), float("nan")), (1, offset(2) - 4, float("inf")),
                                 (5, offset(5), float("-inf")), (7, labels_offset(payload) - 4, float("nan"))):

@@ -72,10 +72,10 @@ def test_hard_voting_is_majority_of_trees(emltrees_x64, tmp_path, dataset, dtype
     stored = trees.lower(trees.forest_from_sklearn(estimator), dtype=dtype, voting="hard")
     soft = trees.lower(trees.forest_from_sklearn(estimator), dtype=dtype, voting="soft")
     assert stored.n_leaves <= len(estimator.classes_) <= soft.n_leaves
-    from mpyml import treesfile
+    from mpyml.formats import trees as trees_format
 
     path = tmp_path / "hard.csv"
-    hard_bytes, soft_bytes = treesfile.save(stored, path), treesfile.save(soft, tmp_path / "soft.csv")
+    hard_bytes, soft_bytes = trees_format.save(stored, path), trees_format.save(soft, tmp_path / "soft.csv")
     assert hard_bytes <= soft_bytes
     pred, proba = device.predict_trees(path, X_test, stored)
     expected, expected_proba = majority_vote(estimator, stored.cast_features(X_test).astype(np.float32))

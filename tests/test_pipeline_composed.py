@@ -16,7 +16,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MaxAbsScaler, StandardScaler
 
 import mpyml
-from mpyml import build, device, linear, linearfile, neighborsfile, records, treesfile
+from mpyml import build, device, linear
+from mpyml.formats import linear as linear_format, neighbors as neighbors_format, records, trees as trees_format
 
 CLASSIFICATION = {"iris": load_iris, "wine": load_wine, "breast_cancer": load_breast_cancer, "digits": load_digits}
 
@@ -97,9 +98,9 @@ def run_composed(path, stored, X, tmp_path):
     else:
         m = stored.model
         steps_path = tmp_path / "steps.csv"
-        linearfile.save(stored.steps, steps_path)
+        linear_format.save(stored.steps, steps_path)
         common["path"] = str(tmp_path / "bare.csv")
-        neighborsfile.save(m, common["path"])
+        neighbors_format.save(m, common["path"])
         device.run(KNN_SCRIPT.format(steps_path=str(steps_path), n_items=m.n_items,
                                      n_model_features=m.n_features, k=m.k, **common))
     return np.frombuffer(out_path.read_bytes(), dtype="<f4")
@@ -185,7 +186,7 @@ def test_steps_in_the_trees_file_allocate_nothing_and_check_input(natmods_x64, t
     path = tmp_path / "model.csv"
     stored = mpyml.export(pipe, path)
     assert path.read_text().startswith("mpyml-trees,3\n")
-    back = treesfile.load(path)
+    back = trees_format.load(path)
     np.testing.assert_array_equal(back.predict(X_test), stored.predict(X_test))
     out = device.run(DEVICE_API_SCRIPT.format(path=str(path))).splitlines()
     assert out == [
@@ -256,7 +257,7 @@ def test_host_reader_rejects_unknown_versions(tmp_path):
     mpyml.export(pipe, path)
     body = path.read_text().splitlines(True)[:-1]
     text = records.seal("".join(body).replace("mpyml-trees,3", "mpyml-trees,4"))
-    with pytest.raises(treesfile.FormatError, match="format version 4 is not supported"):
-        treesfile.read(text.splitlines(True))
-    with pytest.raises(treesfile.FormatError, match="format version 2 is no longer read"):
-        treesfile.read("".join(body).replace("mpyml-trees,3", "mpyml-trees,2"))
+    with pytest.raises(mpyml.FormatError, match="format version 4 is not supported"):
+        trees_format.read(text.splitlines(True))
+    with pytest.raises(mpyml.FormatError, match="format version 2 is no longer read"):
+        trees_format.read("".join(body).replace("mpyml-trees,3", "mpyml-trees,2"))

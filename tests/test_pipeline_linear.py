@@ -14,7 +14,8 @@ from sklearn.preprocessing import MaxAbsScaler, MinMaxScaler, RobustScaler, Stan
 from sklearn.svm import LinearSVC
 
 import mpyml
-from mpyml import build, device, linear, linearfile, pipeline, records
+from mpyml import build, device, linear, pipeline
+from mpyml.formats import linear as linear_format, records
 
 CLASSIFICATION = {"iris": load_iris, "wine": load_wine, "breast_cancer": load_breast_cancer, "digits": load_digits}
 CLASSIFIERS = {
@@ -60,8 +61,8 @@ def decision_error(got, expected):
 
 def run(stored, X, tmp_path):
     path = tmp_path / "model.csv"
-    assert linearfile.load(path).n_values == stored.n_values
-    values, pred, proba = linearfile.run_on_device(path, X, stored)
+    assert linear_format.load(path).n_values == stored.n_values
+    values, pred, proba = device.predict_linear(path, X, stored)
     np.testing.assert_array_equal(values, stored.transform(X))  # the numpy mirror of the float32 arithmetic
     if pred is not None:
         np.testing.assert_array_equal(pred, stored.predict_index(X))
@@ -184,7 +185,7 @@ def test_predict_allocates_nothing(emllinear_x64, tmp_path):
 def model_text(tmp_path):
     X_train, X_test, y_train = split(load_iris)
     pipe = make_pipeline(StandardScaler(), SelectKBest(k=3), PCA(2), LogisticRegression()).fit(X_train, y_train)
-    return linearfile.dumps(linear.lower(pipeline.pipeline_from_sklearn(pipe)))
+    return linear_format.dumps(linear.lower(pipeline.pipeline_from_sklearn(pipe)))
 
 
 BAD_SCRIPT = """
@@ -256,7 +257,7 @@ def test_bad_files(emllinear_x64, tmp_path):
         out = load_error(tmp_path, bad)
         assert message in out and out.endswith("False"), (message, out)
         with pytest.raises(ValueError):  # the host reader refuses every file the device refuses
-            linearfile.read(bad)
+            linear_format.read(bad)
     out = load_error(tmp_path, text, max_values=10)
     assert "model needs %s values but emllinear.new() was given capacity for 10" % lines[6].split(",")[1] in out
     out = load_error(tmp_path, text, max_steps=2)

@@ -15,7 +15,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 import mpyml
-from mpyml import build, device, linear, linearfile, neighborsfile, records
+from mpyml import build, device, linear
+from mpyml.formats import linear as linear_format, neighbors as neighbors_format, records
 
 DATASETS = {"iris": load_iris, "wine": load_wine, "breast_cancer": load_breast_cancer, "digits": load_digits}
 
@@ -116,7 +117,7 @@ def test_steps_then_knn_in_one_file(natmods_x64, tmp_path, dataset):
     assert isinstance(stored, linear.StoredPipeline)
     assert path.read_text().startswith("mpyml-neighbors,3\n")
     assert not (tmp_path / "model.steps.csv").exists()
-    back = neighborsfile.load(path)
+    back = neighbors_format.load(path)
     np.testing.assert_array_equal(back.steps.transform(X_test).view(np.uint32), stored.steps.transform(X_test).view(np.uint32))
     np.testing.assert_array_equal(back.model.items, stored.model.items)
 
@@ -253,8 +254,8 @@ def test_host_reader_rejects_unknown_versions(tmp_path):
     lines = path.read_text().splitlines()[:-1]
     for version, message in (("4", "format version '4' is not supported"), ("2", "version 2 is no longer read")):
         text = records.seal("\n".join(["mpyml-neighbors," + version] + lines[1:]) + "\n")
-        with pytest.raises(neighborsfile.FormatError, match=message):
-            neighborsfile.read(text)
+        with pytest.raises(mpyml.FormatError, match=message):
+            neighbors_format.read(text)
 
 
 PIPELINE_SCRIPT = """
@@ -283,8 +284,8 @@ def test_one_file_matches_emllinear_pipeline(natmods_x64, tmp_path):
     pipe, _, _, X_test = fitted("digits")
     path, bare_path, steps_path, x_path = (tmp_path / name for name in ("model.csv", "bare.csv", "steps.csv", "x.bin"))
     stored = mpyml.export(pipe, path)
-    neighborsfile.save(stored.model, bare_path)
-    linearfile.save(stored.steps, steps_path)
+    neighbors_format.save(stored.model, bare_path)
+    linear_format.save(stored.steps, steps_path)
     assert bare_path.read_text().startswith("mpyml-neighbors,3\n") and "\nsteps," not in bare_path.read_text()
     x_path.write_bytes(X_test.astype("<f4").tobytes())
     out = device.run(PIPELINE_SCRIPT.format(steps_path=str(steps_path), bare_path=str(bare_path), path=str(path),

@@ -5,7 +5,8 @@ import pytest
 from sklearn.ensemble import ExtraTreesClassifier, ExtraTreesRegressor, RandomForestClassifier, RandomForestRegressor
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
-from mpyml import device, trees, treesfile, verify
+from mpyml import device, trees, verify
+from mpyml.formats import trees as trees_format
 
 ESTIMATORS = [DecisionTreeClassifier, RandomForestClassifier, ExtraTreesClassifier,
               DecisionTreeRegressor, RandomForestRegressor, ExtraTreesRegressor]
@@ -69,7 +70,7 @@ def test_random_forest_random_inputs(emltrees_x64, tmp_path, seed):
     stored = trees.lower(trees.forest_from_sklearn(estimator), dtype=dtype)
     X_test = inputs_on_thresholds(stored, X, rng, estimator)
     path = tmp_path / "model.csv"
-    treesfile.save(stored, path)
+    trees_format.save(stored, path)
     pred, proba = device.predict_trees(path, X_test, stored)
     X_sklearn = X_test.astype(np.float32)
     np.testing.assert_array_equal(pred, stored.predict_index(X_test))
@@ -95,7 +96,7 @@ def test_int16_thresholds_outside_the_int16_range(emltrees_x64, tmp_path, seed):
     X_test = rng.integers(-32768, 32768, size=(500, 3)).astype(np.int16)
     X_test[:10] = [[-32768, -32768, 32767]] * 5 + [[32767, 32767, -32768]] * 5
     path = tmp_path / "model.csv"
-    treesfile.save(stored, path)
+    trees_format.save(stored, path)
     pred, proba = device.predict_trees(path, X_test, stored)
     np.testing.assert_array_equal(stored.classes[pred], estimator.predict(X_test.astype(np.float32)))
     np.testing.assert_allclose(proba, estimator.predict_proba(X_test.astype(np.float32)), atol=1e-6)
@@ -111,7 +112,7 @@ def test_many_features(emltrees_x64, tmp_path, dtype):
     stored = trees.lower(trees.forest_from_sklearn(estimator), dtype=dtype)
     assert stored.feature.max() > 1024
     path = tmp_path / "model.csv"
-    treesfile.save(stored, path)
+    trees_format.save(stored, path)
     pred, proba = device.predict_trees(path, X[:100], stored)
     np.testing.assert_array_equal(stored.classes[pred], estimator.predict(X[:100].astype(np.float32)))
 
@@ -157,7 +158,7 @@ def test_ties_follow_scikit_learns_float64(emltrees_x64, tmp_path):
         for dtype in ("float32", "int16"):
             stored = trees.lower(trees.forest_from_sklearn(est), dtype=dtype)
             path = tmp_path / "model.csv"
-            treesfile.save(stored, path)
+            trees_format.save(stored, path)
             pred, _ = device.predict_trees(path, grid, stored)
             np.testing.assert_array_equal(stored.classes[pred], est.predict(grid), err_msg="seed %d %s" % (seed, dtype))
             np.testing.assert_array_equal(stored.predict(grid), est.predict(grid), err_msg="seed %d %s" % (seed, dtype))

@@ -17,7 +17,8 @@ from sklearn.svm import SVC
 from sklearn.tree import DecisionTreeClassifier
 
 import mpyml
-from mpyml import linearfile, registry
+from mpyml import registry
+from mpyml.formats import linear as linear_format
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +114,7 @@ def test_bare_linear_model_is_a_one_step_pipeline(tmp_path, iris, make):
     estimator = make(X, y)
     stored = mpyml.export(estimator, tmp_path / "m.csv")
     assert [s.kind for s in stored.steps] == ["matrix"]
-    assert linearfile.load(tmp_path / "m.csv").n_values == stored.n_values
+    assert linear_format.load(tmp_path / "m.csv").n_values == stored.n_values
     X32 = X.astype(np.float32)
     if stored.kind == "classifier":
         assert (stored.classes[stored.predict(X32)] == estimator.predict(X32)).all()

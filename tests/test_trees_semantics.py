@@ -10,7 +10,8 @@ from sklearn.model_selection import train_test_split
 from sklearn.tree import DecisionTreeClassifier
 
 import mpyml
-from mpyml import device, trees, treesfile, verify
+from mpyml import device, trees, verify
+from mpyml.formats import trees as trees_format
 from mpyml.demo import int16_scaled
 
 
@@ -18,7 +19,7 @@ def device_classes(estimator, X, tmp_path, dtype="float32", voting="soft"):
     """(device class indices, device probabilities, stored) for X."""
     stored = trees.lower(trees.forest_from_sklearn(estimator), dtype=dtype, voting=voting)
     path = tmp_path / "model.csv"
-    treesfile.save(stored, path)
+    trees_format.save(stored, path)
     pred, proba = device.predict_trees(path, X, stored)
     return pred, proba, stored
 
@@ -170,7 +171,7 @@ def test_feature_names_and_dataframe_order(emltrees_x64, tmp_path):
     X = pd.DataFrame({"b": [0.0, 1, 2, 3], "a": [1.0, 0, 1, 0]})
     tree = DecisionTreeClassifier().fit(X, [0, 1, 1, 0])
     stored = mpyml.export(tree, tmp_path / "m.csv", feature_dtype="float32")
-    assert list(treesfile.load(tmp_path / "m.csv").feature_names) == ["b", "a"]
+    assert list(trees_format.load(tmp_path / "m.csv").feature_names) == ["b", "a"]
     np.testing.assert_array_equal(stored.predict(X), tree.predict(X))
     with pytest.raises(ValueError, match="feature names in order"):
         stored.predict(X[["a", "b"]])
@@ -215,11 +216,11 @@ def test_old_versions_and_truncation_are_refused(emltrees_x64, tmp_path):
 
 @pytest.mark.parametrize("what", ["feature", "threshold", "child", "root"])
 def test_integers_of_2_64_do_not_wrap(emltrees_x64, tmp_path, what):
-    from mpyml import records
+    from mpyml.formats import records
 
     tree = DecisionTreeClassifier(max_depth=2, random_state=0).fit(np.arange(8).reshape(-1, 1) % 5, [0, 1, 1, 0, 1, 0, 0, 1])
     stored = trees.lower(trees.forest_from_sklearn(tree), dtype="int16")
-    lines = treesfile.dumps(stored).splitlines()[:-1]
+    lines = trees_format.dumps(stored).splitlines()[:-1]
     node = lines.index("nodes") + 1
     fields = lines[node].split(",")
     for big in (2**64, 2**64 + 1):

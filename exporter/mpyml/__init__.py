@@ -4,8 +4,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .registry import PrecisionWarning
-from .trees import ExportError
+from .errors import ExportError, FormatError, PrecisionWarning
 
 
 def convert(estimator):
@@ -70,4 +69,4 @@ def export(estimator, path, **options):
     return registry.export(estimator, path, **options)
 
 
-__all__ = ["ExportError", "PrecisionWarning", "convert", "export", "__version__"]
+__all__ = ["ExportError", "FormatError", "PrecisionWarning", "convert", "export", "__version__"]

@@ -30,10 +30,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .trees import CLASSIFIER, REGRESSOR, ExportError, Forest, Tree, _tree_from_sklearn
+from .errors import ExportError
+from .trees import CLASSIFIER, REGRESSOR, Forest, Tree, _tree_from_sklearn
 
-LINKS = ("identity", "exp", "logistic", "softmax", "isolation")
-SUMS = ("float64", "float32")
 F32 = np.float32
 
 
@@ -42,7 +41,7 @@ class Boost:
     """How a boosted forest turns leaf values into predictions (see the module docstring)."""
 
     sums: str  # "float64" (scikit-learn, LightGBM) or "float32" (XGBoost): the library's sum precision
-    link: str  # LINKS: regressors predict link(scale * raw); classifiers' predict_proba
+    link: str  # mpyml.trees.LINKS: regressors predict link(scale * raw); classifiers' predict_proba
     scale: float  # factor on the raw score before the link (exponential loss: 2, LightGBM's sigmoid)
     base: np.ndarray  # float64 per group: the sum's starting value
     groups: np.ndarray  # int64 per tree: the output group the tree adds to

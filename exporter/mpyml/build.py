@@ -279,12 +279,12 @@ TREES_FEATURES = ("FLOAT32", "SOFT", "SOFT_EXACT", "SAMME", "REGRESSOR", "BOOST"
 
 def trees_features(paths) -> list[str]:
     """The TREES_FEATURES that emltrees needs to load these mpyml-trees files (read and checked on the
-    host by treesfile.load: a file it refuses raises treesfile.FormatError)."""
-    from . import treesfile
+    host by mpyml.formats.trees.load: a file it refuses raises mpyml.FormatError)."""
+    from .formats import trees as trees_format
 
     needed = set()
     for path in paths:
-        stored = treesfile.load(path)
+        stored = trees_format.load(path)
         forest = getattr(stored, "model", stored)
         if getattr(stored, "steps", None) is not None:
             needed.add("STEPS")

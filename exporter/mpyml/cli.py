@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .errors import ExportError
+
 
 def _shown(path) -> str:
     """A path relative to the current folder when it is below it."""
@@ -38,7 +40,7 @@ def _cmd_build(args) -> int:
         if args.module and args.module != ["emltrees"]:
             print("mpyml build: --for builds emltrees only", file=sys.stderr)
             return 2
-        from .treesfile import FormatError
+        from .errors import FormatError
 
         try:
             features = build.trees_features(args.for_files)
@@ -297,7 +299,7 @@ def _cmd_verify(args) -> int:
     except verify.ModelFileError as error:
         print("mpyml verify: %s" % error, file=sys.stderr)
         return 1
-    except (registry.ExportError, TypeError, ValueError) as error:
+    except (ExportError, TypeError, ValueError) as error:
         print("mpyml verify: %s" % error, file=sys.stderr)
         return 2
     except (build.BuildError, device.DeviceError, boards.BoardError) as error:

@@ -148,3 +148,55 @@ def predict_trees(model_path, X: np.ndarray, stored, float32: bool = False) -> t
         proba = np.frombuffer(raw[2 * n_rows:], dtype="<f4").reshape(n_rows, stored.n_classes)
         return pred, proba
     return np.frombuffer(raw, dtype="<f4"), None
+
+
+_PREDICT_LINEAR_SCRIPT = """
+import array, emllinear
+model = emllinear.new({n_steps}, {n_values})
+emllinear.load_model(model, {model_path!r})
+n_rows, n_features = {n_rows}, {n_features}
+X = array.array('f', bytes(4 * n_rows * n_features))
+with open({x_path!r}, 'rb') as f:
+    f.readinto(X)
+x = array.array('f', bytes(4 * n_features))
+width = model.width
+y = array.array('f', bytes(4 * width))
+kind = model.kind
+proba = array.array('f', bytes(4 * model.n_outputs)) if {with_proba} else None
+with open({out_path!r}, 'wb') as out:
+    for r in range(n_rows):
+        for j in range(n_features):
+            x[j] = X[r * n_features + j]
+        model.transform(x, y)
+        out.write(y)
+        if kind == 'classifier':
+            out.write(array.array('f', [model.predict(x)]))
+        if proba is not None:
+            model.predict_proba(x, proba)
+            out.write(proba)
+"""
+
+
+def predict_linear(model_path, X, stored):
+    """Loads `model_path` into emllinear on the unix port and runs every row of X (float32, (n_rows,
+    n_features)); `stored` is the file's mpyml.linear.StoredChain.
+
+    Returns (transform or decision values, class indices or None, probabilities or None).
+    """
+    X = np.ascontiguousarray(np.asarray(X, dtype=np.float32))
+    width = stored.steps[-1].n_out
+    with_proba = stored.kind == "classifier" and stored.proba != "none"
+    with tempfile.TemporaryDirectory() as tmp:
+        x_path, out_path = Path(tmp) / "x.bin", Path(tmp) / "out.bin"
+        x_path.write_bytes(X.astype("<f4").tobytes())
+        run(_PREDICT_LINEAR_SCRIPT.format(n_steps=len(stored.steps), n_values=stored.n_values,
+                                      model_path=str(Path(model_path).resolve()), n_rows=len(X),
+                                      n_features=stored.n_features, x_path=str(x_path), out_path=str(out_path),
+                                      with_proba=with_proba))
+        raw = np.frombuffer(out_path.read_bytes(), dtype="<f4")
+    per_row = width + (1 if stored.kind == "classifier" else 0) + (stored.n_outputs if with_proba else 0)
+    raw = raw.reshape(len(X), per_row)
+    values = raw[:, :width]
+    pred = raw[:, width].astype(np.int64) if stored.kind == "classifier" else None
+    proba = raw[:, width + 1:] if with_proba else None
+    return values, pred, proba

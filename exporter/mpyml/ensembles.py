@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .trees import CLASSIFIER, REGRESSOR, ExportError, Forest, Tree, _tree_from_sklearn
+from .errors import ExportError
+from .trees import CLASSIFIER, REGRESSOR, Forest, Tree, _tree_from_sklearn
 
 
 def _bagged_tree_classes(kind: str) -> tuple:

@@ -20,7 +20,8 @@ import warnings
 
 import numpy as np
 
-from .records import CORRUPT, FormatError, parse_hex32, parse_int, records, seal
+from .errors import FormatError
+from .formats.records import Records, seal
 
 FORMAT = "mpyml-iir"
 FORMAT_VERSION = 2
@@ -270,47 +271,27 @@ def loads(data) -> np.ndarray:
     """The coefficients of a file's text or bytes: float32 (n_stages, 6) or int16 (n_stages, 6) for Q15.
     Raises ValueError("filter file line N: ...") for a file the device would refuse."""
     try:
-        return _read(records(data.encode() if isinstance(data, str) else bytes(data)))
+        return _read(Records(data))
     except FormatError as e:
         raise ValueError("filter file %s" % e) from None
 
 
-def _read(found) -> np.ndarray:
-    def expect(index, key, what):
-        if index >= len(found):
-            raise FormatError("line %d: %sit ends here, expected %s" % (found[-1][0] if found else 0, CORRUPT, what))
-        n, line = found[index]
-        fields = line.split(",")
-        if fields[0] != key or len(fields) != (1 if key == "stages" else 2):
-            raise FormatError("line %d: expected %s, got %r" % (n, what, line[:40]))
-        return n, fields[-1]
-
-    n, version = expect(0, FORMAT, "'%s,%d'" % (FORMAT, FORMAT_VERSION))
+def _read(found: Records) -> np.ndarray:
+    version = found.value(FORMAT)
+    if version == "1":
+        raise found.error("version 1 is no longer read by this mpyml (it reads version %d): export the filter again"
+                          % FORMAT_VERSION)
     if version != str(FORMAT_VERSION):
-        if version == "1":
-            raise FormatError("line %d: version 1 is no longer read by this mpyml (it reads version %d): export the "
-                              "filter again" % (n, FORMAT_VERSION))
-        raise FormatError("line %d: format version %s is not supported (version %d)" % (n, version[:10], FORMAT_VERSION))
-    n, dtype = expect(1, "dtype", "'dtype,float32' or 'dtype,int16'")
-    if dtype not in ("float32", "int16"):
-        raise FormatError("line %d: unknown dtype %r" % (n, dtype))
-    n, count = expect(2, "n_stages", "'n_stages,<count>'")
-    if not count.isdigit() or not 1 <= int(count) <= MAX_STAGES:
-        raise FormatError("line %d: n_stages must be 1..%d, got %r" % (n, MAX_STAGES, count[:20]))
-    n_stages = int(count)
-    expect(3, "stages", "the 'stages' section line")
-    stages = found[4:]
-    if len(stages) != n_stages:
-        raise FormatError("line %d: n_stages=%d but %d stage lines" % (n, n_stages, len(stages)))
+        raise found.error("format version %s is not supported (version %d)" % (version[:10], FORMAT_VERSION))
+    dtype = found.value("dtype", ("float32", "int16"))
+    n_stages = found.count("n_stages", 1, MAX_STAGES)
+    found.section("stages")
     rows = []
-    for n, line in stages:
-        fields = line.split(",")
-        if len(fields) != 6:
-            raise FormatError("line %d: a stage needs 6 numbers, got %d" % (n, len(fields)))
-        try:
-            rows.append([parse_hex32(v) if dtype == "float32" else parse_int(v, -32768, 32767) for v in fields])
-        except ValueError as e:
-            raise FormatError("line %d: %s" % (n, e)) from None
+    for _ in range(n_stages):
+        fields = found.fields(6, "a stage")
+        rows.append([found.hex32(v) if dtype == "float32" else found.int(v, -32768, 32767, "a Q15 coefficient")
+                     for v in fields])
+    found.end("stage")
     if dtype == "float32":
         coeffs = np.array(rows, dtype=np.uint32).view(np.float32)
         float32_sos(coeffs)

@@ -14,7 +14,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .trees import CLASSIFIER, REGRESSOR, ExportError
+from .errors import ExportError
+from .labels import check_columns, feature_names_of
+from .nets import F32, SIGMOID_LIMIT, expf, recipf
+from .pipeline import Matrix, PerFeature, Select
+from .trees import CLASSIFIER, REGRESSOR
 
 TRANSFORMER = "transformer"
 # How a classifier's decision values become probabilities.
@@ -41,7 +45,6 @@ class Linear:
 
 
 def linear_from_sklearn(estimator, name: str = "estimator") -> Linear:
-    from .records import feature_names_of
 
     cls = type(estimator).__name__
     feature_names = feature_names_of(estimator)
@@ -104,8 +107,6 @@ class StoredChain:
     def transform(self, X) -> np.ndarray:
         """float32 outputs of the steps, summed in the device's order. A DataFrame must have the
         columns the model was fitted with, in that order (ValueError otherwise)."""
-        from .records import check_columns
-
         check_columns(X, self.feature_names)
         X = np.asarray(X, dtype=np.float32)
         if X.ndim != 2 or X.shape[1] != self.n_features:
@@ -145,8 +146,6 @@ class StoredChain:
     def predict_proba(self, X) -> np.ndarray:
         """float32 probabilities exactly as the device computes them (mpyml_linear_predict_proba:
         mpyml_expf and mpyml_recipf, mirrored by mpyml.nets.expf and recipf, sums in class order)."""
-        from .nets import F32, SIGMOID_LIMIT, expf, recipf
-
         if self.kind != CLASSIFIER or self.proba == PROBA_NONE:
             raise TypeError("predict_proba: the model has no probabilities")
         d = self.decision(X).astype(F32)
@@ -168,8 +167,6 @@ class StoredChain:
 
 
 def _lower_step(step) -> StoredStep:
-    from .pipeline import Matrix, PerFeature, Select
-
     if isinstance(step, PerFeature):
         if step.clip is not None:
             raise ExportError("step '%s' (MinMaxScaler with clip=True) runs only folded into trees" % step.name)
@@ -186,8 +183,6 @@ def _lower_step(step) -> StoredStep:
 def fuse(steps: list) -> list:
     """Folds each per-feature affine step into a matrix step right after it (in float64, one
     pass less on the device): W @ (x * a + b) + c = (W * a) @ x + (W @ b + c)."""
-    from .pipeline import Matrix, PerFeature
-
     out = []
     for step in steps:
         prev = out[-1] if out else None
@@ -202,8 +197,6 @@ def fuse(steps: list) -> list:
 
 def lower(ir) -> StoredChain:
     """The mpyml-linear form of a pipeline IR whose final estimator is a Linear or None."""
-    from .pipeline import Matrix
-
     ir_steps = list(ir.steps)
     final = ir.final
     if final is None:

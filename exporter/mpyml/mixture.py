@@ -4,7 +4,7 @@ EllipticEnvelope, KMeans and MiniBatchKMeans.
 `mixture_from_sklearn(estimator, X=None, outlier_percentile=1.0)` lowers a fitted estimator to a
 :class:`StoredMixture`: the rows of values the file holds (docs/formats.md, mpyml-mixture) and a
 numpy mirror of the device arithmetic (natmods/common/mpyml_mixture.h), bit for bit.
-`export(estimator, path, ...)` writes the file (exporter/mpyml/mixturefile.py).
+`export(estimator, path, ...)` writes the file (exporter/mpyml/formats/mixture.py).
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .errors import ExportError
 from .nets import expf, recipf
-from .trees import ExportError
+from .pipeline import PerFeature, Select, is_pipeline, pipeline_from_sklearn
 
 F32, F64 = np.float32, np.float64
 KINDS = ("mixture", "naive_bayes", "envelope", "kmeans")
@@ -302,8 +303,6 @@ class Fold:
     mixes features (`mixing`: the name and class of the first such step, for error messages)."""
 
     def __init__(self, n_features: int, steps, classes: dict):
-        from .pipeline import PerFeature, Select
-
         self.n_features = n_features
         A, b = np.eye(n_features), np.zeros(n_features)
         self.mixing = None
@@ -465,8 +464,6 @@ def _split_pipeline(pipeline):
     """(Fold of the transformer steps or None, name, final estimator) of a fitted Pipeline."""
     from sklearn.pipeline import Pipeline
 
-    from .pipeline import is_pipeline, pipeline_from_sklearn
-
     front, (name, final) = [], pipeline.steps[-1]
     while True:
         front += list(pipeline.steps[:-1])
@@ -508,8 +505,6 @@ def mixture_from_sklearn(estimator, X=None, outlier_percentile: float = 1.0) -> 
     from sklearn.mixture import BayesianGaussianMixture, GaussianMixture
     from sklearn.naive_bayes import GaussianNB
 
-    from .pipeline import is_pipeline
-
     fold = None
     if is_pipeline(estimator):
         fold, _, estimator = _split_pipeline(estimator)
@@ -547,8 +542,8 @@ def set_threshold(stored: StoredMixture, X=None, outlier_percentile: float = 1.0
 def export(estimator, path, X=None, outlier_percentile: float = 1.0) -> StoredMixture:
     """Writes a fitted estimator (see mixture_from_sklearn) to an mpyml-mixture file; returns
     its StoredMixture (the numpy mirror of the device)."""
-    from . import mixturefile
+    from .formats import mixture as mixture_format
 
     stored = mixture_from_sklearn(estimator, X, outlier_percentile)
-    mixturefile.save(stored, path)
+    mixture_format.save(stored, path)
     return stored

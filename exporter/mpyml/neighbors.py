@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .trees import ExportError
+from .errors import ExportError
+from .labels import check_columns, feature_names_of
 
 CLASSIFIER = "classifier"
 NEIGHBORS = "neighbors"
@@ -65,7 +66,6 @@ def neighbors_from_sklearn(estimator) -> Neighbors:
     from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
     from sklearn.utils.validation import check_is_fitted
 
-    from .records import feature_names_of
 
     check_is_fitted(estimator)
     items = np.asarray(estimator._fit_X, dtype=np.float64)
@@ -201,16 +201,9 @@ class StoredNeighbors:
 
         return 8 * max_k + align8(4 * max_k) + align8(itemsize * self.n_features * max_items) + align8(2 * max_items)
 
-    def file_bytes(self) -> int:
-        from . import neighborsfile
-
-        return len(neighborsfile.dumps(self).encode())
-
     def cast_features(self, X) -> np.ndarray:
         """Rows as the device receives them: int16 values (as int64) or float32. A DataFrame must
         have the columns the estimator was fitted with, in that order (ValueError otherwise)."""
-        from .records import check_columns
-
         check_columns(X, self.feature_names)
         X = np.asarray(X)
         if X.ndim == 1:

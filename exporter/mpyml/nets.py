@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .records import check_columns, feature_names_of, label_type
-from .trees import ExportError
+from .errors import ExportError
+from .labels import check_columns, feature_names_of, label_type
 
 DENSE, CONV2D, DEPTHWISE_CONV2D, MAX_POOL, AVG_POOL = "dense", "conv2d", "depthwise_conv2d", "max_pool", "avg_pool"
 LAYER_CODES = {DENSE: 1, CONV2D: 2, DEPTHWISE_CONV2D: 3, MAX_POOL: 4, AVG_POOL: 5}

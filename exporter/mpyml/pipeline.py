@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .trees import INT16_MAX, INT16_MIN, ExportError, Forest, Tree
+from .errors import ExportError
+from .labels import feature_names_of
+from .trees import INT16_MAX, INT16_MIN, Forest, Tree
 
 
 @dataclass
@@ -284,7 +286,6 @@ def pipeline_from_sklearn(pipeline) -> PipelineIR:
     check_is_fitted(first)
     if not hasattr(first, "n_features_in_"):
         raise ExportError("step '%s' (%s) does not say how many features it takes" % (steps[0][0], type(first).__name__))
-    from .records import feature_names_of
 
     ir = PipelineIR(n_features=int(first.n_features_in_), feature_names=feature_names_of(first))
     width = ir.n_features

@@ -18,11 +18,11 @@ from typing import Callable
 
 import numpy as np
 
-from .trees import INT16_MAX, INT16_MIN, ExportError
-
-
-class PrecisionWarning(UserWarning):
-    """The export asked for may make the device disagree with the PC on some inputs."""
+from . import linear, mixture, neighbors, nets, pipeline, trees
+from .errors import ExportError, PrecisionWarning
+from .formats import linear as linear_format, mixture as mixture_format, neighbors as neighbors_format
+from .formats import nets as nets_format, trees as trees_format
+from .trees import INT16_MAX, INT16_MIN
 
 
 FEATURE_DTYPES = ("auto", "int16", "float32")
@@ -200,8 +200,6 @@ def export(estimator, path, **options):
 
 def pipeline_options(ir) -> dict:
     """The options of a pipeline: those of its final estimator's family (input_dtype with trees)."""
-    from . import linear, trees
-
     if isinstance(ir.final, trees.Forest):
         return dict(FAMILIES["trees"].options, input_dtype=None)
     if ir.final is None or isinstance(ir.final, linear.Linear):
@@ -255,35 +253,27 @@ def neighbors_feature_dtype(items: np.ndarray, feature_dtype: str) -> str:
 
 
 def _export_trees(estimator, forest, path, feature_dtype, voting):
-    from . import trees, treesfile
-
     dtype = forest_feature_dtype(forest, feature_dtype)
     stored = trees.lower(forest, dtype=dtype, voting=voting)
-    treesfile.save(stored, path)
+    trees_format.save(stored, path)
     return stored
 
 
 def _export_neighbors(estimator, ir, path, feature_dtype, novelty_percentile, steps=None):
-    from . import neighbors, neighborsfile
-
     dtype = neighbors_feature_dtype(ir.items, feature_dtype)
     stored = neighbors.lower(ir, dtype=dtype, novelty_percentile=novelty_percentile)
-    neighborsfile.save(stored, path, **({} if steps is None else {"steps": steps}))
+    neighbors_format.save(stored, path, **({} if steps is None else {"steps": steps}))
     return stored
 
 
 def _export_nets(estimator, net, path, quantize, representative_data):
-    from . import nets, netsfile
-
     stored = nets.lower(net, dtype=quantize or "float32", representative_data=representative_data)
-    netsfile.save(stored, path)
+    nets_format.save(stored, path)
     return stored
 
 
 def _export_linear(estimator, linear_ir, path):
     """A bare linear model: a pipeline of one step."""
-    from . import pipeline
-
     ir = pipeline.PipelineIR(n_features=linear_ir.n_features, final=linear_ir)
     return _export_pipeline(estimator, ir, path)
 
@@ -292,11 +282,9 @@ def _export_pipeline(estimator, ir, path, **options):
     """Per-feature steps in front of trees: folded into the thresholds (an mpyml-trees file). Steps with
     a linear model or no final estimator: an mpyml-linear file. Steps that mix features in front of
     trees or k-NN: run in float32 on the device from the steps section of a version 2 file."""
-    from . import linear, linearfile, neighbors, pipeline, trees, treesfile
-
     if ir.final is None or isinstance(ir.final, linear.Linear):
         stored = linear.lower(ir)
-        linearfile.save(stored, path)
+        linear_format.save(stored, path)
         return stored
     feature_dtype = options.get("feature_dtype", "auto")
     check_feature_dtype(feature_dtype)
@@ -309,7 +297,7 @@ def _export_pipeline(estimator, ir, path, **options):
     if isinstance(ir.final, trees.Forest):
         model = trees.lower(ir.final, dtype="float32", voting=options["voting"])
         model.feature_names = ir.feature_names  # the steps' input
-        treesfile.save(model, path, steps=steps)
+        trees_format.save(model, path, steps=steps)
     elif isinstance(ir.final, neighbors.Neighbors):
         model = _export_neighbors(None, ir.final, path, "float32", options["novelty_percentile"], steps=steps)
     else:
@@ -318,8 +306,6 @@ def _export_pipeline(estimator, ir, path, **options):
 
 
 def _export_folded(ir, path, feature_dtype, voting, input_dtype):
-    from . import pipeline, trees, treesfile
-
     stated = input_dtype is not None
     input_dtype = pipeline.check_input_dtype(input_dtype) if stated else (pipeline.fitted_input_dtype(ir) or "float64")
     integer = pipeline.integer_trained(ir)
@@ -338,15 +324,13 @@ def _export_folded(ir, path, feature_dtype, voting, input_dtype):
     stored = trees.lower(folded, dtype=dtype, voting=voting)
     stored.input_dtype = input_dtype
     stored.feature_names = ir.feature_names
-    treesfile.save(stored, path)
+    trees_format.save(stored, path)
     return stored
 
 
 def _export_mixture(estimator, stored, path, X, outlier_percentile):
-    from . import mixture, mixturefile
-
     mixture.set_threshold(stored, X, outlier_percentile, type(estimator).__name__)
-    mixturefile.save(stored, path)
+    mixture_format.save(stored, path)
     return stored
 
 

@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .errors import ExportError
+from .nets import expf, recipf
+
 CLASSIFIER = "classifier"
 REGRESSOR = "regressor"
 FEATURE_DTYPES = ("int16", "float32")
@@ -28,10 +31,6 @@ MAX_LEAVES = 32768
 MAX_CHILD_OFFSET = 32767
 MAX_NODES = 2**24  # also the limit of trees and of soft-vote leaves x classes
 INT16_MIN, INT16_MAX = -32768, 32767
-
-
-class ExportError(ValueError):
-    """The estimator cannot be represented in the requested model format."""
 
 
 @dataclass
@@ -184,6 +183,9 @@ def soft_leaf_counts(proba: np.ndarray, weighted_counts: np.ndarray) -> np.ndarr
 # How each kind of forest stores its leaves (the file's leaf_values header line).
 LEAF_KINDS = ("counts", "float64", "class", "float32")
 SIGMOID_LIMIT = 80.0  # mpyml_math.h: sigmoid arguments are clamped to [-80, 80]
+# A boosted forest (mpyml.boosting.Boost): the links and sum precisions the device implements.
+LINKS = ("identity", "exp", "logistic", "softmax", "isolation")
+SUMS = ("float64", "float32")
 LN2 = 0.6931472  # float32 ln 2 of mpyml_trees.h (IsolationForest scores: 2**z = e**(z ln 2))
 
 
@@ -427,8 +429,6 @@ class StoredForest:
         return (raw * np.float32(self.boost.scale)).astype(np.float32)
 
     def boost_proba(self, X) -> np.ndarray:
-        from .nets import expf, recipf
-
         z = self.boost_raw32(X)
 
         def sigmoid(v):
@@ -446,8 +446,6 @@ class StoredForest:
     def score_samples(self, X) -> np.ndarray:
         """IsolationForest: scikit-learn's score_samples, -2 ** (-depths / denominator), as the device computes
         it in float32: -expf(float32(depths) * float32(-1 / denominator) * float32(ln 2))."""
-        from .nets import expf
-
         if self.boost is None or self.boost.link != "isolation":
             raise TypeError("score_samples: only IsolationForest models have it")
         z = self.boost_raw32(X)[:, 0]
@@ -461,8 +459,6 @@ class StoredForest:
 
     def boost_values(self, X) -> np.ndarray:
         """Regression: link(scale * raw) in float32 as the device computes it."""
-        from .nets import expf, recipf
-
         z = self.boost_raw32(X)[:, 0]
         if self.boost.link == "exp":
             return expf(z)
@@ -686,8 +682,6 @@ MAX_GROUPS = 65535
 
 def _check_boost(forest: Forest) -> None:
     """ExportError for a boosted forest the device cannot hold: groups, base scores and leaf values."""
-    from .boosting import LINKS, SUMS
-
     b = forest.boost
     if b.sums not in SUMS or b.link not in LINKS:
         raise ExportError("boosting: sums must be one of %s and link one of %s" % (SUMS, LINKS))

@@ -6,7 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import trees, treesfile
+from . import iir, linear, registry, trees
+from .formats import linear as linear_format, mixture as mixture_format, neighbors as neighbors_format
+from .formats import nets as nets_format, trees as trees_format
 
 PROBA_TOLERANCE = 1e-6
 SAMME_PROBA_TOLERANCE = 1e-5  # AdaBoost's softmax: float32 with the shared core's exp on the device
@@ -47,11 +49,9 @@ def regression_agrees(device: np.ndarray, expected: np.ndarray) -> np.ndarray:
 def verify_trees(estimator, X, path, feature_dtype="auto", voting="soft", run=None, name=None) -> Report:
     """Exports a tree model (any the registry converts to a forest: trees, forests, Bagging of trees)
     to `path`, predicts X with `run(path, X, stored)` and compares with the estimator's predict."""
-    from . import registry
-
     forest = registry.lookup(estimator, families=("trees",)).convert(estimator)
     stored = trees.lower(forest, dtype=registry.forest_feature_dtype(forest, feature_dtype), voting=voting)
-    file_bytes = treesfile.save(stored, path)
+    file_bytes = trees_format.save(stored, path)
     pred, proba = run(path, X, stored)
     X_sklearn = stored.cast_features(X).astype(np.float32)
     if stored.kind == trees.CLASSIFIER:
@@ -97,10 +97,8 @@ def file_module(path) -> str:
 
 def host_load(path):
     """The stored model the host's reader makes of the file (each format has one reader)."""
-    from . import iir, linearfile, mixturefile, neighborsfile, netsfile, treesfile
-
-    readers = {"emltrees": treesfile.load, "emlneighbors": neighborsfile.load, "emllinear": linearfile.load,
-               "emlmixture": mixturefile.load, "emliir": iir.load, "emlcnn": netsfile.load}
+    readers = {"emltrees": trees_format.load, "emlneighbors": neighbors_format.load, "emllinear": linear_format.load,
+               "emlmixture": mixture_format.load, "emliir": iir.load, "emlcnn": nets_format.load}
     return readers[file_module(path)](path)
 
 
@@ -119,8 +117,6 @@ def _header_ints(path) -> dict:
 def capacities(path, stored=None) -> dict:
     """The sizes to give the device module's new() for the model file (those of the host's reading of it;
     from the header when the host refuses the file)."""
-    from . import linear
-
     model = stored.model if isinstance(stored, linear.StoredPipeline) else stored
     if model is not None and hasattr(model, "n_trees"):
         return {"n_trees": model.n_trees, "n_nodes": model.n_nodes, "n_leaves": model.n_leaves}
@@ -343,8 +339,6 @@ def _library_input(estimator, X_device, stored):
 
 def _device_rows(stored, X):
     """X as the device reads it: int16 rows for int16 models, else float32."""
-    from . import linear
-
     model = stored.model if isinstance(stored, linear.StoredPipeline) else stored
     if getattr(model, "dtype", None) == "int16":
         return model.cast_features(X).astype(np.int16)
@@ -386,8 +380,6 @@ def verify_file(estimator, rows, path, run=None, name=None, progress=None, **opt
 
 
 def _classes(stored):
-    from . import linear
-
     model = stored.model if isinstance(stored, linear.StoredPipeline) else stored
     return None if getattr(model, "classes", None) is None else np.asarray(model.classes)
 
@@ -502,8 +494,6 @@ def verify_iir(sos, x, path, run=None, name="IIR filter") -> FamilyReport:
     from pathlib import Path
 
     from scipy import signal
-
-    from . import iir
 
     sos = np.asarray(sos)
     iir.save(sos, path)

@@ -1,7 +1,7 @@
 """Writes and reads the mpyml-trees model file (specified in docs/formats.md).
 
 The device-side reader is natmods/emltrees/emltrees.c (trees_read). Both check the end record
-(records.seal / records.records).
+(formats.records).
 """
 
 from __future__ import annotations
@@ -11,23 +11,24 @@ import os
 
 import numpy as np
 
+from ..boosting import Boost
+from ..errors import FormatError
+from ..linear import TRANSFORMER, StoredChain, StoredPipeline
+from ..trees import (CLASSIFIER, LINKS, MAX_CHILD_OFFSET, MAX_CLASSES, MAX_COUNT, MAX_FEATURES, MAX_LEAVES, MAX_NODES, MAX_PAIRS,
+                     StoredForest)
 from . import records
-from .records import FormatError
-from .trees import CLASSIFIER, StoredForest
+from .linear import read_steps, step_lines
 
 FORMAT = "mpyml-trees"
 FORMAT_VERSION = 3
-# The valid (kind, voting, leaf_values) triples, and the device's limits (natmods/common/mpyml_trees.h).
+# The valid (kind, voting, leaf_values) triples; the device's limits (natmods/common/mpyml_trees.h) are mpyml.trees'.
 KINDS = {("classifier", "soft", "counts"), ("classifier", "hard", "class"), ("regressor", "mean", "float32"),
          ("classifier", "samme", "class"), ("classifier", "soft", "float64"),
          ("classifier", "boost", "float64"), ("classifier", "boost", "float32"), ("regressor", "boost", "float64"),
          ("regressor", "boost", "float32")}
 THRESHOLD_DTYPES = {("int16", "int8"), ("int16", "int16"), ("float32", "float32")}
-LINKS = ("identity", "exp", "logistic", "softmax", "isolation")
-MAX_PAIRS = 32768
-MAX_FEATURES, MAX_CLASSES, MAX_LEAVES, MAX_NODES, MAX_CHILD_OFFSET, MAX_COUNT = 32767, 65535, 32768, 2**24, 32767, 65535
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "FormatError", "dumps", "load", "read", "save", "write"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "dumps", "load", "read", "save", "write"]
 
 
 def _float_text(value: np.float32) -> str:
@@ -39,14 +40,6 @@ def _float_text(value: np.float32) -> str:
 
 def _hex64(value: float) -> str:
     return "%016x" % int(np.float64(value).view(np.uint64))
-
-
-def _from_hex64(text: str) -> float:
-    """The float64 of 16 hex digits of its bits (either case, as the device's mpyml_get_hex64)."""
-    if len(text) != 16:
-        raise FormatError("expected 16 hex digits (IEEE-754 float64 bits), got %r" % text[:20])
-    high, low = records.parse_hex32(text[:8]), records.parse_hex32(text[8:])
-    return float(np.uint64((high << 32) | low).view(np.float64))
 
 
 def _threshold_text(stored: StoredForest, threshold) -> str:
@@ -108,8 +101,6 @@ def write(stored: StoredForest, f, steps=None) -> None:
         lines.append("boost,%s,%d,%s,%s,%s" % (b.link, b.n_groups, _hex64(b.threshold), _hex64(b.scale), _hex64(b.offset)))
         lines.append(",".join(["base"] + [_hex64(v) for v in b.base]))
     if steps is not None:
-        from .linearfile import step_lines
-
         if stored.dtype != "float32" or steps.steps[-1].n_out != stored.n_features:
             raise ValueError("steps need a float32 forest whose n_features is the steps' output width")
         lines.append("steps,%d,%d,%d,%d" % (steps.n_features, len(steps.steps), steps.n_values, steps.max_width))
@@ -153,258 +144,204 @@ def read(f):
     tests and `mpyml inspect`): a StoredForest, or with steps a mpyml.linear.StoredPipeline of its steps
     and forest. Checks what emltrees.load_model checks (end record, header, every record's fields and
     ranges, references, leaves) and raises FormatError("line N: ...") where the device refuses the file."""
-    if hasattr(f, "read"):
-        f = f.read()
-    if isinstance(f, (list, tuple)):
-        f = "".join(f)
-    if isinstance(f, str):
-        f = f.encode()
+    data = records.file_bytes(f)
     # The version comes first, as on the device: files before version 3 have no end record.
-    first = f.split(b"\n", 1)[0].strip()
+    first = data.split(b"\n", 1)[0].strip()
     if first in (b"%s,1" % FORMAT.encode(), b"%s,2" % FORMAT.encode()):
         raise FormatError("format version %s is no longer read (this mpyml reads version %d): export the model again"
                           % (first[-1:].decode(), FORMAT_VERSION))
-    found = iter(records.records(f))
-    last = [0]
-
-    def take(what="a record"):
-        for n, line in found:
-            last[0] = n
-            return n, line
-        raise FormatError("line %d: %sit ends here, expected %s" % (last[0], records.CORRUPT, what))
-
-    def fields_of(n_fields, what):
-        n, line = take(what)
-        fields = line.split(",")
-        if n_fields and len(fields) != n_fields:
-            raise FormatError("line %d: %s needs %d fields, got %d: %r" % (n, what, n_fields, len(fields), line[:40]))
-        return fields
-
-    def checked(parse, *args):
-        try:
-            return parse(*args)
-        except ValueError as e:
-            raise FormatError("line %d: %s" % (last[0], e)) from None
-
-    def value(key):
-        fields = fields_of(2, "'%s,<value>'" % key)
-        if fields[0] != key:
-            raise FormatError("line %d: expected '%s,<value>', got %r" % (last[0], key, ",".join(fields)[:40]))
-        return fields[1]
-
-    def count(key):  # a header number, its range checked below as the device checks it
-        return checked(records.parse_int, value(key), None, None, key)
-
-    def labels(key):
-        return records.read_labels(lambda: take("a label record"), key) or []
-
-    version = value(FORMAT)
+    found = records.Records(data)
+    version = found.value(FORMAT)
     if version != str(FORMAT_VERSION):
         raise FormatError("format version %s is not supported (expected %d)" % (version[:12], FORMAT_VERSION))
-    kind, voting, leaf_kind = value("kind"), value("voting"), value("leaf_values")
+    kind, voting, leaf_kind = found.value("kind"), found.value("voting"), found.value("leaf_values")
     if (kind, voting, leaf_kind) not in KINDS:
-        raise FormatError("line %d: unknown model kind %r with voting %r and leaf values %r"
-                          % (last[0], kind[:20], voting[:20], leaf_kind[:20]))
-    dtype = value("dtype")
+        raise found.error("unknown model kind %r with voting %r and leaf values %r" % (kind[:20], voting[:20], leaf_kind[:20]))
+    dtype = found.value("dtype")
     if dtype not in ("int16", "float32"):
-        raise FormatError("line %d: unknown feature dtype %r (expected int16 or float32)" % (last[0], dtype[:20]))
-    threshold_dtype = value("threshold_dtype")
+        raise found.error("unknown feature dtype %r (expected int16 or float32)" % dtype[:20])
+    threshold_dtype = found.value("threshold_dtype")
     if (dtype, threshold_dtype) not in THRESHOLD_DTYPES:
-        raise FormatError("line %d: threshold_dtype must be int8 or int16 for int16 forests and float32 for float32 "
-                          "forests" % last[0])
+        raise found.error("threshold_dtype must be int8 or int16 for int16 forests and float32 for float32 forests")
     # The device's header checks (trees_read in emltrees.c, mpyml_forest_check_shape), in its order.
-    n_features = count("n_features")
+    n_features = found.count("n_features")
     classifier = kind == CLASSIFIER
     if classifier:
-        n_classes = count("n_classes")
+        n_classes = found.count("n_classes")
     else:
         n_classes = 0
-        if count("n_outputs") != 1:
-            raise FormatError("line %d: n_outputs must be 1 (single-output regressors only)" % last[0])
-    n_trees, n_nodes, n_leaves, n_steps = (count(key) for key in ("n_trees", "n_nodes", "n_leaves", "n_steps"))
+        if found.count("n_outputs") != 1:
+            raise found.error("n_outputs must be 1 (single-output regressors only)")
+    n_trees, n_nodes, n_leaves, n_steps = (found.count(key) for key in ("n_trees", "n_nodes", "n_leaves", "n_steps"))
     if min(n_features, n_classes, n_trees, n_nodes, n_leaves) < 0:
-        raise FormatError("line %d: header values must be non-negative integers" % last[0])
+        raise found.error("header values must be non-negative integers")
     if not 1 <= n_features <= MAX_FEATURES:
-        raise FormatError("line %d: n_features must be 1..%d for trees" % (last[0], MAX_FEATURES))
+        raise found.error("n_features must be 1..%d for trees" % MAX_FEATURES)
     if n_classes > MAX_CLASSES or (classifier and n_classes < 1):
-        raise FormatError("line %d: n_classes must be at least 1 for a classifier" % last[0])
+        raise found.error("n_classes must be at least 1 for a classifier")
     if n_trees > MAX_NODES or n_nodes > MAX_NODES:
-        raise FormatError("line %d: model too big for this device" % last[0])
+        raise found.error("model too big for this device")
     if n_trees < 1:
-        raise FormatError("line %d: a forest needs at least one tree" % last[0])
+        raise found.error("a forest needs at least one tree")
     if not 1 <= n_leaves <= MAX_LEAVES:
-        raise FormatError("line %d: n_leaves must be 1..%d" % (last[0], MAX_LEAVES))
+        raise found.error("n_leaves must be 1..%d" % MAX_LEAVES)
     if leaf_kind in ("counts", "float64") and n_leaves > MAX_NODES // n_classes:
-        raise FormatError("line %d: model too big for this device" % last[0])
-    weight_sum = checked(_from_hex64, value("weight_sum")) if voting == "samme" else None
+        raise found.error("model too big for this device")
+    weight_sum = found.hex64(found.value("weight_sum")) if voting == "samme" else None
     if weight_sum is not None and not (np.isfinite(weight_sum) and weight_sum > 0):
-        raise FormatError("line %d: the weight sum must be finite and > 0" % last[0])
+        raise found.error("the weight sum must be finite and > 0")
     pairs = None
     if leaf_kind == "counts":  # capacities, checked as mpyml_forest_check_shape does
-        fields = fields_of(4, "'pairs,<n_pairs>,<max_count>,<n_totals>'")
+        fields = found.fields(4, "'pairs,<n_pairs>,<max_count>,<n_totals>'")
         if fields[0] != "pairs":
-            raise FormatError("line %d: expected 'pairs,<n_pairs>,<max_count>,<n_totals>', got %r" % (last[0], fields[0][:20]))
-        pairs = [checked(records.parse_int, v, None, None, "a pairs number") for v in fields[1:]]
+            raise found.error("expected 'pairs,<n_pairs>,<max_count>,<n_totals>', got %r" % fields[0][:20])
+        pairs = [found.int(v, None, None, "a pairs number") for v in fields[1:]]
         n_pairs, max_count, n_totals = pairs
         if (not n_leaves <= n_pairs <= MAX_PAIRS or not 1 <= max_count <= MAX_COUNT or not 1 <= n_totals <= n_leaves
                 or 1 + (n_classes - 1).bit_length() + max_count.bit_length() > 32):
-            raise FormatError("line %d: soft-vote leaves: pairs and totals must fit the header's "
-                              "'pairs,<n_pairs>,<max_count>,<n_totals>'" % last[0])
+            raise found.error("soft-vote leaves: pairs and totals must fit the header's 'pairs,<n_pairs>,<max_count>,<n_totals>'")
     boost = None
     if voting == "boost":
-        from .boosting import Boost
-
-        fields = fields_of(6, "'boost,<link>,<n_groups>,<threshold>,<scale>,<offset>'")
+        fields = found.fields(6, "'boost,<link>,<n_groups>,<threshold>,<scale>,<offset>'")
         if fields[0] != "boost" or fields[1] not in LINKS:
-            raise FormatError("line %d: expected 'boost,<link>,...' with link %s, got %r"
-                              % (last[0], ", ".join(LINKS), ",".join(fields[:2])[:40]))
-        n_groups = checked(records.parse_int, fields[2], 1, n_trees, "n_groups")
-        threshold_value, scale, offset = (checked(_from_hex64, v) for v in fields[3:])
-        base = fields_of(n_groups + 1, "'base' and one float64 per group")
+            raise found.error("expected 'boost,<link>,...' with link %s, got %r" % (", ".join(LINKS), ",".join(fields[:2])[:40]))
+        n_groups = found.int(fields[2], 1, n_trees, "n_groups")
+        threshold_value, scale, offset = (found.hex64(v) for v in fields[3:])
+        base = found.fields(n_groups + 1, "'base' and one float64 per group")
         if base[0] != "base":
-            raise FormatError("line %d: expected the 'base,...' line, got %r" % (last[0], base[0][:20]))
+            raise found.error("expected the 'base,...' line, got %r" % base[0][:20])
         boost = Boost(sums=leaf_kind, link=fields[1], scale=scale, groups=None, threshold=threshold_value, offset=offset,
-                      base=np.array([checked(_from_hex64, v) for v in base[1:]]))
+                      base=np.array([found.hex64(v) for v in base[1:]]))
     steps = None
     if n_steps:
-        from .linear import TRANSFORMER, StoredChain
-        from .linearfile import read_steps
-
-        fields = fields_of(5, "'steps,<n_input_features>,<n_steps>,<n_values>,<max_width>'")
+        fields = found.fields(5, "'steps,<n_input_features>,<n_steps>,<n_values>,<max_width>'")
         if fields[2] != str(n_steps):
-            raise FormatError("line %d: expected the 'steps,...' line with n_steps=%d, got %r"
-                              % (last[0], n_steps, ",".join(fields)[:40]))
+            raise found.error("expected the 'steps,...' line with n_steps=%d, got %r" % (n_steps, ",".join(fields)[:40]))
         if fields[0] != "steps":
-            raise FormatError("line %d: expected 'steps,...', got %r" % (last[0], ",".join(fields)[:40]))
-        n_input = checked(records.parse_int, fields[1], 1, 65535, "n_input_features")
-        checked(records.parse_int, fields[2], 1, 255, "n_steps")
-        n_values = checked(records.parse_int, fields[3], 0, 2**30 - 1, "n_values")
-        max_width = checked(records.parse_int, fields[4], 1, 65535, "max_width")
+            raise found.error("expected 'steps,...', got %r" % ",".join(fields)[:40])
+        n_input = found.int(fields[1], 1, 65535, "n_input_features")
+        found.int(fields[2], 1, 255, "n_steps")
+        n_values = found.int(fields[3], 0, 2**30 - 1, "n_values")
+        max_width = found.int(fields[4], 1, 65535, "max_width")
         if dtype != "float32" or n_input > max_width:
-            raise FormatError("line %d: steps need a float32 forest, and n_input_features at most max_width" % last[0])
+            raise found.error("steps need a float32 forest, and n_input_features at most max_width")
         steps = StoredChain(kind=TRANSFORMER, n_features=n_input, n_outputs=n_features, proba="none",
-                            steps=read_steps(take, n_steps))
+                            steps=read_steps(found, n_steps))
         if steps.steps[0].n_in != n_input or (steps.n_values, steps.max_width) != (n_values, max_width):
-            raise FormatError("line %d: the steps do not match the steps line's n_input_features, n_values or max_width"
-                              % last[0])
+            raise found.error("the steps do not match the steps line's n_input_features, n_values or max_width")
         if steps.steps[-1].n_out != n_features:
-            raise FormatError("line %d: the steps give %d features, the forest has %d" % (last[0], steps.steps[-1].n_out,
-                                                                                           n_features))
-    classes = labels("classes") if classifier else None
+            raise found.error("the steps give %d features, the forest has %d" % (steps.steps[-1].n_out, n_features))
+    classes = (found.labels("classes") or []) if classifier else None
     if classifier and len(classes) != n_classes:
-        raise FormatError("line %d: %d classes, but n_classes is %d" % (last[0], len(classes), n_classes))
-    feature_names = labels("feature_names")
-    if fields_of(1, "the 'trees' section line") != ["trees"]:
-        raise FormatError("line %d: expected the 'trees' section line" % last[0])
+        raise found.error("%d classes, but n_classes is %d" % (len(classes), n_classes))
+    feature_names = found.labels("feature_names") or []
+    found.section("trees")
 
     def ref(text, what):  # a root or child reference, range-checked as the device's get_ref
-        value = checked(records.parse_int, text, None, None, what)
+        value = found.int(text, None, None, what)
         if not -MAX_LEAVES <= value <= MAX_NODES:
-            raise FormatError("line %d: node reference past the last node" % last[0])
+            raise found.error("node reference past the last node")
         return value
 
     def check_leaf(value):
         if -(value + 1) >= n_leaves:
-            raise FormatError("line %d: leaf reference past the last leaf" % last[0])
+            raise found.error("leaf reference past the last leaf")
 
     roots, tree_votes, groups = [], [], []
     for _ in range(n_trees):
-        fields = fields_of(3 if voting == "samme" else 2 if voting == "boost" else 1, "a tree record")
+        fields = found.fields(3 if voting == "samme" else 2 if voting == "boost" else 1, "a tree record")
         root = ref(fields[0], "a tree root")
         if root >= 0 and root >= n_nodes:
-            raise FormatError("line %d: node reference past the last node" % last[0])
+            raise found.error("node reference past the last node")
         if root < 0:
             check_leaf(root)
         if voting == "samme":
-            vote, other = checked(_from_hex64, fields[1]), checked(_from_hex64, fields[2])
+            vote, other = found.hex64(fields[1]), found.hex64(fields[2])
             if not (np.isfinite(vote) and np.isfinite(other) and vote >= 0 and other <= 0):
-                raise FormatError("line %d: tree weight must be finite and >= 0" % last[0])
+                raise found.error("tree weight must be finite and >= 0")
             tree_votes.append([vote, other])
         if voting == "boost":
-            groups.append(checked(records.parse_int, fields[1], 0, boost.n_groups - 1, "a tree's group"))
+            groups.append(found.int(fields[1], 0, boost.n_groups - 1, "a tree's group"))
         roots.append(root)
-    if fields_of(1, "the 'nodes' section line") != ["nodes"]:
-        raise FormatError("line %d: expected the 'nodes' section line" % last[0])
+    found.section("nodes")
     float32 = dtype == "float32"
     feature, threshold, left, right, nan_left = [], [], [], [], []
     for i in range(n_nodes):
-        fields = fields_of(5 if float32 else 4, "a node")
+        fields = found.fields(5 if float32 else 4, "a node")
         if float32 and fields[4] not in ("l", "r"):
-            raise FormatError("line %d: a node's NaN direction must be 'l' or 'r', got %r" % (last[0], fields[4][:10]))
-        f = checked(records.parse_int, fields[0], None, None, "a feature index")
+            raise found.error("a node's NaN direction must be 'l' or 'r', got %r" % fields[4][:10])
+        f = found.int(fields[0], None, None, "a feature index")
         if float32:
-            t = np.uint32(checked(records.parse_hex32, fields[1])).view(np.float32)
+            t = np.uint32(found.hex32(fields[1])).view(np.float32)
         else:
-            t = checked(records.parse_int, fields[1], None, None, "a threshold")
+            t = found.int(fields[1], None, None, "a threshold")
         children = [ref(fields[2], "a child"), ref(fields[3], "a child")]
         if not 0 <= f <= MAX_FEATURES:
-            raise FormatError("line %d: feature index not below n_features" % last[0])
+            raise found.error("feature index not below n_features")
         if f >= n_features:
-            raise FormatError("line %d: feature index not below n_features" % last[0])
+            raise found.error("feature index not below n_features")
         for child in children:
             if child < 0:
                 check_leaf(child)
             elif child == 0:
-                raise FormatError("line %d: child offset must be positive" % last[0])
+                raise found.error("child offset must be positive")
             elif child > MAX_CHILD_OFFSET:
-                raise FormatError("line %d: child offset above %d" % (last[0], MAX_CHILD_OFFSET))
+                raise found.error("child offset above %d" % MAX_CHILD_OFFSET)
             elif child >= n_nodes - i:
-                raise FormatError("line %d: node reference past the last node" % last[0])
+                raise found.error("node reference past the last node")
         if float32 and np.isnan(t):
-            raise FormatError("line %d: threshold is NaN" % last[0])
+            raise found.error("threshold is NaN")
         if not float32 and not -32768 <= t <= 32767:
-            raise FormatError("line %d: int16 threshold out of range -32768..32767" % last[0])
+            raise found.error("int16 threshold out of range -32768..32767")
         feature.append(f)
         threshold.append(t)
         left.append(i + children[0] if children[0] > 0 else children[0])
         right.append(i + children[1] if children[1] > 0 else children[1])
         nan_left.append(float32 and fields[4] == "l")
-    if fields_of(1, "the 'leaves' section line") != ["leaves"]:
-        raise FormatError("line %d: expected the 'leaves' section line" % last[0])
+    found.section("leaves")
     soft = leaf_kind in ("counts", "float64") and voting != "boost"
     leaves = np.zeros((n_leaves, n_classes if soft else 1), dtype=np.int64 if leaf_kind in ("counts", "class") else np.float64)
     for i in range(n_leaves):
-        fields = fields_of(0 if soft else 1, "a leaf")
+        fields = found.fields(0 if soft else 1, "a leaf")
         if soft:
             seen = set()
             for pair in fields:
                 c_w = pair.split(":")
                 if len(c_w) != 2:
-                    raise FormatError("line %d: leaf %r: expected class:<value> pairs" % (last[0], pair[:30]))
-                c = checked(records.parse_int, c_w[0], None, None, "a leaf class")
+                    raise found.error("leaf %r: expected class:<value> pairs" % pair[:30])
+                c = found.int(c_w[0], None, None, "a leaf class")
                 if not 0 <= c < n_classes or c in seen:
-                    raise FormatError("line %d: leaf %r: class must be 0..%d, once" % (last[0], pair[:30], n_classes - 1))
+                    raise found.error("leaf %r: class must be 0..%d, once" % (pair[:30], n_classes - 1))
                 seen.add(c)
                 if leaf_kind == "counts":
-                    w = checked(records.parse_int, c_w[1], None, None, "a leaf count")
+                    w = found.int(c_w[1], None, None, "a leaf count")
                     if not 0 < w <= MAX_COUNT:
-                        raise FormatError("line %d: leaf %r: its count must be 1..65535" % (last[0], pair[:30]))
+                        raise found.error("leaf %r: its count must be 1..65535" % pair[:30])
                     leaves[i, c] = w
                 else:
-                    p = checked(_from_hex64, c_w[1])
+                    p = found.hex64(c_w[1])
                     if not 0.0 <= p <= 1.0:
-                        raise FormatError("line %d: leaf probabilities must be finite and in 0..1" % last[0])
+                        raise found.error("leaf probabilities must be finite and in 0..1")
                     leaves[i, c] = p
         elif voting == "boost":  # the leaf value as hex bits of its float64 or float32
             if leaf_kind == "float64":
-                v = checked(_from_hex64, fields[0])
+                v = found.hex64(fields[0])
             else:
-                v = float(np.uint32(checked(records.parse_hex32, fields[0])).view(np.float32))
+                v = float(np.uint32(found.hex32(fields[0])).view(np.float32))
             if not np.isfinite(v):
-                raise FormatError("line %d: leaf value is not finite" % last[0])
+                raise found.error("leaf value is not finite")
             leaves[i, 0] = v
         elif leaf_kind == "class":
-            c = checked(records.parse_int, fields[0], None, None, "a leaf class")
+            c = found.int(fields[0], None, None, "a leaf class")
             if not 0 <= c < n_classes:
-                raise FormatError("line %d: leaf class not an integer below n_classes" % last[0])
+                raise found.error("leaf class not an integer below n_classes")
             leaves[i, 0] = c
         else:
-            v = np.float32(checked(records.parse_decimal, fields[0], "a leaf value"))
+            v = np.float32(found.checked(records.parse_decimal, fields[0], "a leaf value"))
             if not np.isfinite(v):
-                raise FormatError("line %d: leaf value is not finite" % last[0])
+                raise found.error("leaf value is not finite")
             leaves[i, 0] = v
-    for n, line in found:
-        raise FormatError("line %d: unexpected line after the last leaf: %r" % (n, line[:40]))
+    found.end("leaf")
 
     forest = StoredForest(
         kind=kind,
@@ -439,8 +376,6 @@ def read(f):
                               "'pairs,<n_pairs>,<max_count>,<n_totals>'")
     if steps is None:
         return forest
-    from .linear import StoredPipeline
-
     return StoredPipeline(steps=steps, model=forest)
 
 

@@ -1,9 +1,10 @@
 """What every mpyml text model format shares (docs/formats.md, "Text formats"): the end record
-that detects truncation and corruption, and the label records of class labels and feature names.
+that detects truncation and corruption, the numbers of its fields, and the label records of class
+labels and feature names.
 
-Host writers build a file's text and pass it through :func:`seal`; host readers get the records
-from :func:`records`, which checks the end record as the device does
-(natmods/common/mpyml_records_glue.h).
+Host writers build a file's text and pass it through :func:`seal`; host readers read it through one
+:class:`Records`, which checks the end record as the device does (natmods/common/mpyml_records_glue.h)
+and takes the records in order, naming the line of whatever the device would refuse.
 """
 
 from __future__ import annotations
@@ -13,14 +14,12 @@ import zlib
 
 import numpy as np
 
+from ..errors import FormatError
+from ..labels import LABEL_TYPES, label_type
+
 CORRUPT = "the file is truncated or corrupt: "
-LABEL_TYPES = ("int", "str", "bool", "float")
 _ESCAPED = set(b"%,#\x7f") | set(range(0x21))
 WHITESPACE = " \t\n\r\x0b\x0c"  # what MicroPython's str.strip() removes (CPython's also strips Unicode spaces)
-
-
-class FormatError(ValueError):
-    """A model file that a device reader would refuse."""
 
 
 def _is_record(line: str) -> bool:
@@ -34,6 +33,15 @@ def seal(text: str) -> str:
         raise ValueError("a model file's text must end with a newline")
     n_records = sum(1 for line in text.split("\n") if _is_record(line.strip(WHITESPACE)))
     return text + "end,%d,%08x\n" % (n_records, zlib.crc32(text.encode()))
+
+
+def file_bytes(data) -> bytes:
+    """A model file's bytes from its bytes, its text, an open file or a list of its lines."""
+    if hasattr(data, "read"):
+        data = data.read()
+    if isinstance(data, (list, tuple)):
+        data = "".join(data)
+    return data.encode() if isinstance(data, str) else bytes(data)
 
 
 def records(data: bytes) -> list[tuple[int, str]]:
@@ -72,6 +80,13 @@ def parse_hex32(text: str) -> int:
     return int(text, 16)
 
 
+def parse_hex64(text: str) -> float:
+    """The float64 of a field of exactly 16 hex digits of its bits (either case: the device's mpyml_get_hex64)."""
+    if len(text) != 16:
+        raise ValueError("expected 16 hex digits (IEEE-754 float64 bits), got %r" % text[:20])
+    return float(np.uint64((parse_hex32(text[:8]) << 32) | parse_hex32(text[8:])).view(np.float64))
+
+
 def parse_int(text: str, low: int | None = None, high: int | None = None, what: str = "value") -> int:
     """A decimal integer field (-?[0-9]+, ASCII digits: the device's _int), within low..high unless
     they are None (the device's _int_in)."""
@@ -91,16 +106,6 @@ def parse_decimal(text: str, what: str = "value") -> float:
     return float(text)
 
 
-def label_type(labels) -> str:
-    """The label type of a classifier's classes_ (or feature names): 'int', 'str', 'bool' or 'float'.
-    Raises ValueError for labels of mixed or other types."""
-    values = list(np.asarray(labels, dtype=object).ravel())
-    for name, kinds in (("bool", (bool, np.bool_)), ("int", (int, np.integer)),
-                        ("float", (float, np.floating)), ("str", (str,))):
-        if all(isinstance(v, kinds) for v in values) and not (name == "int" and any(isinstance(v, (bool, np.bool_)) for v in values)):
-            return name
-    raise ValueError("labels must all be ints, strs, bools or floats, got %s"
-                     % sorted({type(v).__name__ for v in values}))
 
 
 def _escape(text: str) -> str:
@@ -170,10 +175,6 @@ def label_array(labels) -> np.ndarray:
     return array
 
 
-def feature_names_of(estimator):
-    """An estimator's (or pipeline's) feature_names_in_ as a list of str, or None without them."""
-    names = getattr(estimator, "feature_names_in_", None)
-    return None if names is None else [str(name) for name in names]
 
 
 def label_records(key: str, labels) -> list[str]:
@@ -183,41 +184,106 @@ def label_records(key: str, labels) -> list[str]:
     return label_lines(key, labels)
 
 
-def read_labels(take, key: str):
-    """The labels of a '<key>,<type>,<n>' record and its n label records; take() gives the next
-    (line number, line). Returns a list, or None for n = 0."""
-    n, line = take()
-    fields = line.split(",")
-    if len(fields) != 3 or fields[0] != key or fields[1] not in LABEL_TYPES:
-        raise FormatError("line %d: expected '%s,<int|str|bool|float>,<n>', got %r" % (n, key, line[:40]))
-    kind = fields[1]
-    try:
-        count = parse_int(fields[2], 0, 2**31, "the number of labels")
-    except ValueError as e:
-        raise FormatError("line %d: %s" % (n, e)) from None
-    labels = []
-    for _ in range(count):
-        n, line = take()
+class Records:
+    """The records of a sealed text model file, taken in order as the device's reader takes them.
+
+    `data`: the file's bytes or text, an open file, or a list of lines. The end record is checked
+    first (:func:`records`). Every method takes the next record (or checks a field of the last one
+    taken) and raises FormatError("line N: ...") naming the line where the device refuses the file;
+    `line` is the number of the last record taken (0 before the first).
+    """
+
+    def __init__(self, data):
+        self._found = iter(records(file_bytes(data)))
+        self.line = 0
+
+    def error(self, message: str) -> FormatError:
+        """A FormatError at the last record taken, to raise."""
+        return FormatError("line %d: %s" % (self.line, message))
+
+    def take(self, what: str = "a record") -> str:
+        """The next record; FormatError when the file ends before it (`what` names it)."""
+        for n, line in self._found:
+            self.line = n
+            return line
+        raise self.error("%sit ends here, expected %s" % (CORRUPT, what))
+
+    def fields(self, n_fields: int, what: str) -> list[str]:
+        """The next record's comma-separated fields: exactly `n_fields` of them (0: any number)."""
+        line = self.take(what)
         fields = line.split(",")
-        if len(fields) != 2 or fields[0] != "label":
-            raise FormatError("line %d: expected 'label,<text>', got %r" % (n, line[:40]))
+        if n_fields and len(fields) != n_fields:
+            raise self.error("%s needs %d fields, got %d: %r" % (what, n_fields, len(fields), line[:40]))
+        return fields
+
+    def value(self, key: str, choices=None) -> str:
+        """The value of the next record, which must be '<key>,<value>' (with a value among `choices`
+        unless it is None)."""
+        line = self.take("'%s,<value>'" % key)
+        fields = line.split(",")
+        if len(fields) != 2 or fields[0] != key:
+            raise self.error("expected '%s,<value>', got %r" % (key, line[:40]))
+        if choices is not None and fields[1] not in choices:
+            raise self.error("%s must be one of %s, got %r" % (key, ", ".join(choices), fields[1][:20]))
+        return fields[1]
+
+    def count(self, key: str, low: int | None = None, high: int | None = None) -> int:
+        """The decimal integer of the next record '<key>,<n>', within low..high unless they are None."""
+        return self.int(self.value(key), low, high, key)
+
+    def section(self, name: str) -> None:
+        """The next record must be the section line `name`."""
+        line = self.take("the '%s' section line" % name)
+        if line != name:
+            raise self.error("expected the '%s' section line, got %r" % (name, line[:40]))
+
+    def checked(self, parse, *args):
+        """parse(*args) on fields of the last record taken; its ValueError becomes a FormatError naming the line."""
         try:
-            labels.append(parse_label(kind, fields[1]))
-        except (ValueError, IndexError) as e:
-            raise FormatError("line %d: %s" % (n, e)) from None
-    return labels or None
+            return parse(*args)
+        except ValueError as e:
+            raise self.error(str(e)) from None
 
+    def int(self, text: str, low: int | None = None, high: int | None = None, what: str = "value") -> int:
+        """A decimal integer field of the last record taken (:func:`parse_int`)."""
+        return self.checked(parse_int, text, low, high, what)
 
-def check_columns(X, feature_names) -> None:
-    """Refuses a DataFrame whose columns are not the feature names the model was fitted with, in
-    their order (scikit-learn's check). Arrays without column names pass."""
-    columns = getattr(X, "columns", None)
-    if columns is None or feature_names is None:
-        return
-    columns = [str(c) for c in columns]
-    if columns != list(feature_names):
-        if sorted(columns) == sorted(feature_names):
-            raise ValueError("X: the columns are in another order than at fit: expected %s, got %s"
-                             % (list(feature_names)[:10], columns[:10]))
-        raise ValueError("X: the feature names differ from those seen at fit: expected %s, got %s"
-                         % (list(feature_names)[:10], columns[:10]))
+    def hex32(self, text: str) -> int:
+        """The float32 bits of a field of the last record taken (:func:`parse_hex32`)."""
+        return self.checked(parse_hex32, text)
+
+    def hex64(self, text: str) -> float:
+        """The float64 of a field of the last record taken (:func:`parse_hex64`)."""
+        return self.checked(parse_hex64, text)
+
+    def float32_row(self, n_values: int, what: str = "a row of values") -> np.ndarray:
+        """The next record as `n_values` float32 values, each the 8 hex digits of its bits; NaN and
+        infinities refused."""
+        fields = self.take(what).split(",")
+        if len(fields) != n_values:
+            raise self.error("expected %d values, got %d" % (n_values, len(fields)))
+        values = np.array([self.hex32(v) for v in fields], dtype=np.uint32).view(np.float32)
+        if not np.all(np.isfinite(values)):
+            raise self.error("NaN or infinite value")
+        return values
+
+    def labels(self, key: str):
+        """The labels of a '<key>,<type>,<n>' record and its n 'label,<text>' records: a list, or None for n = 0."""
+        fields = self.take("'%s,<type>,<n>'" % key).split(",")
+        if len(fields) != 3 or fields[0] != key or fields[1] not in LABEL_TYPES:
+            raise self.error("expected '%s,<int|str|bool|float>,<n>', got %r" % (key, ",".join(fields)[:40]))
+        kind = fields[1]
+        count = self.int(fields[2], 0, 2**31, "the number of labels")
+        labels = []
+        for _ in range(count):
+            fields = self.take("a label record").split(",")
+            if len(fields) != 2 or fields[0] != "label":
+                raise self.error("expected 'label,<text>', got %r" % ",".join(fields)[:40])
+            labels.append(self.checked(parse_label, kind, fields[1]))
+        return labels or None
+
+    def end(self, after: str) -> None:
+        """The file must end here, after its last record (`after` names it)."""
+        for n, line in self._found:
+            self.line = n
+            raise self.error("unexpected line after the last %s: %r" % (after, line[:40]))

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .records import LABEL_TYPES, feature_names_of, label_type  # noqa: F401 (feature_names_of: one home)
-from .nets import (ACTIVATIONS, AVG_POOL, DENSE, DEPTHWISE_CONV2D, CONV2D, DTYPES, LAYER_CODES, MAX_ACC, MAX_ITEMS,
+from ..labels import LABEL_TYPES, label_type
+from ..nets import (ACTIVATIONS, AVG_POOL, DENSE, DEPTHWISE_CONV2D, CONV2D, DTYPES, LAYER_CODES, MAX_ACC, MAX_ITEMS,
                    MAX_LAYERS, MAX_POOL, OUTPUT_ACTIVATIONS, StoredLayer, StoredNet)
 
 MAGIC = b"MPYN"

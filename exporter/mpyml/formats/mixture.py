@@ -8,8 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .mixture import COVARIANCE_TYPES, F32, KINDS, MAX_COUNT, MAX_WIDTH, StoredMixture
-from .records import CORRUPT, FormatError, label_lines, parse_hex32, parse_int, read_labels, records, seal
+from ..errors import FormatError
+from ..mixture import COVARIANCE_TYPES, F32, KINDS, MAX_COUNT, MAX_WIDTH, StoredMixture
+from .records import Records, label_lines, parse_hex32, parse_hex64, seal
 
 FORMAT, VERSION = "mpyml-mixture", 1
 
@@ -23,12 +24,7 @@ def _hex(value, dtype) -> str:
 def _unhex(text: str, dtype) -> float:
     """The float of 8 (float32) or 16 (float64) hex digits of its bits, either case; NaN and
     infinities refused (the device's mpyml_mixture_parse_value)."""
-    if dtype == F32:
-        value = float(np.uint32(parse_hex32(text)).view(np.float32))
-    else:
-        if len(text) != 16:
-            raise FormatError("expected 16 hex digits (IEEE-754 float64 bits), got %r" % text[:20])
-        value = float(np.uint64((parse_hex32(text[:8]) << 32) | parse_hex32(text[8:])).view(np.float64))
+    value = float(np.uint32(parse_hex32(text)).view(np.float32)) if dtype == F32 else parse_hex64(text)
     if not np.isfinite(value):
         raise FormatError("value is NaN or infinite")
     return value
@@ -72,70 +68,42 @@ def load(path) -> StoredMixture:
 def read(data) -> StoredMixture:
     """A StoredMixture from a file's bytes (or text), checked as the device's emlmixture.load_model
     checks it; raises FormatError("line N: ...") where the device refuses the file."""
-    found = iter(records(data.encode() if isinstance(data, str) else bytes(data)))
-    last = [0]
-
-    def take(what="a record"):
-        for n, line in found:
-            last[0] = n
-            return n, line
-        raise FormatError("line %d: %sit ends here, expected %s" % (last[0], CORRUPT, what))
-
-    def value(key):
-        n, line = take(key)
-        fields = line.split(",")
-        if len(fields) != 2 or fields[0] != key:
-            raise FormatError("line %d: expected '%s,<value>', got %r" % (n, key, line[:40]))
-        return fields[1]
-
-    def checked(parse, *args):
-        try:
-            return parse(*args)
-        except ValueError as e:
-            raise FormatError("line %d: %s" % (last[0], e)) from None
-
-    if value(FORMAT) != str(VERSION):
-        raise FormatError("line %d: this file's format version is not supported (this reader reads version %d)"
-                          % (last[0], VERSION))
-    kind, cov = value("kind"), value("covariance_type")
+    found = Records(data)
+    if found.value(FORMAT) != str(VERSION):
+        raise found.error("this file's format version is not supported (this reader reads version %d)" % VERSION)
+    kind, cov = found.value("kind"), found.value("covariance_type")
     if kind not in KINDS or cov not in COVARIANCE_TYPES:
-        raise FormatError("line %d: unknown kind or covariance_type: %r, %r" % (last[0], kind[:20], cov[:20]))
-    d = checked(parse_int, value("n_features"), None, None, "n_features")
-    k = checked(parse_int, value("n_components"), None, None, "n_components")
+        raise found.error("unknown kind or covariance_type: %r, %r" % (kind[:20], cov[:20]))
+    d, k = found.count("n_features"), found.count("n_components")
     ok = 1 <= d <= MAX_WIDTH and 1 <= k <= MAX_WIDTH
     ok = ok and {"mixture": True, "naive_bayes": cov == "diag", "envelope": cov == "full" and k == 1,
                  "kmeans": cov in ("spherical", "diag")}[kind]
     if not ok:
-        raise FormatError("line %d: bad header: kind, covariance type, n_features or n_components (1..65535)" % last[0])
+        raise found.error("bad header: kind, covariance type, n_features or n_components (1..65535)")
     stored = StoredMixture(kind, cov, d, k)
     dtype = stored.dtype
-    threshold = value("threshold")
+    threshold = found.value("threshold")
     if threshold == "none" and kind != "envelope":
         stored.threshold = None
     elif kind in ("mixture", "envelope") and threshold != "none":
-        stored.threshold = checked(_unhex, threshold, dtype)
+        stored.threshold = found.checked(_unhex, threshold, dtype)
     else:
-        raise FormatError("line %d: bad header: a mixture's threshold is bits or none, an envelope's its offset, "
-                          "other kinds' none" % last[0])
+        raise found.error("bad header: a mixture's threshold is bits or none, an envelope's its offset, other kinds' none")
     widths = row_widths(kind, cov, d, k)
     if (sum(widths) + d + k) * np.dtype(dtype).itemsize > 2**30:
-        raise FormatError("line %d: model too big for this device" % last[0])
+        raise found.error("model too big for this device")
     if kind == "naive_bayes":
-        stored.classes = read_labels(take, "classes") or []
-    n, line = take("the 'values' section line")
-    if line != "values":
-        raise FormatError("line %d: expected the 'values' section line, got %r" % (n, line[:40]))
+        stored.classes = found.labels("classes") or []
+    found.section("values")
     for r, width in enumerate(widths):
-        n, line = take("a row of values")
-        fields = line.split(",")
+        fields = found.take("a row of values").split(",")
         if len(fields) != width:
-            raise FormatError("line %d: wrong number of values in the row: expected %d, got %d" % (n, width, len(fields)))
-        row = np.array([checked(_unhex, t, dtype) for t in fields], dtype=dtype)
+            raise found.error("wrong number of values in the row: expected %d, got %d" % (width, len(fields)))
+        row = np.array([found.checked(_unhex, t, dtype) for t in fields], dtype=dtype)
         if kind == "kmeans" and r == k and not np.all((row >= 0) & (row <= MAX_COUNT)):
-            raise FormatError("line %d: k-means count must be 0..16777216" % n)
+            raise found.error("k-means count must be 0..16777216")
         stored.rows.append(row)
-    for n, line in found:
-        raise FormatError("line %d: unexpected line after the last row: %r" % (n, line[:40]))
+    found.end("row")
     if kind == "naive_bayes" and len(stored.classes) != k:
-        raise FormatError("line %d: the number of classes differs from n_components" % last[0])
+        raise found.error("the number of classes differs from n_components")
     return stored
