@@ -22,7 +22,6 @@ import argparse
 import json
 import math
 import sys
-import time
 from array import array
 from pathlib import Path
 
