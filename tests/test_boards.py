@@ -41,6 +41,7 @@ import mpyml
 from mpyml import boards, build, iir
 from mpyml.formats import mixture as mixture_format
 from mpyml.demo import int16_scaled
+from test_parity import split
 
 pytestmark = pytest.mark.boards
 BOARDS = list(boards.BOARDS)
@@ -434,12 +435,7 @@ def _forests(tmp, models):
 
 
 def _split(load, dtype, n_test=28):
-    X, y = load(return_X_y=True)
-    X_train, X_test, y_train, _ = train_test_split(X, y, test_size=0.3, random_state=42)
-    if dtype == "int16":
-        X_train, X_test = int16_scaled(X_train, X_test)
-    else:
-        X_train, X_test = X_train.astype(np.float32), X_test.astype(np.float32)
+    X_train, X_test, y_train = split(load, dtype)
     return X_train, X_test[:n_test], y_train
 
 
