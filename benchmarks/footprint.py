@@ -24,12 +24,19 @@ module's type and function objects, dicts and interned names: RAM minus all the 
     python benchmarks/footprint.py [--json PATH] [--modules emliir,emlfft] [--boards MPS2_AN385]
                                    [--no-breakdown] [--functions N]
 
-Then model RAM (model_ram()): heap bytes that loading the digits forest of benchmarks/trees.py and
-issue 13 (RandomForestClassifier(n_estimators=10, max_leaf_nodes=100, random_state=1), int16 features,
-soft voting, exact) keeps on each board, measured as the tests measure it (a first load and unload,
-then `gc.mem_alloc()` across a second load), beside the exporter's estimate (StoredForest.ram_bytes)
-and emlearn_trees' 9.4 KB for the same forest with hard voting (issue 13's reference figure).
-Not yet: model RAM of the k-NN, IIR, linear and CNN models of the other benchmarks.
+Then model RAM (model_ram()): the heap a loaded model keeps on each board, for the model each
+module's benchmark uses: the digits forest of benchmarks/trees.py and issue 13 (emltrees), the
+300 x 64 int16 k-NN of benchmarks/neighbors.py (emlneighbors), the order-4 Butterworth bandpass
+of benchmarks/iir.py (emliir), FFT(1024) of benchmarks/fft.py (emlfft), the StandardScaler +
+PCA(8) steps of benchmarks/pipeline.py (emllinear), the MLP of benchmarks/cnn.py (emlcnn) and the
+GaussianMixture(4, full) of benchmarks/anomaly.py (emlmixture). Each is measured in its own board
+run (a board never frees a native module's code) as `gc.mem_alloc()` after `gc.collect()` across
+a second load after unload() (emltrees, emllinear, emlmixture), or, for a module without unload
+(emlneighbors, emliir, emlfft) or one that allocates at new() (emlcnn's arena), across making and
+loading a second object after a first, so that one-time allocations are left out. Beside it:
+the exporter's estimate (ram_bytes() where the exporter has one; it counts the model block, not
+the object) and emlearn_trees' 9.4 KB for the digits forest with hard voting (issue 13's
+reference figure).
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ import argparse
 import json
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "exporter"))
@@ -207,44 +215,160 @@ def table(modules, sizes, ram, arches, board_names) -> str:
 
 
 EMLEARN_DIGITS_FOREST_RAM = 9400  # emlearn_trees, the same forest with hard voting (issue 13)
-_MODEL_RAM_SCRIPT = """import emltrees, gc
-m = emltrees.new(10, 2000, 1000)
-emltrees.load_model(m, 'digits.csv')
-m.unload()
-gc.collect()
-b = gc.mem_alloc()
-emltrees.load_model(m, 'digits.csv')
-gc.collect()
-print('RAM', gc.mem_alloc() - b)
-"""
+RELOAD = "a second load after unload()"
+SECOND_OBJECT = "a second object (new + load) after a first"
+# How each module's model RAM is measured: across a second load into the same object after unload()
+# (the module frees the model block and keeps the object), or, where the module has no unload or
+# allocates at new() (emlcnn's arena), across making and loading a second object after a first.
+_MEASURE = {
+    RELOAD: """def measure():
+    import {module}
+    m = {new}
+    {module}.load_model(m, {file!r})
+    m.unload()
+    gc.collect()
+    b = gc.mem_alloc()
+    {module}.load_model(m, {file!r})
+    gc.collect()
+    return gc.mem_alloc() - b
+""",
+    SECOND_OBJECT: """def measure():
+    import {module}
+    def make():
+        m = {new}
+        {load}
+        return m
+    m = make()
+    m = None
+    gc.collect()
+    b = gc.mem_alloc()
+    m = make()
+    gc.collect()
+    return gc.mem_alloc() - b
+""",
+}
 
 
-def model_ram(board_names) -> tuple[int, dict]:
-    """(the exporter's estimate, {board: heap bytes the loaded digits forest keeps})."""
-    import tempfile
+@dataclass
+class Model:
+    """One benchmark model: its description, module, files for the board, how its RAM is measured,
+    the code that makes it on the device (new, and load for SECOND_OBJECT), the exporter's estimate."""
+    title: str
+    module: str
+    file: str
+    how: str
+    new: str
+    load: str = "pass"
+    estimate: int | None = None
+    reference: str = "—"
+
+
+def benchmark_models(tmp: Path, modules) -> tuple[list, dict]:
+    """The benchmarks' models of the given modules, exported into tmp: ([Model], {file name: path})."""
+    import warnings
 
     import mpyml
+    from mpyml import fft, iir, mixture, nets
+    from mpyml.formats import linear as linear_format, mixture as mixture_format, nets as nets_format
+    from scipy import signal
     from sklearn.datasets import load_digits
+    from sklearn.decomposition import PCA
     from sklearn.ensemble import RandomForestClassifier
+    from sklearn.mixture import GaussianMixture
+    from sklearn.model_selection import train_test_split
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
 
+    import cnn
+    import neighbors
+    from mpyml.vibration import condition_monitoring
+
+    models = []
     X, y = load_digits(return_X_y=True)
-    forest = RandomForestClassifier(n_estimators=10, max_leaf_nodes=100, random_state=1).fit(X, y)
+    if "emltrees" in modules:  # benchmarks/trees.py, issue 13
+        forest = RandomForestClassifier(n_estimators=10, max_leaf_nodes=100, random_state=1).fit(X, y)
+        stored = mpyml.export(forest, tmp / "digits.csv", feature_dtype="int16")
+        models.append(Model("digits forest, 10 trees, max_leaf_nodes=100, int16, soft voting", "emltrees",
+                            "digits.csv", RELOAD, "emltrees.new(10, 2000, 1000)", estimate=stored.ram_bytes(),
+                            reference="emlearn_trees %d (hard voting)" % EMLEARN_DIGITS_FOREST_RAM))
+    if "emlneighbors" in modules:  # benchmarks/neighbors.py, 300 items x 64 features
+        n_items, n_features = 300, 64
+        Xn, yn, _ = neighbors.make_data(n_items, n_features, seed=n_items + n_features)
+        knn = KNeighborsClassifier(n_neighbors=neighbors.K).fit(Xn, yn)
+        stored = mpyml.export(knn, tmp / "knn.csv", feature_dtype="int16", novelty_percentile=None)
+        models.append(Model("k-NN, 300 items x 64 int16 features, k=5", "emlneighbors", "knn.csv", SECOND_OBJECT,
+                            "emlneighbors.new(%d, %d, %d)" % (n_items, n_features, neighbors.K),
+                            "emlneighbors.load_model(m, 'knn.csv')", estimate=stored.ram_bytes()))
+    if "emliir" in modules:  # benchmarks/iir.py
+        iir.save(signal.butter(4, [0.1, 0.3], btype="bandpass", output="sos"), tmp / "iir.txt")
+        models.append(Model("IIR, Butterworth bandpass order 4 (4 sections), float32", "emliir", "iir.txt",
+                            SECOND_OBJECT, "emliir.load('iir.txt')"))
+    if "emlfft" in modules:  # benchmarks/fft.py, the larger size
+        models.append(Model("FFT(1024)", "emlfft", "", SECOND_OBJECT, "emlfft.FFT(1024)", estimate=fft.ram_bytes(1024)))
+    if "emllinear" in modules:  # benchmarks/pipeline.py: its StandardScaler + PCA(8) steps
+        X_train, _, y_train, _ = train_test_split(X, y, test_size=0.3, random_state=42)
+        pipe = make_pipeline(StandardScaler(), PCA(8, random_state=0),
+                             RandomForestClassifier(n_estimators=10, max_leaf_nodes=100, random_state=1)).fit(X_train, y_train)
+        stored = mpyml.export(pipe, tmp / "pipeline.csv")
+        linear_format.save(stored.steps, tmp / "steps.csv")
+        models.append(Model("pipeline steps: StandardScaler + PCA(8) on digits", "emllinear", "steps.csv", RELOAD,
+                            "emllinear.new(4, 100000)", estimate=stored.steps.ram_bytes()))
+    if "emlcnn" in modules:  # benchmarks/cnn.py: its MLP, float32
+        Xtr, _, ytr, _ = cnn.digits()
+        net = nets.lower(cnn.mlp_net(Xtr, ytr)[0])
+        nets_format.save(net, tmp / "mlp.bin")
+        models.append(Model("MLPClassifier (32, 16) on digits, float32 (weights %d B, arena %d B)"
+                            % (net.weights_bytes, net.arena_bytes), "emlcnn",
+                            "mlp.bin", SECOND_OBJECT, "emlcnn.new(emlcnn.arena_bytes('mlp.bin'))",
+                            "emlcnn.load_model(m, 'mlp.bin')"))
+    if "emlmixture" in modules:  # benchmarks/anomaly.py
+        Xv, _ = condition_monitoring()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            gmm = GaussianMixture(4, covariance_type="full", random_state=0).fit(Xv)
+        stored = mixture.mixture_from_sklearn(gmm)
+        mixture_format.save(stored, tmp / "gmm.txt")
+        models.append(Model("GaussianMixture(4, full), 10 features", "emlmixture", "gmm.txt", RELOAD,
+                            "emlmixture.new(%d, %d)" % (stored.n_features, stored.n_components),
+                            estimate=stored.ram_bytes()))
+    files = {m.file: tmp / m.file for m in models if m.file}
+    return models, files
+
+
+def model_ram_script(model) -> str:
+    """The device script that measures one model; prints `RAM <bytes>`."""
+    measure = _MEASURE[model.how].format(module=model.module, new=model.new, load=model.load, file=model.file)
+    return "import gc\n" + measure + "print('RAM', measure())\n"
+
+
+def model_ram(modules, board_names) -> tuple[list, dict]:
+    """([Model] of the benchmarks of the given modules, {(model index, board): heap bytes the loaded
+    model keeps}). One board run per model: a board never frees a native module's code, so each
+    model gets a fresh heap."""
+    import tempfile
+
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "digits.csv"
-        stored = mpyml.export(forest, path, feature_dtype="int16")
+        models, files = benchmark_models(Path(tmp), modules)
         ram = {}
         for board in board_names:
-            module = build.build("emltrees", boards.BOARDS[board].arch)
-            out = boards.run(board, _MODEL_RAM_SCRIPT, files={"digits.csv": path}, modules={"emltrees.mpy": module})
-            ram[board] = int(out.split("RAM")[1].split()[0])
-    return stored.ram_bytes(), ram
+            for index, m in enumerate(models):
+                module = build.build(m.module, boards.BOARDS[board].arch)
+                out = boards.run(board, model_ram_script(m), files={m.file: files[m.file]} if m.file else {},
+                                 modules={m.module + ".mpy": module})
+                ram[(index, board)] = int(out.split("RAM")[1].split()[0])
+    return models, ram
 
 
-def model_ram_table(estimate: int, ram: dict) -> str:
-    head = "| model | exporter's estimate | " + " | ".join("RAM %s" % b for b in ram) + " | emlearn_trees (hard voting) |"
-    row = "| digits forest, 10 trees, max_leaf_nodes=100, int16, soft voting | %d | %s | %d |" % (
-        estimate, " | ".join(str(v) for v in ram.values()), EMLEARN_DIGITS_FOREST_RAM)
-    return "\n".join([head, "|---|---:|" + "---:|" * len(ram) + "---:|", row])
+def model_ram_table(models, ram, board_names) -> str:
+    head = ["model", "module", "measured across", "exporter's estimate"] + ["RAM %s" % b for b in board_names] + [
+        "emlearn-micropython"]
+    lines = ["| " + " | ".join(head) + " |", "|---|---|---|---:|" + "---:|" * len(board_names) + "---|"]
+    for i, m in enumerate(models):
+        cells = [m.title, "`%s`" % m.module, m.how, "—" if m.estimate is None else str(m.estimate)]
+        cells += [str(ram[(i, b)]) for b in board_names] + [m.reference]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def flash_table(modules, sizes, arches) -> str:
@@ -278,11 +402,10 @@ def main(argv=None) -> int:
     print(table(modules, sizes, ram, ARCHES, board_names))
     print()
     print(flash_table(modules, sizes, ARCHES))
-    model_estimate, model_board_ram = (None, {})
-    if "emltrees" in modules:
-        model_estimate, model_board_ram = model_ram(board_names)
+    models, model_board_ram = model_ram(modules, board_names)
+    if models:
         print()
-        print(model_ram_table(model_estimate, model_board_ram))
+        print(model_ram_table(models, model_board_ram, board_names))
     breakdowns = {}
     if not args.no_breakdown:
         for arch, board in BREAKDOWN_BOARDS.items():
@@ -301,7 +424,9 @@ def main(argv=None) -> int:
                                          "import_ram": {"%s/%s" % k: v for k, v in ram.items()},
                                          "emlearn_m3_reference": EMLEARN_M3,
                                          "emlearn_mpy_reference": EMLEARN_MPY,
-                                         "digits_forest_model_ram": {"estimate": model_estimate, "boards": model_board_ram},
+                                         "model_ram": [{"model": m.title, "module": m.module, "measured_across": m.how, "estimate": m.estimate,
+                                                        "boards": {b: model_board_ram[(i, b)] for b in board_names}}
+                                                       for i, m in enumerate(models)],
                                          "breakdown": breakdowns}, indent=2))
     return 0
 

@@ -40,3 +40,21 @@ def test_a_file_in_no_group_is_refused():
         footprint.group_of("emliir", "/somewhere/mpyml_new_family.h")
     assert footprint.group_of("emliir", "/x/natmods/emliir/emliir.c") == "glue"
     assert footprint.group_of("emliir", "/x/natmods/common/mpyml_text.h") == "record reader"
+
+
+@pytest.mark.boards
+def test_model_ram_of_every_benchmark_model():
+    """One model per module, measured on a board: the heap it keeps is the exporter's estimate (the
+    model block) plus at most the module's object."""
+    try:
+        models, ram = footprint.model_ram(build.NATMODS, ["MPS2_AN385"])
+    except build.ToolchainMissing as e:
+        pytest.skip(str(e))
+    assert sorted(m.module for m in models) == sorted(build.NATMODS)
+    for i, m in enumerate(models):
+        measured = ram[(i, "MPS2_AN385")]
+        if m.estimate is None:
+            assert measured > 0, m.title
+        else:
+            assert m.estimate <= measured <= m.estimate + 256, (m.title, m.estimate, measured)
+    assert footprint.model_ram_table(models, ram, ["MPS2_AN385"]).count("\n") == len(models) + 1
