@@ -130,3 +130,14 @@ def test_a_trimmed_build_on_the_cortex_m3_board(models):
     small = int(boards.run("MPS2_AN385", ram, modules={"emltrees.mpy": trimmed}))
     large = int(boards.run("MPS2_AN385", ram, modules={"emltrees.mpy": full}))
     assert small < large
+
+
+@pytest.mark.parametrize("arch", ["x64", "armv7m"])
+def test_a_trimmed_build_is_never_larger_than_the_full_build(arch, tmp_path):
+    try:
+        full = build.build("emltrees", arch, out=tmp_path / "full").stat().st_size
+    except build.ToolchainMissing as e:
+        pytest.skip(str(e))
+    for features in (["BOOST"], ["FLOAT32", "SOFT", "BOOST"], ["FLOAT32", "SOFT"], []):
+        trimmed = build.build("emltrees", arch, out=tmp_path / "-".join(["t"] + features), features=features)
+        assert trimmed.stat().st_size <= full, (features, trimmed.stat().st_size, full)

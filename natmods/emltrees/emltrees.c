@@ -126,8 +126,9 @@ static inline void assume_built(const mpyml_forest_t *f) {
 }
 
 // The core's functions a trimmed build reaches through these wrappers: flatten inlines them early
-// enough for the assumptions to drop the branches of the kinds it lacks.
-#ifdef MPYML_TREES_TRIMMED
+// enough for the assumptions to drop the branches of the kinds it lacks. Not with boosting: its
+// paths inlined into every wrapper make the module larger than the full build.
+#if defined(MPYML_TREES_TRIMMED) && !MPYML_TREES_WITH_BOOST
 #define MPYML_TREES_FOLD __attribute__((flatten))
 #else
 #define MPYML_TREES_FOLD
