@@ -156,6 +156,17 @@ def test_verify_on_an_emulated_board(tmp_path):
     out = mpyml("verify", estimator, tmp_path / "X30.npy", "--board", "MPS2_AN385")
     assert out.returncode == 0 and "30/30 rows agree" in out.stdout and "on MPS2_AN385" in out.stdout, \
         out.stdout + out.stderr
+    # Wide rows, more than a board's heap holds at once (the digits test split: 57.6 KB as int16): verify
+    # sends them in several runs.
+    from sklearn.datasets import load_digits
+    from sklearn.ensemble import RandomForestClassifier
+
+    X, y = load_digits(return_X_y=True)
+    joblib.dump(RandomForestClassifier(n_estimators=10, max_leaf_nodes=100, random_state=1).fit(X[:1347], y[:1347]),
+                tmp_path / "digits.joblib")
+    np.save(tmp_path / "digits_X.npy", X[1347:].astype(np.int16))
+    out = mpyml("verify", tmp_path / "digits.joblib", tmp_path / "digits_X.npy", "--board", "MPS2_AN385")
+    assert out.returncode == 0 and "450/450 rows agree" in out.stdout, out.stdout + out.stderr
 
 
 # The board runner's RAM filesystem (the emulated firmware has none), mounted over mpremote before deploying.

@@ -167,6 +167,9 @@ else:
 """
 
 
+BOARD_INPUT_BYTES = 8192
+
+
 def device_runner(board=None, mpy=None):
     """run(script, files) -> stdout: the unix port (board None) or an emulated board (mpyml.boards), with the
     modules built into `mpy` (default build.MPY_OUT). `files`: {name on the device: local path}."""
@@ -187,6 +190,8 @@ def device_runner(board=None, mpy=None):
             modules = {p.name: p for p in device.module_dir(boards.BOARDS[board].arch, mpy).glob("*.mpy")}
         return boards.run(board, script, files, modules=modules, timeout=600)
 
+    # A board's heap holds the module, the model and the rows of one run: predict_rows sends at most this many bytes of rows.
+    run.input_bytes = None if board is None else BOARD_INPUT_BYTES
     return run
 
 
@@ -259,7 +264,8 @@ def predict_rows(path, X: np.ndarray, run=None, chunk: int = 2000, progress=None
     """Loads the model file with its device module and gives every row of X (int16 or float32, one row per
     call) to it: (p, v) with p the device's predict per row (None where it has none) and v its
     continuous output (probabilities, scores, distances then neighbour indices, net outputs) per row.
-    Rows go in chunks of `chunk` (a tqdm progress bar over them unless progress is False)."""
+    Rows go in chunks of `chunk`, fewer where the runner has an input budget (run.input_bytes: an emulated
+    board's heap), with a tqdm progress bar over them unless progress is False."""
     import os
     import tempfile
     from pathlib import Path
@@ -275,6 +281,9 @@ def predict_rows(path, X: np.ndarray, run=None, chunk: int = 2000, progress=None
     setup, row = _ROWS[module]
     run = run or device_runner()
     X = np.ascontiguousarray(X.reshape(len(X), -1))
+    budget = getattr(run, "input_bytes", None)
+    if budget:
+        chunk = max(1, min(chunk, budget // max(1, X[:1].nbytes)))
     name = "model" + os.path.splitext(str(path))[1]
     preds, values = [], []
     starts = range(0, len(X), chunk)
