@@ -279,7 +279,8 @@ def run(board: str, script: str, files=None, timeout: float = 120, modules=None)
     """Runs `script` on the emulated board; returns its stdout, or raises BoardError with the traceback.
 
     files: {name: bytes or path} readable (and writable) from the current directory on the board.
-    modules: {name: bytes or path} to import; default every .mpy built for the board's arch.
+    modules: {file name: bytes or path} of the .mpy files to import, e.g. {"emltrees.mpy": path}; default
+    every .mpy built for the board's arch.
     board "unix" runs the same on the unix port (x64, Python floats are doubles) with device.run.
     """
     files = _contents(files or {})
