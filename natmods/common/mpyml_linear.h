@@ -212,38 +212,29 @@ static inline uint32_t mpyml_linear_predict_class(const mpyml_linear_t *m, const
     return best;
 }
 
-static inline float mpyml_linear_sigmoid(float d) {
-    d = d < -MPYML_SIGMOID_LIMIT ? -MPYML_SIGMOID_LIMIT : (d > MPYML_SIGMOID_LIMIT ? MPYML_SIGMOID_LIMIT : d);
-    return mpyml_recipf(1.0f + mpyml_expf(-d));
-}
-
 // Class probabilities into out (n_outputs floats); the model is a classifier with proba != NONE.
 static inline void mpyml_linear_predict_proba(const mpyml_linear_t *m, const float *x, float *out) {
     const float *d = mpyml_linear_run(m, x);
     uint32_t n = m->shape.n_outputs;
     if (m->shape.proba == MPYML_PROBA_LOGISTIC) {
-        float p = mpyml_linear_sigmoid(d[0]);
+        float p = mpyml_sigmoidf(d[0]);
         out[0] = 1.0f - p;
         out[1] = p;
         return;
     }
-    float sum = 0.0f;
     if (m->shape.proba == MPYML_PROBA_SOFTMAX) {
-        float top = d[0];
-        for (uint32_t i = 1; i < n; i++) {
-            top = d[i] > top ? d[i] : top;
-        }
         for (uint32_t i = 0; i < n; i++) {
-            out[i] = mpyml_expf(d[i] - top);
-            sum += out[i];
+            out[i] = d[i];
         }
-    } else {
-        for (uint32_t i = 0; i < n; i++) {
-            out[i] = mpyml_linear_sigmoid(d[i]);
-            sum += out[i];
-        }
+        mpyml_softmaxf(out, n);
+        return;
     }
-    // sum >= 1 for softmax (the top term is 1); for one-vs-rest it is at least n * sigmoid(-80) > 0.
+    float sum = 0.0f;
+    for (uint32_t i = 0; i < n; i++) {
+        out[i] = mpyml_sigmoidf(d[i]);
+        sum += out[i];
+    }
+    // One-vs-rest: sum is at least n * sigmoid(-80) > 0.
     float scale = mpyml_recipf(sum);
     for (uint32_t i = 0; i < n; i++) {
         out[i] *= scale;

@@ -174,4 +174,27 @@ static inline float mpyml_logf(float x) {
 // sigmoid(x) = 1/(1 + e**-x) is computed for x clamped to [-80, 80], where 1 + e**80 stays in mpyml_recipf's range.
 #define MPYML_SIGMOID_LIMIT 80.0f
 
+static inline float mpyml_sigmoidf(float x) {
+    x = x < -MPYML_SIGMOID_LIMIT ? -MPYML_SIGMOID_LIMIT : (x > MPYML_SIGMOID_LIMIT ? MPYML_SIGMOID_LIMIT : x);
+    return mpyml_recipf(1.0f + mpyml_expf(-x));
+}
+
+// Softmax of v[0 .. n) in place, in float32: e**(v[i] - max v), summed in index order, times the
+// reciprocal of the sum (>= 1: the largest term is 1).
+static inline void mpyml_softmaxf(float *v, uint32_t n) {
+    float top = v[0];
+    for (uint32_t i = 1; i < n; i++) {
+        top = v[i] > top ? v[i] : top;
+    }
+    float sum = 0.0f;
+    for (uint32_t i = 0; i < n; i++) {
+        v[i] = mpyml_expf(v[i] - top);
+        sum += v[i];
+    }
+    float inverse = mpyml_recipf(sum);
+    for (uint32_t i = 0; i < n; i++) {
+        v[i] *= inverse;
+    }
+}
+
 #endif // MPYML_MATH_H

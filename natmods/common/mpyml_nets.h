@@ -684,24 +684,10 @@ static void mpyml_quantize_inputs(const mpyml_net_t *net, const float *x, int8_t
 // Softmax or sigmoid of the outputs, in place.
 static void mpyml_output_activation(uint8_t activation, float *out, uint32_t n) {
     if (activation == MPYML_OUT_SOFTMAX) {
-        float m = out[0];
-        for (uint32_t i = 1; i < n; i++) {
-            m = out[i] > m ? out[i] : m;
-        }
-        float sum = 0.0f;
-        for (uint32_t i = 0; i < n; i++) {
-            out[i] = mpyml_expf(out[i] - m);
-            sum += out[i];
-        }
-        float r = mpyml_recipf(sum);
-        for (uint32_t i = 0; i < n; i++) {
-            out[i] *= r;
-        }
+        mpyml_softmaxf(out, n);
     } else if (activation == MPYML_OUT_SIGMOID) {
         for (uint32_t i = 0; i < n; i++) {
-            float v = out[i];
-            v = v > MPYML_SIGMOID_LIMIT ? MPYML_SIGMOID_LIMIT : (v < -MPYML_SIGMOID_LIMIT ? -MPYML_SIGMOID_LIMIT : v);
-            out[i] = mpyml_recipf(1.0f + mpyml_expf(-v));
+            out[i] = mpyml_sigmoidf(out[i]);
         }
     }
 }

@@ -1143,11 +1143,6 @@ static inline uint32_t mpyml_boost_class(const mpyml_forest_t *f, const void *x)
     return best;
 }
 
-static inline float mpyml_boost_sigmoid(float z) {
-    z = z < -MPYML_SIGMOID_LIMIT ? -MPYML_SIGMOID_LIMIT : (z > MPYML_SIGMOID_LIMIT ? MPYML_SIGMOID_LIMIT : z);
-    return mpyml_recipf(1.0f + mpyml_expf(-z));
-}
-
 // Class probabilities from the library's raw scores rounded to float32 (times the scale):
 // binary [sigmoid(-z), sigmoid(z)], multiclass the softmax, in float32.
 static inline void mpyml_boost_proba(const mpyml_forest_t *f, const void *x, float *out) {
@@ -1155,23 +1150,14 @@ static inline void mpyml_boost_proba(const mpyml_forest_t *f, const void *x, flo
     mpyml_boost_raw(f, x);
     if (n == 1) {
         float z = (float)f->exact_sums[0] * f->boost_scale;
-        out[0] = mpyml_boost_sigmoid(-z);
-        out[1] = mpyml_boost_sigmoid(z);
+        out[0] = mpyml_sigmoidf(-z);
+        out[1] = mpyml_sigmoidf(z);
         return;
     }
     for (uint32_t g = 0; g < n; g++) {
         out[g] = (float)f->exact_sums[g] * f->boost_scale;
     }
-    float top = out[mpyml_argmax(out, n)];
-    float total = 0.0f;
-    for (uint32_t g = 0; g < n; g++) {
-        out[g] = mpyml_expf(out[g] - top);
-        total += out[g];
-    }
-    float inverse = mpyml_recipf(total);
-    for (uint32_t g = 0; g < n; g++) {
-        out[g] *= inverse;
-    }
+    mpyml_softmaxf(out, n);
 }
 
 // IsolationForest's score_samples, -2**(-depths / denominator): -e**(float32(depths) * scale * ln 2).
@@ -1202,7 +1188,7 @@ static inline float mpyml_boost_value(const mpyml_forest_t *f, const void *x) {
         return mpyml_expf(z);
     }
     if (f->shape.link == MPYML_LINK_LOGISTIC) {
-        return mpyml_boost_sigmoid(z);
+        return mpyml_sigmoidf(z);
     }
     return z;
 }
@@ -1249,16 +1235,7 @@ static inline void mpyml_samme_proba(const mpyml_forest_t *f, const void *x, flo
             out[c] = (float)f->exact_sums[c] * scale;
         }
     }
-    float top = out[mpyml_argmax(out, n)];
-    float total = 0.0f;
-    for (size_t c = 0; c < n; c++) {
-        out[c] = mpyml_expf(out[c] - top);
-        total += out[c];
-    }
-    float inverse = mpyml_recipf(total);
-    for (size_t c = 0; c < n; c++) {
-        out[c] *= inverse;
-    }
+    mpyml_softmaxf(out, (uint32_t)n);
 }
 
 // Class probabilities (classifiers) or the predicted value (regressors) of one row.
