@@ -250,22 +250,7 @@ def _xgb_binary_threshold(objective_json) -> float:
 
     if not prob([np.float32(-1.0)])[0] <= 0.5 < prob([np.float32(1.0)])[0]:
         raise ExportError("XGBoost: unexpected sigmoid at margin -1 / 1")
-    # Search float32 bit keys between -1 and 1 (ordered keys: negative floats mapped below positive ones).
-    def to_key(f):
-        b = int(np.float32(f).view(np.uint32))
-        return b if b < 0x80000000 else -(b - 0x80000000)
-
-    def from_key(k):
-        return np.uint32(k if k >= 0 else (-k) | 0x80000000).view(np.float32)
-
-    lo, hi = to_key(-1.0), to_key(1.0)  # prob(lo) <= 0.5 < prob(hi)
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if prob([from_key(mid)])[0] > 0.5:
-            hi = mid
-        else:
-            lo = mid
-    return float(from_key(lo))
+    return _largest_where(lambda m: prob([m])[0] <= 0.5, -1.0, 1.0, np.float32)
 
 
 def _xgb_booster(model):
@@ -341,6 +326,30 @@ def xgboost_from_model(model) -> Forest:
                   boost=boost)
 
 
+def _largest_where(holds, lo: float, hi: float, dtype=np.float64) -> float:
+    """The largest value x of `dtype` (float32 or float64) in [lo, hi) with holds(x), for a predicate that
+    holds up to some point and not above it, given holds(lo) and not holds(hi): bisection over the
+    values in their order (the bits as a sign and magnitude, so negative and positive alike)."""
+    bits = np.uint32 if dtype == np.float32 else np.uint64
+    sign = 1 << (8 * np.dtype(bits).itemsize - 1)
+
+    def to_key(f):
+        b = int(np.asarray(f, dtype=dtype).view(bits))
+        return b if b < sign else -(b - sign)
+
+    def from_key(k):
+        return float(np.asarray(k if k >= 0 else (-k) | sign, dtype=bits).view(dtype))
+
+    below, above = to_key(lo), to_key(hi)
+    while above - below > 1:
+        mid = (below + above) // 2
+        if holds(from_key(mid)):
+            below = mid
+        else:
+            above = mid
+    return from_key(below)
+
+
 # ---------------------------------------------------------------- LightGBM
 
 _LGB_REGRESSION = {"regression": "identity", "regression_l1": "identity", "huber": "identity", "fair": "identity",
@@ -355,23 +364,9 @@ def _lgb_binary_threshold(sigmoid: float) -> float:
         p = 1.0 / (1.0 + math.exp(-sigmoid * r))
         return p > 1.0 - p
 
-    def to_key(f):
-        b = int(np.float64(f).view(np.uint64))
-        return b if b < 2**63 else -(b - 2**63)
-
-    def from_key(k):
-        return float(np.uint64(k if k >= 0 else (-k) | 2**63).view(np.float64))
-
-    lo, hi = to_key(-1.0), to_key(1.0)
-    if class1(from_key(lo)) or not class1(from_key(hi)):
+    if class1(-1.0) or not class1(1.0):
         raise ExportError("LightGBM: unexpected sigmoid at raw score -1 / 1")
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if class1(from_key(mid)):
-            hi = mid
-        else:
-            lo = mid
-    return from_key(lo)
+    return _largest_where(lambda r: not class1(r), -1.0, 1.0)
 
 
 def _lgb_tree(structure, name) -> Tree:
@@ -474,24 +469,12 @@ def _iforest_outlier_limit(estimator, denominator: float) -> float:
         scores = 2 ** (-np.divide(depths, denominator))
         return bool((-scores - estimator.offset_)[0] < 0)
 
-    def to_key(f):
-        return int(np.float64(f).view(np.uint64))  # non-negative doubles: bits ordered as the values
-
-    def from_key(k):
-        return float(np.uint64(k).view(np.float64))
-
     if not outlier(0.0):
         return -1.0
-    lo, hi = to_key(0.0), to_key(float(np.finfo(np.float32).max))
-    if outlier(from_key(hi)):
-        return from_key(hi)
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if outlier(from_key(mid)):
-            lo = mid
-        else:
-            hi = mid
-    return from_key(lo)
+    largest = float(np.finfo(np.float32).max)
+    if outlier(largest):
+        return largest
+    return _largest_where(outlier, 0.0, largest)
 
 
 def isolation_forest_from_sklearn(estimator) -> Forest:
