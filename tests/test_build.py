@@ -4,6 +4,7 @@ import http.server
 import os
 import shutil
 import subprocess
+import sys
 import threading
 
 import pytest
@@ -29,6 +30,30 @@ def test_module_builds(module, arch):
     # A sanity bound, not the footprint goal: benchmarks/footprint.py measures what each module costs in
     # a board's heap (issue 13: emltrees with boosting is 36 KB on armv6m and 40 KB on rv32imc today).
     assert 0 < path.stat().st_size < 48 * 1024
+
+
+@pytest.mark.skipif(build.INSTALLED, reason="copies the source checkout")
+def test_same_sources_give_the_same_mpy_in_any_checkout(tmp_path):
+    """emlfft (the smallest module) built from two copies of the checkout at paths of different lengths, in
+    processes with different string hashing, is byte-identical: for x64, and for armv6m (nine libgcc members
+    linked) when its compiler is here. Before: mpy_ld wrote the absolute build path into the .mpy, and the
+    libgcc members were linked in the order of a set."""
+    import shutil as sh
+
+    arches = ["x64"] + (["armv6m"] if sh.which("arm-none-eabi-gcc") else [])
+    mpy = build.mpy_dir()
+    built = []
+    for seed, name in ((1, "a"), (2, "a-checkout-at-a-longer-path")):
+        root = tmp_path / name
+        ignore = shutil.ignore_patterns("__pycache__", "*.mpy")
+        shutil.copytree(build.REPO / "exporter", root / "exporter", ignore=ignore)
+        shutil.copytree(build.NATMODS_DIR, root / "natmods", ignore=ignore)
+        env = dict(os.environ, PYTHONPATH=str(root / "exporter"), MPY_DIR=str(mpy), PYTHONHASHSEED=str(seed))
+        code = "from mpyml import build\nfor arch in %r:\n    build.build('emlfft', arch)" % arches
+        subprocess.run([sys.executable, "-c", code], cwd=root, env=env, check=True, capture_output=True, timeout=300)
+        built.append({arch: (root / "mpy" / ("%s_6.3" % arch) / "emlfft.mpy").read_bytes() for arch in arches})
+    for arch in arches:
+        assert built[0][arch] == built[1][arch], arch
 
 
 def _without_xtensa(monkeypatch, tmp_path):

@@ -231,7 +231,8 @@ def _libgcc_objects(arch: str, objects: list[Path], work: Path, env: dict) -> li
     libdir.mkdir(parents=True)
     if needed:
         _run([prefix + "ar", "x", str(libgcc), *needed], cwd=libdir, env=env)
-    return [libdir / m for m in needed]
+    # Sorted: the search above pops a set, whose order changes from run to run, and the link order sets the .mpy's bytes.
+    return [libdir / m for m in sorted(needed)]
 
 
 @contextlib.contextmanager
@@ -333,7 +334,10 @@ def _build_locked(module: str, arch: str, prefix: str, mpy: Path, env: dict, out
                   work_name=None) -> Path:
     source = _natmods_source() / module
     work = BUILD_DIR / arch / (work_name or module)
-    make = ["make", "-C", str(source), "MPY_DIR=%s" % mpy, "ARCH=%s" % arch, "BUILD=%s" % work, "PYTHON=%s" % sys.executable,
+    # BUILD relative to the sources: mpy_ld writes the path of its output (BUILD/<module>.native.mpy) into the
+    # .mpy as the module's file name, so an absolute one made the .mpy depend on where the checkout is.
+    make = ["make", "-C", str(source), "MPY_DIR=%s" % mpy, "ARCH=%s" % arch, "BUILD=%s" % os.path.relpath(work, source),
+            "PYTHON=%s" % sys.executable,
             "MPYML_DEFINES=%s" % " ".join(defines)]
     link_objs: list[Path] = []
     if prefix:
