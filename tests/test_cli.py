@@ -1,5 +1,6 @@
 """The `mpyml` command line: export, inspect, verify."""
 
+import re
 import subprocess
 import sys
 
@@ -35,6 +36,67 @@ def test_export_inspect_verify(emltrees_x64, tmp_path):
 
     out = mpyml("verify", tmp_path / "est.joblib", tmp_path / "X.npy", "--voting", "hard")
     assert out.returncode == 0 and "rows agree" in out.stdout, out.stdout + out.stderr
+
+
+def digits_forest_and_rows():
+    """A forest whose soft (scikit-learn's predict) and hard votes differ on some test rows, with vote ties."""
+    from sklearn.datasets import load_digits
+    from sklearn.ensemble import RandomForestClassifier
+
+    X, y = load_digits(return_X_y=True)
+    forest = RandomForestClassifier(n_estimators=10, max_leaf_nodes=30, random_state=1).fit(X[:1200], y[:1200])
+    return forest, X[1200:]
+
+
+def test_verify_hard_voting_against_the_majority_of_the_trees(emltrees_x64, tmp_path):
+    """--voting hard is compared with the majority vote of the forest's own fitted trees, not with its
+    (soft) predict, and the output says which reference it used; agreement with predict is information."""
+    forest, X = digits_forest_and_rows()
+    joblib.dump(forest, tmp_path / "rf.joblib")
+    np.save(tmp_path / "X.npy", X)
+    out = mpyml("verify", tmp_path / "rf.joblib", tmp_path / "X.npy", "--voting", "hard")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "597/597 rows agree with the library (reference: majority vote of the 10 trees' predict (hard voting))" \
+        in out.stdout and out.stdout.rstrip().endswith(": OK on the unix port"), out.stdout
+    soft = re.search(r"(\d+)/597 rows agree with RandomForestClassifier.predict \(soft voting; information\)", out.stdout)
+    assert soft and int(soft.group(1)) < 597, out.stdout  # the rows where soft and hard voting differ are here
+
+    # The trees' own votes (computed here, independently): tied rows are among them, decided as the device does.
+    votes = np.zeros((len(X), 10), dtype=np.int64)
+    for tree in forest.estimators_:
+        votes[np.arange(len(X)), tree.predict(X.astype(np.float32)).astype(np.int64)] += 1
+    assert np.sum(np.sum(votes == votes.max(axis=1, keepdims=True), axis=1) > 1) > 0
+
+
+@pytest.mark.parametrize("name", ["random forest", "bagging", "pipeline", "tree"])
+def test_verify_hard_voting_of_every_tree_model(emltrees_x64, tmp_path, name):
+    from sklearn.datasets import load_wine
+    from sklearn.ensemble import BaggingClassifier, RandomForestClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.tree import DecisionTreeClassifier
+
+    from mpyml import device, verify
+
+    if name == "random forest":  # verify_trees, the Python API the demo uses
+        forest, X = digits_forest_and_rows()
+        report = verify.verify_trees(forest, X, tmp_path / "rf.csv", voting="hard", run=device.predict_trees)
+        assert report.ok and report.n_agree == report.n_rows == 597, report.summary()
+        assert "rows agree with scikit-learn's majority vote of the 10 trees' predict" in report.summary()
+        return
+    X, y = load_wine(return_X_y=True)
+    labels = np.array(["barolo", "grignolino", "barbera"])[y]
+    order = np.random.default_rng(0).permutation(len(X))
+    train, test = order[:100], order[100:]
+    estimator = {
+        "bagging": BaggingClassifier(DecisionTreeClassifier(max_depth=3), n_estimators=8, max_features=0.5,
+                                     random_state=0),
+        "pipeline": make_pipeline(StandardScaler(), RandomForestClassifier(8, max_depth=3, random_state=0)),
+        "tree": DecisionTreeClassifier(max_depth=4, random_state=0),
+    }[name].fit(X[train], labels[train])
+    report = verify.verify_file(estimator, X[test], tmp_path / "model.csv", voting="hard", progress=False)
+    assert report.ok and report.n_agree == report.n_rows == len(test), report.summary()
+    assert report.agree_what.startswith("reference: ") and "soft voting; information" in report.summary()
 
 
 def test_demo_runs():

@@ -26,6 +26,7 @@ class Report:
     file_bytes: int
     ram_bytes: int
     proba_tolerance: float = PROBA_TOLERANCE
+    reference: str = "scikit-learn"  # what the device's predictions were compared with
 
     @property
     def ok(self) -> bool:
@@ -34,8 +35,8 @@ class Report:
 
     def summary(self) -> str:
         proba = "" if self.max_proba_error is None else ", max |proba error| %.2g" % self.max_proba_error
-        return "%s: %d/%d rows agree with scikit-learn%s, %s numpy reference; file %d B, model RAM %d B: %s" % (
-            self.name, self.n_agree, self.n_rows, proba,
+        return "%s: %d/%d rows agree with %s%s, %s numpy reference; file %d B, model RAM %d B: %s" % (
+            self.name, self.n_agree, self.n_rows, self.reference, proba,
             "matches" if self.matches_reference else "DIFFERS FROM", self.file_bytes, self.ram_bytes,
             "OK" if self.ok else "MISMATCH")
 
@@ -48,16 +49,21 @@ def regression_agrees(device: np.ndarray, expected: np.ndarray) -> np.ndarray:
 
 def verify_trees(estimator, X, path, feature_dtype="auto", voting="soft", run=None, name=None) -> Report:
     """Exports a tree model (any the registry converts to a forest: trees, forests, Bagging of trees)
-    to `path`, predicts X with `run(path, X, stored)` and compares with the estimator's predict."""
+    to `path`, predicts X with `run(path, X, stored)` and compares with the estimator's predict (hard
+    voting: with its trees' majority vote, hard_vote_predict; the vote shares are not compared)."""
     forest = registry.lookup(estimator, families=("trees",)).convert(estimator)
     stored = trees.lower(forest, dtype=registry.forest_feature_dtype(forest, feature_dtype), voting=voting)
     file_bytes = trees_format.save(stored, path)
     pred, proba = run(path, X, stored)
     X_sklearn = stored.cast_features(X).astype(np.float32)
+    reference = "scikit-learn"
     if stored.kind == trees.CLASSIFIER:
         expected = estimator.predict(X_sklearn)
-        n_agree = int(np.sum(stored.classes[pred] == expected))
         max_error = float(np.abs(proba - estimator.predict_proba(X_sklearn)).max())
+        if stored.voting == "hard":
+            expected, reference = hard_vote_predict(estimator, X_sklearn)
+            reference, max_error = "scikit-learn's " + reference, None
+        n_agree = int(np.sum(stored.classes[pred] == expected))
         if stored.voting == "samme":
             same_proba = np.allclose(proba, stored.predict_proba(X), rtol=0, atol=SAMME_PROBA_TOLERANCE)
         else:
@@ -69,7 +75,7 @@ def verify_trees(estimator, X, path, feature_dtype="auto", voting="soft", run=No
         same = np.array_equal(pred, stored.predict_index(X))
     tolerance = SAMME_PROBA_TOLERANCE if stored.voting == "samme" else PROBA_TOLERANCE
     return Report(name or type(estimator).__name__, stored.kind, len(X), n_agree, max_error, bool(same),
-                  file_bytes, stored.ram_bytes(), tolerance)
+                  file_bytes, stored.ram_bytes(), tolerance, reference)
 
 
 # ---------------------------------------------------------------- model files on the device, every family
@@ -320,6 +326,7 @@ class FamilyReport:
     labels: tuple | None = None  # (library's labels, device's labels) per row, for a confusion matrix
     exact: bool = True  # False for int8 nets: quantized, so agreement is reported, not required
     unit: str = "rows"
+    note: str | None = None  # information printed after the comparison, not part of the verdict
 
     @property
     def ok(self) -> bool:
@@ -331,9 +338,10 @@ class FamilyReport:
         verdict = "OK" if self.ok else "MISMATCH"
         if not self.exact:
             verdict += " (int8: the quantized net's agreement is reported, not required)"
-        return "%s (%s): %d/%d %s agree with the library (%s)%s; file %d B: %s" % (
-            self.name, self.module, self.n_agree, self.n_rows, self.unit, self.agree_what, error, self.file_bytes,
-            verdict)
+        note = "" if self.note is None else "; " + self.note
+        return "%s (%s): %d/%d %s agree with the library (%s)%s%s; file %d B: %s" % (
+            self.name, self.module, self.n_agree, self.n_rows, self.unit, self.agree_what, error, note,
+            self.file_bytes, verdict)
 
 
 def _final(estimator):
@@ -393,17 +401,44 @@ def _classes(stored):
     return None if getattr(model, "classes", None) is None else np.asarray(model.classes)
 
 
+def hard_vote_predict(estimator, X) -> tuple[np.ndarray, str]:
+    """What a tree classifier exported with voting='hard' predicts, from scikit-learn's own fitted trees: each
+    tree of `estimator` (`estimators_`, on its `estimators_features_` columns for Bagging; a lone decision tree
+    is its own vote) predicts a class, and the class with the most votes wins, the lowest class index on ties
+    (as numpy.argmax, the rule docs/formats.md gives for hard voting). A Pipeline's steps transform X first.
+
+    X: (n_rows, n_features) as the estimator takes it. Returns (labels of shape (n_rows,), from the
+    estimator's classes_; a description of this reference for reports)."""
+    final = _final(estimator)
+    if hasattr(estimator, "steps"):
+        X = estimator[:-1].transform(X)
+    trees = getattr(final, "estimators_", None)
+    if trees is None:
+        return final.predict(X), "the tree's predict (hard voting of one tree)"
+    columns = getattr(final, "estimators_features_", None) or [slice(None)] * len(trees)
+    votes = np.zeros((len(X), len(final.classes_)), dtype=np.int64)
+    rows = np.arange(len(X))
+    for tree, features in zip(trees, columns):
+        # The ensembles fit their trees on class indices (y encoded by np.unique), so a tree predicts an index.
+        votes[rows, tree.predict(X[:, features]).astype(np.int64)] += 1
+    return final.classes_[np.argmax(votes, axis=1)], "majority vote of the %d trees' predict (hard voting)" % len(trees)
+
+
 def _compare_classifier_or_regressor(estimator, final, stored, X, preds, values, label, module, size, n):
     if hasattr(final, "predict_proba"):
         classes = _classes(stored)
         device = classes[np.array(preds, dtype=np.int64)]
-        expected = estimator.predict(X)
+        expected, reference, note = estimator.predict(X), "predict", None
         worst = _worst(values, estimator.predict_proba(X))
         tolerance = SAMME_PROBA_TOLERANCE if type(final).__name__ == "AdaBoostClassifier" else PROBA_TOLERANCE
         if getattr(getattr(stored, "model", stored), "voting", None) == "hard":
             tolerance = None  # hard voting's probabilities are vote shares, not scikit-learn's (reported only)
-        return FamilyReport(label, module, n, int(np.sum(device == expected)), "predict", worst, "predict_proba",
-                            tolerance, size, (expected, device))
+            soft = int(np.sum(device == expected))
+            expected, reference = hard_vote_predict(estimator, X)
+            reference, proba_what = "reference: " + reference, "vote shares against predict_proba, reported only"
+            note = "%d/%d rows agree with %s.predict (soft voting; information)" % (soft, n, type(final).__name__)
+        return FamilyReport(label, module, n, int(np.sum(device == expected)), reference, worst,
+                            proba_what if note else "predict_proba", tolerance, size, (expected, device), note=note)
     device, expected = np.array(preds, dtype=np.float64), estimator.predict(X)
     return FamilyReport(label, module, n, int(np.sum(regression_agrees(device, expected))),
                         "predict within %g relative" % REGRESSION_RTOL, _worst(device, expected), "predict", None, size)
