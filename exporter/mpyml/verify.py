@@ -429,16 +429,18 @@ def _compare_classifier_or_regressor(estimator, final, stored, X, preds, values,
         classes = _classes(stored)
         device = classes[np.array(preds, dtype=np.int64)]
         expected, reference, note = estimator.predict(X), "predict", None
-        worst = _worst(values, estimator.predict_proba(X))
+        worst, proba_what = _worst(values, estimator.predict_proba(X)), "predict_proba"
         tolerance = SAMME_PROBA_TOLERANCE if type(final).__name__ == "AdaBoostClassifier" else PROBA_TOLERANCE
         if getattr(getattr(stored, "model", stored), "voting", None) == "hard":
-            tolerance = None  # hard voting's probabilities are vote shares, not scikit-learn's (reported only)
-            soft = int(np.sum(device == expected))
+            # Hard voting is not scikit-learn's predict (soft voting for forests): compared with the trees' own
+            # majority vote; its probabilities are vote shares, not scikit-learn's (reported only).
+            note = "%d/%d rows agree with %s.predict (soft voting; information)" % (
+                int(np.sum(device == expected)), n, type(final).__name__)
             expected, reference = hard_vote_predict(estimator, X)
             reference, proba_what = "reference: " + reference, "vote shares against predict_proba, reported only"
-            note = "%d/%d rows agree with %s.predict (soft voting; information)" % (soft, n, type(final).__name__)
-        return FamilyReport(label, module, n, int(np.sum(device == expected)), reference, worst,
-                            proba_what if note else "predict_proba", tolerance, size, (expected, device), note=note)
+            tolerance = None
+        return FamilyReport(label, module, n, int(np.sum(device == expected)), reference, worst, proba_what,
+                            tolerance, size, (expected, device), note=note)
     device, expected = np.array(preds, dtype=np.float64), estimator.predict(X)
     return FamilyReport(label, module, n, int(np.sum(regression_agrees(device, expected))),
                         "predict within %g relative" % REGRESSION_RTOL, _worst(device, expected), "predict", None, size)
