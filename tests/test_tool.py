@@ -28,7 +28,7 @@ def family_files(family, folder: Path):
     from sklearn.cluster import KMeans
     from sklearn.datasets import load_iris
     from sklearn.decomposition import PCA
-    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.ensemble import IsolationForest, RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.mixture import GaussianMixture
     from sklearn.neighbors import KNeighborsClassifier
@@ -60,6 +60,7 @@ def family_files(family, folder: Path):
             return folder / "est.keras", []
         estimator, options = {
             "tree": (lambda: RandomForestClassifier(5, max_depth=4, random_state=0).fit(X, y), []),
+            "isolation": (lambda: IsolationForest(n_estimators=10, random_state=0).fit(X), []),
             "pipeline": (lambda: make_pipeline(StandardScaler(), PCA(3), RandomForestClassifier(4, random_state=0))
                          .fit(X, y), []),
             "knn": (lambda: KNeighborsClassifier(3).fit(np.round(X * 10), y), []),
@@ -74,7 +75,7 @@ def family_files(family, folder: Path):
     return folder / "est.joblib", options
 
 
-FAMILIES = {"tree": "emltrees", "pipeline": "emltrees", "knn": "emlneighbors", "linear": "emllinear",
+FAMILIES = {"tree": "emltrees", "isolation": "emltrees", "pipeline": "emltrees", "knn": "emlneighbors", "linear": "emllinear",
             "mlp": "emlcnn", "keras": "emlcnn", "iir": "emliir", "mixture": "emlmixture", "kmeans": "emlmixture"}
 
 
