@@ -105,6 +105,14 @@ def test_demo_runs():
     assert "all predictions match scikit-learn" in out.stdout
 
 
+def test_demo_without_micropython_says_so(tmp_path):
+    import os
+
+    out = mpyml("demo", env=dict(os.environ, MPY_DIR=str(tmp_path)))
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stdout + out.stderr
+    assert out.stderr.strip() == "mpyml demo: MPY_DIR=%s is not a MicroPython source tree (no py/dynruntime.mk)" % tmp_path
+
+
 def test_inspect_every_format(emltrees_x64, tmp_path):
     from sklearn.datasets import load_iris
     from sklearn.neighbors import KNeighborsClassifier

@@ -231,6 +231,9 @@ def test_wheel_in_a_fresh_venv(tmp_path):
 
     missing = user("build", "--arch", "x64", "--module", "emltrees")
     assert missing.returncode == 1 and "--micropython DIR" in missing.stderr and "Traceback" not in missing.stderr
+    missing = user("demo")
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr, missing.stdout + missing.stderr
+    assert missing.stderr.startswith("mpyml demo: no MicroPython source tree") and missing.stderr.count("\n") == 1
     built = user("build", "--arch", "x64", "--module", "emltrees", "--out", "mods",
                  "--micropython", build.micropython_tree())
     assert built.returncode == 0, built.stdout + built.stderr
