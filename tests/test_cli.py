@@ -105,6 +105,21 @@ def test_demo_runs():
     assert "all predictions match scikit-learn" in out.stdout
 
 
+def test_verify_regressor_prints_the_worst_relative_error(emltrees_x64, tmp_path):
+    from sklearn.datasets import load_diabetes
+    from sklearn.ensemble import RandomForestRegressor
+
+    X, y = load_diabetes(return_X_y=True)
+    X = X.astype(np.float32)
+    joblib.dump(RandomForestRegressor(5, max_depth=5, random_state=0).fit(X, y), tmp_path / "reg.joblib")
+    np.save(tmp_path / "X.npy", X[:100])
+    out = mpyml("verify", tmp_path / "reg.joblib", tmp_path / "X.npy")
+    assert out.returncode == 0, out.stdout + out.stderr
+    worst = re.search(r"100/100 rows agree with the library \(predict within 1e-05 relative\), worst error (\S+) "
+                      r"\(predict, relative\);", out.stdout)
+    assert worst and float(worst.group(1)) <= 1e-5, out.stdout
+
+
 def test_demo_without_micropython_says_so(tmp_path):
     import os
 

@@ -378,6 +378,19 @@ def _close_to_scale(device, expected, rtol=1e-5) -> np.ndarray:
     return np.abs(device.reshape(expected.shape) - expected) <= rtol * max(float(np.abs(expected).max(initial=0)), 1e-30)
 
 
+def _worst_relative(device, expected) -> float:
+    """The largest |device - expected| relative to the scale regression_agrees uses (REGRESSION_RTOL bounds it)."""
+    device, expected = np.asarray(device, dtype=np.float64), np.asarray(expected, dtype=np.float64)
+    scale = np.maximum(np.abs(expected), np.abs(expected).max(initial=0.0) * 1e-3)
+    return float((np.abs(device - expected) / np.maximum(scale, 1e-300)).max(initial=0.0))
+
+
+def _worst_of_largest(device, expected) -> float:
+    """The largest |device - expected| relative to the largest |expected| (_close_to_scale's bound)."""
+    expected = np.asarray(expected, dtype=np.float64)
+    return _worst(device, expected) / max(float(np.abs(expected).max(initial=0)), 1e-30)
+
+
 def _worst(a, b) -> float:
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     return float(np.abs(a.reshape(b.shape) - b).max(initial=0.0))
@@ -454,7 +467,8 @@ def _compare_classifier_or_regressor(estimator, final, stored, X, preds, values,
                             tolerance, size, (expected, device), note=note)
     device, expected = np.array(preds, dtype=np.float64), estimator.predict(X)
     return FamilyReport(label, module, n, int(np.sum(regression_agrees(device, expected))),
-                        "predict within %g relative" % REGRESSION_RTOL, _worst(device, expected), "predict", None, size)
+                        "predict within %g relative" % REGRESSION_RTOL, _worst_relative(device, expected),
+                        "predict, relative", None, size)
 
 
 def _compare_isolation(estimator, stored, X, preds, values, label, module, size, n):
@@ -478,7 +492,7 @@ def _compare_linear(estimator, final, stored, X, preds, values, label, module, s
         expected = estimator.transform(X)
         close = np.all(_close_to_scale(values, expected), axis=1)
         return FamilyReport(label, module, n, int(np.sum(close)), "transform within 1e-5 of its largest value",
-                            _worst(values, expected), "transform", None, size)
+                            _worst_of_largest(values, expected), "transform, of its largest value", None, size)
     if stored.kind == "classifier":
         device = np.asarray(stored.classes)[np.array(preds, dtype=np.int64)]
         expected = estimator.predict(X)
@@ -488,7 +502,8 @@ def _compare_linear(estimator, final, stored, X, preds, values, label, module, s
                             (expected, device))
     device, expected = np.array(preds, dtype=np.float64), estimator.predict(X)
     return FamilyReport(label, module, n, int(np.sum(_close_to_scale(device, expected))),
-                        "predict within 1e-5 of its largest value", _worst(device, expected), "predict", None, size)
+                        "predict within 1e-5 of its largest value", _worst_of_largest(device, expected),
+                        "predict, of its largest value", None, size)
 
 
 def _compare_neighbors(estimator, final, stored, X, preds, values, label, module, size, n):
@@ -554,7 +569,7 @@ def _compare_net_outputs(estimator, stored, X, values, label, module, size, n):
         reference = estimator.predict(X).reshape(len(X), -1)
     close = np.all(_close_to_scale(values, reference), axis=1)
     return FamilyReport(label, module, n, int(np.sum(close)), "output within 1e-5 of its largest value",
-                        _worst(values, reference), "output", None, size)
+                        _worst_of_largest(values, reference), "output, of its largest value", None, size)
 
 
 def verify_iir(sos, x, path, run=None, name="IIR filter") -> FamilyReport:
