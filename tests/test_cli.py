@@ -224,9 +224,11 @@ def exported_module(path):
 
 
 @pytest.mark.parametrize("name, options, message", [
-    ("knn", ["--voting", "hard"], "got option voting that KNeighborsClassifier (mpyml-neighbors) does not take"),
-    ("mlp", ["--dtype", "int16"], "got option feature_dtype that MLPClassifier (mpyml-nets) does not take"),
-    ("bagging", ["--novelty-percentile", "90"], "got option novelty_percentile that BaggingClassifier"),
+    ("knn", ["--voting", "hard"], "got option --voting that KNeighborsClassifier (mpyml-neighbors) does not take"),
+    ("mlp", ["--dtype", "int16"], "mpyml export: got option --dtype that MLPClassifier (mpyml-nets) does not take; "
+     "it takes: --quantize, --representative-data\n"),
+    ("bagging", ["--novelty-percentile", "90"], "got option --novelty-percentile that BaggingClassifier"),
+    ("knn", ["--novelty-percentile", "120"], "mpyml export: --novelty-percentile must be 0..100, got 120.0\n"),
     ("svc", [], "SVC is not a supported estimator; supported: DecisionTreeClassifier,"),
 ])
 def test_export_refuses_clearly(tmp_path, name, options, message):
@@ -234,6 +236,14 @@ def test_export_refuses_clearly(tmp_path, name, options, message):
     out = mpyml("export", tmp_path / "est.joblib", tmp_path / "model.out", *options)
     assert out.returncode == 2 and message in out.stderr, out.stdout + out.stderr
     assert "Traceback" not in out.stderr and not (tmp_path / "model.out").exists()
+
+
+def test_export_warns_in_one_line_with_the_flags(tmp_path):
+    joblib.dump(fitted("pipeline"), tmp_path / "est.joblib")
+    out = mpyml("export", tmp_path / "est.joblib", tmp_path / "model.out", "--dtype", "int16")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stderr.startswith("mpyml export: warning: --dtype int16: this model's thresholds") and \
+        out.stderr.count("\n") == 1 and "use --dtype float32" in out.stderr, out.stderr
 
 
 def test_export_unreadable_estimator(tmp_path):

@@ -18,6 +18,28 @@ def _shown(path) -> str:
         return str(path)
 
 
+# mpyml.export's keyword options -> the flags that set them (_export_options is the other direction).
+OPTION_FLAGS = {"feature_dtype": "--dtype", "voting": "--voting", "input_dtype": "--input-dtype",
+                "novelty_percentile": "--novelty-percentile", "quantize": "--quantize",
+                "representative_data": "--representative-data", "X": "--training-data",
+                "outlier_percentile": "--outlier-percentile"}
+
+
+def cli_message(text: str) -> str:
+    """An ExportError's or PrecisionWarning's message (written for the Python API) in the CLI's words:
+    `feature_dtype='float32'` -> `--dtype float32`, option lists ("it takes: feature_dtype, voting") as flags,
+    and the unambiguous keyword names (those with an underscore) as flags wherever they stand."""
+    import re
+
+    names = "|".join(OPTION_FLAGS)
+    text = re.sub(r"\b(%s)=(?:'([^']*)'|([\w.+-]+))" % names,
+                  lambda m: "%s %s" % (OPTION_FLAGS[m[1]], m[2] if m[2] is not None else m[3]), text)
+    text = re.sub(r"(export\(\) got options? |it takes: )(\w+(?:, \w+)*)",
+                  lambda m: m[1].replace("export() ", "") + ", ".join(OPTION_FLAGS.get(n, n) for n in m[2].split(", ")),
+                  text)
+    return re.sub(r"\b(%s)\b" % "|".join(n for n in OPTION_FLAGS if "_" in n), lambda m: OPTION_FLAGS[m[1]], text)
+
+
 def _use_micropython(args) -> None:
     """--micropython DIR: the MicroPython source tree to build with (as MPY_DIR)."""
     import os
@@ -149,7 +171,7 @@ def _cmd_export(args) -> int:
     try:
         stored = _export(estimator, args.output, _export_options(args))
     except (mpyml.ExportError, TypeError, ValueError) as error:
-        print("mpyml export: %s" % error, file=sys.stderr)
+        print("mpyml export: %s" % cli_message(str(error)), file=sys.stderr)
         return 2
     for line in describe(stored, args.output):
         print(line)
@@ -300,7 +322,7 @@ def _cmd_verify(args) -> int:
         print("mpyml verify: %s" % error, file=sys.stderr)
         return 1
     except (ExportError, TypeError, ValueError) as error:
-        print("mpyml verify: %s" % error, file=sys.stderr)
+        print("mpyml verify: %s" % cli_message(str(error)), file=sys.stderr)
         return 2
     except (build.BuildError, device.DeviceError, boards.BoardError) as error:
         print("mpyml verify: cannot run on %s: %s" % (where, error), file=sys.stderr)
@@ -540,7 +562,18 @@ def main(argv=None) -> int:
     p.set_defaults(func=_cmd_demo)
 
     args = parser.parse_args(argv)
-    return args.func(args)
+    import warnings
+
+    from .errors import PrecisionWarning
+
+    def show_warning(message, category, filename, lineno, file=None, line=None):
+        text = cli_message(str(message)) if issubclass(category, PrecisionWarning) else "%s: %s" % (
+            category.__name__, message)
+        print("mpyml %s: warning: %s" % (args.command, text), file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show_warning
+        return args.func(args)
 
 
 if __name__ == "__main__":
