@@ -120,6 +120,16 @@ def test_verify_regressor_prints_the_worst_relative_error(emltrees_x64, tmp_path
     assert worst and float(worst.group(1)) <= 1e-5, out.stdout
 
 
+def test_verify_says_what_x_must_be(tmp_path):
+    joblib.dump(fitted("knn"), tmp_path / "est.joblib")
+    (tmp_path / "X.csv").write_text("1,2,3,4\n")
+    out = mpyml("verify", tmp_path / "est.joblib", tmp_path / "X.csv")
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stdout + out.stderr
+    assert out.stderr.startswith("mpyml verify: %s: X must be a .npy file written by numpy.save (an array of shape "
+                                 "(n_rows, n_features))" % (tmp_path / "X.csv")), out.stderr
+    assert "allow_pickle" not in out.stderr and out.stderr.count("\n") == 1
+
+
 def test_demo_without_micropython_says_so(tmp_path):
     import os
 

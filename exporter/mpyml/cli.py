@@ -117,6 +117,28 @@ def _load_estimator(path):
     return joblib.load(path)
 
 
+class RowsFileError(ValueError):
+    """A rows file (X.npy, --training-data, ...) that is not an array saved with numpy.save."""
+
+
+def load_rows(path, what="X", shape="(n_rows, n_features)"):
+    """The array numpy.save wrote to `path`; RowsFileError saying what the file must be otherwise."""
+    import numpy as np
+
+    must = "%s: %s must be a .npy file written by numpy.save (an array of shape %s)" % (path, what, shape)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(6)
+    except OSError as error:
+        raise RowsFileError("%s: cannot read %s: %s" % (what, path, error.strerror or error)) from None
+    if head != b"\x93NUMPY":
+        raise RowsFileError("%s; it is not one (it starts with %r)" % (must, head))
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as error:
+        raise RowsFileError("%s; numpy cannot read it: %s" % (must, error)) from None
+
+
 def _export_options(args) -> dict:
     """The options the user gave (the family checks them: one it does not take is an error)."""
     options = {}
@@ -132,13 +154,9 @@ def _export_options(args) -> dict:
     if args.quantize is not None:
         options["quantize"] = None if args.quantize == "float32" else args.quantize
     if args.representative_data is not None:
-        import numpy as np
-
-        options["representative_data"] = np.load(args.representative_data)
+        options["representative_data"] = load_rows(args.representative_data, "--representative-data")
     if args.training_data is not None:
-        import numpy as np
-
-        options["X"] = np.load(args.training_data)
+        options["X"] = load_rows(args.training_data, "--training-data")
     if args.outlier_percentile is not None:
         options["outlier_percentile"] = float(args.outlier_percentile)
     return options
@@ -303,7 +321,7 @@ def _cmd_verify(args) -> int:
             print("  %s on %s loads it: OK" % (module, where))
             return 0
         estimator = _load_estimator(args.estimator)
-        rows = np.load(args.X)
+        rows = load_rows(args.X)
         options = _export_options(args)
         with tempfile.TemporaryDirectory() as tmp:
             if isinstance(estimator, np.ndarray):
@@ -333,7 +351,11 @@ def _cmd_verify(args) -> int:
             print("mpyml verify: no confusion matrix: %s predicts no labels" % report.name, file=sys.stderr)
         else:
             if args.y is not None:
-                report.labels = (np.load(args.y), report.labels[1])
+                try:
+                    report.labels = (load_rows(args.y, "--y", "(n_rows,)"), report.labels[1])
+                except RowsFileError as error:
+                    print("mpyml verify: %s" % error, file=sys.stderr)
+                    return 2
             verify.confusion_matrix_png(report, args.confusion_matrix,
                                         title="true label" if args.y is not None else None)
             print("confusion matrix: %s" % args.confusion_matrix)
