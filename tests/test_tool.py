@@ -140,6 +140,11 @@ def test_run_sets_micropypath(tmp_path):
     (tmp_path / "main.py").write_text("import sys, emltrees, helper\nprint('ok', helper.VALUE, sys.argv[1:])\n")
     out = mpyml("run", tmp_path / "main.py", "a", "b")
     assert out.returncode == 0 and "ok 42 ['a', 'b']" in out.stdout, out.stdout + out.stderr
+    # A module the script imports that is not built yet is built first (as verify does).
+    (tmp_path / "iir.py").write_text("import array\nfrom emliir import load\nprint('loaded', load)\n")
+    out = mpyml("run", "--mpy", tmp_path / "mods", tmp_path / "iir.py")
+    assert out.returncode == 0 and "loaded <function" in out.stdout, out.stdout + out.stderr
+    assert "building emliir for x64" in out.stderr and (tmp_path / "mods" / "x64_6.3" / "emliir.mpy").is_file()
     out = mpyml("run", "--print-path")
     assert out.stdout.startswith("MICROPYPATH=%s" % build.module_dir("x64")), out.stdout
 

@@ -362,6 +362,18 @@ def _cmd_verify(args) -> int:
     return 0 if report.ok else 1
 
 
+def imported_modules(script) -> list[str]:
+    """The mpyml native modules (build.NATMODS) that `import` or `from ... import` lines of the script name."""
+    import re
+
+    from .build import NATMODS
+
+    with open(script, encoding="utf-8", errors="replace") as f:
+        text = f.read()
+    names = re.findall(r"^[ \t]*(?:import|from)[ \t]+([\w., \t]+)", text, re.M)
+    return [m for m in NATMODS if any(m in re.split(r"[\s,.]+", line) for line in names)]
+
+
 def _cmd_run(args) -> int:
     """Runs a script on the unix port with the built modules importable (MICROPYPATH)."""
     import os
@@ -379,6 +391,15 @@ def _cmd_run(args) -> int:
     except device.DeviceError as error:
         print("mpyml run: %s" % error, file=sys.stderr)
         return 2
+    if args.script:  # the mpyml modules the script imports are built when missing, as verify does
+        from . import build
+
+        try:
+            _ensure_built(imported_modules(args.script), "x64", args.mpy)
+        except build.BuildError as error:
+            print("mpyml run: %s imports a module that is not built, and building it failed: %s"
+                  % (args.script, error), file=sys.stderr)
+            return 2
     here = [os.path.dirname(os.path.abspath(args.script))] if args.script else []
     path = device.micropypath(args.mpy, here + [os.path.abspath(p) for p in args.path or []])
     if args.print_path:
