@@ -130,6 +130,18 @@ def test_verify_says_what_x_must_be(tmp_path):
     assert "allow_pickle" not in out.stderr and out.stderr.count("\n") == 1
 
 
+def test_export_summary_in_words(tmp_path):
+    from sklearn.datasets import load_diabetes
+    from sklearn.tree import DecisionTreeRegressor
+
+    X, y = load_diabetes(return_X_y=True)
+    joblib.dump(DecisionTreeRegressor(max_depth=1).fit(X, y), tmp_path / "reg.joblib")
+    out = mpyml("export", tmp_path / "reg.joblib", tmp_path / "reg.csv", "--dtype", "float32")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "reg.csv: regressor, 10 float32 features, 1 tree, 1 decision node, 2 leaves" in out.stdout, \
+        out.stdout
+
+
 def test_demo_without_micropython_says_so(tmp_path):
     import os
 
@@ -222,7 +234,7 @@ def test_export_every_family(tmp_path, name, options, expected):
     assert inspected.returncode == 0, inspected.stderr
     # inspect reads back what export wrote: the same summary, line for line (the pipeline's input dtype and
     # the net's source class are not in the file).
-    exported = [line.replace("MLPClassifier ", " ") for line in out.stdout.splitlines() if "input" not in line]
+    exported = [line.replace("MLPClassifier ", "") for line in out.stdout.splitlines() if "input" not in line]
     assert exported + ["  %s on the unix port loads it: OK" % exported_module(tmp_path / "model.out")] \
         == inspected.stdout.splitlines()
 

@@ -8,6 +8,11 @@ import sys
 from .errors import ExportError
 
 
+def _count(n: int, word: str, plural: str | None = None) -> str:
+    """'1 tree', '3 trees' ('1 class', '3 classes' with plural='classes')."""
+    return "%d %s" % (n, word if n == 1 else plural or word + "s")
+
+
 def _shown(path) -> str:
     """A path relative to the current folder when it is below it."""
     from pathlib import Path
@@ -87,7 +92,7 @@ def _cmd_build(args) -> int:
         else:
             built.setdefault(arch, []).append(module)
             print("built %s (%d bytes)" % (_shown(result), result.stat().st_size))
-    summary = ["%s: %d modules" % (arch, len(modules)) for arch, modules in built.items()]
+    summary = ["%s: %s" % (arch, _count(len(modules), "module")) for arch, modules in built.items()]
     summary += ["%s: skipped (toolchain missing)" % arch for arch in skipped]
     if failed:
         summary.append("%d failed" % failed)
@@ -206,23 +211,27 @@ def describe(stored, path) -> list[str]:
 
     if isinstance(stored, np.ndarray):  # an IIR filter
         q15 = np.issubdtype(stored.dtype, np.integer)
-        return ["%s: IIR filter, %d second-order sections, %s; file %d bytes; emliir.load() reads it" % (
-            path, len(stored), "Q15 (array('h'))" if q15 else "float32 (array('f'))", os.path.getsize(path))]
+        return ["%s: IIR filter, %s, %s; file %d bytes; emliir.load() reads it" % (
+            path, _count(len(stored), "second-order section"), "Q15 (array('h'))" if q15 else "float32 (array('f'))", os.path.getsize(path))]
     if isinstance(stored, mixture.StoredMixture):
         threshold = "" if stored.threshold is None else ", threshold %g" % stored.threshold
-        return ["%s: %s (%s covariance), %d features, %d components%s; device RAM %d B; emlmixture.new(%d, %d) fits it"
-                % (path, stored.kind, stored.covariance_type, stored.n_features, stored.n_components, threshold,
+        return ["%s: %s (%s covariance), %s, %s%s; device RAM %d B; emlmixture.new(%d, %d) fits it"
+                % (path, stored.kind, stored.covariance_type, _count(stored.n_features, "feature"),
+                   _count(stored.n_components, "component"), threshold,
                    stored.ram_bytes(), stored.n_features, stored.n_components)]
     if isinstance(stored, linear.StoredPipeline):
         steps = stored.steps
-        head = "%s: steps %s, %d raw features -> %d, %d values; steps RAM %d B" % (
-            path, " ".join(s.kind for s in steps.steps), steps.n_features, steps.steps[-1].n_out, steps.n_values,
+        head = "%s: steps %s, %s -> %d, %s; steps RAM %d B" % (
+            path, " ".join(s.kind for s in steps.steps), _count(steps.n_features, "raw feature"), steps.steps[-1].n_out,
+            _count(steps.n_values, "value"),
             steps.ram_bytes())
         return [head] + ["  " + line for line in describe(stored.model, path)]
     if isinstance(stored, trees.StoredForest):
-        lines = ["%s: %s%s, %d %s features, %d classes, %d trees, %d decision nodes, %d leaves" % (
-                     path, stored.kind, " (%s voting)" % stored.voting if stored.voting else "", stored.n_features,
-                     stored.dtype, stored.n_classes, stored.n_trees, stored.n_nodes, stored.n_leaves),
+        classes = "" if stored.kind == trees.REGRESSOR else ", " + _count(stored.n_classes, "class", "classes")
+        lines = ["%s: %s%s, %s%s, %s, %s, %s" % (
+                     path, stored.kind, " (%s voting)" % stored.voting if stored.voting else "",
+                     _count(stored.n_features, stored.dtype + " feature"), classes, _count(stored.n_trees, "tree"),
+                     _count(stored.n_nodes, "decision node"), _count(stored.n_leaves, "leaf", "leaves")),
                  "  file %d bytes, device RAM for the model %d bytes; emltrees.new(%d, %d, %d) fits it" % (
                      os.path.getsize(path), stored.ram_bytes(), stored.n_trees, stored.n_nodes, stored.n_leaves)]
         if getattr(stored, "input_dtype", None):
@@ -231,14 +240,15 @@ def describe(stored, path) -> list[str]:
         return lines
     if isinstance(stored, neighbors.StoredNeighbors):
         novelty = "no novelty threshold" if stored.threshold is None else "novelty threshold %g" % stored.threshold
-        return ["%s: %s, %d %s items of %d features, k=%d, %s metric, %s weights, %s; device RAM %d B; "
+        return ["%s: %s, %s of %s, k=%d, %s metric, %s weights, %s; device RAM %d B; "
                 "emlneighbors.new(%d, %d, %d) fits it" % (
-                    path, stored.kind, stored.n_items, stored.dtype, stored.n_features, stored.k, stored.metric,
+                    path, stored.kind, _count(stored.n_items, stored.dtype + " item"),
+                    _count(stored.n_features, "feature"), stored.k, stored.metric,
                     stored.weights, novelty, stored.ram_bytes(), stored.n_items, stored.n_features, stored.k)]
     if isinstance(stored, linear.StoredChain):
-        return ["%s: %s, %d features -> %d outputs, steps %s, %d values; device RAM %d B; emllinear.new(%d, %d)" % (
-            path, stored.kind, stored.n_features, stored.steps[-1].n_out, " ".join(s.kind for s in stored.steps),
-            stored.n_values, stored.ram_bytes(), len(stored.steps), stored.n_values)]
+        return ["%s: %s, %s -> %s, steps %s, %s; device RAM %d B; emllinear.new(%d, %d)" % (
+            path, stored.kind, _count(stored.n_features, "feature"), _count(stored.steps[-1].n_out, "output"),
+            " ".join(s.kind for s in stored.steps), _count(stored.n_values, "value"), stored.ram_bytes(), len(stored.steps), stored.n_values)]
     if isinstance(stored, nets.StoredNet):
         return ["%s: %s; file %d bytes" % (path, stored.summary(), os.path.getsize(path))]
     raise TypeError("not a stored model: %s" % type(stored).__name__)
