@@ -77,7 +77,7 @@ def test_missing_toolchain_is_named_and_skipped_by_all(monkeypatch, tmp_path, ca
     assert cli.main(["build", "--arch", "x64", "xtensawin", "--module", "emliir"]) == 1
     captured = capsys.readouterr()
     assert "FAILED emliir for xtensawin" in captured.err
-    assert "summary: x64: 1 modules; 1 failed" in captured.out
+    assert "summary: x64: 1 module; 1 failed" in captured.out
 
 
 def test_missing_micropython_tree_is_named(monkeypatch, tmp_path):

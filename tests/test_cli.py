@@ -105,6 +105,51 @@ def test_demo_runs():
     assert "all predictions match scikit-learn" in out.stdout
 
 
+def test_verify_regressor_prints_the_worst_relative_error(emltrees_x64, tmp_path):
+    from sklearn.datasets import load_diabetes
+    from sklearn.ensemble import RandomForestRegressor
+
+    X, y = load_diabetes(return_X_y=True)
+    X = X.astype(np.float32)
+    joblib.dump(RandomForestRegressor(5, max_depth=5, random_state=0).fit(X, y), tmp_path / "reg.joblib")
+    np.save(tmp_path / "X.npy", X[:100])
+    out = mpyml("verify", tmp_path / "reg.joblib", tmp_path / "X.npy")
+    assert out.returncode == 0, out.stdout + out.stderr
+    worst = re.search(r"100/100 rows agree with the library \(predict within 1e-05 relative\), worst error (\S+) "
+                      r"\(predict, relative\);", out.stdout)
+    assert worst and float(worst.group(1)) <= 1e-5, out.stdout
+
+
+def test_verify_says_what_x_must_be(tmp_path):
+    joblib.dump(fitted("knn"), tmp_path / "est.joblib")
+    (tmp_path / "X.csv").write_text("1,2,3,4\n")
+    out = mpyml("verify", tmp_path / "est.joblib", tmp_path / "X.csv")
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stdout + out.stderr
+    assert out.stderr.startswith("mpyml verify: %s: X must be a .npy file written by numpy.save (an array of shape "
+                                 "(n_rows, n_features))" % (tmp_path / "X.csv")), out.stderr
+    assert "allow_pickle" not in out.stderr and out.stderr.count("\n") == 1
+
+
+def test_export_summary_in_words(tmp_path):
+    from sklearn.datasets import load_diabetes
+    from sklearn.tree import DecisionTreeRegressor
+
+    X, y = load_diabetes(return_X_y=True)
+    joblib.dump(DecisionTreeRegressor(max_depth=1).fit(X, y), tmp_path / "reg.joblib")
+    out = mpyml("export", tmp_path / "reg.joblib", tmp_path / "reg.csv", "--dtype", "float32")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "reg.csv: regressor, 10 float32 features, 1 tree, 1 decision node, 2 leaves" in out.stdout, \
+        out.stdout
+
+
+def test_demo_without_micropython_says_so(tmp_path):
+    import os
+
+    out = mpyml("demo", env=dict(os.environ, MPY_DIR=str(tmp_path)))
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stdout + out.stderr
+    assert out.stderr.strip() == "mpyml demo: MPY_DIR=%s is not a MicroPython source tree (no py/dynruntime.mk)" % tmp_path
+
+
 def test_inspect_every_format(emltrees_x64, tmp_path):
     from sklearn.datasets import load_iris
     from sklearn.neighbors import KNeighborsClassifier
@@ -189,7 +234,7 @@ def test_export_every_family(tmp_path, name, options, expected):
     assert inspected.returncode == 0, inspected.stderr
     # inspect reads back what export wrote: the same summary, line for line (the pipeline's input dtype and
     # the net's source class are not in the file).
-    exported = [line.replace("MLPClassifier ", " ") for line in out.stdout.splitlines() if "input" not in line]
+    exported = [line.replace("MLPClassifier ", "") for line in out.stdout.splitlines() if "input" not in line]
     assert exported + ["  %s on the unix port loads it: OK" % exported_module(tmp_path / "model.out")] \
         == inspected.stdout.splitlines()
 
@@ -201,9 +246,11 @@ def exported_module(path):
 
 
 @pytest.mark.parametrize("name, options, message", [
-    ("knn", ["--voting", "hard"], "got option voting that KNeighborsClassifier (mpyml-neighbors) does not take"),
-    ("mlp", ["--dtype", "int16"], "got option feature_dtype that MLPClassifier (mpyml-nets) does not take"),
-    ("bagging", ["--novelty-percentile", "90"], "got option novelty_percentile that BaggingClassifier"),
+    ("knn", ["--voting", "hard"], "got option --voting that KNeighborsClassifier (mpyml-neighbors) does not take"),
+    ("mlp", ["--dtype", "int16"], "mpyml export: got option --dtype that MLPClassifier (mpyml-nets) does not take; "
+     "it takes: --quantize, --representative-data\n"),
+    ("bagging", ["--novelty-percentile", "90"], "got option --novelty-percentile that BaggingClassifier"),
+    ("knn", ["--novelty-percentile", "120"], "mpyml export: --novelty-percentile must be 0..100, got 120.0\n"),
     ("svc", [], "SVC is not a supported estimator; supported: DecisionTreeClassifier,"),
 ])
 def test_export_refuses_clearly(tmp_path, name, options, message):
@@ -211,6 +258,14 @@ def test_export_refuses_clearly(tmp_path, name, options, message):
     out = mpyml("export", tmp_path / "est.joblib", tmp_path / "model.out", *options)
     assert out.returncode == 2 and message in out.stderr, out.stdout + out.stderr
     assert "Traceback" not in out.stderr and not (tmp_path / "model.out").exists()
+
+
+def test_export_warns_in_one_line_with_the_flags(tmp_path):
+    joblib.dump(fitted("pipeline"), tmp_path / "est.joblib")
+    out = mpyml("export", tmp_path / "est.joblib", tmp_path / "model.out", "--dtype", "int16")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stderr.startswith("mpyml export: warning: --dtype int16: this model's thresholds") and \
+        out.stderr.count("\n") == 1 and "use --dtype float32" in out.stderr, out.stderr
 
 
 def test_export_unreadable_estimator(tmp_path):

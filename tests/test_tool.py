@@ -28,7 +28,7 @@ def family_files(family, folder: Path):
     from sklearn.cluster import KMeans
     from sklearn.datasets import load_iris
     from sklearn.decomposition import PCA
-    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.ensemble import IsolationForest, RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.mixture import GaussianMixture
     from sklearn.neighbors import KNeighborsClassifier
@@ -60,6 +60,7 @@ def family_files(family, folder: Path):
             return folder / "est.keras", []
         estimator, options = {
             "tree": (lambda: RandomForestClassifier(5, max_depth=4, random_state=0).fit(X, y), []),
+            "isolation": (lambda: IsolationForest(n_estimators=10, random_state=0).fit(X), []),
             "pipeline": (lambda: make_pipeline(StandardScaler(), PCA(3), RandomForestClassifier(4, random_state=0))
                          .fit(X, y), []),
             "knn": (lambda: KNeighborsClassifier(3).fit(np.round(X * 10), y), []),
@@ -74,7 +75,7 @@ def family_files(family, folder: Path):
     return folder / "est.joblib", options
 
 
-FAMILIES = {"tree": "emltrees", "pipeline": "emltrees", "knn": "emlneighbors", "linear": "emllinear",
+FAMILIES = {"tree": "emltrees", "isolation": "emltrees", "pipeline": "emltrees", "knn": "emlneighbors", "linear": "emllinear",
             "mlp": "emlcnn", "keras": "emlcnn", "iir": "emliir", "mixture": "emlmixture", "kmeans": "emlmixture"}
 
 
@@ -139,6 +140,11 @@ def test_run_sets_micropypath(tmp_path):
     (tmp_path / "main.py").write_text("import sys, emltrees, helper\nprint('ok', helper.VALUE, sys.argv[1:])\n")
     out = mpyml("run", tmp_path / "main.py", "a", "b")
     assert out.returncode == 0 and "ok 42 ['a', 'b']" in out.stdout, out.stdout + out.stderr
+    # A module the script imports that is not built yet is built first (as verify does).
+    (tmp_path / "iir.py").write_text("import array\nfrom emliir import load\nprint('loaded', load)\n")
+    out = mpyml("run", "--mpy", tmp_path / "mods", tmp_path / "iir.py")
+    assert out.returncode == 0 and "loaded <function" in out.stdout, out.stdout + out.stderr
+    assert "building emliir for x64" in out.stderr and (tmp_path / "mods" / "x64_6.3" / "emliir.mpy").is_file()
     out = mpyml("run", "--print-path")
     assert out.stdout.startswith("MICROPYPATH=%s" % build.module_dir("x64")), out.stdout
 
@@ -230,6 +236,9 @@ def test_wheel_in_a_fresh_venv(tmp_path):
 
     missing = user("build", "--arch", "x64", "--module", "emltrees")
     assert missing.returncode == 1 and "--micropython DIR" in missing.stderr and "Traceback" not in missing.stderr
+    missing = user("demo")
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr, missing.stdout + missing.stderr
+    assert missing.stderr.startswith("mpyml demo: no MicroPython source tree") and missing.stderr.count("\n") == 1
     built = user("build", "--arch", "x64", "--module", "emltrees", "--out", "mods",
                  "--micropython", build.micropython_tree())
     assert built.returncode == 0, built.stdout + built.stderr

@@ -85,7 +85,8 @@ def test_a_hard_voting_int16_build_predicts_as_the_full_build_and_scikit_learn(m
                                          "forest regressors (MPYML_TREES_WITH_REGRESSOR)"],
                                         refusals[0::2], refusals[1::2]):
         assert message.startswith("model file line ") and ("built without " + feature) in message, message
-        assert "mpyml build --for" in message and loaded == "False"
+        assert "mpyml build --for" in message and "the full one with 'mpyml build --arch ARCH'" in message
+        assert loaded == "False"
 
 
 def test_a_build_for_several_files_reads_each(models, tmp_path):

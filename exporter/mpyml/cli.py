@@ -8,6 +8,11 @@ import sys
 from .errors import ExportError
 
 
+def _count(n: int, word: str, plural: str | None = None) -> str:
+    """'1 tree', '3 trees' ('1 class', '3 classes' with plural='classes')."""
+    return "%d %s" % (n, word if n == 1 else plural or word + "s")
+
+
 def _shown(path) -> str:
     """A path relative to the current folder when it is below it."""
     from pathlib import Path
@@ -16,6 +21,28 @@ def _shown(path) -> str:
         return str(Path(path).resolve().relative_to(Path.cwd()))
     except ValueError:
         return str(path)
+
+
+# mpyml.export's keyword options -> the flags that set them (_export_options is the other direction).
+OPTION_FLAGS = {"feature_dtype": "--dtype", "voting": "--voting", "input_dtype": "--input-dtype",
+                "novelty_percentile": "--novelty-percentile", "quantize": "--quantize",
+                "representative_data": "--representative-data", "X": "--training-data",
+                "outlier_percentile": "--outlier-percentile"}
+
+
+def cli_message(text: str) -> str:
+    """An ExportError's or PrecisionWarning's message (written for the Python API) in the CLI's words:
+    `feature_dtype='float32'` -> `--dtype float32`, option lists ("it takes: feature_dtype, voting") as flags,
+    and the unambiguous keyword names (those with an underscore) as flags wherever they stand."""
+    import re
+
+    names = "|".join(OPTION_FLAGS)
+    text = re.sub(r"\b(%s)=(?:'([^']*)'|([\w.+-]+))" % names,
+                  lambda m: "%s %s" % (OPTION_FLAGS[m[1]], m[2] if m[2] is not None else m[3]), text)
+    text = re.sub(r"(export\(\) got options? |it takes: )(\w+(?:, \w+)*)",
+                  lambda m: m[1].replace("export() ", "") + ", ".join(OPTION_FLAGS.get(n, n) for n in m[2].split(", ")),
+                  text)
+    return re.sub(r"\b(%s)\b" % "|".join(n for n in OPTION_FLAGS if "_" in n), lambda m: OPTION_FLAGS[m[1]], text)
 
 
 def _use_micropython(args) -> None:
@@ -65,7 +92,7 @@ def _cmd_build(args) -> int:
         else:
             built.setdefault(arch, []).append(module)
             print("built %s (%d bytes)" % (_shown(result), result.stat().st_size))
-    summary = ["%s: %d modules" % (arch, len(modules)) for arch, modules in built.items()]
+    summary = ["%s: %s" % (arch, _count(len(modules), "module")) for arch, modules in built.items()]
     summary += ["%s: skipped (toolchain missing)" % arch for arch in skipped]
     if failed:
         summary.append("%d failed" % failed)
@@ -95,6 +122,28 @@ def _load_estimator(path):
     return joblib.load(path)
 
 
+class RowsFileError(ValueError):
+    """A rows file (X.npy, --training-data, ...) that is not an array saved with numpy.save."""
+
+
+def load_rows(path, what="X", shape="(n_rows, n_features)"):
+    """The array numpy.save wrote to `path`; RowsFileError saying what the file must be otherwise."""
+    import numpy as np
+
+    must = "%s: %s must be a .npy file written by numpy.save (an array of shape %s)" % (path, what, shape)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(6)
+    except OSError as error:
+        raise RowsFileError("%s: cannot read %s: %s" % (what, path, error.strerror or error)) from None
+    if head != b"\x93NUMPY":
+        raise RowsFileError("%s; it is not one (it starts with %r)" % (must, head))
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as error:
+        raise RowsFileError("%s; numpy cannot read it: %s" % (must, error)) from None
+
+
 def _export_options(args) -> dict:
     """The options the user gave (the family checks them: one it does not take is an error)."""
     options = {}
@@ -110,13 +159,9 @@ def _export_options(args) -> dict:
     if args.quantize is not None:
         options["quantize"] = None if args.quantize == "float32" else args.quantize
     if args.representative_data is not None:
-        import numpy as np
-
-        options["representative_data"] = np.load(args.representative_data)
+        options["representative_data"] = load_rows(args.representative_data, "--representative-data")
     if args.training_data is not None:
-        import numpy as np
-
-        options["X"] = np.load(args.training_data)
+        options["X"] = load_rows(args.training_data, "--training-data")
     if args.outlier_percentile is not None:
         options["outlier_percentile"] = float(args.outlier_percentile)
     return options
@@ -149,7 +194,7 @@ def _cmd_export(args) -> int:
     try:
         stored = _export(estimator, args.output, _export_options(args))
     except (mpyml.ExportError, TypeError, ValueError) as error:
-        print("mpyml export: %s" % error, file=sys.stderr)
+        print("mpyml export: %s" % cli_message(str(error)), file=sys.stderr)
         return 2
     for line in describe(stored, args.output):
         print(line)
@@ -166,23 +211,27 @@ def describe(stored, path) -> list[str]:
 
     if isinstance(stored, np.ndarray):  # an IIR filter
         q15 = np.issubdtype(stored.dtype, np.integer)
-        return ["%s: IIR filter, %d second-order sections, %s; file %d bytes; emliir.load() reads it" % (
-            path, len(stored), "Q15 (array('h'))" if q15 else "float32 (array('f'))", os.path.getsize(path))]
+        return ["%s: IIR filter, %s, %s; file %d bytes; emliir.load() reads it" % (
+            path, _count(len(stored), "second-order section"), "Q15 (array('h'))" if q15 else "float32 (array('f'))", os.path.getsize(path))]
     if isinstance(stored, mixture.StoredMixture):
         threshold = "" if stored.threshold is None else ", threshold %g" % stored.threshold
-        return ["%s: %s (%s covariance), %d features, %d components%s; device RAM %d B; emlmixture.new(%d, %d) fits it"
-                % (path, stored.kind, stored.covariance_type, stored.n_features, stored.n_components, threshold,
+        return ["%s: %s (%s covariance), %s, %s%s; device RAM %d B; emlmixture.new(%d, %d) fits it"
+                % (path, stored.kind, stored.covariance_type, _count(stored.n_features, "feature"),
+                   _count(stored.n_components, "component"), threshold,
                    stored.ram_bytes(), stored.n_features, stored.n_components)]
     if isinstance(stored, linear.StoredPipeline):
         steps = stored.steps
-        head = "%s: steps %s, %d raw features -> %d, %d values; steps RAM %d B" % (
-            path, " ".join(s.kind for s in steps.steps), steps.n_features, steps.steps[-1].n_out, steps.n_values,
+        head = "%s: steps %s, %s -> %d, %s; steps RAM %d B" % (
+            path, " ".join(s.kind for s in steps.steps), _count(steps.n_features, "raw feature"), steps.steps[-1].n_out,
+            _count(steps.n_values, "value"),
             steps.ram_bytes())
         return [head] + ["  " + line for line in describe(stored.model, path)]
     if isinstance(stored, trees.StoredForest):
-        lines = ["%s: %s%s, %d %s features, %d classes, %d trees, %d decision nodes, %d leaves" % (
-                     path, stored.kind, " (%s voting)" % stored.voting if stored.voting else "", stored.n_features,
-                     stored.dtype, stored.n_classes, stored.n_trees, stored.n_nodes, stored.n_leaves),
+        classes = "" if stored.kind == trees.REGRESSOR else ", " + _count(stored.n_classes, "class", "classes")
+        lines = ["%s: %s%s, %s%s, %s, %s, %s" % (
+                     path, stored.kind, " (%s voting)" % stored.voting if stored.voting else "",
+                     _count(stored.n_features, stored.dtype + " feature"), classes, _count(stored.n_trees, "tree"),
+                     _count(stored.n_nodes, "decision node"), _count(stored.n_leaves, "leaf", "leaves")),
                  "  file %d bytes, device RAM for the model %d bytes; emltrees.new(%d, %d, %d) fits it" % (
                      os.path.getsize(path), stored.ram_bytes(), stored.n_trees, stored.n_nodes, stored.n_leaves)]
         if getattr(stored, "input_dtype", None):
@@ -191,14 +240,15 @@ def describe(stored, path) -> list[str]:
         return lines
     if isinstance(stored, neighbors.StoredNeighbors):
         novelty = "no novelty threshold" if stored.threshold is None else "novelty threshold %g" % stored.threshold
-        return ["%s: %s, %d %s items of %d features, k=%d, %s metric, %s weights, %s; device RAM %d B; "
+        return ["%s: %s, %s of %s, k=%d, %s metric, %s weights, %s; device RAM %d B; "
                 "emlneighbors.new(%d, %d, %d) fits it" % (
-                    path, stored.kind, stored.n_items, stored.dtype, stored.n_features, stored.k, stored.metric,
+                    path, stored.kind, _count(stored.n_items, stored.dtype + " item"),
+                    _count(stored.n_features, "feature"), stored.k, stored.metric,
                     stored.weights, novelty, stored.ram_bytes(), stored.n_items, stored.n_features, stored.k)]
     if isinstance(stored, linear.StoredChain):
-        return ["%s: %s, %d features -> %d outputs, steps %s, %d values; device RAM %d B; emllinear.new(%d, %d)" % (
-            path, stored.kind, stored.n_features, stored.steps[-1].n_out, " ".join(s.kind for s in stored.steps),
-            stored.n_values, stored.ram_bytes(), len(stored.steps), stored.n_values)]
+        return ["%s: %s, %s -> %s, steps %s, %s; device RAM %d B; emllinear.new(%d, %d)" % (
+            path, stored.kind, _count(stored.n_features, "feature"), _count(stored.steps[-1].n_out, "output"),
+            " ".join(s.kind for s in stored.steps), _count(stored.n_values, "value"), stored.ram_bytes(), len(stored.steps), stored.n_values)]
     if isinstance(stored, nets.StoredNet):
         return ["%s: %s; file %d bytes" % (path, stored.summary(), os.path.getsize(path))]
     raise TypeError("not a stored model: %s" % type(stored).__name__)
@@ -281,7 +331,7 @@ def _cmd_verify(args) -> int:
             print("  %s on %s loads it: OK" % (module, where))
             return 0
         estimator = _load_estimator(args.estimator)
-        rows = np.load(args.X)
+        rows = load_rows(args.X)
         options = _export_options(args)
         with tempfile.TemporaryDirectory() as tmp:
             if isinstance(estimator, np.ndarray):
@@ -300,7 +350,7 @@ def _cmd_verify(args) -> int:
         print("mpyml verify: %s" % error, file=sys.stderr)
         return 1
     except (ExportError, TypeError, ValueError) as error:
-        print("mpyml verify: %s" % error, file=sys.stderr)
+        print("mpyml verify: %s" % cli_message(str(error)), file=sys.stderr)
         return 2
     except (build.BuildError, device.DeviceError, boards.BoardError) as error:
         print("mpyml verify: cannot run on %s: %s" % (where, error), file=sys.stderr)
@@ -311,11 +361,27 @@ def _cmd_verify(args) -> int:
             print("mpyml verify: no confusion matrix: %s predicts no labels" % report.name, file=sys.stderr)
         else:
             if args.y is not None:
-                report.labels = (np.load(args.y), report.labels[1])
+                try:
+                    report.labels = (load_rows(args.y, "--y", "(n_rows,)"), report.labels[1])
+                except RowsFileError as error:
+                    print("mpyml verify: %s" % error, file=sys.stderr)
+                    return 2
             verify.confusion_matrix_png(report, args.confusion_matrix,
                                         title="true label" if args.y is not None else None)
             print("confusion matrix: %s" % args.confusion_matrix)
     return 0 if report.ok else 1
+
+
+def imported_modules(script) -> list[str]:
+    """The mpyml native modules (build.NATMODS) that `import` or `from ... import` lines of the script name."""
+    import re
+
+    from .build import NATMODS
+
+    with open(script, encoding="utf-8", errors="replace") as f:
+        text = f.read()
+    names = re.findall(r"^[ \t]*(?:import|from)[ \t]+([\w., \t]+)", text, re.M)
+    return [m for m in NATMODS if any(m in re.split(r"[\s,.]+", line) for line in names)]
 
 
 def _cmd_run(args) -> int:
@@ -335,6 +401,15 @@ def _cmd_run(args) -> int:
     except device.DeviceError as error:
         print("mpyml run: %s" % error, file=sys.stderr)
         return 2
+    if args.script:  # the mpyml modules the script imports are built when missing, as verify does
+        from . import build
+
+        try:
+            _ensure_built(imported_modules(args.script), "x64", args.mpy)
+        except build.BuildError as error:
+            print("mpyml run: %s imports a module that is not built, and building it failed: %s"
+                  % (args.script, error), file=sys.stderr)
+            return 2
     here = [os.path.dirname(os.path.abspath(args.script))] if args.script else []
     path = device.micropypath(args.mpy, here + [os.path.abspath(p) for p in args.path or []])
     if args.print_path:
@@ -540,7 +615,18 @@ def main(argv=None) -> int:
     p.set_defaults(func=_cmd_demo)
 
     args = parser.parse_args(argv)
-    return args.func(args)
+    import warnings
+
+    from .errors import PrecisionWarning
+
+    def show_warning(message, category, filename, lineno, file=None, line=None):
+        text = cli_message(str(message)) if issubclass(category, PrecisionWarning) else "%s: %s" % (
+            category.__name__, message)
+        print("mpyml %s: warning: %s" % (args.command, text), file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show_warning
+        return args.func(args)
 
 
 if __name__ == "__main__":

@@ -585,8 +585,9 @@ class StoredNet:
         return 2 * ((largest * item + 3) & ~3)
 
     def summary(self) -> str:
-        return "%s %s net, %d layers, %d -> %d: weights %d B (flash), arena %d B (RAM)" % (
-            self.source, self.dtype, len(self.layers), self.n_inputs, self.n_outputs, self.weights_bytes, self.arena_bytes)
+        return "%s%s net, %d layer%s, %d -> %d: weights %d B (flash), arena %d B (RAM)" % (
+            self.source + " " if self.source else "", self.dtype, len(self.layers), "" if len(self.layers) == 1 else "s",
+            self.n_inputs, self.n_outputs, self.weights_bytes, self.arena_bytes)
 
     def quantize_input(self, X) -> np.ndarray:
         """Float rows to the int8 input codes the device computes from array('f')."""

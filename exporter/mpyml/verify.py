@@ -13,6 +13,7 @@ from .formats import nets as nets_format, trees as trees_format
 PROBA_TOLERANCE = 1e-6
 SAMME_PROBA_TOLERANCE = 1e-5  # AdaBoost's softmax: float32 with the shared core's exp on the device
 REGRESSION_RTOL = 1e-5
+ISOLATION_RTOL, ISOLATION_ATOL = 1e-5, 1e-6  # IsolationForest's score_samples and decision_function (float32 on the device)
 
 
 @dataclass
@@ -251,6 +252,14 @@ _ROWS = {
                    "p = m.predict(x)\n    v = method(x, o)"),
     "emlcnn": ("o = array.array('f', bytes(4 * m.n_outputs))", "p = None\n    v = m.predict(x, o)"),
 }
+# IsolationForest (an emltrees classifier without predict_proba): v is decision_function then score_samples.
+_ISOLATION_ROWS = ("o = array.array('f', bytes(4))\ns = array.array('f', bytes(4))",
+                   "p = m.predict(x)\n    v = (m.decision_function(x, o)[0], m.score_samples(x, s)[0])")
+
+
+def _is_isolation(stored) -> bool:
+    boost = getattr(getattr(stored, "model", stored), "boost", None)
+    return boost is not None and boost.link == "isolation"
 _PREDICT_ROWS_SCRIPT = """
 import array, {module}
 P = {path!r}
@@ -284,7 +293,7 @@ def predict_rows(path, X: np.ndarray, run=None, chunk: int = 2000, progress=None
     except Exception:
         stored = None
     loader = _LOADERS[module].format(**capacities(path, stored))
-    setup, row = _ROWS[module]
+    setup, row = _ISOLATION_ROWS if _is_isolation(stored) else _ROWS[module]
     run = run or device_runner()
     X = np.ascontiguousarray(X.reshape(len(X), -1))
     budget = getattr(run, "input_bytes", None)
@@ -369,6 +378,19 @@ def _close_to_scale(device, expected, rtol=1e-5) -> np.ndarray:
     return np.abs(device.reshape(expected.shape) - expected) <= rtol * max(float(np.abs(expected).max(initial=0)), 1e-30)
 
 
+def _worst_relative(device, expected) -> float:
+    """The largest |device - expected| relative to the scale regression_agrees uses (REGRESSION_RTOL bounds it)."""
+    device, expected = np.asarray(device, dtype=np.float64), np.asarray(expected, dtype=np.float64)
+    scale = np.maximum(np.abs(expected), np.abs(expected).max(initial=0.0) * 1e-3)
+    return float((np.abs(device - expected) / np.maximum(scale, 1e-300)).max(initial=0.0))
+
+
+def _worst_of_largest(device, expected) -> float:
+    """The largest |device - expected| relative to the largest |expected| (_close_to_scale's bound)."""
+    expected = np.asarray(expected, dtype=np.float64)
+    return _worst(device, expected) / max(float(np.abs(expected).max(initial=0)), 1e-30)
+
+
 def _worst(a, b) -> float:
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     return float(np.abs(a.reshape(b.shape) - b).max(initial=0.0))
@@ -425,6 +447,8 @@ def hard_vote_predict(estimator, X) -> tuple[np.ndarray, str]:
 
 
 def _compare_classifier_or_regressor(estimator, final, stored, X, preds, values, label, module, size, n):
+    if _is_isolation(stored):
+        return _compare_isolation(estimator, stored, X, preds, values, label, module, size, n)
     if hasattr(final, "predict_proba"):
         classes = _classes(stored)
         device = classes[np.array(preds, dtype=np.int64)]
@@ -443,7 +467,24 @@ def _compare_classifier_or_regressor(estimator, final, stored, X, preds, values,
                             tolerance, size, (expected, device), note=note)
     device, expected = np.array(preds, dtype=np.float64), estimator.predict(X)
     return FamilyReport(label, module, n, int(np.sum(regression_agrees(device, expected))),
-                        "predict within %g relative" % REGRESSION_RTOL, _worst(device, expected), "predict", None, size)
+                        "predict within %g relative" % REGRESSION_RTOL, _worst_relative(device, expected),
+                        "predict, relative", None, size)
+
+
+def _compare_isolation(estimator, stored, X, preds, values, label, module, size, n):
+    """IsolationForest: predict (-1 / 1) equal to scikit-learn's, score_samples within 1e-5 relative and
+    decision_function (score_samples - offset_, which cancels near the boundary) within 1e-5 relative or
+    1e-6 absolute, row by row."""
+    device = _classes(stored)[np.array(preds, dtype=np.int64)]
+    expected = estimator.predict(X)
+    decision, score = estimator.decision_function(X), estimator.score_samples(X)
+    close_score = np.abs(values[:, 1] - score) <= ISOLATION_RTOL * np.abs(score)
+    close_decision = np.abs(values[:, 0] - decision) <= ISOLATION_RTOL * np.abs(decision) + ISOLATION_ATOL
+    agree = (device == expected) & close_score & close_decision
+    return FamilyReport(label, module, n, int(np.sum(agree)),
+                        "predict; score_samples within %g relative, decision_function within %g relative + %g "
+                        "absolute" % (ISOLATION_RTOL, ISOLATION_RTOL, ISOLATION_ATOL),
+                        _worst(values[:, 0], decision), "decision_function, absolute", None, size, (expected, device))
 
 
 def _compare_linear(estimator, final, stored, X, preds, values, label, module, size, n):
@@ -451,7 +492,7 @@ def _compare_linear(estimator, final, stored, X, preds, values, label, module, s
         expected = estimator.transform(X)
         close = np.all(_close_to_scale(values, expected), axis=1)
         return FamilyReport(label, module, n, int(np.sum(close)), "transform within 1e-5 of its largest value",
-                            _worst(values, expected), "transform", None, size)
+                            _worst_of_largest(values, expected), "transform, of its largest value", None, size)
     if stored.kind == "classifier":
         device = np.asarray(stored.classes)[np.array(preds, dtype=np.int64)]
         expected = estimator.predict(X)
@@ -461,7 +502,8 @@ def _compare_linear(estimator, final, stored, X, preds, values, label, module, s
                             (expected, device))
     device, expected = np.array(preds, dtype=np.float64), estimator.predict(X)
     return FamilyReport(label, module, n, int(np.sum(_close_to_scale(device, expected))),
-                        "predict within 1e-5 of its largest value", _worst(device, expected), "predict", None, size)
+                        "predict within 1e-5 of its largest value", _worst_of_largest(device, expected),
+                        "predict, of its largest value", None, size)
 
 
 def _compare_neighbors(estimator, final, stored, X, preds, values, label, module, size, n):
@@ -527,7 +569,7 @@ def _compare_net_outputs(estimator, stored, X, values, label, module, size, n):
         reference = estimator.predict(X).reshape(len(X), -1)
     close = np.all(_close_to_scale(values, reference), axis=1)
     return FamilyReport(label, module, n, int(np.sum(close)), "output within 1e-5 of its largest value",
-                        _worst(values, reference), "output", None, size)
+                        _worst_of_largest(values, reference), "output, of its largest value", None, size)
 
 
 def verify_iir(sos, x, path, run=None, name="IIR filter") -> FamilyReport:

@@ -575,7 +575,7 @@ static void read_node(mpyml_records_t *r, mpyml_forest_t *f) {
 // Refuses a file that needs a feature this (trimmed) build lacks.
 static inline NORETURN void fail_not_built(const char *feature) {
     records_fail("this emltrees is built without %s, which this model file needs: build it with "
-                 "'mpyml build --for' and this file", feature);
+                 "'mpyml build --for' and this file, or the full one with 'mpyml build --arch ARCH'", feature);
 }
 
 static inline void check_built(int64_t kind) {
