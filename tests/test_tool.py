@@ -28,7 +28,7 @@ def family_files(family, folder: Path):
     from sklearn.cluster import KMeans
     from sklearn.datasets import load_iris
     from sklearn.decomposition import PCA
-    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.ensemble import IsolationForest, RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.mixture import GaussianMixture
     from sklearn.neighbors import KNeighborsClassifier
@@ -62,6 +62,10 @@ def family_files(family, folder: Path):
             "tree": (lambda: RandomForestClassifier(5, max_depth=4, random_state=0).fit(X, y), []),
             "pipeline": (lambda: make_pipeline(StandardScaler(), PCA(3), RandomForestClassifier(4, random_state=0))
                          .fit(X, y), []),
+            # IsolationForest has no predict_proba: verify compares predict and score_samples
+            "isolation": (lambda: IsolationForest(n_estimators=10, random_state=0).fit(X), []),
+            "isolation pipeline": (lambda: make_pipeline(StandardScaler(), PCA(3), IsolationForest(
+                n_estimators=10, random_state=0)).fit(X), []),
             "knn": (lambda: KNeighborsClassifier(3).fit(np.round(X * 10), y), []),
             "linear": (lambda: LogisticRegression(max_iter=1000).fit(X, y), []),
             "mlp": (lambda: MLPClassifier((8,), max_iter=300, random_state=0).fit(X, y), []),
@@ -74,7 +78,8 @@ def family_files(family, folder: Path):
     return folder / "est.joblib", options
 
 
-FAMILIES = {"tree": "emltrees", "pipeline": "emltrees", "knn": "emlneighbors", "linear": "emllinear",
+FAMILIES = {"tree": "emltrees", "pipeline": "emltrees", "isolation": "emltrees", "isolation pipeline": "emltrees",
+            "knn": "emlneighbors", "linear": "emllinear",
             "mlp": "emlcnn", "keras": "emlcnn", "iir": "emliir", "mixture": "emlmixture", "kmeans": "emlmixture"}
 
 

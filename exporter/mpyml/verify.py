@@ -251,6 +251,9 @@ _ROWS = {
                    "p = m.predict(x)\n    v = method(x, o)"),
     "emlcnn": ("o = array.array('f', bytes(4 * m.n_outputs))", "p = None\n    v = m.predict(x, o)"),
 }
+# IsolationForest has no predict_proba: its continuous output is score_samples.
+_ISOLATION_ROWS = ("o = array.array('f', bytes(4))", "p = m.predict(x)\n    v = m.score_samples(x, o)")
+ISOLATION_SCORE_TOLERANCE = 1e-5  # score_samples in -1..0: float32 path lengths and the shared core's exp
 _PREDICT_ROWS_SCRIPT = """
 import array, {module}
 P = {path!r}
@@ -264,6 +267,11 @@ for r in range({n_rows}):
     {row}
     print('R', p, *v)
 """
+
+
+def _is_isolation(stored) -> bool:
+    model = stored.model if isinstance(stored, linear.StoredPipeline) else stored
+    return getattr(getattr(model, "boost", None), "link", None) == "isolation"
 
 
 def predict_rows(path, X: np.ndarray, run=None, chunk: int = 2000, progress=None):
@@ -284,7 +292,7 @@ def predict_rows(path, X: np.ndarray, run=None, chunk: int = 2000, progress=None
     except Exception:
         stored = None
     loader = _LOADERS[module].format(**capacities(path, stored))
-    setup, row = _ROWS[module]
+    setup, row = _ISOLATION_ROWS if _is_isolation(stored) else _ROWS[module]
     run = run or device_runner()
     X = np.ascontiguousarray(X.reshape(len(X), -1))
     budget = getattr(run, "input_bytes", None)
@@ -425,6 +433,11 @@ def hard_vote_predict(estimator, X) -> tuple[np.ndarray, str]:
 
 
 def _compare_classifier_or_regressor(estimator, final, stored, X, preds, values, label, module, size, n):
+    if _is_isolation(stored):
+        device, expected = _classes(stored)[np.array(preds, dtype=np.int64)], estimator.predict(X)
+        return FamilyReport(label, module, n, int(np.sum(device == expected)), "predict",
+                            _worst(values, estimator.score_samples(X)), "score_samples", ISOLATION_SCORE_TOLERANCE,
+                            size, (expected, device))
     if hasattr(final, "predict_proba"):
         classes = _classes(stored)
         device = classes[np.array(preds, dtype=np.int64)]
