@@ -67,6 +67,19 @@ def test_subclass_names_its_supported_parent(tmp_path, iris):
         mpyml.export(MyForest(n_estimators=2).fit(*iris), tmp_path / "m.csv")
 
 
+def test_a_listed_class_in_the_wrong_place_is_not_called_a_subclass(tmp_path, iris):
+    from sklearn.neural_network import MLPClassifier
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pipe = make_pipeline(StandardScaler(), MLPClassifier((3,), max_iter=5, random_state=0)).fit(*iris)
+    with pytest.raises(mpyml.ExportError) as error:
+        mpyml.export(pipe, tmp_path / "m.bin")
+    message = str(error.value)
+    assert "MLPClassifier is exported on its own, not as a final estimator" in message, message
+    assert "subclass" not in message, message
+
+
 def test_bagging_of_non_trees_and_tree_converter_of_other_ensembles(tmp_path, iris):
     from mpyml import trees
 

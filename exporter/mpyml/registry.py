@@ -145,7 +145,10 @@ def lookup(estimator, families=None, subject: str | None = None, role: str = "es
     if row is None or (families is not None and row.family not in families):
         cls = type(estimator)
         subclass = [r.name for r in ROWS if issubclass(cls, _resolved(r))] if isinstance(cls, type) else []
-        note = " (a subclass of %s: exported only when listed itself)" % subclass[0] if subclass else ""
+        if row is not None:  # listed, but in a family not taken here (e.g. a net at the end of a Pipeline)
+            note = " (%s is exported on its own, not as a %s)" % (cls.__name__, role)
+        else:
+            note = " (a subclass of %s: exported only when listed itself)" % subclass[0] if subclass else ""
         raise ExportError("%s is not a supported %s%s; supported: %s"
                           % (subject or cls.__name__, role, note, supported(families)))
     return row
