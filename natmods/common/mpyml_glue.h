@@ -102,6 +102,18 @@ static inline mp_int_t mpyml_get_int(mp_obj_t obj, mp_int_t lo, mp_int_t hi, mpy
     return value;
 }
 
+// An integer argument (TypeError otherwise; a bool counts as 0 or 1) as a machine word. A big int, beyond
+// the port's small ints (2**62 on 64-bit ports, 2**30 on 32-bit ones), raises ValueError("<what>: <value> is out
+// of range"): the dynruntime's mp_obj_get_int truncates it (2**64 + 1 would pass as 1), and no size, capacity or
+// index the modules take comes near it.
+static inline mp_int_t mpyml_get_arg_int(mp_obj_t obj, const char *what) {
+    mp_int_t value = mp_obj_get_int(obj);
+    if (!mp_obj_is_small_int(obj) && obj != mp_const_false && obj != mp_const_true) {
+        mpyml_raise_fmt(&mp_type_ValueError, "%s: %d is out of range", 2, mpyml_str(what), obj);
+    }
+    return value;
+}
+
 // 16 hex digits (str) -> the float64 with those IEEE-754 bits.
 static inline double mpyml_get_hex64(mp_obj_t text_in, mpyml_err_t err) {
     size_t len;
