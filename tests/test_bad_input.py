@@ -175,6 +175,8 @@ BAD_CALLS = [
     ("m.predict(array.array('h', [0] * 65))", "ValueError", "x: expected 64 features, got 65"),
     ("m.predict([0] * 64)", "TypeError", "x: expected array('h'), got list"),
     ("m.predict(None)", "TypeError", "x: expected array('h'), got NoneType"),
+    ("m.predict(bytearray(128))", "TypeError", "x: expected array('h'), got bytearray"),
+    ("m.predict_many(array.array('h', [0] * 128), bytearray(2))", "TypeError", "out: expected an array, got bytearray"),
     ("m.predict_proba(x, array.array('f', [0.0] * 9))", "ValueError", "out: expected 10 items, got 9"),
     ("m.predict_proba(x, array.array('d', [0.0] * 10))", "TypeError", "out: expected array('f'), got typecode 'd'"),
     ("m.predict_many(array.array('h', [0] * 130), array.array('H', [0] * 2))", "ValueError",

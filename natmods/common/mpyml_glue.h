@@ -131,6 +131,12 @@ static inline mp_obj_t mpyml_type_name(mp_obj_t obj) {
     return MP_OBJ_NEW_QSTR(mp_obj_get_type(obj)->name);
 }
 
+// bytes, bytearray and memoryviews of them: their buffer's typecode is a control character
+// (BYTEARRAY_TYPECODE), which a message would show as nothing; errors name their type instead.
+static inline int mpyml_is_bytes_buffer(const mp_buffer_info_t *buf) {
+    return buf->typecode < ' ';
+}
+
 // Buffer of an array argument; returns its length in items. `what` names the
 // argument in errors; flags is MP_BUFFER_READ for inputs, MP_BUFFER_WRITE for outputs.
 static inline size_t mpyml_get_array_any(mp_obj_t obj, const char *what, mp_uint_t flags, mp_buffer_info_t *buf) {
@@ -138,6 +144,9 @@ static inline size_t mpyml_get_array_any(mp_obj_t obj, const char *what, mp_uint
         mpyml_raise_fmt(&mp_type_TypeError, "%s: expected an array, got %s", 2, mpyml_str(what), mpyml_type_name(obj));
     }
     int shift = mpyml_typecode_shift(buf->typecode);
+    if (shift < 0 && mpyml_is_bytes_buffer(buf)) {
+        mpyml_raise_fmt(&mp_type_TypeError, "%s: expected an array, got %s", 2, mpyml_str(what), mpyml_type_name(obj));
+    }
     if (shift < 0) {
         mpyml_raise_fmt(&mp_type_TypeError, "%s: unsupported array typecode '%c'", 2, mpyml_str(what), mp_obj_new_int(buf->typecode));
     }
@@ -147,6 +156,9 @@ static inline size_t mpyml_get_array_any(mp_obj_t obj, const char *what, mp_uint
 // As mpyml_get_array_any, and checks that the typecode is `typecode`.
 static size_t mpyml_get_array(mp_obj_t obj, int typecode, const char *what, mp_uint_t flags, mp_buffer_info_t *buf) {
     if (!mp_get_buffer(obj, buf, flags)) {
+        mpyml_raise_fmt(&mp_type_TypeError, "%s: expected array('%c'), got %s", 3, mpyml_str(what), mp_obj_new_int(typecode), mpyml_type_name(obj));
+    }
+    if (buf->typecode != typecode && mpyml_is_bytes_buffer(buf)) {
         mpyml_raise_fmt(&mp_type_TypeError, "%s: expected array('%c'), got %s", 3, mpyml_str(what), mp_obj_new_int(typecode), mpyml_type_name(obj));
     }
     if (buf->typecode != typecode) {
