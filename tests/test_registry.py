@@ -152,6 +152,13 @@ def test_auto_is_int16_for_integer_features_and_float32_otherwise(tmp_path, iris
     # ExtraTrees draw thresholds at random: 'auto' cannot tell, float32 is the safe choice.
     extra = ExtraTreesClassifier(5, random_state=0).fit(np.round(X * 10), y)
     assert mpyml.export(extra, tmp_path / "e.csv").dtype == "float32"
+    # No threshold at all (one class; features sklearn calls constant): nothing shows integers, float32, so
+    # that verify and the mirror take any rows (int16 models refuse non-integer ones).
+    for one_leaf in (DecisionTreeClassifier().fit(X, np.zeros(len(X))), RandomForestClassifier(3).fit(X * 1e-40, y)):
+        assert not registry.integer_thresholds(mpyml.convert(one_leaf))
+        stored = mpyml.export(one_leaf, tmp_path / "c.csv")
+        assert stored.dtype == "float32"
+        np.testing.assert_array_equal(stored.predict(X / 3), one_leaf.predict(X / 3))
 
 
 def test_explicit_int16_on_float_features_warns(tmp_path, iris):

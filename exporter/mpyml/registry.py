@@ -214,9 +214,10 @@ def pipeline_options(ir) -> dict:
 
 def integer_thresholds(forest) -> bool:
     """True when every threshold is a half-integer (or integer) within int16 range: scikit-learn puts
-    thresholds midway between training values, so the model was trained on integer features."""
+    thresholds midway between training values, so the model was trained on integer features. A model
+    without thresholds (one leaf per tree: a single class, constant features) shows nothing: False."""
     t = np.concatenate([tree.threshold[tree.left >= 0] for tree in forest.trees] + [np.zeros(0)])
-    return bool(np.all(2 * t == np.round(2 * t)) and np.all((t >= INT16_MIN) & (t <= INT16_MAX)))
+    return bool(len(t) and np.all(2 * t == np.round(2 * t)) and np.all((t >= INT16_MIN) & (t <= INT16_MAX)))
 
 
 def check_feature_dtype(feature_dtype: str) -> None:
