@@ -195,6 +195,18 @@ def test_kmeans_parity(cls, name, tmp_path):
     np.testing.assert_allclose(res["transform"], est.transform(f64(X)), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("scale,words", [(1e20, "beyond float32's 3.4e38"), (1e-40, "below 2\\*\\*-102")])
+def test_kmeans_whose_float32_distances_overflow_or_vanish_is_refused(scale, words):
+    """Rows of magnitude 1e20 or 1e-40: the device's float32 squared distances overflow or vanish, and 57/300 rows
+    went to another centre than scikit-learn's; refused, alone and behind a folded scaler."""
+    from sklearn.pipeline import make_pipeline
+
+    X, _ = load_iris(return_X_y=True)
+    for est in (KMeans(3, n_init=2, random_state=0), make_pipeline(StandardScaler(), KMeans(3, n_init=2, random_state=0))):
+        with pytest.raises(ExportError, match="cluster_centers_: their euclidean distances.*" + words):
+            mixture.mixture_from_sklearn(est.fit(X * scale))
+
+
 def test_kmeans_ties_go_to_the_first_centre(tmp_path):
     est = KMeans(n_clusters=3, random_state=0, n_init=1).fit(np.array([[0, 0], [2, 0], [4, 0], [0, 1], [2, 1], [4, 1]], dtype=np.float32))
     est.cluster_centers_ = np.array([[0, 0], [2, 0], [4, 0]], dtype=np.float32)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import ExportError
+from .neighbors import check_float32_distances
 from .nets import expf, recipf
 from .pipeline import PerFeature, Select, is_pipeline, pipeline_from_sklearn
 
@@ -446,6 +447,9 @@ def _from_elliptic_envelope(est, fold: Fold | None) -> StoredMixture:
 def _from_kmeans(est, fold: Fold | None) -> StoredMixture:
     _per_feature_only(fold, type(est).__name__, "its distances are euclidean")
     centres = _finite("cluster_centers_", est.cluster_centers_)
+    # the device takes differences and squares them in raw feature units (a folded scaler weights the squares)
+    check_float32_distances(centres if fold is None else np.array([fold.point(c) for c in centres]), "euclidean",
+                            "cluster_centers_")
     k_n, d = centres.shape
     counts = getattr(est, "_counts", None)
     if counts is None:
