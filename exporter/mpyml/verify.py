@@ -42,8 +42,10 @@ class Report:
 
 
 def regression_agrees(device: np.ndarray, expected: np.ndarray) -> np.ndarray:
-    """|device - expected| <= 1e-5 relative to the value (or to the largest |expected| for values near 0)."""
-    scale = np.maximum(np.abs(expected), np.abs(expected).max(initial=0.0) * 1e-3)
+    """|device - expected| <= 1e-5 relative to the value, and for values near 0 to 1% of the largest |expected|:
+    the device sums the trees' values in float32, whose error follows the terms, so a mean near 0 of values
+    near the largest is off by a few float32 steps of the largest (4.4e-6 on 0.41 where the largest is 313)."""
+    scale = np.maximum(np.abs(expected), np.abs(expected).max(initial=0.0) * 1e-2)
     return np.abs(device.astype(np.float64) - expected) <= REGRESSION_RTOL * scale
 
 
