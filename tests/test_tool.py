@@ -129,6 +129,19 @@ def test_inspect_and_verify_refuse_clearly(tmp_path):
         out.stdout + out.stderr
 
 
+def test_verify_refuses_rows_of_the_wrong_shape(tmp_path):
+    """Too few features, one row as a 1-D array, no rows: a one-line message, not the device's traceback."""
+    estimator, _ = family_files("tree", tmp_path)
+    X = np.load(tmp_path / "X.npy")
+    for rows, words in ((X[:, :3], "X: the model takes 4 features per row, X has 3 (shape (150, 3))"),
+                        (X[0], "X: expected rows of 4 features, shape (n_rows, 4) with n_rows >= 1; got shape (4,)"),
+                        (X[:0], "got shape (0, 4)")):
+        np.save(tmp_path / "bad.npy", rows)
+        out = mpyml("verify", estimator, tmp_path / "bad.npy")
+        assert out.returncode == 2 and words in out.stderr, out.stdout + out.stderr
+        assert "Traceback" not in out.stderr, out.stderr
+
+
 def test_verify_confusion_matrix(tmp_path):
     pytest.importorskip("matplotlib")
     estimator, _ = family_files("tree", tmp_path)

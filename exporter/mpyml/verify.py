@@ -395,6 +395,7 @@ def verify_file(estimator, rows, path, run=None, name=None, progress=None, **opt
 
     stored = mpyml.export(estimator, path, **options)
     module = file_module(path)
+    _check_rows(rows, stored)
     X_device = _device_rows(stored, rows)
     X_lib = _library_input(estimator, X_device, stored)
     preds, values = predict_rows(path, X_device, run=run, progress=progress)
@@ -404,6 +405,19 @@ def verify_file(estimator, rows, path, run=None, name=None, progress=None, **opt
     compare = {"emltrees": _compare_classifier_or_regressor, "emllinear": _compare_linear,
                "emlneighbors": _compare_neighbors, "emlmixture": _compare_mixture, "emlcnn": _compare_net}[module]
     return compare(estimator, final, stored, X_lib, preds, values, label, module, size, n)
+
+
+def _check_rows(rows, stored) -> None:
+    """ValueError naming the problem when `rows` are not a 2-D (or, for nets, (n_rows, *input_shape)) array of at
+    least one row of the model's input width: said here rather than by the device's traceback."""
+    rows = np.asarray(rows)
+    width = getattr(stored, "n_inputs", None) or stored.n_features
+    if rows.ndim < 2 or len(rows) == 0:
+        raise ValueError("X: expected rows of %d features, shape (n_rows, %d) with n_rows >= 1; got shape %s"
+                         % (width, width, rows.shape))
+    got = int(np.prod(rows.shape[1:]))
+    if got != width:
+        raise ValueError("X: the model takes %d features per row, X has %d (shape %s)" % (width, got, rows.shape))
 
 
 def _classes(stored):
