@@ -62,6 +62,17 @@ def test_unsupported_estimators_are_refused_by_name(tmp_path, iris, name):
     assert not (tmp_path / "m.csv").exists()
 
 
+@pytest.mark.parametrize("make", [LogisticRegression, Ridge, RandomForestClassifier, KNeighborsClassifier,
+                                  lambda: make_pipeline(StandardScaler(), LogisticRegression())])
+def test_unfitted_estimators_are_refused_clearly(tmp_path, make):
+    """LogisticRegression() unfitted raised AttributeError: 'LogisticRegression' object has no attribute 'coef_'."""
+    estimator = make()
+    name = "StandardScaler" if hasattr(estimator, "steps") else type(estimator).__name__
+    for call in (lambda: mpyml.export(estimator, tmp_path / "m.csv"), lambda: mpyml.convert(estimator)):
+        with pytest.raises(mpyml.ExportError, match=r"^%s is not fitted: call fit\(\) before exporting it$" % name):
+            call()
+
+
 def test_subclass_names_its_supported_parent(tmp_path, iris):
     with pytest.raises(mpyml.ExportError, match="a subclass of RandomForestClassifier"):
         mpyml.export(MyForest(n_estimators=2).fit(*iris), tmp_path / "m.csv")

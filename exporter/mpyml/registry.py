@@ -165,10 +165,26 @@ def _resolved(row: Row):
         return type(None)
 
 
+def _check_fitted(estimator) -> None:
+    """ExportError for an unfitted scikit-learn-style estimator (a Pipeline: each step), which the converters
+    would otherwise meet as an AttributeError ('LogisticRegression' object has no attribute 'coef_')."""
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.validation import check_is_fitted
+
+    for step in [s for _, s in estimator.steps] if hasattr(estimator, "steps") else [estimator]:
+        if not hasattr(step, "fit") or hasattr(step, "layers"):  # also 'passthrough' and None steps
+            continue  # boosters, Keras models: not scikit-learn estimators
+        try:
+            check_is_fitted(step)
+        except NotFittedError:
+            raise ExportError("%s is not fitted: call fit() before exporting it" % type(step).__name__) from None
+
+
 def _row(estimator) -> Row:
     """The row that converts `estimator`: its own, except for a Pipeline ending in an emlmixture
     estimator, which that estimator's converter takes whole (it folds the steps into the model)."""
     row = lookup(estimator)
+    _check_fitted(estimator)
     if row.family == "pipeline":
         final = find(estimator.steps[-1][1])
         if final is not None and final.family == "mixture":
