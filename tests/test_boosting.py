@@ -489,3 +489,20 @@ def test_c_core_boosting(driver, driver_o2, name, dtype):
         second = np.array([[int(v, 16) for v in r[1 + g:]] for r in rows], dtype=np.uint32)
         expected = stored.score_samples(X)[:, None] if name == "IsolationForest" else stored.predict_proba(X)
         np.testing.assert_array_equal(second, expected.astype(np.float32).view(np.uint32))
+
+
+@pytest.mark.parametrize("objective", ["multi:softprob", "binary:logistic", "reg:squarederror"])
+def test_xgboost_after_early_stopping(emltrees_x64, tmp_path, counts, objective):
+    """The sklearn wrapper predicts with the trees up to best_iteration; the exporter takes those trees but
+    found base_score from margins of all the trees, so it refused the model ('could not reproduce the
+    model's margins from its trees (base_score)')."""
+    X, y = load_wine(return_X_y=True)
+    X = X.astype(np.float32)
+    if objective == "binary:logistic":
+        y = (y > 0).astype(int)
+    make = xgboost.XGBRegressor if objective.startswith("reg") else xgboost.XGBClassifier
+    model = make(n_estimators=200, max_depth=3, early_stopping_rounds=2, objective=objective, random_state=0)
+    model.fit(X[::2], y[::2], eval_set=[(X[1::2], y[1::2])], verbose=False)
+    assert 0 < model.best_iteration < 199  # it stopped early
+    stored = trees.lower(mpyml.convert(model), dtype="float32")
+    check(model, stored, np.concatenate([X, threshold_rows(stored, X)]), tmp_path, counts)
