@@ -506,3 +506,20 @@ def test_xgboost_after_early_stopping(emltrees_x64, tmp_path, counts, objective)
     assert 0 < model.best_iteration < 199  # it stopped early
     stored = trees.lower(mpyml.convert(model), dtype="float32")
     check(model, stored, np.concatenate([X, threshold_rows(stored, X)]), tmp_path, counts)
+
+
+def test_xgboost_fitted_on_a_dataframe(emltrees_x64, tmp_path, counts):
+    """An XGBClassifier fitted on a DataFrame refuses unnamed rows: the exporter's probe of its margins raised
+    XGBoost's 'data did not contain feature names', and verify could not ask it to predict X.npy either."""
+    import pandas as pd
+
+    from mpyml import verify
+
+    X, y = load_wine(return_X_y=True)
+    X = X.astype(np.float32)
+    frame = pd.DataFrame(X, columns=["f%d" % i for i in range(X.shape[1])])
+    model = xgboost.XGBClassifier(n_estimators=10, max_depth=3, random_state=0).fit(frame, y)
+    stored = trees.lower(mpyml.convert(model), dtype="float32")
+    assert list(stored.feature_names) == list(frame.columns)
+    report = verify.verify_file(model, X, tmp_path / "m.csv", progress=False)
+    assert report.ok and report.n_agree == len(X), report.summary()

@@ -179,7 +179,9 @@ def _xgb_margin_base(booster, trees, groups, n_groups, n_features, base_scores, 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(64, n_features)).astype(np.float32) * 4
     X[0] = 0
-    margins = np.asarray(booster.predict(xgboost.DMatrix(X), output_margin=True, iteration_range=iteration_range),
+    # named as the booster's features: a model fitted on a DataFrame refuses unnamed rows
+    probe = xgboost.DMatrix(X, feature_names=booster.feature_names, feature_types=booster.feature_types)
+    margins = np.asarray(booster.predict(probe, output_margin=True, iteration_range=iteration_range),
                          dtype=np.float32).reshape(len(X), -1)
     # The leaf of every probe row in every tree, with the library's `x < split` (NaN-free probes).
     sums = []

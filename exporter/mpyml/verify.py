@@ -359,9 +359,16 @@ def _final(estimator):
 
 
 def _library_input(estimator, X_device, stored):
-    """The rows the library predicts from: exactly the values the device reads."""
+    """The rows the library predicts from: exactly the values the device reads; a DataFrame with the fitted
+    feature names when the estimator has them (XGBoost refuses unnamed rows from a model fitted on a DataFrame)."""
     dtype = getattr(stored, "input_dtype", None) or "float64"
-    return X_device.astype(dtype)
+    X = X_device.astype(dtype)
+    names = getattr(estimator, "feature_names_in_", None)
+    if names is not None and X.ndim == 2 and X.shape[1] == len(names):
+        import pandas as pd
+
+        return pd.DataFrame(X, columns=list(names))
+    return X
 
 
 def _device_rows(stored, X):
@@ -436,6 +443,7 @@ def hard_vote_predict(estimator, X) -> tuple[np.ndarray, str]:
     final = _final(estimator)
     if hasattr(estimator, "steps"):
         X = estimator[:-1].transform(X)
+    X = np.asarray(X)  # the trees were fitted on arrays (the ensemble strips a DataFrame's names)
     trees = getattr(final, "estimators_", None)
     if trees is None:
         return final.predict(X), "the tree's predict (hard voting of one tree)"
