@@ -357,6 +357,9 @@ def test_refuses_unsupported_options():
                   "categorical splits"))
     cases.append((xgboost.XGBClassifier(n_estimators=2, enable_categorical=True, tree_method="hist").fit(frame, yf),
                   "categorical splits"))
+    zeros = np.where(np.abs(Xc - Xc.mean(axis=0)) < Xc.std(axis=0), 0.0, Xc)  # a zero-as-missing split left of 0
+    zero_model = lightgbm.LGBMClassifier(n_estimators=20, zero_as_missing=True, verbose=-1).fit(zeros, yc)
+    cases.append((zero_model, "that sends zeros and NaN"))
     for model, expected in cases:
         with pytest.raises(ExportError, match=expected.replace("(", r"\(")) as error:
             mpyml.convert(model)

@@ -397,8 +397,10 @@ def _lgb_tree(structure, name) -> Tree:
         elif missing == "Zero":
             # Zeros (|x| <= 1e-35) and NaN go to the default side; representable only where x <= t sends them there too.
             if (default_left and not _LGB_ZERO <= t) or (not default_left and not -_LGB_ZERO > t):
-                raise ExportError("%s: a split with missing_type Zero (zero_as_missing=True) whose threshold %r lies "
-                                  "among the zeros is not supported" % (name, t))
+                raise ExportError("%s: a split with missing_type Zero (zero_as_missing=True) that sends zeros and NaN "
+                                  "%s by default while x <= %r sends 0 %s is not supported (the device compares 0 "
+                                  "as a number)" % (name, "left" if default_left else "right", t,
+                                                    "right" if default_left else "left"))
             nan = default_left
         else:
             raise ExportError("%s: missing_type %r is not supported" % (name, missing))
