@@ -421,7 +421,13 @@ def _from_gaussian_nb(est, fold: Fold | None) -> StoredMixture:
     k_n, d = theta.shape
     if np.any(var <= 0):
         raise ExportError("var_ has zero variances")
-    prior = np.log(_finite("class_prior_", est.class_prior_))
+    class_prior = _finite("class_prior_", est.class_prior_)
+    if np.any(class_prior <= 0):
+        # log(0) = -inf, which the file cannot hold; scikit-learn never predicts such a class
+        raise ExportError("class_prior_ holds a zero prior (class %r): its log is -inf, which the device's float32 "
+                          "parameters cannot hold; drop the class or give it a small prior"
+                          % (est.classes_[int(np.argmin(class_prior))],))
+    prior = np.log(class_prior)
     norm = np.array([-0.5 * np.sum(np.log(2.0 * np.pi * var[k])) for k in range(k_n)])
     inv_var = 1.0 / var
     if fold is not None:
