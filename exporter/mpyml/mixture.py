@@ -426,7 +426,7 @@ def _from_gaussian_nb(est, fold: Fold | None) -> StoredMixture:
         # log(0) = -inf, which the file cannot hold; scikit-learn never predicts such a class
         raise ExportError("class_prior_ holds a zero prior (class %r): its log is -inf, which the device's float32 "
                           "parameters cannot hold; drop the class or give it a small prior"
-                          % (est.classes_[int(np.argmin(class_prior))],))
+                          % (est.classes_[int(np.argmin(class_prior))].item(),))
     prior = np.log(class_prior)
     norm = np.array([-0.5 * np.sum(np.log(2.0 * np.pi * var[k])) for k in range(k_n)])
     inv_var = 1.0 / var
