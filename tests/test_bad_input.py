@@ -175,6 +175,8 @@ BAD_CALLS = [
     ("m.predict(array.array('h', [0] * 65))", "ValueError", "x: expected 64 features, got 65"),
     ("m.predict([0] * 64)", "TypeError", "x: expected array('h'), got list"),
     ("m.predict(None)", "TypeError", "x: expected array('h'), got NoneType"),
+    ("m.predict(bytearray(128))", "TypeError", "x: expected array('h'), got bytearray"),
+    ("m.predict_many(array.array('h', [0] * 128), bytearray(2))", "TypeError", "out: expected an array, got bytearray"),
     ("m.predict_proba(x, array.array('f', [0.0] * 9))", "ValueError", "out: expected 10 items, got 9"),
     ("m.predict_proba(x, array.array('d', [0.0] * 10))", "TypeError", "out: expected array('f'), got typecode 'd'"),
     ("m.predict_many(array.array('h', [0] * 130), array.array('H', [0] * 2))", "ValueError",
@@ -351,3 +353,45 @@ print(m.loaded)
 """).splitlines()
     assert out == ["model file line 1: format version %s is no longer read by this emltrees (it reads version 3): "
                    "export the model again" % version, "False"]
+
+
+# Integers past 32 bits or past the port's small ints (2**62 on x64): the dynruntime's mp_obj_get_int truncates a big
+# int (2**64 + 5 would pass as 5) and a capacity kept in 32 bits would wrap (2**32 to 0); each is refused, its
+# message showing the value given.
+BIG_INT_CALLS = [
+    ("emltrees.new(1, 2**32, 1)", "ValueError", "emltrees.new: max_nodes must be at most 2147483647, got 4294967296"),
+    ("emltrees.new(2**64 + 5, 1, 1)", "ValueError", "emltrees.new: max_trees: 18446744073709551621 is out of range"),
+    ("emltrees.new(1, 1, 2**64)", "ValueError", "emltrees.new: max_leaves: 18446744073709551616 is out of range"),
+    ("emlcnn.new(2**64 + 100)", "ValueError", "emlcnn.new: arena_bytes: 18446744073709551716 is out of range"),
+    ("emllinear.new(2**64 + 1, 10)", "ValueError", "emllinear.new: max_steps: 18446744073709551617 is out of range"),
+    ("emllinear.new(4, 2**64 + 3)", "ValueError", "emllinear.new: max_values: 18446744073709551619 is out of range"),
+    ("emlmixture.new(2**64 + 4, 3)", "ValueError", "emlmixture.new: max_features: 18446744073709551620 is out of range"),
+    ("emlneighbors.new(2**64 + 10, 4, 3)", "ValueError", "emlneighbors.new: max_items: 18446744073709551626 is out"),
+    ("emlneighbors.new(2**32, 4, 3)", "ValueError", "emlneighbors.new: max_items must be 1..16777216, got 4294967296"),
+    ("nb.getitem(2**64, array.array('h', [0] * 4))", "IndexError", "item index 18446744073709551616 out of range"),
+    ("nb.remove(2**64 + 1)", "IndexError", "item index 18446744073709551617 out of range"),
+    ("setattr(nb, 'k', 2**64 + 2)", "ValueError", "k: 18446744073709551618 is out of range"),
+    ("setattr(nb, 'k', 2**40)", "ValueError", "k must be 1..3 (the k given to emlneighbors.new()), got 1099511627776"),
+    ("nb.additem(array.array('h', [0] * 4), 2**64)", "ValueError", "label: 18446744073709551616 is out of range"),
+]
+
+
+@pytest.mark.parametrize("call,exc,message", BIG_INT_CALLS, ids=[c[0] for c in BIG_INT_CALLS])
+def test_big_integer_arguments_are_refused(call, exc, message):
+    from mpyml import build, device
+
+    for module in ("emltrees", "emlcnn", "emllinear", "emlmixture", "emlneighbors"):
+        build.build(module, "x64")
+    out = device.run(f"""
+import array, emltrees, emlcnn, emllinear, emlmixture, emlneighbors
+nb = emlneighbors.new(10, 4, 3)
+nb.additem(array.array('h', [1, 2, 3, 4]), 0)
+try:
+    {call}
+    print('NO ERROR')
+except Exception as e:
+    print(type(e).__name__)
+    print(e)
+""")
+    lines = out.splitlines()
+    assert lines[0] == exc and message in lines[1], out

@@ -357,6 +357,9 @@ def test_refuses_unsupported_options():
                   "categorical splits"))
     cases.append((xgboost.XGBClassifier(n_estimators=2, enable_categorical=True, tree_method="hist").fit(frame, yf),
                   "categorical splits"))
+    zeros = np.where(np.abs(Xc - Xc.mean(axis=0)) < Xc.std(axis=0), 0.0, Xc)  # a zero-as-missing split left of 0
+    zero_model = lightgbm.LGBMClassifier(n_estimators=20, zero_as_missing=True, verbose=-1).fit(zeros, yc)
+    cases.append((zero_model, "that sends zeros and NaN"))
     for model, expected in cases:
         with pytest.raises(ExportError, match=expected.replace("(", r"\(")) as error:
             mpyml.convert(model)
@@ -489,3 +492,37 @@ def test_c_core_boosting(driver, driver_o2, name, dtype):
         second = np.array([[int(v, 16) for v in r[1 + g:]] for r in rows], dtype=np.uint32)
         expected = stored.score_samples(X)[:, None] if name == "IsolationForest" else stored.predict_proba(X)
         np.testing.assert_array_equal(second, expected.astype(np.float32).view(np.uint32))
+
+
+@pytest.mark.parametrize("objective", ["multi:softprob", "binary:logistic", "reg:squarederror"])
+def test_xgboost_after_early_stopping(emltrees_x64, tmp_path, counts, objective):
+    """The sklearn wrapper predicts with the trees up to best_iteration; the exporter takes those trees but
+    found base_score from margins of all the trees, so it refused the model ('could not reproduce the
+    model's margins from its trees (base_score)')."""
+    X, y = load_wine(return_X_y=True)
+    X = X.astype(np.float32)
+    if objective == "binary:logistic":
+        y = (y > 0).astype(int)
+    make = xgboost.XGBRegressor if objective.startswith("reg") else xgboost.XGBClassifier
+    model = make(n_estimators=200, max_depth=3, early_stopping_rounds=2, objective=objective, random_state=0)
+    model.fit(X[::2], y[::2], eval_set=[(X[1::2], y[1::2])], verbose=False)
+    assert 0 < model.best_iteration < 199  # it stopped early
+    stored = trees.lower(mpyml.convert(model), dtype="float32")
+    check(model, stored, np.concatenate([X, threshold_rows(stored, X)]), tmp_path, counts)
+
+
+def test_xgboost_fitted_on_a_dataframe(emltrees_x64, tmp_path, counts):
+    """An XGBClassifier fitted on a DataFrame refuses unnamed rows: the exporter's probe of its margins raised
+    XGBoost's 'data did not contain feature names', and verify could not ask it to predict X.npy either."""
+    import pandas as pd
+
+    from mpyml import verify
+
+    X, y = load_wine(return_X_y=True)
+    X = X.astype(np.float32)
+    frame = pd.DataFrame(X, columns=["f%d" % i for i in range(X.shape[1])])
+    model = xgboost.XGBClassifier(n_estimators=10, max_depth=3, random_state=0).fit(frame, y)
+    stored = trees.lower(mpyml.convert(model), dtype="float32")
+    assert list(stored.feature_names) == list(frame.columns)
+    report = verify.verify_file(model, X, tmp_path / "m.csv", progress=False)
+    assert report.ok and report.n_agree == len(X), report.summary()

@@ -113,3 +113,18 @@ def test_refuses_bagging_of_other_estimators(tmp_path, make, message):
     X, y = load_iris(return_X_y=True)
     with pytest.raises(mpyml.ExportError, match=message):
         mpyml.export(make().fit(X, y), tmp_path / "bag.csv")
+
+
+def test_verify_accepts_a_float32_mean_near_zero_of_large_tree_values(emltrees_x64, tmp_path):
+    """A BaggingRegressor row whose trees say -0.58, 297.6, -171.4, 176.7, ...: mean 0.41264099, the device's
+    float32 sum 0.41264534 (4.4e-6 off, a few float32 steps of 300). verify called that row a mismatch (its
+    floor for values near 0 was 1e-8 of the largest value, below float32's step); it is within float32."""
+    from sklearn.datasets import make_regression
+
+    X, y = make_regression(300, 5, noise=3, random_state=2)
+    model = BaggingRegressor(DecisionTreeRegressor(), n_estimators=8, max_samples=0.5, bootstrap_features=True,
+                             random_state=0).fit(X[:200], y[:200])
+    report = verify.verify_file(model, X, tmp_path / "m.csv", progress=False)
+    assert report.ok and report.n_agree == 300, report.summary()
+    pred, _ = device.predict_trees(tmp_path / "m.csv", X, mpyml.formats.trees.load(tmp_path / "m.csv"))
+    assert abs(pred[221] - model.predict(X[221:222].astype(np.float32))[0]) > 4e-6  # the row in question

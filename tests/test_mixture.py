@@ -195,6 +195,27 @@ def test_kmeans_parity(cls, name, tmp_path):
     np.testing.assert_allclose(res["transform"], est.transform(f64(X)), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("scale,words", [(1e20, "beyond float32's 3.4e38"), (1e-40, "below 2\\*\\*-102")])
+def test_kmeans_whose_float32_distances_overflow_or_vanish_is_refused(scale, words):
+    """Rows of magnitude 1e20 or 1e-40: the device's float32 squared distances overflow or vanish, and 57/300 rows
+    went to another centre than scikit-learn's; refused, alone and behind a folded scaler."""
+    from sklearn.pipeline import make_pipeline
+
+    X, _ = load_iris(return_X_y=True)
+    for est in (KMeans(3, n_init=2, random_state=0), make_pipeline(StandardScaler(), KMeans(3, n_init=2, random_state=0))):
+        with pytest.raises(ExportError, match="cluster_centers_: their euclidean distances.*" + words):
+            mixture.mixture_from_sklearn(est.fit(X * scale))
+
+
+def test_naive_bayes_zero_prior_is_refused_by_name():
+    """GaussianNB(priors=[.5, .5, 0]): log(0) = -inf; refused naming class_prior_ and the class (the message was
+    "GaussianNB's parameters has NaN or infinite values")."""
+    X, y = load_iris(return_X_y=True)
+    est = GaussianNB(priors=[0.5, 0.5, 0.0]).fit(X, y)
+    with pytest.raises(ExportError, match=r"class_prior_ holds a zero prior \(class 2\)"):
+        mixture.mixture_from_sklearn(est)
+
+
 def test_kmeans_ties_go_to_the_first_centre(tmp_path):
     est = KMeans(n_clusters=3, random_state=0, n_init=1).fit(np.array([[0, 0], [2, 0], [4, 0], [0, 1], [2, 1], [4, 1]], dtype=np.float32))
     est.cluster_centers_ = np.array([[0, 0], [2, 0], [4, 0]], dtype=np.float32)

@@ -83,3 +83,17 @@ def test_float32_allows_any_values_and_bad_options(tmp_path, iris):
         mpyml.export(KNeighborsClassifier().fit(X, y), tmp_path / "f.csv", feature_dtype="int8")
     with pytest.raises(mpyml.ExportError, match="novelty_percentile"):
         mpyml.export(KNeighborsClassifier().fit(X, y), tmp_path / "f.csv", novelty_percentile=120)
+
+
+@pytest.mark.parametrize("scale,words", [(1e20, "beyond float32's 3.4e38"), (1e-40, r"below 2\*\*-102")])
+@pytest.mark.parametrize("metric", ["euclidean", "manhattan", "chebyshev"])
+def test_float32_distances_that_overflow_or_vanish_are_refused(tmp_path, scale, words, metric):
+    """Features of magnitude 1e20 (squared differences beyond float32) or 1e-40 (below its normal range): the
+    device's float32 distances would tie where scikit-learn's float64 ones do not (105/300 rows agreed)."""
+    X, y = load_iris(return_X_y=True)
+    if metric != "euclidean" and scale > 1:
+        scale = 1e38  # sums of differences overflow only here
+    model = KNeighborsClassifier(3, metric=metric).fit(X * scale, y)
+    with pytest.raises(mpyml.ExportError, match="the training rows: their %s distances.*%s" % (metric, words)):
+        mpyml.export(model, tmp_path / "m.csv")
+    assert mpyml.export(KNeighborsClassifier(3, metric=metric).fit(X * 1e-3, y), tmp_path / "m.csv").dtype == "float32"

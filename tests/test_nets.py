@@ -345,6 +345,13 @@ def test_exporter_refuses_what_it_cannot_run(digits):
         mpyml.export(relu, "/nonexistent/x.bin", quantize="int8")
     with pytest.raises(mpyml.ExportError, match="quantize must be None"):
         mpyml.export(relu, "/nonexistent/x.bin", quantize="int4", representative_data=Xtr)
+    # multilabel (a 2-D y): one sigmoid per label, which net.classes cannot name
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        multilabel = MLPClassifier(hidden_layer_sizes=(4,), max_iter=5).fit(
+            Xtr[:100], np.c_[ytr[:100] > 4, ytr[:100] % 2 == 0])
+    with pytest.raises(mpyml.ExportError, match=r"multilabel classifiers \(y with 2 columns\) are not supported"):
+        mpyml.export(multilabel, "/nonexistent/x.bin")
 
 
 def test_requantize_multiplier_is_close():

@@ -153,6 +153,17 @@ def test_refuses_nan_coefficients(tmp_path):
         mpyml.export(pipe, tmp_path / "model.csv")
 
 
+def test_refuses_steps_whose_float32_weights_overflow(tmp_path):
+    """Features of magnitude 1e-40: 1 / scale_ is beyond float32. The file would hold infinity, which the device
+    refuses ('step value is NaN or infinite'); the exporter says why instead, naming the step."""
+    X, y = load_iris(return_X_y=True)
+    for final in (LogisticRegression(), None):
+        pipe = make_pipeline(StandardScaler(), *([final] if final is not None else [PCA(2)])).fit(X * 1e-40, y)
+        with pytest.raises(mpyml.ExportError, match=r"step 'standardscaler.*': its float32 weights overflow"):
+            mpyml.export(pipe, tmp_path / "model.csv")
+        assert not (tmp_path / "model.csv").exists()
+
+
 ALLOC_SCRIPT = """
 import array, gc, emllinear
 model = emllinear.new(8, 100000)

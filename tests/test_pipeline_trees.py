@@ -249,3 +249,18 @@ def test_input_dtype_default_and_warning(tmp_path):
         assert mpyml.export(pipe, tmp_path / "m.csv").input_dtype == "float32"
     with pytest.raises(mpyml.ExportError, match="input_dtype must be float32 or float64"):
         mpyml.export(pipe, tmp_path / "m.csv", input_dtype="float16")
+
+
+@pytest.mark.parametrize("scaler", [StandardScaler, MinMaxScaler, RobustScaler, MaxAbsScaler])
+def test_auto_dtype_of_small_float_features_and_of_integer_ones(emltrees_x64, tmp_path, scaler):
+    """feature_dtype='auto' on a folded pipeline: features of magnitude 1e-3 (sensor values in other units) are
+    not integers although their raw thresholds lie within 0.008 of 0 or 0.5; integer features still are."""
+    X, y = load_iris(return_X_y=True)
+    small = make_pipeline(scaler(), RandomForestClassifier(n_estimators=5, random_state=0)).fit(X * 1e-3, y)
+    stored = mpyml.export(small, tmp_path / "small.csv")
+    assert stored.dtype == "float32"
+    rows = (X * 1e-3).astype(np.float32)
+    pred, _ = device.predict_trees(tmp_path / "small.csv", rows, stored)
+    np.testing.assert_array_equal(pred, sklearn_classes(small, rows.astype(np.float64)))
+    integer = make_pipeline(scaler(), RandomForestClassifier(n_estimators=5, random_state=0)).fit(np.round(X * 10), y)
+    assert mpyml.export(integer, tmp_path / "integer.csv").dtype == "int16"

@@ -62,9 +62,33 @@ def test_unsupported_estimators_are_refused_by_name(tmp_path, iris, name):
     assert not (tmp_path / "m.csv").exists()
 
 
+@pytest.mark.parametrize("make", [LogisticRegression, Ridge, RandomForestClassifier, KNeighborsClassifier,
+                                  lambda: make_pipeline(StandardScaler(), LogisticRegression())])
+def test_unfitted_estimators_are_refused_clearly(tmp_path, make):
+    """LogisticRegression() unfitted raised AttributeError: 'LogisticRegression' object has no attribute 'coef_'."""
+    estimator = make()
+    name = "StandardScaler" if hasattr(estimator, "steps") else type(estimator).__name__
+    for call in (lambda: mpyml.export(estimator, tmp_path / "m.csv"), lambda: mpyml.convert(estimator)):
+        with pytest.raises(mpyml.ExportError, match=r"^%s is not fitted: call fit\(\) before exporting it$" % name):
+            call()
+
+
 def test_subclass_names_its_supported_parent(tmp_path, iris):
     with pytest.raises(mpyml.ExportError, match="a subclass of RandomForestClassifier"):
         mpyml.export(MyForest(n_estimators=2).fit(*iris), tmp_path / "m.csv")
+
+
+def test_a_listed_class_in_the_wrong_place_is_not_called_a_subclass(tmp_path, iris):
+    from sklearn.neural_network import MLPClassifier
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pipe = make_pipeline(StandardScaler(), MLPClassifier((3,), max_iter=5, random_state=0)).fit(*iris)
+    with pytest.raises(mpyml.ExportError) as error:
+        mpyml.export(pipe, tmp_path / "m.bin")
+    message = str(error.value)
+    assert "MLPClassifier is exported on its own, not as a final estimator" in message, message
+    assert "subclass" not in message, message
 
 
 def test_bagging_of_non_trees_and_tree_converter_of_other_ensembles(tmp_path, iris):
@@ -139,6 +163,13 @@ def test_auto_is_int16_for_integer_features_and_float32_otherwise(tmp_path, iris
     # ExtraTrees draw thresholds at random: 'auto' cannot tell, float32 is the safe choice.
     extra = ExtraTreesClassifier(5, random_state=0).fit(np.round(X * 10), y)
     assert mpyml.export(extra, tmp_path / "e.csv").dtype == "float32"
+    # No threshold at all (one class; features sklearn calls constant): nothing shows integers, float32, so
+    # that verify and the mirror take any rows (int16 models refuse non-integer ones).
+    for one_leaf in (DecisionTreeClassifier().fit(X, np.zeros(len(X))), RandomForestClassifier(3).fit(X * 1e-40, y)):
+        assert not registry.integer_thresholds(mpyml.convert(one_leaf))
+        stored = mpyml.export(one_leaf, tmp_path / "c.csv")
+        assert stored.dtype == "float32"
+        np.testing.assert_array_equal(stored.predict(X / 3), one_leaf.predict(X / 3))
 
 
 def test_explicit_int16_on_float_features_warns(tmp_path, iris):

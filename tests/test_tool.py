@@ -63,6 +63,8 @@ def family_files(family, folder: Path):
             "isolation": (lambda: IsolationForest(n_estimators=10, random_state=0).fit(X), []),
             "pipeline": (lambda: make_pipeline(StandardScaler(), PCA(3), RandomForestClassifier(4, random_state=0))
                          .fit(X, y), []),
+            "isolation pipeline": (lambda: make_pipeline(StandardScaler(), PCA(3), IsolationForest(
+                n_estimators=10, random_state=0)).fit(X), []),
             "knn": (lambda: KNeighborsClassifier(3).fit(np.round(X * 10), y), []),
             "linear": (lambda: LogisticRegression(max_iter=1000).fit(X, y), []),
             "mlp": (lambda: MLPClassifier((8,), max_iter=300, random_state=0).fit(X, y), []),
@@ -75,7 +77,7 @@ def family_files(family, folder: Path):
     return folder / "est.joblib", options
 
 
-FAMILIES = {"tree": "emltrees", "isolation": "emltrees", "pipeline": "emltrees", "knn": "emlneighbors", "linear": "emllinear",
+FAMILIES = {"tree": "emltrees", "isolation": "emltrees", "isolation pipeline": "emltrees", "pipeline": "emltrees", "knn": "emlneighbors", "linear": "emllinear",
             "mlp": "emlcnn", "keras": "emlcnn", "iir": "emliir", "mixture": "emlmixture", "kmeans": "emlmixture"}
 
 
@@ -123,6 +125,19 @@ def test_inspect_and_verify_refuse_clearly(tmp_path):
     out = mpyml("inspect", tmp_path / "low.csv")
     assert out.returncode == 1 and re.search(r"emltrees refuses it: ValueError: model file line \d+: ", out.stderr), \
         out.stdout + out.stderr
+
+
+def test_verify_refuses_rows_of_the_wrong_shape(tmp_path):
+    """Too few features, one row as a 1-D array, no rows: a one-line message, not the device's traceback."""
+    estimator, _ = family_files("tree", tmp_path)
+    X = np.load(tmp_path / "X.npy")
+    for rows, words in ((X[:, :3], "X: the model takes 4 features per row, X has 3 (shape (150, 3))"),
+                        (X[0], "X: expected rows of 4 features, shape (n_rows, 4) with n_rows >= 1; got shape (4,)"),
+                        (X[:0], "got shape (0, 4)")):
+        np.save(tmp_path / "bad.npy", rows)
+        out = mpyml("verify", estimator, tmp_path / "bad.npy")
+        assert out.returncode == 2 and words in out.stderr, out.stdout + out.stderr
+        assert "Traceback" not in out.stderr, out.stderr
 
 
 def test_verify_confusion_matrix(tmp_path):

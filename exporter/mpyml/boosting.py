@@ -170,15 +170,19 @@ _XGB_OBJECTIVES = {
 }
 
 
-def _xgb_margin_base(booster, trees, groups, n_groups, n_features, base_scores, link):
+def _xgb_margin_base(booster, trees, groups, n_groups, n_features, base_scores, link, iteration_range=(0, 0)):
     """The float32 starting value of XGBoost's margin sums (base_score in margin space): the value whose
-    float32 sums give XGBoost's own output_margin bit for bit on probe rows."""
+    float32 sums give XGBoost's own output_margin bit for bit on probe rows, predicted with the same trees
+    (`iteration_range`: those the sklearn wrapper predicts with after early stopping; (0, 0) all)."""
     import xgboost
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(64, n_features)).astype(np.float32) * 4
     X[0] = 0
-    margins = np.asarray(booster.predict(xgboost.DMatrix(X), output_margin=True), dtype=np.float32).reshape(len(X), -1)
+    # named as the booster's features: a model fitted on a DataFrame refuses unnamed rows
+    probe = xgboost.DMatrix(X, feature_names=booster.feature_names, feature_types=booster.feature_types)
+    margins = np.asarray(booster.predict(probe, output_margin=True, iteration_range=iteration_range),
+                         dtype=np.float32).reshape(len(X), -1)
     # The leaf of every probe row in every tree, with the library's `x < split` (NaN-free probes).
     sums = []
     for k in range(n_groups):
@@ -286,11 +290,13 @@ def xgboost_from_model(model) -> Forest:
     tree_info = gbtree["tree_info"]
     json_trees = gbtree["trees"]
     # The trees the sklearn wrapper predicts with (best_iteration after early stopping).
+    iteration_range = (0, 0)
     if wrapper is not None:
         first, last = wrapper._get_iteration_range(None)
         if last:
             indptr = gbtree["iteration_indptr"]
             json_trees, tree_info = json_trees[indptr[first]:indptr[last]], tree_info[indptr[first]:indptr[last]]
+            iteration_range = (first, last)
     trees = []
     for t in json_trees:
         if any(t["split_type"]) or t.get("categories_nodes"):
@@ -312,7 +318,7 @@ def xgboost_from_model(model) -> Forest:
     if kind == CLASSIFIER and n_groups == 1 and objective == "multi:softprob":
         raise ExportError("%s: multi:softprob with one class is not supported" % name)
     base_scores = [float(v) for v in params["base_score"].strip("[]").split(",")]
-    base = _xgb_margin_base(booster, trees, groups, n_groups, n_features, base_scores, link)
+    base = _xgb_margin_base(booster, trees, groups, n_groups, n_features, base_scores, link, iteration_range)
     threshold = _xgb_binary_threshold(objective) if kind == CLASSIFIER and n_groups == 1 else 0.0
     boost = Boost(sums="float32", link=link, scale=1.0, base=base, groups=groups, threshold=threshold)
     if kind == CLASSIFIER:
@@ -391,8 +397,10 @@ def _lgb_tree(structure, name) -> Tree:
         elif missing == "Zero":
             # Zeros (|x| <= 1e-35) and NaN go to the default side; representable only where x <= t sends them there too.
             if (default_left and not _LGB_ZERO <= t) or (not default_left and not -_LGB_ZERO > t):
-                raise ExportError("%s: a split with missing_type Zero (zero_as_missing=True) whose threshold %r lies "
-                                  "among the zeros is not supported" % (name, t))
+                raise ExportError("%s: a split with missing_type Zero (zero_as_missing=True) that sends zeros and NaN "
+                                  "%s by default while x <= %r sends 0 %s is not supported (the device compares 0 "
+                                  "as a number)" % (name, "left" if default_left else "right", t,
+                                                    "right" if default_left else "left"))
             nan = default_left
         else:
             raise ExportError("%s: missing_type %r is not supported" % (name, missing))

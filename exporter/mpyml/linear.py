@@ -210,7 +210,15 @@ def lower(ir) -> StoredChain:
         kind, proba, classes = final.kind, final.proba, final.classes
     else:
         raise ExportError("emllinear runs steps and linear models only, got %s" % type(final).__name__)
-    steps = [_lower_step(step) for step in fuse(ir_steps)]
+    fused = fuse(ir_steps)
+    steps = [_lower_step(step) for step in fused]
+    for ir_step, step in zip(fused, steps):
+        values = [v for v in (step.a, step.b) if v is not None]
+        if not all(np.all(np.isfinite(v)) for v in values):
+            # the device computes in float32 (and refuses a file holding infinity): say so here, naming the step
+            raise ExportError("step '%s': its float32 weights overflow (a value beyond 3.4e38, e.g. the 1 / scale_ of "
+                              "features of magnitude below 1e-38); rescale the features before fitting"
+                              % getattr(ir_step, "name", type(ir_step).__name__))
     n_outputs = steps[-1].n_out if kind == TRANSFORMER else (len(classes) if kind == CLASSIFIER else 1)
     for step in steps:
         if step.n_in > MAX_WIDTH or step.n_out > MAX_WIDTH:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import ExportError
+from .neighbors import check_float32_distances
 from .nets import expf, recipf
 from .pipeline import PerFeature, Select, is_pipeline, pipeline_from_sklearn
 
@@ -420,7 +421,13 @@ def _from_gaussian_nb(est, fold: Fold | None) -> StoredMixture:
     k_n, d = theta.shape
     if np.any(var <= 0):
         raise ExportError("var_ has zero variances")
-    prior = np.log(_finite("class_prior_", est.class_prior_))
+    class_prior = _finite("class_prior_", est.class_prior_)
+    if np.any(class_prior <= 0):
+        # log(0) = -inf, which the file cannot hold; scikit-learn never predicts such a class
+        raise ExportError("class_prior_ holds a zero prior (class %r): its log is -inf, which the device's float32 "
+                          "parameters cannot hold; drop the class or give it a small prior"
+                          % (est.classes_[int(np.argmin(class_prior))].item(),))
+    prior = np.log(class_prior)
     norm = np.array([-0.5 * np.sum(np.log(2.0 * np.pi * var[k])) for k in range(k_n)])
     inv_var = 1.0 / var
     if fold is not None:
@@ -446,6 +453,9 @@ def _from_elliptic_envelope(est, fold: Fold | None) -> StoredMixture:
 def _from_kmeans(est, fold: Fold | None) -> StoredMixture:
     _per_feature_only(fold, type(est).__name__, "its distances are euclidean")
     centres = _finite("cluster_centers_", est.cluster_centers_)
+    # the device takes differences and squares them in raw feature units (a folded scaler weights the squares)
+    check_float32_distances(centres if fold is None else np.array([fold.point(c) for c in centres]), "euclidean",
+                            "cluster_centers_")
     k_n, d = centres.shape
     counts = getattr(est, "_counts", None)
     if counts is None:

@@ -315,6 +315,29 @@ def _whole_int16(X, what: str) -> np.ndarray:
     return X.astype(np.int64)
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+DISTANCE_FLOOR = 2.0**-102  # 24 bits above float32's smallest normal (2**-126): below it distances lose digits or become 0
+
+
+def check_float32_distances(points, metric: str, what: str) -> None:
+    """ExportError when float32 distances between `points` ((n, n_features), float64), as the device sums them
+    (euclidean: squared differences), would overflow float32 or lie wholly below DISTANCE_FLOOR, where float32
+    loses their digits: k-NN and k-means would then tie or decide differently from scikit-learn's float64."""
+    points = np.asarray(points, dtype=np.float64)
+    if len(points) < 2:
+        return
+    span = points.max(axis=0) - points.min(axis=0)
+    largest = {"euclidean": np.sum(span * span), "manhattan": np.sum(span)}.get(metric, np.max(span))
+    if largest > FLOAT32_MAX:
+        raise ExportError("%s: their %s distances reach %.3g (summed as %s), beyond float32's 3.4e38; the device "
+                          "computes them in float32: rescale the features" % (
+                              what, metric, largest, "squares" if metric == "euclidean" else "values"))
+    if 0 < largest < DISTANCE_FLOOR:
+        raise ExportError("%s: their %s distances%s are at most %.3g, below 2**-102, where the device's float32 "
+                          "arithmetic loses their digits; rescale the features" % (
+                              what, metric, " (squared)" if metric == "euclidean" else "", largest))
+
+
 def lower(ir: Neighbors, dtype: str = "int16", novelty_percentile: float | None = 99.0) -> StoredNeighbors:
     """The stored model for a feature dtype; the novelty threshold is the given percentile of the
     training rows' scores (each row's k-th nearest other item), None for no threshold."""
@@ -331,6 +354,7 @@ def lower(ir: Neighbors, dtype: str = "int16", novelty_percentile: float | None 
         items = _whole_int16(ir.items, "training rows")
     else:
         items = ir.items.astype(np.float32)
+        check_float32_distances(ir.items, ir.metric, "the training rows")
     n_classes = 0
     if ir.kind == CLASSIFIER:
         n_classes = len(ir.classes)

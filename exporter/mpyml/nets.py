@@ -234,6 +234,10 @@ def net_from_sklearn(estimator) -> Net:
         raise ExportError("%s is not a fitted MLPClassifier/MLPRegressor" % name)
     if estimator.activation not in ("relu", "identity"):
         raise ExportError("%s: hidden activation '%s' is not supported (relu or identity)" % (name, estimator.activation))
+    if hasattr(estimator, "classes_") and estimator.out_activation_ == "logistic" and estimator.n_outputs_ > 1:
+        # One sigmoid per label, each its own yes/no: net.classes could only name the outputs as if one class won.
+        raise ExportError("%s: multilabel classifiers (y with %d columns) are not supported; fit one with a 1-D y"
+                          % (name, estimator.n_outputs_))
     hidden = "relu" if estimator.activation == "relu" else "linear"
     out_activation = {"softmax": "softmax", "logistic": "sigmoid", "identity": "linear"}.get(estimator.out_activation_)
     if out_activation is None:

@@ -387,17 +387,45 @@ def integer_trained(ir: PipelineIR) -> bool:
     """True when every decision node's threshold, taken back to raw feature space, is a half-integer (or
     integer) within int16 range: scikit-learn puts thresholds midway between two transformed training
     values, so the model looks trained on integer raw features. The transformed training values were
-    rounded to float32 (and, for float32 input, after each step) at magnitudes up to those of the int16
-    range: each rounding moves the raw threshold by at most 2**-24 * 2**16, hence the tolerance."""
+    rounded to float32 (and, for float32 input, after each step): a rounding at transformed value y moves
+    the raw threshold by some units of 2**-24 * |raw - zero| (zero: the raw value the affine steps map to 0)
+    and, at the magnitudes of the int16 range, by at most 2**-24 * 2**16. The tolerance per threshold and
+    rounding is the smaller of 2**-14 * (|raw| + |zero|) and 2**-24 * 2**16 (plus four float32 steps at
+    the half-integer): the absolute bound alone would
+    call the thresholds of small non-integer features (0.001 next to 0) integers. A model without a finite
+    threshold shows nothing: not integer-trained."""
     forest = ir.final
     features = np.concatenate([t.feature[t.left >= 0] for t in forest.trees] + [np.zeros(0, np.int64)])
     thresholds = np.concatenate([t.threshold[t.left >= 0] for t in forest.trees] + [np.zeros(0)])
     _, raw, _ = raw_thresholds(ir, features, thresholds, "float32")
-    raw = raw[np.isfinite(raw)]
+    zero, slope = _zero_points(ir, features)
+    finite = np.isfinite(raw)
+    raw, zero, slope = raw[finite], zero[finite], slope[finite]
     half = np.round(2 * raw) / 2
     n_roundings = 2 * sum(isinstance(step, PerFeature) for step in ir.steps)
-    tolerance = 2.0**-24 * 2**16 * n_roundings
-    return bool(np.all(np.abs(raw - half) <= tolerance) and np.all((half >= INT16_MIN) & (half <= INT16_MAX)))
+    with np.errstate(invalid="ignore"):
+        relative = 2.0**-14 * (np.abs(raw) + np.abs(zero))
+    tolerance = np.fmin(relative, 2.0**-24 * 2**16) * n_roundings  # fmin: a constant step's NaN takes the bound
+    # and a few float32 steps at the half-integer, and the smallest float32 step (2**-149) in transformed space
+    # taken back to raw space: the raw threshold is the largest float32 sent left (for a threshold of 0, the
+    # largest raw value the steps round to 0)
+    with np.errstate(divide="ignore"):
+        tolerance = (tolerance + 4 * np.spacing(np.abs(half).astype(np.float32)).astype(np.float64)
+                     + 4 * 2.0**-149 / np.abs(slope))
+    return bool(len(raw) and np.all(np.abs(raw - half) <= tolerance) and np.all((half >= INT16_MIN) & (half <= INT16_MAX)))
+
+
+def _zero_points(ir: PipelineIR, feature: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per transformed feature index in `feature`: (the raw value the per-feature steps map to 0, the slope of
+    their composed affine map), float64; the zero is -shift / slope, inf or NaN where a step is constant."""
+    chain = _raw_feature(ir, feature)
+    scale, shift = np.ones(len(feature)), np.zeros(len(feature))
+    for step, index in zip(ir.steps, chain[:-1]):
+        if isinstance(step, PerFeature):
+            a, b = step.affine64()
+            scale, shift = scale * a[index], shift * a[index] + b[index]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return -shift / scale, scale
 
 
 def tree_side(ir: PipelineIR, raw: np.ndarray, inputs: list[np.ndarray], threshold: np.ndarray,

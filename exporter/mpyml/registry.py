@@ -145,7 +145,10 @@ def lookup(estimator, families=None, subject: str | None = None, role: str = "es
     if row is None or (families is not None and row.family not in families):
         cls = type(estimator)
         subclass = [r.name for r in ROWS if issubclass(cls, _resolved(r))] if isinstance(cls, type) else []
-        note = " (a subclass of %s: exported only when listed itself)" % subclass[0] if subclass else ""
+        if row is not None:  # listed, but in a family not taken here (e.g. a net at the end of a Pipeline)
+            note = " (%s is exported on its own, not as a %s)" % (cls.__name__, role)
+        else:
+            note = " (a subclass of %s: exported only when listed itself)" % subclass[0] if subclass else ""
         raise ExportError("%s is not a supported %s%s; supported: %s"
                           % (subject or cls.__name__, role, note, supported(families)))
     return row
@@ -162,10 +165,26 @@ def _resolved(row: Row):
         return type(None)
 
 
+def _check_fitted(estimator) -> None:
+    """ExportError for an unfitted scikit-learn-style estimator (a Pipeline: each step), which the converters
+    would otherwise meet as an AttributeError ('LogisticRegression' object has no attribute 'coef_')."""
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.validation import check_is_fitted
+
+    for step in [s for _, s in estimator.steps] if hasattr(estimator, "steps") else [estimator]:
+        if not hasattr(step, "fit") or hasattr(step, "layers"):  # also 'passthrough' and None steps
+            continue  # boosters, Keras models: not scikit-learn estimators
+        try:
+            check_is_fitted(step)
+        except NotFittedError:
+            raise ExportError("%s is not fitted: call fit() before exporting it" % type(step).__name__) from None
+
+
 def _row(estimator) -> Row:
     """The row that converts `estimator`: its own, except for a Pipeline ending in an emlmixture
     estimator, which that estimator's converter takes whole (it folds the steps into the model)."""
     row = lookup(estimator)
+    _check_fitted(estimator)
     if row.family == "pipeline":
         final = find(estimator.steps[-1][1])
         if final is not None and final.family == "mixture":
@@ -211,9 +230,10 @@ def pipeline_options(ir) -> dict:
 
 def integer_thresholds(forest) -> bool:
     """True when every threshold is a half-integer (or integer) within int16 range: scikit-learn puts
-    thresholds midway between training values, so the model was trained on integer features."""
+    thresholds midway between training values, so the model was trained on integer features. A model
+    without thresholds (one leaf per tree: a single class, constant features) shows nothing: False."""
     t = np.concatenate([tree.threshold[tree.left >= 0] for tree in forest.trees] + [np.zeros(0)])
-    return bool(np.all(2 * t == np.round(2 * t)) and np.all((t >= INT16_MIN) & (t <= INT16_MAX)))
+    return bool(len(t) and np.all(2 * t == np.round(2 * t)) and np.all((t >= INT16_MIN) & (t <= INT16_MAX)))
 
 
 def check_feature_dtype(feature_dtype: str) -> None:

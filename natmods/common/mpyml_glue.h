@@ -102,6 +102,18 @@ static inline mp_int_t mpyml_get_int(mp_obj_t obj, mp_int_t lo, mp_int_t hi, mpy
     return value;
 }
 
+// An integer argument (TypeError otherwise; a bool counts as 0 or 1) as a machine word. A big int, beyond
+// the port's small ints (2**62 on 64-bit ports, 2**30 on 32-bit ones), raises ValueError("<what>: <value> is out
+// of range"): the dynruntime's mp_obj_get_int truncates it (2**64 + 1 would pass as 1), and no size, capacity or
+// index the modules take comes near it.
+static inline mp_int_t mpyml_get_arg_int(mp_obj_t obj, const char *what) {
+    mp_int_t value = mp_obj_get_int(obj);
+    if (!mp_obj_is_small_int(obj) && obj != mp_const_false && obj != mp_const_true) {
+        mpyml_raise_fmt(&mp_type_ValueError, "%s: %d is out of range", 2, mpyml_str(what), obj);
+    }
+    return value;
+}
+
 // 16 hex digits (str) -> the float64 with those IEEE-754 bits.
 static inline double mpyml_get_hex64(mp_obj_t text_in, mpyml_err_t err) {
     size_t len;
@@ -119,6 +131,12 @@ static inline mp_obj_t mpyml_type_name(mp_obj_t obj) {
     return MP_OBJ_NEW_QSTR(mp_obj_get_type(obj)->name);
 }
 
+// bytes, bytearray and memoryviews of them: their buffer's typecode is a control character
+// (BYTEARRAY_TYPECODE), which a message would show as nothing; errors name their type instead.
+static inline int mpyml_is_bytes_buffer(const mp_buffer_info_t *buf) {
+    return buf->typecode < ' ';
+}
+
 // Buffer of an array argument; returns its length in items. `what` names the
 // argument in errors; flags is MP_BUFFER_READ for inputs, MP_BUFFER_WRITE for outputs.
 static inline size_t mpyml_get_array_any(mp_obj_t obj, const char *what, mp_uint_t flags, mp_buffer_info_t *buf) {
@@ -126,6 +144,9 @@ static inline size_t mpyml_get_array_any(mp_obj_t obj, const char *what, mp_uint
         mpyml_raise_fmt(&mp_type_TypeError, "%s: expected an array, got %s", 2, mpyml_str(what), mpyml_type_name(obj));
     }
     int shift = mpyml_typecode_shift(buf->typecode);
+    if (shift < 0 && mpyml_is_bytes_buffer(buf)) {
+        mpyml_raise_fmt(&mp_type_TypeError, "%s: expected an array, got %s", 2, mpyml_str(what), mpyml_type_name(obj));
+    }
     if (shift < 0) {
         mpyml_raise_fmt(&mp_type_TypeError, "%s: unsupported array typecode '%c'", 2, mpyml_str(what), mp_obj_new_int(buf->typecode));
     }
@@ -135,6 +156,9 @@ static inline size_t mpyml_get_array_any(mp_obj_t obj, const char *what, mp_uint
 // As mpyml_get_array_any, and checks that the typecode is `typecode`.
 static size_t mpyml_get_array(mp_obj_t obj, int typecode, const char *what, mp_uint_t flags, mp_buffer_info_t *buf) {
     if (!mp_get_buffer(obj, buf, flags)) {
+        mpyml_raise_fmt(&mp_type_TypeError, "%s: expected array('%c'), got %s", 3, mpyml_str(what), mp_obj_new_int(typecode), mpyml_type_name(obj));
+    }
+    if (buf->typecode != typecode && mpyml_is_bytes_buffer(buf)) {
         mpyml_raise_fmt(&mp_type_TypeError, "%s: expected array('%c'), got %s", 3, mpyml_str(what), mp_obj_new_int(typecode), mpyml_type_name(obj));
     }
     if (buf->typecode != typecode) {

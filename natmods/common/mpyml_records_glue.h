@@ -68,21 +68,27 @@ static void records_put_chars(records_message_t *m, const uint8_t *text, size_t 
     records_put(m, text, i);
 }
 
-// Every number a message or record shows is below 2**32 in magnitude.
 static void records_put_int(records_message_t *m, int64_t v) {
-    uint8_t digits[10];
-    int n = 0;
-    uint32_t u = (uint32_t)(v < 0 ? -v : v);
+    // Decimal digits by subtracting powers of ten: every int64 (a machine word on 64-bit ports can be beyond
+    // 32 bits), without 64-bit division or multiplication, which some targets only have in libgcc.
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
     if (v < 0) {
         records_put(m, (const uint8_t *)"-", 1);
     }
-    do {
-        uint32_t rem;
-        u = mpyml_udiv(u, 10, &rem);
-        digits[n++] = (uint8_t)('0' + rem);
-    } while (u);
-    while (n) {
-        records_put(m, &digits[--n], 1);
+    uint64_t powers[20];
+    int n = 0;
+    powers[0] = 1;
+    while (n < 19 && (powers[n] << 3) + (powers[n] << 1) <= u) {
+        powers[n + 1] = (powers[n] << 3) + (powers[n] << 1);
+        n++;
+    }
+    for (; n >= 0; n--) {
+        uint8_t digit = '0';
+        while (u >= powers[n]) {
+            u -= powers[n];
+            digit++;
+        }
+        records_put(m, &digit, 1);
     }
 }
 

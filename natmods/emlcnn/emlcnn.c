@@ -42,7 +42,7 @@ static const mpyml_net_t *ready_net(net_obj_t *self) {
 
 // emlcnn.new(arena_bytes)
 static mp_obj_t emlcnn_new(mp_obj_t arena_in) {
-    mp_int_t arena_bytes = mp_obj_get_int(arena_in);
+    mp_int_t arena_bytes = mpyml_get_arg_int(arena_in, "emlcnn.new: arena_bytes");
     if (arena_bytes < 0 || arena_bytes > 0x7ffffff0) {
         mpyml_raise_fmt(&mp_type_ValueError, "emlcnn.new: arena_bytes must be 0..2147483632, got %d", 1, mp_obj_new_int(arena_bytes));
     }

@@ -81,7 +81,8 @@ static void require_kind(const mpyml_linear_t *m, const char *method, int ok, co
 
 // emllinear.new(max_steps, max_values)
 static mp_obj_t emllinear_new(mp_obj_t steps_in, mp_obj_t values_in) {
-    mp_int_t max_steps = mp_obj_get_int(steps_in), max_values = mp_obj_get_int(values_in);
+    mp_int_t max_steps = mpyml_get_arg_int(steps_in, "emllinear.new: max_steps");
+    mp_int_t max_values = mpyml_get_arg_int(values_in, "emllinear.new: max_values");
     if (max_steps < 1 || max_steps > (mp_int_t)MPYML_LINEAR_MAX_STEPS) {
         mpyml_raise_fmt(&mp_type_ValueError, "emllinear.new: max_steps must be 1..255, got %d", 1, mp_obj_new_int(max_steps));
     }

@@ -75,7 +75,8 @@ static const float *get_rows(const mpyml_mixture_t *m, mp_obj_t x_in, int one_ro
 
 // emlmixture.new(max_features, max_components)
 static mp_obj_t emlmixture_new(mp_obj_t features_in, mp_obj_t components_in) {
-    mp_int_t max_features = mp_obj_get_int(features_in), max_components = mp_obj_get_int(components_in);
+    mp_int_t max_features = mpyml_get_arg_int(features_in, "emlmixture.new: max_features");
+    mp_int_t max_components = mpyml_get_arg_int(components_in, "emlmixture.new: max_components");
     if (max_features < 1 || max_features > 65535 || max_components < 1 || max_components > 65535) {
         mp_raise_ValueError("emlmixture.new: max_features and max_components must be 1..65535");
     }

@@ -114,9 +114,11 @@ static const void *get_row(model_t *self, mp_obj_t x_in, const char *what) {
 }
 
 static uint32_t get_index(model_t *self, mp_obj_t index_in, uint32_t limit) {
-    mp_int_t index = mp_obj_get_int(index_in);
-    if (index < 0 || (mp_uint_t)index >= limit) {
-        records_raise(&mp_type_IndexError, "item index %D out of range: %d items stored", (int64_t)index, (int)self->nb.n_items);
+    mp_int_t index = mp_obj_get_int(index_in);  // TypeError for a non-integer; a big int comes back truncated
+    int big = !mp_obj_is_small_int(index_in) && index_in != mp_const_false && index_in != mp_const_true;
+    if (big || index < 0 || (mp_uint_t)index >= limit) {
+        mpyml_raise_fmt(&mp_type_IndexError, "item index %d out of range: %d items stored", 2, index_in,
+            mp_obj_new_int(self->nb.n_items));
     }
     return (uint32_t)index;
 }
@@ -130,9 +132,9 @@ static void check_search(model_t *self, mpyml_err_t err) {
 
 // emlneighbors.new(max_items, n_features, k)
 static mp_obj_t emlneighbors_new(mp_obj_t items_in, mp_obj_t features_in, mp_obj_t k_in) {
-    mp_int_t max_items = mp_obj_get_int(items_in);
-    mp_int_t n_features = mp_obj_get_int(features_in);
-    mp_int_t k = mp_obj_get_int(k_in);
+    mp_int_t max_items = mpyml_get_arg_int(items_in, "emlneighbors.new: max_items");
+    mp_int_t n_features = mpyml_get_arg_int(features_in, "emlneighbors.new: n_features");
+    mp_int_t k = mpyml_get_arg_int(k_in, "emlneighbors.new: k");
     if (max_items < 1 || max_items > (mp_int_t)MPYML_NEIGHBORS_MAX_ITEMS) {
         records_fail("emlneighbors.new: max_items must be 1..%d, got %D", (int)MPYML_NEIGHBORS_MAX_ITEMS, (int64_t)max_items);
     }
@@ -199,7 +201,7 @@ static uint32_t get_label(model_t *self, mp_obj_t label_in) {
     if (label_in == mp_const_none) {
         return 0;
     }
-    mp_int_t label = mp_obj_get_int(label_in);
+    mp_int_t label = mpyml_get_arg_int(label_in, "label");
     mp_int_t limit = self->classes_fixed ? (mp_int_t)self->n_classes - 1 : (mp_int_t)MPYML_NEIGHBORS_MAX_LABEL;
     if (label < 0 || label > limit) {
         records_fail("label %D out of range 0..%d", (int64_t)label, (int)limit);
@@ -379,7 +381,7 @@ static void model_attr(mp_obj_t self_in, qstr attr, mp_obj_t *dest) {
             self->threshold = self->has_threshold ? mp_obj_get_float_to_f(dest[1]) : 0.0f;
             dest[0] = MP_OBJ_NULL;
         } else if (attr == MP_QSTR_k) {
-            mp_int_t k = mp_obj_get_int(dest[1]);
+            mp_int_t k = mpyml_get_arg_int(dest[1], "k");
             if (k < 1 || k > (mp_int_t)self->max_k) {
                 records_fail("k must be 1..%d (the k given to emlneighbors.new()), got %D", (int)self->max_k, (int64_t)k);
             }

@@ -230,12 +230,18 @@ static void check_classifier(const mpyml_forest_t *f, const char *method) {
 
 // emltrees.new(max_trees, max_nodes, max_leaves)
 static mp_obj_t emltrees_new(mp_obj_t trees_in, mp_obj_t nodes_in, mp_obj_t leaves_in) {
-    mp_int_t capacity[3] = { mp_obj_get_int(trees_in), mp_obj_get_int(nodes_in), mp_obj_get_int(leaves_in) };
+    mp_int_t capacity[3] = { mpyml_get_arg_int(trees_in, "emltrees.new: max_trees"),
+                             mpyml_get_arg_int(nodes_in, "emltrees.new: max_nodes"),
+                             mpyml_get_arg_int(leaves_in, "emltrees.new: max_leaves") };
     static const char *const names[3] = { "max_trees", "max_nodes", "max_leaves" };
     for (int i = 0; i < 3; i++) {
         if (capacity[i] < (i == 1 ? 0 : 1)) {
             mpyml_raise_fmt(&mp_type_ValueError, "emltrees.new: %s must be at least %d, got %d", 3,
                 mpyml_str(names[i]), mp_obj_new_int(i == 1 ? 0 : 1), mp_obj_new_int(capacity[i]));
+        }
+        if (capacity[i] > 0x7fffffff) {  // kept in 32 bits: 2**32 would be 0
+            mpyml_raise_fmt(&mp_type_ValueError, "emltrees.new: %s must be at most 2147483647, got %d", 2,
+                mpyml_str(names[i]), mp_obj_new_int(capacity[i]));
         }
     }
     model_t *self = mpyml_malloc(sizeof(model_t), "the model object");
