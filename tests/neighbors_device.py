@@ -124,3 +124,36 @@ def tie_free(knn, X_train, y_train, X_test) -> tuple[np.ndarray, np.ndarray]:
         clear &= top2[:, 1] - top2[:, 0] > GAP * top2[:, 1]
     apart = np.all(np.diff(ds, axis=1) > GAP * scale[:, None], axis=1)
     return clear, apart
+
+
+def near_tie_scenes(dtype: str, metric: str):
+    """(k, X_train, y_train, query) whose class totals of 1/distance tie in float32 but not in
+    scikit-learn's float64, the query at the origin. "pairs": class 1 has neighbours at c - 1
+    and c + 1 (1/(c-1) + 1/(c+1) exceeds 2/c by 2/c**3, below float32's resolution), class 0 two
+    at c, an odd k's last neighbour is class 2 at 2c; "near/far": class 1 at distance c, class 0
+    just farther (euclidean: (c, 1), squared distance c**2 + 1, a float32 sum of c**2; float32
+    manhattan: (c, 1e-4), whose float32 sum is c). Far items (class 0) fill the training set up
+    to 2k + 4 rows."""
+    c = 10000.0
+    scenes = []
+    for k in (4, 5, 8, 9, 12, 17, 26):
+        j, r = divmod(k, 4)
+        rows = [[c - 1, 0]] * j + [[c, 0]] * (2 * j) + [[c + 1, 0]] * j + [[2 * c, 0]] * r
+        y = [1] * j + [0] * (2 * j) + [1] * j + [2] * r
+        scenes.append((k, rows, y))
+    if metric == "euclidean" or metric == "manhattan" and dtype == "float32":
+        far = 1.0 if metric == "euclidean" else 1e-4
+        for k in (2, 3, 4, 6, 10, 16):
+            p = k // 2
+            rows = [[c, 0]] * p + [[0, c]] * (k - 2 * p) + [[c, far]] * p
+            y = [1] * p + [2] * (k - 2 * p) + [0] * p
+            if k % 2:
+                rows[p] = [0, 2 * c]
+            scenes.append((k, rows, y))
+    out = []
+    for k, rows, y in scenes:
+        filler = [[-3 * c, -3 * c + i] for i in range(k + 4)]
+        X_train = np.array(rows + filler, dtype=float)
+        y_train = np.array(y + [0] * len(filler))
+        out.append((k, X_train, y_train, np.zeros((1, 2))))
+    return out

@@ -5,22 +5,28 @@ Checked: the search, vote, distances and score bit for bit against
 StoredNeighbors' numpy mirror on random models (both dtypes, all metrics and
 weights, int16 values over the whole range); the float helpers (reciprocal,
 square root, uint64 to float32) against the mirror bit for bit and against
-numpy's exact results within 1 ulp; every error code; random operation
-sequences never tripping the sanitizers.
+numpy's exact results within 1 ulp; the float64 helpers of the near-tie vote
+(square, square root, integer square root) bit for bit against correctly rounded
+results; the vote on constructed near-ties against scikit-learn and the mirror;
+every error code; random operation sequences never tripping the sanitizers.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import pytest
+from sklearn.neighbors import KNeighborsClassifier
 
 from c_errors import error_codes
 from mpyml import neighbors
 from mpyml.neighbors import StoredNeighbors
+from neighbors_device import near_tie_scenes
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMON = ROOT / "natmods" / "common"
@@ -161,6 +167,49 @@ def test_float_helpers_match_mirror_and_are_within_one_ulp(driver):
     assert _ulps(got_sqrt[ok], true_sqrt[ok]).max() <= 1
     assert np.isinf(got_recip[values == 0]).all() and (got_recip[np.isinf(values)] == 0).all()
     assert got_sqrt[values == 0].tolist() == [0.0, 0.0] and np.isinf(got_sqrt[np.isinf(values)]).all()
+
+
+def _is_nearest_sqrt(n: int, got: float) -> bool:
+    """Whether `got` is sqrt(n) rounded to the nearest double (n > 0; sqrt(n) is never halfway)."""
+    m, e = math.frexp(got)
+    half_ulp = Fraction(1, 2 ** 54) * Fraction(2) ** e
+    y = Fraction(got)
+    return (y - half_ulp) ** 2 <= n <= (y + half_ulp) ** 2
+
+
+def test_float64_helpers_are_correctly_rounded(driver):
+    rng = np.random.default_rng(17)
+    ints = [int(v) for v in rng.integers(1, 2**62, size=2000, dtype=np.uint64)]
+    ints += [int(v) >> int(s) or 1 for v, s in zip(rng.integers(1, 2**62, size=2000, dtype=np.uint64), rng.integers(0, 62, size=2000))]
+    ints += [1, 2, 3, 4, 10**8, 10**8 + 1, 2**53 - 1, 2**53 + 1, 2**62 - 1, 65535 * 65535 * 65535]
+    floats = rng.normal(size=3000) * 2.0 ** rng.integers(-400, 400, size=3000)
+    f32 = rng.integers(0, 0x7F800000, size=(2, 3000), dtype=np.uint32).view(np.float32).astype(np.float64)
+    floats = np.concatenate([floats, f32[0] - f32[1], [1.0, 3.0, 1e-4, 2.0**-149, 2.0**129]])
+    floats = floats[floats != 0]
+    text = "".join("isqrt64 %x\n" % n for n in ints)
+    text += "".join("sqrt64 %x\nsquare64 %x\n" % (b, b) for b in np.abs(floats).view(np.uint64))
+    out = [int(v, 16) for v in run(driver, text, "helpers")]
+    got_isqrt = np.array(out[:len(ints)], dtype=np.uint64).view(np.float64)
+    got = np.array(out[len(ints):], dtype=np.uint64).view(np.float64)
+    assert all(_is_nearest_sqrt(n, float(g)) for n, g in zip(ints, got_isqrt))
+    np.testing.assert_array_equal(got[0::2], np.sqrt(np.abs(floats)))    # IEEE sqrt and multiply round correctly
+    np.testing.assert_array_equal(got[1::2], floats * floats)
+
+
+@pytest.mark.parametrize("dtype", ["int16", "float32"])
+@pytest.mark.parametrize("metric", METRICS)
+def test_near_tie_vote_is_sklearns(driver, dtype, metric):
+    lines, expected, mirror = [], [], []
+    for k, X_train, y_train, X in near_tie_scenes(dtype, metric):
+        knn = KNeighborsClassifier(n_neighbors=k, weights="distance", metric=metric, algorithm="kd_tree").fit(X_train, y_train)
+        items = X_train.astype(np.int64) if dtype == "int16" else X_train.astype(np.float32)
+        stored = StoredNeighbors("classifier", dtype, metric, "distance", k, items, y_train, 3)
+        lines += model_lines(stored, X)
+        expected.append(int(knn.predict(X)[0]))
+        mirror.append(int(stored.predict_index(X)[0]))
+    out = [line for line in run(driver, "\n".join(lines) + "\n") if "|" in line]
+    assert [int(line.split("|")[0]) for line in out] == expected == mirror
+    assert 1 in expected
 
 
 def test_error_codes(driver):

@@ -23,7 +23,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
 
 import mpyml
-from neighbors_device import run_models, tie_free
+from neighbors_device import near_tie_scenes, run_models, tie_free
 
 DATASETS = ("iris", "wine", "breast_cancer", "digits")
 METRICS = ("euclidean", "manhattan", "chebyshev")
@@ -121,3 +121,28 @@ def test_nearest_neighbors_kneighbors(tmp_path):
     np.testing.assert_array_equal(out["index"], sk_index)
     np.testing.assert_allclose(out["dist"], sk_dist, rtol=1e-5)
     np.testing.assert_array_equal(out["outlier"], stored.is_outlier(X_test))
+
+
+
+@pytest.mark.parametrize("dtype", ["int16", "float32"])
+@pytest.mark.parametrize("metric", METRICS)
+def test_distance_weights_near_ties_as_in_sklearn(tmp_path, dtype, metric):
+    # Class totals of 1/distance that float32 cannot tell apart: the device decides them with
+    # scikit-learn's float64 sums, which name the same class under every search algorithm (the
+    # scenes' whole-number rows keep even the brute search's matrix products exact).
+    cases, expected = [], []
+    for n, (k, X_train, y_train, X) in enumerate(near_tie_scenes(dtype, metric)):
+        predictions = set()
+        for algorithm in ("brute", "kd_tree", "ball_tree"):
+            knn = KNeighborsClassifier(n_neighbors=k, weights="distance", metric=metric, algorithm=algorithm)
+            predictions.add(int(knn.fit(X_train, y_train).predict(X)[0]))
+        assert len(predictions) == 1, (k, predictions)
+        path = tmp_path / ("tie%d.csv" % n)
+        stored = mpyml.export(knn, path, feature_dtype=dtype, novelty_percentile=None)
+        cases.append((path, stored, X))
+        expected.append(predictions.pop())
+    results = run_models(cases)
+    got = [int(out["pred"][0]) for out in results]
+    mirror = [int(stored.predict_index(X)[0]) for _, stored, X in cases]
+    assert got == expected == mirror
+    assert 1 in expected  # the class float32 totals would lose to class 0

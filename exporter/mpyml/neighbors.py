@@ -280,7 +280,9 @@ class StoredNeighbors:
         return index if self.classes is None else np.asarray(self.classes)[index]
 
     def predict_index(self, X) -> np.ndarray:
-        """Class index per row, what the device's predict returns (mpyml_neighbors_vote)."""
+        """Class index per row, what the device's predict returns (mpyml_neighbors_vote): float32 class
+        totals, and with distance weights scikit-learn's float64 sums for the classes within the
+        error bound of the best total."""
         if self.labels is None:
             raise ValueError("a NearestNeighbors model has no labels to predict")
         X = self.cast_features(X)
@@ -288,23 +290,64 @@ class StoredNeighbors:
         out = np.empty(len(X), dtype=np.int64)
         for r in range(len(X)):
             labels = self.labels[index[r]]
+            zero = dist[r] == 0
             if self.weights == "distance":
-                zero = dist[r] == 0
                 w = zero.astype(np.float32) if zero.any() else recip(dist[r])
             else:
                 w = np.ones(self.k, dtype=np.float32)
-            best_label, best_total = 0, np.float32(-1.0)
-            for j, label in enumerate(labels):
-                if label in labels[:j]:
-                    continue
-                total = np.float32(0.0)
-                for i in range(j, self.k):
-                    if labels[i] == label:
-                        total = np.float32(total + w[i])
+            totals = {}  # label: float32 total, in the order of each class's nearest neighbour
+            for i, label in enumerate(labels):
+                totals[int(label)] = np.float32(totals.get(int(label), np.float32(0.0)) + w[i])
+            best_label, best_total, runner_up = 0, np.float32(-1.0), np.float32(-1.0)
+            for label, total in totals.items():
                 if total > best_total or (total == best_total and label < best_label):
-                    best_label, best_total = int(label), total
+                    best_label, best_total, runner_up = label, total, best_total
+                elif total > runner_up:
+                    runner_up = total
             out[r] = best_label
+            if self.weights != "distance" or zero.any():
+                continue
+            terms = self.k + 8 + (self.n_features if self.dtype == "float32" else 0)
+            slack = np.float32(terms) * np.float32(1.1920929e-7)
+            if not (best_total - runner_up <= slack * (best_total + runner_up)):
+                continue
+            weights64 = self._weights64(X[r], index[r])
+            exact_label, exact_best = best_label, -1.0
+            for label, total in totals.items():
+                if not (best_total - total <= slack * (best_total + total)):
+                    continue
+                # numpy's pairwise sum of the row of k terms, zeros for the other classes, as
+                # scikit-learn's weighted_mode
+                total64 = float(np.sum(np.where(labels == label, weights64, 0.0)))
+                if total64 > exact_best or (total64 == exact_best and label < exact_label):
+                    exact_label, exact_best = label, total64
+            out[r] = exact_label
         return out
+
+    def _weights64(self, x, index) -> np.ndarray:
+        """scikit-learn's float64 weights 1/distance of x's neighbours `index` (mpyml_neighbors_term64):
+        int16 items: the exact integer distances (euclidean: correctly rounded square roots); float32
+        items: float64 sums of |x - item| (manhattan) or of squares then the square root (euclidean),
+        or maxima (chebyshev), in feature order, as scikit-learn's DistanceMetric (its kd_tree and
+        ball_tree searches; the brute search sums euclidean distances by matrix products)."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if self.dtype == "int16":
+                d = self.keys(x[None, :], self.items[index])[0].astype(np.float64)
+                if self.metric == "euclidean":
+                    d = np.sqrt(d)
+            else:
+                diff = np.abs(x.astype(np.float64)[None, :] - self.items[index].astype(np.float64))
+                d = np.zeros(len(index))
+                for f in range(self.n_features):
+                    if self.metric == "euclidean":
+                        d = d + diff[:, f] * diff[:, f]
+                    elif self.metric == "manhattan":
+                        d = d + diff[:, f]
+                    else:
+                        d = np.where(diff[:, f] > d, diff[:, f], d)
+                if self.metric == "euclidean":
+                    d = np.sqrt(d)
+            return np.where((d > 0) & np.isfinite(d), 1.0 / d, 0.0)
 
 
 def _whole_int16(X, what: str) -> np.ndarray:

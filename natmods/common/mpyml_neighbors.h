@@ -13,6 +13,7 @@
 #define MPYML_NEIGHBORS_H
 
 #include "mpyml_common.h"
+#include "mpyml_f64.h"
 
 typedef enum {
     MPYML_METRIC_EUCLIDEAN = 1,
@@ -451,55 +452,188 @@ MPYML_HOT static mpyml_err_t mpyml_neighbors_search(mpyml_neighbors_t *nb, const
     return MPYML_OK;
 }
 
-// Class of the k nearest found by the last search: most votes (uniform) or the
-// largest sum of 1/distance (distance; neighbours at distance 0 then get weight
-// 1 and all others 0, as scikit-learn), lowest label on ties. Sums in float32,
-// nearest neighbour first.
-static inline uint32_t mpyml_neighbors_vote(const mpyml_neighbors_t *nb) {
+// ---------------------------------------------------------------- scikit-learn's float64 vote
+
+// Distance from x to neighbour j of the last search as scikit-learn computes it in float64:
+// int16 items: the exact integer key (euclidean: its correctly rounded square root, as
+// scikit-learn's sqrt of the exact float64 sum of squares of whole numbers, under every search
+// algorithm); float32 items: the float64 sum of |x - item| (manhattan), of (x - item)**2 then
+// its square root (euclidean) or their maximum (chebyshev), in feature order, as scikit-learn's
+// DistanceMetric. Its brute search sums float euclidean distances by matrix products instead,
+// whose rounding depends on the BLAS: those are not reproduced.
+static double mpyml_neighbors_distance64(const mpyml_neighbors_t *nb, const void *x, uint32_t j) {
+    uint64_t key = nb->best_key[j];
+    uint8_t metric = nb->shape.metric;
+    if (nb->shape.dtype == MPYML_DTYPE_INT16) {
+        return metric == MPYML_METRIC_EUCLIDEAN ? mpyml_f64_sqrt_u62(key, 0) : mpyml_f64_from_u53(key);
+    }
+    const float *a = (const float *)x;
+    const float *b = (const float *)(const void *)mpyml_neighbors_row(nb, nb->best_index[j]);
+    double acc = 0.0;
+    for (uint32_t i = 0; i < nb->shape.n_features; i++) {
+        double d = (double)a[i] - (double)b[i];
+        d = mpyml_f64_from_bits(mpyml_f64_to_bits(d) & 0x7fffffffffffffffull);
+        if (metric == MPYML_METRIC_EUCLIDEAN) {
+            acc = acc + mpyml_f64_square(d);   // |d| of float32s: 0 or 2**-149 .. 2**129
+        } else if (metric == MPYML_METRIC_MANHATTAN) {
+            acc = acc + d;
+        } else if (d > acc) {
+            acc = d;
+        }
+    }
+    if (metric == MPYML_METRIC_EUCLIDEAN && acc > 0.0 && mpyml_f64_is_finite(acc)) {
+        return mpyml_f64_sqrt(acc);
+    }
+    return acc;
+}
+
+// Neighbour j's term in class `label`'s sum: 1/distance in float64, 0.0 for the other classes.
+static double mpyml_neighbors_term64(const mpyml_neighbors_t *nb, const void *x, uint32_t label, uint32_t j) {
+    if (nb->labels[nb->best_index[j]] != label) {
+        return 0.0;
+    }
+    double d = mpyml_neighbors_distance64(nb, x, j);
+    // An infinite distance (a float32 query of infinities) weighs 0, as 1.0 / inf; the class totals
+    // compared in float64 have no NaN or zero distance (mpyml_neighbors_vote), the test is defensive.
+    if (!(d > 0.0) || !mpyml_f64_is_finite(d)) {
+        return 0.0;
+    }
+    return mpyml_f64_div(1.0, d);
+}
+
+// numpy's sum of the terms of neighbours start .. start + n - 1 (scikit-learn's weighted_mode
+// sums a row of k terms, zeros for the other classes): pairwise summation, below 8 terms one
+// after another, up to 128 in 8 interleaved partial sums, above that the two halves apart.
+static double mpyml_neighbors_sum64(const mpyml_neighbors_t *nb, const void *x, uint32_t label, uint32_t start, uint32_t n) {
+    if (n < 8) {
+        double sum = 0.0;
+        for (uint32_t i = 0; i < n; i++) {
+            sum = sum + mpyml_neighbors_term64(nb, x, label, start + i);
+        }
+        return sum;
+    }
+    if (n <= 128) {
+        double r[8];
+        for (uint32_t j = 0; j < 8; j++) {
+            r[j] = mpyml_neighbors_term64(nb, x, label, start + j);
+        }
+        uint32_t i = 8;
+        for (; i < n - n % 8; i += 8) {
+            for (uint32_t j = 0; j < 8; j++) {
+                r[j] = r[j] + mpyml_neighbors_term64(nb, x, label, start + i + j);
+            }
+        }
+        double sum = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+        for (; i < n; i++) {
+            sum = sum + mpyml_neighbors_term64(nb, x, label, start + i);
+        }
+        return sum;
+    }
+    uint32_t half = n / 2;
+    half -= half % 8;
+    return mpyml_neighbors_sum64(nb, x, label, start, half) + mpyml_neighbors_sum64(nb, x, label, start + half, n - half);
+}
+
+// Whether neighbour j of the last search is the nearest of its class.
+static inline int mpyml_neighbors_first_of_class(const mpyml_neighbors_t *nb, uint32_t j) {
+    uint32_t label = nb->labels[nb->best_index[j]];
+    for (uint32_t i = 0; i < j; i++) {
+        if (nb->labels[nb->best_index[i]] == label) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+// Float32 total of the class of neighbour j (its nearest) over neighbours j .. k-1, nearest
+// first: votes (uniform) or 1/distance (distance; when a neighbour is at distance 0, those
+// neighbours get weight 1 and all others 0, as scikit-learn).
+static inline float mpyml_neighbors_total32(const mpyml_neighbors_t *nb, uint32_t j, int any_zero) {
+    uint32_t label = nb->labels[nb->best_index[j]];
+    float total = 0.0f;
+    for (uint32_t i = j; i < nb->n_best; i++) {
+        if (nb->labels[nb->best_index[i]] != label) {
+            continue;
+        }
+        float w = 1.0f;
+        if (nb->shape.weights == MPYML_WEIGHTS_DISTANCE) {
+            if (any_zero) {
+                w = nb->best_key[i] == 0 ? 1.0f : 0.0f;
+            } else {
+                w = mpyml_neighbors_recip(mpyml_neighbors_distance(nb, nb->best_key[i]));
+            }
+        }
+        total = total + w;
+    }
+    return total;
+}
+
+// Class of the k nearest found by the last search for x: most votes (uniform) or the largest
+// sum of 1/distance (distance), lowest label on ties, by the float32 totals. With distance
+// weights, when the runner-up's total lies within `slack` of the best one's, the classes within
+// it are decided by scikit-learn's float64 sums (mpyml_neighbors_sum64). The bound: each float32
+// weight is within (n_features / 2 + 3) * 2**-23 relative of the exact 1/distance (int16: the
+// conversion, square root and reciprocal, 5 * 2**-24; float32 items add about a rounding per
+// feature to the distance), the float32 additions of positive terms add at most k * 2**-24 of
+// the total, scikit-learn's float64 sums are far closer, so two classes whose float32 totals
+// differ by more than (n_features + k + 8) * 2**-23 times their sum (twice the sum of both
+// errors) compare alike in float64.
+static inline uint32_t mpyml_neighbors_vote(const mpyml_neighbors_t *nb, const void *x) {
     uint32_t k = nb->n_best;
-    int distance = nb->shape.weights == MPYML_WEIGHTS_DISTANCE;
     int any_zero = 0;
     for (uint32_t j = 0; j < k; j++) {
         any_zero |= nb->best_key[j] == 0;
     }
     uint32_t best_label = 0;
-    float best_total = -1.0f;
+    float best_total = -1.0f, runner_up = -1.0f;
     for (uint32_t j = 0; j < k; j++) {
-        uint32_t label = nb->labels[nb->best_index[j]];
-        int seen = 0;
-        for (uint32_t i = 0; i < j; i++) {
-            seen |= nb->labels[nb->best_index[i]] == label;
-        }
-        if (seen) {
+        if (!mpyml_neighbors_first_of_class(nb, j)) {
             continue;
         }
-        float total = 0.0f;
-        for (uint32_t i = j; i < k; i++) {
-            if (nb->labels[nb->best_index[i]] != label) {
-                continue;
-            }
-            float w = 1.0f;
-            if (distance) {
-                if (any_zero) {
-                    w = nb->best_key[i] == 0 ? 1.0f : 0.0f;
-                } else {
-                    w = mpyml_neighbors_recip(mpyml_neighbors_distance(nb, nb->best_key[i]));
-                }
-            }
-            total = total + w;
-        }
+        uint32_t label = nb->labels[nb->best_index[j]];
+        float total = mpyml_neighbors_total32(nb, j, any_zero);
         if (total > best_total || (total == best_total && label < best_label)) {
+            runner_up = best_total;
             best_total = total;
             best_label = label;
+        } else if (total > runner_up) {
+            runner_up = total;
         }
     }
-    return best_label;
+    // Votes and the 0/1 weights of the zero-distance rule sum exactly.
+    if (nb->shape.weights != MPYML_WEIGHTS_DISTANCE || any_zero) {
+        return best_label;
+    }
+    uint32_t terms = k + 8u + (nb->shape.dtype == MPYML_DTYPE_FLOAT32 ? nb->shape.n_features : 0u);
+    float slack = (float)terms * 1.1920929e-7f;  // terms * 2**-23
+    // Written so that NaN totals (NaN features) keep the float32 decision.
+    if (!(best_total - runner_up <= slack * (best_total + runner_up))) {
+        return best_label;
+    }
+    uint32_t exact_label = best_label;
+    double exact_best = -1.0;
+    for (uint32_t j = 0; j < k; j++) {
+        if (!mpyml_neighbors_first_of_class(nb, j)) {
+            continue;
+        }
+        uint32_t label = nb->labels[nb->best_index[j]];
+        float total = mpyml_neighbors_total32(nb, j, 0);
+        if (!(best_total - total <= slack * (best_total + total))) {
+            continue;
+        }
+        double sum = mpyml_neighbors_sum64(nb, x, label, 0, k);
+        if (sum > exact_best || (sum == exact_best && label < exact_label)) {
+            exact_best = sum;
+            exact_label = label;
+        }
+    }
+    return exact_label;
 }
 
 static inline mpyml_err_t mpyml_neighbors_predict(mpyml_neighbors_t *nb, const void *x, uint32_t *label) {
     mpyml_err_t err = mpyml_neighbors_search(nb, x);
     if (err == MPYML_OK) {
-        *label = mpyml_neighbors_vote(nb);
+        *label = mpyml_neighbors_vote(nb, x);
     }
     return err;
 }

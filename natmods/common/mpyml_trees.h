@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "mpyml_common.h"
+#include "mpyml_f64.h"
 #include "mpyml_math.h"
 
 typedef enum {
@@ -108,101 +109,6 @@ typedef struct {
     float boost_offset;             // IsolationForest: offset_
     uint32_t n_base_set;
 } mpyml_forest_t;
-
-// ---------------------------------------------------------------- float64 helpers
-
-static inline uint64_t mpyml_f64_to_bits(double d) {
-    union { uint64_t u; double d; } v;
-    v.d = d;
-    return v.u;
-}
-
-static inline double mpyml_f64_from_bits(uint64_t bits) {
-    union { uint64_t u; double d; } v;
-    v.u = bits;
-    return v.d;
-}
-
-static inline int mpyml_f64_is_finite(double d) {
-    return ((mpyml_f64_to_bits(d) >> 52) & 0x7ffu) != 0x7ffu;
-}
-
-// Mantissa with its leading bit (bit 52) and biased exponent of a finite non-zero |d|, subnormals normalized.
-static inline void mpyml_f64_split(uint64_t bits, uint64_t *mantissa, int32_t *exponent) {
-    int32_t e = (int32_t)((bits >> 52) & 0x7ffu);
-    uint64_t m = bits & 0xfffffffffffffull;
-    if (e == 0) {
-        e = 1;
-        while (!(m & 0x10000000000000ull)) {
-            m <<= 1;
-            e--;
-        }
-    } else {
-        m |= 0x10000000000000ull;
-    }
-    *mantissa = m;
-    *exponent = e;
-}
-
-// a / b rounded to nearest (ties to even) as IEEE-754 double division, for finite a and
-// finite b > 0, by long division in integers (libgcc's divdf3 does not link in natmods).
-// Subnormal operands and quotients are rounded correctly too; a quotient past the largest
-// double is +-infinity.
-static inline double mpyml_f64_div(double a, double b) {
-    uint64_t ua = mpyml_f64_to_bits(a);
-    uint64_t sign = ua & 0x8000000000000000ull;
-    ua ^= sign;
-    if (ua == 0) {
-        return a;
-    }
-    uint64_t ma, mb;
-    int32_t ea, eb;
-    mpyml_f64_split(ua, &ma, &ea);
-    mpyml_f64_split(mpyml_f64_to_bits(b), &mb, &eb);
-    int32_t e = ea - eb + 1023;
-    if (ma < mb) {
-        ma <<= 1;
-        e--;
-    }
-    // ma / mb in [1, 2): 54 quotient bits (the leading 1, 52 more, one guard bit), then the sticky remainder.
-    uint64_t q = 0, r = ma;
-    for (int i = 0; i < 54; i++) {
-        q <<= 1;
-        if (r >= mb) {
-            r -= mb;
-            q |= 1u;
-        }
-        r <<= 1;
-    }
-    int sticky = r != 0;
-    if (e <= 0) {
-        // Subnormal: the quotient keeps 1 - e fewer bits; the bits shifted out join the sticky bit.
-        uint32_t shift = (uint32_t)(1 - e);
-        if (shift >= 64) {
-            sticky |= q != 0;
-            q = 0;
-        } else {
-            sticky |= (q & ((1ull << shift) - 1u)) != 0;
-            q >>= shift;
-        }
-    }
-    uint64_t mantissa = q >> 1;
-    if ((q & 1u) && (sticky || (mantissa & 1u))) {
-        mantissa++;
-    }
-    if (e <= 0) {
-        // Bit 52 set after rounding up is the smallest normal number, which these bits encode as well.
-        return mpyml_f64_from_bits(sign | mantissa);
-    }
-    if (mantissa == 0x20000000000000ull) {
-        mantissa >>= 1;
-        e++;
-    }
-    if (e >= 0x7ff) {
-        return mpyml_f64_from_bits(sign | 0x7ff0000000000000ull);
-    }
-    return mpyml_f64_from_bits(sign | ((uint64_t)e << 52) | (mantissa & 0xfffffffffffffull));
-}
 
 // ---------------------------------------------------------------- shape and memory
 

@@ -21,7 +21,9 @@
 // the core rejects prints "error CODE" and the driver goes on.
 //
 // `neighbors_driver helpers` reads lines "recip BITS", "sqrt BITS" (hex float32
-// bits) and "u64 N" (decimal) and prints the result's float32 bits in hex.
+// bits) and "u64 N" (decimal) and prints the result's float32 bits in hex, and
+// lines "isqrt64 N" (mpyml_f64_sqrt_u62(N, 0)), "sqrt64 BITS", "square64 BITS"
+// (hex; BITS those of a double) and prints the double result's bits in hex.
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,6 +79,14 @@ static int helpers(void) {
     while (fgets(line, sizeof line, stdin)) {
         size_t n = split(line);
         if (n != 2) {
+            continue;
+        }
+        if (strcmp(tokens[0], "isqrt64") == 0 || strcmp(tokens[0], "sqrt64") == 0 || strcmp(tokens[0], "square64") == 0) {
+            uint64_t v = (uint64_t)strtoull(tokens[1], NULL, 16);
+            double r = tokens[0][0] == 'i' ? mpyml_f64_sqrt_u62(v, 0)
+                       : tokens[0][1] == 'q' && tokens[0][2] == 'r' ? mpyml_f64_sqrt(mpyml_f64_from_bits(v))
+                       : mpyml_f64_square(mpyml_f64_from_bits(v));
+            printf("%016" PRIx64 "\n", mpyml_f64_to_bits(r));
             continue;
         }
         float result;
