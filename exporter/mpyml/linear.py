@@ -25,6 +25,10 @@ TRANSFORMER = "transformer"
 PROBA_NONE, PROBA_LOGISTIC, PROBA_SOFTMAX, PROBA_OVR = "none", "logistic", "softmax", "ovr"
 MAX_WIDTH = 65535
 MAX_STEPS = 255
+# How far a float32 output may be from the float64 one, relative to its scale: what mpyml.verify
+# allows float32 linear outputs and regressors (verify.REGRESSION_RTOL and _close_to_scale use it).
+FLOAT32_RTOL = 1e-5
+FLOAT32_EPS = 2.0 ** -24  # float32's unit roundoff: rounding to float32 moves a value by at most this, relatively
 
 _CLASSIFIERS = ("LogisticRegression", "LinearSVC", "RidgeClassifier", "SGDClassifier")
 _REGRESSORS = ("LinearRegression", "Ridge", "SGDRegressor")
@@ -195,6 +199,99 @@ def fuse(steps: list) -> list:
     return out
 
 
+def raw_offsets(ir) -> tuple[np.ndarray, np.ndarray] | None:
+    """(location, spread) of each raw feature, float64 (n_features,), as the pipeline's first step saw
+    them when it was fitted: a per-feature scaler maps x to (x - location) / spread (StandardScaler:
+    mean_ and scale_, RobustScaler: center_ and scale_, MinMaxScaler: data_min_ and data_range_;
+    MaxAbsScaler: 0 and max_abs_). None when the first step is not a per-feature scaler (a bare
+    model or a pipeline starting with selection or PCA): then mpyml does not know where the data lie."""
+    if not ir.steps or not isinstance(ir.steps[0], PerFeature):
+        return None
+    a, b = ir.steps[0].affine64()
+    slope = np.where(a != 0, a, 1.0)
+    return -b / slope, 1.0 / np.abs(slope)
+
+
+def _output_map(ir) -> np.ndarray:
+    """|d output / d raw feature| of the steps and the linear final estimator, float64 (n_out, n_features)."""
+    jacobian = np.eye(ir.n_features)
+    for step in ir.steps:
+        if isinstance(step, PerFeature):
+            jacobian = step.affine64()[0][:, None] * jacobian
+        elif isinstance(step, Select):
+            jacobian = jacobian[step.indices]
+        else:
+            jacobian = step.weights @ jacobian
+    if isinstance(ir.final, Linear):
+        jacobian = ir.final.coef @ jacobian
+    return np.abs(jacobian)
+
+
+def offset_rounding(ir) -> tuple[float, np.ndarray] | None:
+    """How much float32 can move the outputs because the raw features sit far from 0 for their spread.
+
+    The device takes the raw features as float32 and its first step multiplies them in float32: each
+    feature j, near its fitted location m_j (raw_offsets), is rounded by up to FLOAT32_EPS * |m_j|,
+    which moves output i by up to FLOAT32_EPS * sum_j |G_ij| |m_j| (G: the whole chain's linear map,
+    raw features to outputs: decision values, regression value or transform). The float32 sums of
+    the products (folded scaler: w.x against an intercept of about -w.m) err by the same order
+    (Higham's bound: n * FLOAT32_EPS * sum_j |G_ij x_j|). The scale it is measured against is what
+    output i changes by when every feature moves one spread s_j: sum_j |G_ij| s_j.
+
+    Returns (the largest ratio over the outputs, each feature's share FLOAT32_EPS * |m_j| / s_j),
+    or None when raw_offsets is None. A ratio above FLOAT32_RTOL loses digits that mpyml.verify checks.
+    """
+    offsets = raw_offsets(ir)
+    if offsets is None:
+        return None
+    location, spread = offsets
+    jacobian = _output_map(ir)
+    scale = jacobian @ spread
+    moved = FLOAT32_EPS * (jacobian @ np.abs(location))
+    ratio = float(np.max(moved / np.maximum(scale, 1e-300), initial=0.0))
+    return ratio, FLOAT32_EPS * np.abs(location) / spread
+
+
+def offset_warning(ir) -> str | None:
+    """The PrecisionWarning's message when offset_rounding exceeds FLOAT32_RTOL, else None.
+
+    A bare linear model (or steps not starting with a per-feature scaler) is not checked: scikit-learn's
+    linear models keep nothing about where the data lie, and their intercept does not show it (features
+    sharing one offset can cancel in w.x instead). mpyml.verify on real rows measures it."""
+    found = offset_rounding(ir)
+    if found is None or found[0] <= FLOAT32_RTOL:
+        return None
+    ratio, share = found
+    location, spread = raw_offsets(ir)
+    worst = [int(j) for j in np.argsort(-share, kind="stable") if share[j] > FLOAT32_RTOL] or [int(np.argmax(share))]
+    names = getattr(ir, "feature_names", None)
+    label = [repr(names[j]) if names else str(j) for j in worst]
+    first = worst[0]
+    return ("feature%s %s%s (of %d) %s far from 0 for %s spread (feature %s: offset %.6g, spread %.3g, as step '%s' "
+            "was fitted). The device takes features as float32, which at that magnitude resolves only %.2g, and that "
+            "moves the model's output by up to %.2g of its scale (mpyml.verify allows %g): unless the values are exact "
+            "in float32 (e.g. integers below 2**24, which the device centres exactly), rows near the decision boundary "
+            "may be predicted differently from scikit-learn. Subtract the offset before the features become float32, "
+            "on the PC before fitting and on the device before predict (e.g. x - %.6g)"
+            % ("s" if len(worst) > 1 else "", ", ".join(label[:5]), " and %d more" % (len(worst) - 5) if len(worst) > 5
+               else "", ir.n_features, "are" if len(worst) > 1 else "is", "their" if len(worst) > 1 else "its",
+               label[0], location[first], spread[first], ir.steps[0].name, FLOAT32_EPS * abs(location[first]), ratio,
+               FLOAT32_RTOL, location[first]))
+
+
+def _centred(ir_steps: list, location: np.ndarray) -> list:
+    """The steps with their first (per-feature) step split in two: y = x - c, with c the fitted location
+    rounded to float32, then the scaler on the centred values. The device's x - c is exact for
+    c / 2 <= x <= 2 c (Sterbenz) and small otherwise relative to x - c, so a float32 x far from 0
+    keeps its digits; the second part (slope a, offset a * (c - location)) folds into the matrix
+    after it like any scaler."""
+    first = ir_steps[0]
+    slope = first.affine64()[0]
+    centre = location.astype(np.float32).astype(np.float64)
+    return [PerFeature("%s (centre)" % first.name, first.n_features, offset=-centre),
+            PerFeature(first.name, first.n_features, factor=slope, offset=slope * (centre - location))] + ir_steps[1:]
+
+
 def lower(ir) -> StoredChain:
     """The mpyml-linear form of a pipeline IR whose final estimator is a Linear or None."""
     ir_steps = list(ir.steps)
@@ -210,6 +307,9 @@ def lower(ir) -> StoredChain:
         kind, proba, classes = final.kind, final.proba, final.classes
     else:
         raise ExportError("emllinear runs steps and linear models only, got %s" % type(final).__name__)
+    found = offset_rounding(ir)
+    if found is not None and found[0] > FLOAT32_RTOL and ir_steps[0].clip is None:
+        ir_steps = _centred(ir_steps, raw_offsets(ir)[0])
     fused = fuse(ir_steps)
     steps = [_lower_step(step) for step in fused]
     for ir_step, step in zip(fused, steps):

@@ -301,8 +301,12 @@ def _export_linear(estimator, linear_ir, path):
 def _export_pipeline(estimator, ir, path, **options):
     """Per-feature steps in front of trees: folded into the thresholds (an mpyml-trees file). Steps with
     a linear model or no final estimator: an mpyml-linear file. Steps that mix features in front of
-    trees or k-NN: run in float32 on the device from the steps section of a version 2 file."""
+    trees or k-NN: run in float32 on the device from the steps section of a version 2 file.
+    Features far from 0 for their spread (linear.offset_warning) warn (PrecisionWarning)."""
     if ir.final is None or isinstance(ir.final, linear.Linear):
+        message = linear.offset_warning(ir)
+        if message:
+            _warn(message)
         stored = linear.lower(ir)
         linear_format.save(stored, path)
         return stored
@@ -313,7 +317,11 @@ def _export_pipeline(estimator, ir, path, **options):
     if feature_dtype == "int16":
         raise ExportError("feature_dtype='int16': steps that mix features (PCA, TruncatedSVD) and steps in front of "
                           "k-NN run in float32 on the device; use feature_dtype='float32' or 'auto'")
-    steps = linear.lower(pipeline.PipelineIR(n_features=ir.n_features, steps=ir.steps, feature_names=ir.feature_names))
+    step_ir = pipeline.PipelineIR(n_features=ir.n_features, steps=ir.steps, feature_names=ir.feature_names)
+    message = linear.offset_warning(step_ir)
+    if message:
+        _warn(message)
+    steps = linear.lower(step_ir)
     if isinstance(ir.final, trees.Forest):
         model = trees.lower(ir.final, dtype="float32", voting=options["voting"])
         model.feature_names = ir.feature_names  # the steps' input

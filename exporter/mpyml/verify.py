@@ -12,7 +12,7 @@ from .formats import nets as nets_format, trees as trees_format
 
 PROBA_TOLERANCE = 1e-6
 SAMME_PROBA_TOLERANCE = 1e-5  # AdaBoost's softmax: float32 with the shared core's exp on the device
-REGRESSION_RTOL = 1e-5
+REGRESSION_RTOL = linear.FLOAT32_RTOL
 ISOLATION_RTOL, ISOLATION_ATOL = 1e-5, 1e-6  # IsolationForest's score_samples and decision_function (float32 on the device)
 
 
@@ -381,7 +381,7 @@ def _device_rows(stored, X):
     return np.asarray(X, dtype=np.float32)
 
 
-def _close_to_scale(device, expected, rtol=1e-5) -> np.ndarray:
+def _close_to_scale(device, expected, rtol=linear.FLOAT32_RTOL) -> np.ndarray:
     """|device - expected| <= rtol * the largest |expected|: float32 sums of products (linear models, nets)
     err relative to their terms, not to a result near 0."""
     device, expected = np.asarray(device, dtype=np.float64), np.asarray(expected, dtype=np.float64)
