@@ -14,7 +14,7 @@ module's RAM after import is spent on, computed from the build (breakdown()): ev
 the module's object file, by the source file that defines it (read from the debug information of
 the same object compiled again with -g, build.debug_objects), grouped as the record reader
 (mpyml_records_glue.h, mpyml_text.h, mpyml_steps_glue.h), the portable core (the family's
-header, mpyml_math.h, mpyml_common.h) and the glue (the module's .c, mpyml_glue.h, inline
+header, mpyml_math.h, mpyml_f64.h, mpyml_common.h) and the glue (the module's .c, mpyml_glue.h, inline
 functions of MicroPython's dynruntime.h); the string constants (.rodata.str* and the
 error-message table .rodata.mpyml_messages: messages, almost all); constant tables, data, bss
 and alignment; the libgcc soft-float members linked (their sections); the .mpy of the module's
@@ -76,7 +76,7 @@ EMLEARN_MPY = {
 # Breakdown: which group each source file's functions belong to (by file name); a function defined
 # in any other file is an error (tests/test_footprint.py checks every symbol is assigned).
 READER = ("mpyml_records_glue.h", "mpyml_text.h", "mpyml_steps_glue.h")
-CORE = ("mpyml_common.h", "mpyml_math.h", "mpyml_fft.h", "mpyml_iir.h", "mpyml_linear.h", "mpyml_mixture.h",
+CORE = ("mpyml_common.h", "mpyml_math.h", "mpyml_f64.h", "mpyml_fft.h", "mpyml_iir.h", "mpyml_linear.h", "mpyml_mixture.h",
         "mpyml_neighbors.h", "mpyml_nets.h", "mpyml_trees.h")
 GLUE_SHARED = ("mpyml_glue.h", "dynruntime.h")
 GROUPS = ("record reader", "core", "glue", "messages", "tables, data, bss", "libgcc", "Python parts", "rest of RAM")
