@@ -102,13 +102,18 @@ static inline mp_int_t mpyml_get_int(mp_obj_t obj, mp_int_t lo, mp_int_t hi, mpy
     return value;
 }
 
+// 1 for an int beyond the port's small ints (a bool is not one): mp_obj_get_int would truncate it.
+static inline int mpyml_is_big_int(mp_obj_t obj) {
+    return !mp_obj_is_small_int(obj) && obj != mp_const_false && obj != mp_const_true;
+}
+
 // An integer argument (TypeError otherwise; a bool counts as 0 or 1) as a machine word. A big int, beyond
 // the port's small ints (2**62 on 64-bit ports, 2**30 on 32-bit ones), raises ValueError("<what>: <value> is out
 // of range"): the dynruntime's mp_obj_get_int truncates it (2**64 + 1 would pass as 1), and no size, capacity or
 // index the modules take comes near it.
 static inline mp_int_t mpyml_get_arg_int(mp_obj_t obj, const char *what) {
     mp_int_t value = mp_obj_get_int(obj);
-    if (!mp_obj_is_small_int(obj) && obj != mp_const_false && obj != mp_const_true) {
+    if (mpyml_is_big_int(obj)) {
         mpyml_raise_fmt(&mp_type_ValueError, "%s: %d is out of range", 2, mpyml_str(what), obj);
     }
     return value;

@@ -115,8 +115,7 @@ static const void *get_row(model_t *self, mp_obj_t x_in, const char *what) {
 
 static uint32_t get_index(model_t *self, mp_obj_t index_in, uint32_t limit) {
     mp_int_t index = mp_obj_get_int(index_in);  // TypeError for a non-integer; a big int comes back truncated
-    int big = !mp_obj_is_small_int(index_in) && index_in != mp_const_false && index_in != mp_const_true;
-    if (big || index < 0 || (mp_uint_t)index >= limit) {
+    if (mpyml_is_big_int(index_in) || index < 0 || (mp_uint_t)index >= limit) {
         mpyml_raise_fmt(&mp_type_IndexError, "item index %d out of range: %d items stored", 2, index_in,
             mp_obj_new_int(self->nb.n_items));
     }
